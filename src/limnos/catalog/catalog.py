@@ -1,0 +1,427 @@
+"""The catalog: commits in, files, metadata and lineage out.
+
+Writes go through :meth:`Catalog.commit` (a new commit from this process)
+or :meth:`Catalog.replay` (a commit read back from its records file, for
+``reindex`` and roll-forward). Both run in one transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from ..errors import FieldNotFound, SchemaError, redact_url
+from . import schema as t
+from . import values
+from .engine import atomic, insert_ignore, make_engine, run_atomic, upsert
+from .migrations import migrate
+from .records import Commit
+
+_CHUNK = 500  # bound on IN (...) lists and executemany batches
+
+
+def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def utc(value: dt.datetime | None) -> dt.datetime | None:
+    """SQLite hands back naive datetimes; every time limnos stores is UTC."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value.astimezone(dt.timezone.utc)
+
+
+@dataclass(frozen=True)
+class FileRow:
+    id: str
+    name: str
+    version: int
+    hash: str | None
+    size: int
+    created_at: dt.datetime
+    run_id: str | None
+    kind: str
+    uri: str | None
+    user: str | None
+
+
+_FILE_COLUMNS = [
+    t.files.c.id,
+    t.files.c.name,
+    t.files.c.version,
+    t.files.c.hash,
+    t.files.c.size,
+    t.files.c.created_at,
+    t.files.c.run_id,
+    t.files.c.kind,
+    t.files.c.uri,
+    t.runs.c.user,
+]
+
+
+def _file_select() -> sa.Select[Any]:
+    return sa.select(*_FILE_COLUMNS).select_from(t.files.outerjoin(t.runs, t.files.c.run_id == t.runs.c.id))
+
+
+def _row(r: Any) -> FileRow:
+    return FileRow(r.id, r.name, r.version, r.hash, r.size, utc(r.created_at), r.run_id, r.kind, r.uri, r.user)  # type: ignore[arg-type]
+
+
+class Catalog:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        self.schema_version = migrate(self.engine)
+
+    def __repr__(self) -> str:
+        return f"Catalog({redact_url(self.url)!r})"
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # ------------------------------------------------------------------ writes
+    def key_types(self, keys: Iterable[str] | None = None) -> dict[str, str]:
+        stmt = sa.select(t.key_types.c.key, t.key_types.c.type)
+        if keys is not None:
+            stmt = stmt.where(t.key_types.c.key.in_(list(keys)))
+        with self.engine.connect() as conn:
+            return {k: ty for k, ty in conn.execute(stmt)}
+
+    def commit(self, commit: Commit, write_records: Callable[[Commit], None]) -> Commit:
+        """Allocate versions, insert every row, write the records file, then COMMIT.
+
+        Rows are inserted before the records file is written, so any
+        constraint or type failure aborts before the write-ahead log exists.
+        """
+
+        def txn(conn: sa.Connection) -> Commit:
+            self._allocate_versions(conn, commit.files)
+            self._fix_key_types(conn, commit.metadata)
+            self._insert(conn, commit)
+            write_records(commit)
+            return commit
+
+        return run_atomic(self.engine, txn)  # type: ignore[no-any-return]
+
+    def _allocate_versions(self, conn: sa.Connection, files: list[dict[str, Any]]) -> None:
+        if not files:
+            return
+        # Sorted, so two writers lock name rows in the same order and cannot deadlock.
+        wanted = sorted({f["name"] for f in files})
+        latest: dict[str, int] = {}
+        for chunk in _chunks(wanted):
+            insert_ignore(conn, t.names, [{"name": n, "latest": 0} for n in chunk])
+            stmt = sa.select(t.names.c.name, t.names.c.latest).where(t.names.c.name.in_(chunk)).with_for_update()
+            latest.update({n: v for n, v in conn.execute(stmt)})
+        for f in files:
+            latest[f["name"]] += 1
+            f["version"] = latest[f["name"]]
+        self._store_latest(conn, {f["name"]: latest[f["name"]] for f in files})
+
+    def _store_latest(self, conn: sa.Connection, latest: dict[str, int]) -> None:
+        stmt = (
+            sa.update(t.names)
+            .where(t.names.c.name == sa.bindparam("b_name"))
+            .values(latest=sa.bindparam("b_latest"))
+        )
+        conn.execute(stmt, [{"b_name": n, "b_latest": v} for n, v in latest.items()])
+
+    def _fix_key_types(self, conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
+        wanted = {r["key"]: r["vtype"] for r in rows if not r.get("deleted")}
+        if not wanted:
+            return
+        insert_ignore(conn, t.key_types, [{"key": k, "type": v} for k, v in sorted(wanted.items())])
+        fixed = dict(conn.execute(sa.select(t.key_types.c.key, t.key_types.c.type).where(t.key_types.c.key.in_(list(wanted)))).all())
+        for key, vtype in wanted.items():
+            if fixed[key] != vtype:
+                # Another writer fixed the key's type first, between our check and this transaction.
+                raise SchemaError(f"metadata key {key!r} holds {fixed[key]} values, not {vtype}; pass a {fixed[key]} or use a new key")
+
+    def _insert(self, conn: sa.Connection, commit: Commit) -> None:
+        if commit.run:
+            insert_ignore(conn, t.runs, [commit.run])
+        conn.execute(t.commits.insert().values(id=commit.id, created_at=commit.created_at, kind=commit.kind, run_id=commit.run_id))
+        for f in commit.files:
+            f.setdefault("created_at", commit.created_at)
+            f["commit_id"] = commit.id
+        for chunk in _chunks(commit.files, 5000):
+            conn.execute(t.files.insert(), list(chunk))
+        if commit.inputs:
+            conn.execute(t.inputs.insert(), commit.inputs)
+        self._insert_metadata(conn, commit)
+
+    def _insert_metadata(self, conn: sa.Connection, commit: Commit) -> None:
+        if not commit.metadata:
+            return
+        log_rows, current, gone = [], {}, set()
+        for r in commit.metadata:
+            row = {
+                "file_id": r["file_id"],
+                "key": r["key"],
+                "type": r["vtype"],
+                "v_int": r.get("v_int"),
+                "v_float": r.get("v_float"),
+                "v_str": r.get("v_str"),
+                "set_at": commit.created_at,
+                "deleted": bool(r.get("deleted")),
+                "commit_id": commit.id,
+            }
+            log_rows.append(row)
+            ident = (r["file_id"], r["key"])
+            if row["deleted"]:
+                current.pop(ident, None)
+                gone.add(ident)
+            else:
+                gone.discard(ident)
+                current[ident] = {k: row[k] for k in ("file_id", "key", "type", "v_int", "v_float", "v_str", "set_at")}
+        for chunk in _chunks(log_rows, 5000):
+            conn.execute(t.metadata_log.insert(), list(chunk))
+        for file_id, key in gone:
+            conn.execute(
+                sa.delete(t.metadata_current).where(
+                    t.metadata_current.c.file_id == file_id, t.metadata_current.c.key == key
+                )
+            )
+        rows = list(current.values())
+        for chunk in _chunks(rows, 5000):
+            upsert(conn, t.metadata_current, list(chunk), ["file_id", "key"])
+
+    # ------------------------------------------------------------ replaying
+    def has_commit(self, commit_id: str) -> bool:
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(t.commits.c.id).where(t.commits.c.id == commit_id)).first() is not None
+
+    def commit_ids(self) -> set[str]:
+        with self.engine.connect() as conn:
+            return set(conn.execute(sa.select(t.commits.c.id)).scalars())
+
+    def replay(self, commits: Sequence[Commit]) -> list[tuple[str, int, int]]:
+        """Apply commits read from records files, in the order given, in one transaction.
+
+        Commits already present are skipped. A recorded version that another
+        file already holds (two offline writers) is renumbered after the
+        latest; the returned list says (name, recorded, assigned) for each.
+        """
+        renumbered: list[tuple[str, int, int]] = []
+
+        def txn(conn: sa.Connection) -> None:
+            present = set()
+            ids = [c.id for c in commits]
+            for chunk in _chunks(ids):
+                present.update(conn.execute(sa.select(t.commits.c.id).where(t.commits.c.id.in_(chunk))).scalars())
+            todo = [c for c in commits if c.id not in present]
+            # Pass 1: every file, so that lineage edges and metadata find their files.
+            for commit in todo:
+                if commit.run:
+                    insert_ignore(conn, t.runs, [commit.run])
+                conn.execute(t.commits.insert().values(id=commit.id, created_at=commit.created_at, kind=commit.kind, run_id=commit.run_id))
+                renumbered.extend(self._replay_files(conn, commit))
+            # Pass 2: edges and metadata, in commit order.
+            known: set[str] = set()
+            for commit in todo:
+                wanted = {e["input_id"] for e in commit.inputs} | {e["file_id"] for e in commit.inputs}
+                missing = wanted - known
+                for chunk in _chunks(sorted(missing)):
+                    known.update(conn.execute(sa.select(t.files.c.id).where(t.files.c.id.in_(chunk))).scalars())
+                edges = [e for e in commit.inputs if e["input_id"] in known and e["file_id"] in known]
+                insert_ignore(conn, t.inputs, edges)
+                self._fix_key_types(conn, commit.metadata)
+                self._insert_metadata(conn, commit)
+
+        run_atomic(self.engine, txn)
+        return renumbered
+
+    def _replay_files(self, conn: sa.Connection, commit: Commit) -> list[tuple[str, int, int]]:
+        renumbered = []
+        if not commit.files:
+            return renumbered
+        names = sorted({f["name"] for f in commit.files})
+        insert_ignore(conn, t.names, [{"name": n, "latest": 0} for n in names])
+        latest: dict[str, int] = {}
+        taken: set[tuple[str, int]] = set()
+        for chunk in _chunks(names):
+            latest.update(conn.execute(sa.select(t.names.c.name, t.names.c.latest).where(t.names.c.name.in_(chunk)).with_for_update()).all())
+        versions = [(f["name"], f["version"]) for f in commit.files]
+        for chunk in _chunks(versions):
+            cond = sa.or_(*[sa.and_(t.files.c.name == n, t.files.c.version == v) for n, v in chunk])
+            taken.update((n, v) for n, v in conn.execute(sa.select(t.files.c.name, t.files.c.version).where(cond)))
+        rows = []
+        for f in commit.files:
+            row = dict(f)
+            if (row["name"], row["version"]) in taken:
+                new = latest[row["name"]] + 1
+                renumbered.append((row["name"], row["version"], new))
+                row["version"] = new
+            latest[row["name"]] = max(latest[row["name"]], row["version"])
+            taken.add((row["name"], row["version"]))
+            rows.append(row)
+        for chunk in _chunks(rows, 5000):
+            insert_ignore(conn, t.files, list(chunk))
+        self._store_latest(conn, {n: latest[n] for n in names})
+        return renumbered
+
+    # ----------------------------------------------------------------- reads
+    def file_by_id(self, file_id: str) -> FileRow | None:
+        with self.engine.connect() as conn:
+            r = conn.execute(_file_select().where(t.files.c.id == file_id)).first()
+        return _row(r) if r else None
+
+    def files_by_ids(self, ids: Sequence[str]) -> dict[str, FileRow]:
+        out: dict[str, FileRow] = {}
+        with self.engine.connect() as conn:
+            for chunk in _chunks(list(ids)):
+                out.update((r.id, _row(r)) for r in conn.execute(_file_select().where(t.files.c.id.in_(chunk))))
+        return out
+
+    def file_by_name(self, name: str, version: int | None = None) -> FileRow | None:
+        stmt = _file_select().where(t.files.c.name == name)
+        stmt = stmt.where(t.files.c.version == version) if version else stmt.order_by(t.files.c.version.desc()).limit(1)
+        with self.engine.connect() as conn:
+            r = conn.execute(stmt).first()
+        return _row(r) if r else None
+
+    def latest(self, prefix: str = "") -> list[FileRow]:
+        stmt = _file_select().join(
+            t.names, sa.and_(t.names.c.name == t.files.c.name, t.names.c.latest == t.files.c.version)
+        )
+        if prefix:
+            stmt = stmt.where(t.files.c.name.startswith(prefix, autoescape=True))
+        with self.engine.connect() as conn:
+            return [_row(r) for r in conn.execute(stmt.order_by(t.files.c.name))]
+
+    def latest_rows(self, names: Sequence[str]) -> dict[str, FileRow]:
+        """name -> latest FileRow, for the given names that exist."""
+        out: dict[str, FileRow] = {}
+        stmt = _file_select().join(
+            t.names, sa.and_(t.names.c.name == t.files.c.name, t.names.c.latest == t.files.c.version)
+        )
+        with self.engine.connect() as conn:
+            for chunk in _chunks(list(names)):
+                out.update((r.name, _row(r)) for r in conn.execute(stmt.where(t.files.c.name.in_(chunk))))
+        return out
+
+    def latest_under(self, prefix: str) -> dict[str, str | None]:
+        """name -> hash of the latest version of every name under a prefix."""
+        stmt = sa.select(t.files.c.name, t.files.c.hash).join(
+            t.names, sa.and_(t.names.c.name == t.files.c.name, t.names.c.latest == t.files.c.version)
+        )
+        if prefix:
+            stmt = stmt.where(t.files.c.name.startswith(prefix, autoescape=True))
+        with self.engine.connect() as conn:
+            return dict(conn.execute(stmt).all())  # type: ignore[arg-type]
+
+    def history(self, name: str) -> list[FileRow]:
+        with self.engine.connect() as conn:
+            return [_row(r) for r in conn.execute(_file_select().where(t.files.c.name == name).order_by(t.files.c.version))]
+
+    def inputs_of(self, file_ids: Sequence[str]) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {i: [] for i in file_ids}
+        stmt = sa.select(t.inputs.c.file_id, t.inputs.c.input_id).order_by(t.inputs.c.file_id, t.inputs.c.position)
+        with self.engine.connect() as conn:
+            for chunk in _chunks(list(file_ids)):
+                for fid, iid in conn.execute(stmt.where(t.inputs.c.file_id.in_(chunk))):
+                    out[fid].append(iid)
+        return out
+
+    def outputs_of(self, file_ids: Sequence[str]) -> dict[str, list[str]]:
+        """The files that list each given file as an input (one step downstream)."""
+        out: dict[str, list[str]] = {i: [] for i in file_ids}
+        stmt = sa.select(t.inputs.c.input_id, t.inputs.c.file_id).order_by(t.inputs.c.file_id)
+        with self.engine.connect() as conn:
+            for chunk in _chunks(list(file_ids)):
+                for iid, fid in conn.execute(stmt.where(t.inputs.c.input_id.in_(chunk))):
+                    out[iid].append(fid)
+        return out
+
+    def metadata_of(self, file_ids: Sequence[str], as_of: dt.datetime | None = None) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {i: {} for i in file_ids}
+        with self.engine.connect() as conn:
+            for chunk in _chunks(list(file_ids)):
+                if as_of is None:
+                    m = t.metadata_current
+                    stmt = sa.select(m.c.file_id, m.c.key, m.c.type, m.c.v_int, m.c.v_float, m.c.v_str).where(m.c.file_id.in_(chunk))
+                    for r in conn.execute(stmt.order_by(m.c.key)):
+                        out[r.file_id][r.key] = values.decode(r.type, r.v_int, r.v_float, r.v_str)
+                else:
+                    log = t.metadata_log
+                    stmt = (
+                        sa.select(log.c.file_id, log.c.key, log.c.type, log.c.v_int, log.c.v_float, log.c.v_str, log.c.deleted)
+                        .where(log.c.file_id.in_(chunk), log.c.set_at <= as_of)
+                        .order_by(log.c.seq)
+                    )
+                    for r in conn.execute(stmt):
+                        if r.deleted:
+                            out[r.file_id].pop(r.key, None)
+                        else:
+                            out[r.file_id][r.key] = values.decode(r.type, r.v_int, r.v_float, r.v_str)
+        return out
+
+    def run(self, run_id: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            r = conn.execute(sa.select(t.runs).where(t.runs.c.id == run_id)).first()
+        if r is None:
+            return None
+        row = dict(r._mapping)
+        row["started_at"] = utc(row["started_at"])
+        return row
+
+    def query_equals(self, filters: dict[str, Any], latest_only: bool = False) -> list[FileRow]:
+        """Files whose current metadata equals every given value."""
+        types = self.key_types(filters)
+        stmt = _file_select()
+        for key, value in filters.items():
+            if key not in types:
+                known = sorted(self.key_types())
+                close = difflib.get_close_matches(key, known, n=3)
+                hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else f"; known keys: {', '.join(known[:20]) or 'none yet'}"
+                raise FieldNotFound(f"no file has metadata key {key!r}{hint}")
+            vtype = values.check_type(key, value, types[key])
+            if vtype == "blob":
+                raise SchemaError(f"metadata key {key!r} holds blobs, which cannot be compared; filter on another key")
+            encoded = dict(zip(("type", "v_int", "v_float", "v_str"), values.encode(value, vtype)))
+            column = values.column_for(vtype)
+            m = t.metadata_current.alias()
+            stmt = stmt.where(
+                sa.exists().where(m.c.file_id == t.files.c.id, m.c.key == key, m.c[column] == encoded[column])
+            )
+        if latest_only:
+            stmt = stmt.join(t.names, sa.and_(t.names.c.name == t.files.c.name, t.names.c.latest == t.files.c.version))
+        with self.engine.connect() as conn:
+            return [_row(r) for r in conn.execute(stmt.order_by(t.files.c.name, t.files.c.version))]
+
+    # ------------------------------------------------------------ checking
+    def referenced_hashes(self) -> set[str]:
+        with self.engine.connect() as conn:
+            hashes = set(conn.execute(sa.select(t.files.c.hash).where(t.files.c.hash.isnot(None)).distinct()).scalars())
+            blobs = conn.execute(sa.select(t.metadata_log.c.v_str).where(t.metadata_log.c.type == "blob").distinct()).scalars()
+            hashes.update(b for b in blobs if b)
+        return hashes
+
+    def object_sizes(self) -> dict[str, int]:
+        with self.engine.connect() as conn:
+            stmt = sa.select(t.files.c.hash, t.files.c.size).where(t.files.c.kind == "object").distinct()
+            return {h: s for h, s in conn.execute(stmt) if h}
+
+    def count_files(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(t.files)).scalar() or 0)
+
+    def is_empty(self) -> bool:
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(t.commits.c.id).limit(1)).first() is None
+
+    def wipe(self) -> None:
+        """Delete every row (for ``reindex`` into an existing catalog)."""
+        def txn(conn: sa.Connection) -> None:
+            for table in reversed(t.metadata_obj.sorted_tables):
+                if table is not t.schema_version:
+                    conn.execute(table.delete())
+
+        with atomic(self.engine) as conn:
+            txn(conn)

@@ -1,0 +1,63 @@
+"""Versioned catalog migrations, applied when a lake is opened.
+
+Each migration is a function of a connection, run once in order inside a
+transaction. The applied version is kept in ``limnos_schema_version``. A
+catalog written by a newer limnos (a version this code does not know) is
+refused with a message to upgrade, never silently used.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+
+import sqlalchemy as sa
+
+from .. import __version__
+from ..errors import CatalogVersionError
+from . import schema
+from .engine import run_atomic
+
+
+def _v1_initial(conn: sa.Connection) -> None:
+    schema.metadata_obj.create_all(conn)
+
+
+MIGRATIONS: list[Callable[[sa.Connection], None]] = [_v1_initial]
+LATEST = len(MIGRATIONS)
+
+
+def current_version(conn: sa.Connection) -> int:
+    if not sa.inspect(conn).has_table(schema.schema_version.name):
+        return 0
+    value = conn.execute(sa.select(sa.func.max(schema.schema_version.c.version))).scalar()
+    return int(value or 0)
+
+
+def migrate(engine: sa.Engine) -> int:
+    """Bring the catalog to the latest schema; return the version it is at."""
+    with engine.connect() as conn:
+        version = current_version(conn)
+    if version > LATEST:
+        raise CatalogVersionError(
+            f"this catalog has schema version {version} but limnos {__version__} knows up to {LATEST}; "
+            "upgrade limnos (pip install -U limnos)"
+        )
+    if version == LATEST:
+        return version
+
+    def apply(conn: sa.Connection) -> int:
+        if conn.dialect.name == "postgresql":
+            # Two processes opening a new catalog at once must not both create it.
+            conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7243051)")
+        start = current_version(conn)
+        for number in range(start + 1, LATEST + 1):
+            MIGRATIONS[number - 1](conn)
+            conn.execute(
+                schema.schema_version.insert().values(
+                    version=number, applied_at=dt.datetime.now(dt.timezone.utc), limnos_version=__version__
+                )
+            )
+        return LATEST
+
+    return int(run_atomic(engine, apply))

@@ -1,0 +1,134 @@
+"""Catalog tables (SQLAlchemy Core).
+
+``files`` rows never change once written; a new version is a new row.
+``metadata_log`` is append-only so any past state can be read back
+(``as_of``); ``metadata`` holds the current value of each (file, key) and is
+what indexed queries hit. ``names`` keeps each name's last version number so
+that versions are allocated under a row lock, without races.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata_obj = sa.MetaData()
+UTCDateTime = sa.DateTime(timezone=True)
+
+schema_version = sa.Table(
+    "limnos_schema_version",
+    metadata_obj,
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("applied_at", UTCDateTime, nullable=False),
+    sa.Column("limnos_version", sa.String(64), nullable=False),
+)
+
+commits = sa.Table(
+    "commits",
+    metadata_obj,
+    sa.Column("id", sa.String(26), primary_key=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("run_id", sa.String(26)),
+)
+
+runs = sa.Table(
+    "runs",
+    metadata_obj,
+    sa.Column("id", sa.String(26), primary_key=True),
+    sa.Column("name", sa.Text),
+    sa.Column("user", sa.Text),
+    sa.Column("host", sa.Text),
+    sa.Column("started_at", UTCDateTime, nullable=False),
+    sa.Column("argv", sa.JSON),
+    sa.Column("cwd", sa.Text),
+    sa.Column("script", sa.Text),
+    sa.Column("git_commit", sa.String(64)),
+    sa.Column("git_dirty", sa.Boolean),
+    sa.Column("git_diff_hash", sa.String(64)),
+    sa.Column("git_remote", sa.Text),
+    sa.Column("python", sa.String(64)),
+    sa.Column("limnos_version", sa.String(64)),
+    sa.Column("notebook", sa.Text),
+    sa.Column("packages", sa.JSON),
+    sa.Column("config", sa.JSON),
+)
+
+names = sa.Table(
+    "names",
+    metadata_obj,
+    sa.Column("name", sa.Text, primary_key=True),
+    sa.Column("latest", sa.Integer, nullable=False),
+)
+
+files = sa.Table(
+    "files",
+    metadata_obj,
+    sa.Column("id", sa.String(26), primary_key=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("hash", sa.String(64)),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("run_id", sa.String(26), sa.ForeignKey("runs.id")),
+    sa.Column("commit_id", sa.String(26), sa.ForeignKey("commits.id"), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False, server_default="object"),
+    sa.Column("uri", sa.Text),
+    sa.UniqueConstraint("name", "version", name="uq_files_name_version"),
+    sa.Index("ix_files_hash", "hash"),
+    sa.Index("ix_files_run", "run_id"),
+)
+
+inputs = sa.Table(
+    "inputs",
+    metadata_obj,
+    sa.Column("file_id", sa.String(26), sa.ForeignKey("files.id"), primary_key=True),
+    sa.Column("input_id", sa.String(26), sa.ForeignKey("files.id"), primary_key=True),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Index("ix_inputs_input", "input_id"),
+)
+
+key_types = sa.Table(
+    "metadata_schema",
+    metadata_obj,
+    sa.Column("key", sa.Text, primary_key=True),
+    sa.Column("type", sa.String(16), nullable=False),
+)
+
+
+def _value_columns() -> list[sa.Column]:
+    # One typed column per storage class, so that each can carry an index.
+    return [
+        sa.Column("type", sa.String(16), nullable=False),
+        sa.Column("v_int", sa.BigInteger),
+        sa.Column("v_float", sa.Float(precision=53)),
+        sa.Column("v_str", sa.Text),
+    ]
+
+
+metadata_log = sa.Table(
+    "metadata_log",
+    metadata_obj,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("file_id", sa.String(26), sa.ForeignKey("files.id"), nullable=False),
+    sa.Column("key", sa.Text, nullable=False),
+    *_value_columns(),
+    sa.Column("set_at", UTCDateTime, nullable=False),
+    sa.Column("deleted", sa.Boolean, nullable=False, default=False),
+    sa.Column("commit_id", sa.String(26), sa.ForeignKey("commits.id"), nullable=False),
+    sa.Index("ix_metadata_log_file_key", "file_id", "key", "set_at"),
+)
+
+metadata_current = sa.Table(
+    "metadata",
+    metadata_obj,
+    sa.Column("file_id", sa.String(26), sa.ForeignKey("files.id"), primary_key=True),
+    sa.Column("key", sa.Text, primary_key=True),
+    *_value_columns(),
+    sa.Column("set_at", UTCDateTime, nullable=False),
+    sa.Index("ix_metadata_key_int", "key", "v_int"),
+    sa.Index("ix_metadata_key_float", "key", "v_float"),
+    # PostgreSQL's btree rejects index rows over ~2.7 kB, and a str value may be
+    # longer; a hash index has no such limit and serves equality filters.
+    sa.Index("ix_metadata_key_str", "key", "v_str").ddl_if(dialect="sqlite"),
+    sa.Index("ix_metadata_str_hash", "v_str", postgresql_using="hash").ddl_if(dialect="postgresql"),
+)

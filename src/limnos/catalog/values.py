@@ -1,0 +1,130 @@
+"""Typed metadata values: inference, validation and the column encoding.
+
+A key's type is fixed by its first value. Values are stored in one of three
+columns (``v_int``, ``v_float``, ``v_str``) so each kind can be indexed:
+bool as 0/1 and datetime as UTC microseconds in ``v_int``; JSON as canonical
+text and blobs as an object hash in ``v_str``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import numbers
+from typing import Any
+
+from ..errors import MetadataError, SchemaError
+
+TYPES = ("int", "float", "bool", "str", "datetime", "json", "blob")
+# Keys that are already columns of a query result; metadata may not shadow them.
+RESERVED_KEYS = frozenset({"id", "name", "version", "hash", "size", "created_at", "user", "run", "kind", "uri"})
+MAX_KEY_LENGTH = 256
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+Encoded = tuple[str, int | None, float | None, str | None]
+
+
+class Blob(bytes):
+    """Marks bytes as a blob metadata value; plain ``bytes`` work too."""
+
+
+def validate_key(key: object) -> str:
+    if not isinstance(key, str) or not key:
+        raise MetadataError(f"metadata keys must be non-empty strings, not {key!r}")
+    if len(key) > MAX_KEY_LENGTH:
+        raise MetadataError(f"metadata key {key[:40]!r}... is over {MAX_KEY_LENGTH} characters; shorten it")
+    if key in RESERVED_KEYS:
+        raise MetadataError(f"metadata key {key!r} is a built-in column; pick another name, such as '{key}_'")
+    if "\x00" in key:
+        raise MetadataError(f"metadata key {key!r} contains a NUL byte")
+    return key
+
+
+def infer_type(value: Any) -> str:
+    """The metadata type of a Python value, or raise MetadataError."""
+    if isinstance(value, bool) or type(value).__name__ == "bool_":
+        return "bool"
+    if isinstance(value, numbers.Integral):
+        return "int"
+    if isinstance(value, numbers.Real):
+        return "float"
+    if isinstance(value, str):
+        return "str"
+    if isinstance(value, dt.datetime):
+        return "datetime"
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return "blob"
+    if isinstance(value, (dict, list, tuple)):
+        return "json"
+    raise MetadataError(
+        f"cannot store a {type(value).__name__} as metadata; use int, float, bool, str, datetime, dict or list"
+    )
+
+
+def to_utc(value: dt.datetime) -> dt.datetime:
+    """Naive datetimes are taken as UTC, so a value means the same on every machine."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=dt.timezone.utc)
+    return value.astimezone(dt.timezone.utc)
+
+
+def check_type(key: str, value: Any, fixed: str | None) -> str:
+    """Return the type ``value`` is stored as under ``key``, or raise SchemaError."""
+    actual = infer_type(value)
+    if fixed is None or actual == fixed:
+        return actual
+    if fixed == "float" and actual == "int":
+        return "float"  # an int is a valid float value; the reverse would lose data
+    raise SchemaError(f"metadata key {key!r} holds {fixed} values, not {actual}; pass a {fixed} or use a new key")
+
+
+def encode(value: Any, type_: str) -> Encoded:
+    """Encode a value already checked to be of ``type_``. Blobs must be hashed by the caller."""
+    if type_ == "bool":
+        return ("bool", int(bool(value)), None, None)
+    if type_ == "int":
+        return ("int", int(value), None, None)
+    if type_ == "float":
+        f = float(value)
+        if math.isnan(f):
+            raise MetadataError("NaN cannot be stored as metadata; unset the key instead")
+        return ("float", None, f, None)
+    if type_ == "str":
+        if "\x00" in value:
+            raise MetadataError("metadata strings cannot contain NUL bytes")
+        return ("str", None, None, value)
+    if type_ == "datetime":
+        delta = to_utc(value) - _EPOCH
+        micros = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+        return ("datetime", micros, None, None)
+    if type_ == "json":
+        try:
+            text = json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise MetadataError(f"metadata value is not JSON-serializable: {exc}") from exc
+        return ("json", None, None, text)
+    if type_ == "blob":
+        return ("blob", None, None, str(value))
+    raise MetadataError(f"unknown metadata type {type_!r}")
+
+
+def decode(type_: str, v_int: int | None, v_float: float | None, v_str: str | None) -> Any:
+    if type_ == "bool":
+        return bool(v_int)
+    if type_ == "int":
+        return int(v_int) if v_int is not None else None
+    if type_ == "float":
+        return float(v_float) if v_float is not None else None
+    if type_ == "datetime":
+        return _EPOCH + dt.timedelta(microseconds=int(v_int or 0))
+    if type_ == "json":
+        return json.loads(v_str) if v_str is not None else None
+    return v_str  # str, and blob (its object hash)
+
+
+def column_for(type_: str) -> str:
+    if type_ in ("bool", "int", "datetime"):
+        return "v_int"
+    if type_ == "float":
+        return "v_float"
+    return "v_str"

@@ -1,0 +1,119 @@
+"""Every error limnos raises, under one root.
+
+Each class also inherits the builtin that matches its meaning, so callers can
+catch ``KeyError`` or ``ValueError`` without knowing limnos. Messages are one
+line: what is wrong, then how to fix it. They never contain credentials; use
+:func:`redact_url` on any URL that goes into a message.
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = [
+    "LimnosError",
+    "LakeNotFound",
+    "LakeExists",
+    "FileNotFound",
+    "SourceNotFound",
+    "InvalidName",
+    "InvalidRef",
+    "SchemaError",
+    "FieldNotFound",
+    "MetadataError",
+    "CatalogError",
+    "CatalogVersionError",
+    "StoreError",
+    "IntegrityError",
+    "GcRefused",
+    "MissingExtra",
+    "redact_url",
+]
+
+
+class LimnosError(Exception):
+    """Root of every error limnos raises on purpose."""
+
+
+class LakeNotFound(LimnosError, FileNotFoundError):
+    """No lake at the given path, in $LIMNOS_LAKE, or above the cwd."""
+
+
+class LakeExists(LimnosError, FileExistsError):
+    """``init`` was asked to create a lake where one already is."""
+
+
+class FileNotFound(LimnosError, KeyError):
+    """A ref (name, name@N or id) names no file in the catalog."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message in quotes
+        return str(self.args[0]) if self.args else "file not found"
+
+
+class SourceNotFound(LimnosError, FileNotFoundError):
+    """A local path given to ``add`` or ``status`` does not exist."""
+
+
+class InvalidName(LimnosError, ValueError):
+    """A file name is not a relative POSIX path limnos accepts."""
+
+
+class InvalidRef(LimnosError, ValueError):
+    """A ref is malformed, such as ``name@x``."""
+
+
+class SchemaError(LimnosError, TypeError):
+    """A metadata value's type differs from the type fixed for its key."""
+
+
+class FieldNotFound(LimnosError, KeyError):
+    """A query names a metadata key that no file has."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "field not found"
+
+
+class MetadataError(LimnosError, ValueError):
+    """A metadata key or value cannot be stored."""
+
+
+class CatalogError(LimnosError, RuntimeError):
+    """The catalog database cannot be reached or used."""
+
+
+class CatalogVersionError(CatalogError):
+    """The catalog was written by a newer limnos than this one."""
+
+
+class StoreError(LimnosError, OSError):
+    """The object store cannot be read or written."""
+
+
+class IntegrityError(StoreError):
+    """Stored bytes do not match their content hash."""
+
+
+class GcRefused(LimnosError, RuntimeError):
+    """``gc`` saw something that makes deleting unsafe, so it deleted nothing."""
+
+
+class MissingExtra(LimnosError, ImportError):
+    """An optional dependency is needed; the message gives the pip command."""
+
+
+_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@]*):(?P<secret>[^@/]*)@")
+
+
+def redact_url(url: str) -> str:
+    """Return ``url`` with any ``user:password@`` part shown as ``user:***@``."""
+    return _USERINFO.sub(lambda m: f"{m['scheme']}{m['user']}:***@", str(url))
+
+
+def require_extra(module: str, extra: str) -> None:
+    """Import ``module`` or fail with the exact install command."""
+    try:
+        __import__(module)
+    except ImportError as exc:
+        raise MissingExtra(
+            f"{module} is not installed; run: pip install 'limnos[{extra}]'"
+        ) from exc

@@ -1,0 +1,339 @@
+"""Content-addressed objects and records files over fsspec.
+
+Layout under a store root::
+
+    objects/<h[:2]>/<h[2:]>     immutable bytes, named by their BLAKE3 hash
+    records/<commit-id>.jsonl   one append-only file per catalog commit
+    tmp/                        staging (local stores only)
+
+``ObjectStore`` works on any fsspec filesystem. ``LocalObjectStore`` keeps the
+same contract but calls ``os`` directly on the hot paths (add of thousands of
+small files), since fsspec's local backend is a wrapper over the same calls.
+Rules, from DESIGN.md: never stream into a final key; stage, hash, then move
+into place; never overwrite an existing object.
+"""
+
+from __future__ import annotations
+
+import errno
+import itertools
+import os
+import threading
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import IO, Any
+
+import fsspec
+
+from ..errors import IntegrityError, StoreError, redact_url
+from . import hashing, links
+
+OBJECTS = "objects"
+RECORDS = "records"
+TMP = "tmp"
+SMALL_FILE = 1 << 20  # read whole, hash, then write only if new
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    hash: str
+    size: int
+    mtime: float  # seconds since the epoch; 0.0 when the backend does not say
+
+
+def object_relpath(digest: str) -> str:
+    return f"{OBJECTS}/{digest[:2]}/{digest[2:]}"
+
+
+class ObjectStore:
+    """Objects and records on any fsspec filesystem."""
+
+    local = False
+
+    def __init__(self, url: str, fs: fsspec.AbstractFileSystem | None = None, **storage_options: Any) -> None:
+        self.url = url
+        if fs is None:
+            fs, root = fsspec.core.url_to_fs(url, **storage_options)
+        else:
+            root = fs._strip_protocol(url)
+        self.fs: fsspec.AbstractFileSystem = fs
+        self.root = str(root).rstrip("/")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({redact_url(self.url)!r})"
+
+    # -- paths ---------------------------------------------------------------
+    def _key(self, relpath: str) -> str:
+        return f"{self.root}/{relpath}"
+
+    def object_key(self, digest: str) -> str:
+        return self._key(object_relpath(digest))
+
+    # -- objects -------------------------------------------------------------
+    def has(self, digest: str) -> bool:
+        return bool(self.fs.exists(self.object_key(digest)))
+
+    def size(self, digest: str) -> int:
+        return int(self.fs.size(self.object_key(digest)))
+
+    def put_file(self, local_path: str, digest: str) -> bool:
+        """Upload a complete, already hashed local file. Returns False if present."""
+        key = self.object_key(digest)
+        if self.fs.exists(key):
+            return False
+        tmp = self._key(f"{TMP}/{digest}.{os.getpid()}.{time.time_ns()}")
+        try:
+            self.fs.put_file(local_path, tmp)
+            if self.fs.exists(key):  # another writer won the race: keep theirs
+                self.fs.rm_file(tmp)
+                return False
+            self.fs.mv(tmp, key)
+        except OSError as exc:
+            raise StoreError(f"cannot write object {digest[:12]} to {redact_url(self.url)}: {exc}") from exc
+        return True
+
+    def open(self, digest: str, mode: str = "rb") -> IO[bytes]:
+        if mode != "rb":
+            raise ValueError("objects are immutable; open them with mode 'rb'")
+        try:
+            return self.fs.open(self.object_key(digest), "rb")
+        except FileNotFoundError as exc:
+            raise StoreError(f"object {digest[:12]} is missing from {redact_url(self.url)}; run 'limnos fsck'") from exc
+
+    def get_file(self, digest: str, dest: str) -> None:
+        """Download an object to ``dest``, verifying its hash before it appears there."""
+        part = f"{dest}.part.{os.getpid()}"
+        try:
+            self.fs.get_file(self.object_key(digest), part)
+            actual, _ = hashing.hash_file(part)
+            if actual != digest:
+                raise IntegrityError(
+                    f"object {digest[:12]} in {redact_url(self.url)} has hash {actual[:12]}; "
+                    "it is corrupt, run 'limnos fsck' on that store"
+                )
+            os.replace(part, dest)
+        finally:
+            if os.path.exists(part):
+                os.unlink(part)
+
+    def delete(self, digest: str) -> None:
+        self.fs.rm_file(self.object_key(digest))
+
+    def iter_objects(self) -> Iterator[ObjectInfo]:
+        base = self._key(OBJECTS)
+        if not self.fs.exists(base):
+            return
+        for path, info in self.fs.find(base, detail=True).items():
+            rel = path[len(base) :].strip("/").split("/")
+            if len(rel) != 2 or len(rel[0]) != 2:
+                continue
+            digest = rel[0] + rel[1]
+            if not hashing.is_hash(digest):
+                continue
+            mtime = info.get("mtime") or info.get("LastModified") or 0.0
+            if hasattr(mtime, "timestamp"):
+                mtime = mtime.timestamp()
+            yield ObjectInfo(digest, int(info.get("size") or 0), float(mtime))
+
+    # -- records -------------------------------------------------------------
+    def write_record(self, commit_id: str, data: bytes) -> None:
+        key = self._key(f"{RECORDS}/{commit_id}.jsonl")
+        with tempfile.NamedTemporaryFile(delete=False, suffix=".jsonl") as tmp:
+            tmp.write(data)
+        try:
+            self.fs.put_file(tmp.name, key)
+        except OSError as exc:
+            raise StoreError(f"cannot write records to {redact_url(self.url)}: {exc}") from exc
+        finally:
+            os.unlink(tmp.name)
+
+    def list_records(self) -> list[str]:
+        base = self._key(RECORDS)
+        try:
+            names = self.fs.ls(base, detail=False)
+        except FileNotFoundError:
+            return []
+        return sorted(
+            n.rsplit("/", 1)[-1][: -len(".jsonl")] for n in names if str(n).endswith(".jsonl")
+        )
+
+    def read_record(self, commit_id: str) -> bytes:
+        return bytes(self.fs.cat_file(self._key(f"{RECORDS}/{commit_id}.jsonl")))
+
+
+class LocalObjectStore(ObjectStore):
+    """A store in a local folder; objects are read-only files."""
+
+    local = True
+
+    def __init__(self, path: str) -> None:
+        path = os.path.abspath(os.path.expanduser(path))
+        super().__init__(path, fs=fsspec.filesystem("file"))
+        self.root = path
+        self._dirs_made: set[str] = set()
+        self._counter = itertools.count()
+
+    def path(self, digest: str) -> str:
+        return os.path.join(self.root, OBJECTS, digest[:2], digest[2:])
+
+    def has(self, digest: str) -> bool:
+        return os.path.exists(self.path(digest))
+
+    def size(self, digest: str) -> int:
+        return os.stat(self.path(digest)).st_size
+
+    def _ensure_dir(self, path: str) -> None:
+        if path not in self._dirs_made:
+            os.makedirs(path, exist_ok=True)
+            self._dirs_made.add(path)
+
+    def staging_dir(self) -> str:
+        path = os.path.join(self.root, TMP)
+        self._ensure_dir(path)
+        return path
+
+    def new_staging_path(self, suffix: str = "") -> str:
+        fd, path = tempfile.mkstemp(dir=self.staging_dir(), prefix="stage-", suffix=suffix)
+        os.close(fd)
+        return path
+
+    def _tmp_path(self, prefix: str) -> str:
+        # pid + thread + counter is unique without mkstemp's extra syscalls (hot path).
+        return os.path.join(self.staging_dir(), f"{prefix}-{os.getpid()}-{threading.get_ident()}-{next(self._counter)}")
+
+    def _commit_staged(self, staged: str, digest: str, is_readonly: bool = False) -> bool:
+        """Move a complete staged file into place, never replacing an object."""
+        final = self.path(digest)
+        self._ensure_dir(os.path.dirname(final))
+        if not is_readonly:
+            links.make_readonly(staged)
+        try:
+            # link() fails with EEXIST instead of replacing: an atomic no-clobber rename.
+            os.link(staged, final)
+        except FileExistsError:
+            os.unlink(staged)
+            return False
+        except OSError as exc:
+            if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK):
+                os.unlink(staged)
+                raise
+            if os.path.exists(final):
+                os.unlink(staged)
+                return False
+            os.rename(staged, final)
+            return True
+        os.unlink(staged)
+        return True
+
+    def ingest(self, src: str, size_hint: int = -1) -> tuple[str, int, bool]:
+        """Copy a user's file into the store, hashing it in the same pass.
+
+        Returns (hash, size, newly_stored). The user's file is never linked:
+        editing it later must not change a stored object. Small files are
+        read whole and hashed first, so a duplicate costs no write at all.
+        """
+        if 0 <= size_hint <= SMALL_FILE:
+            with open(src, "rb") as f:
+                data = f.read()
+            digest = hashing.blake3.blake3(data).hexdigest()
+            hashing.stats.count(len(data))
+            if self.has(digest):
+                return digest, len(data), False
+            staged = self._tmp_path("ingest")
+            fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
+            try:
+                with os.fdopen(fd, "wb") as dst:
+                    dst.write(data)
+            except BaseException:
+                os.unlink(staged)
+                raise
+            return digest, len(data), self._commit_staged(staged, digest, is_readonly=True)
+        staged = self._tmp_path("ingest")
+        try:
+            with open(staged, "xb") as dst:
+                digest, size = hashing.copy_and_hash(src, dst, max(size_hint, 0))
+            return digest, size, self._commit_staged(staged, digest)
+        except BaseException:
+            if os.path.exists(staged):
+                os.unlink(staged)
+            raise
+
+    def ingest_staged(self, staged: str) -> tuple[str, int, bool]:
+        """Hash a staging file written by ``create`` and move it into place."""
+        digest, size = hashing.hash_file(staged)
+        return digest, size, self._commit_staged(staged, digest)
+
+    def put_file(self, local_path: str, digest: str) -> bool:
+        if self.has(digest):
+            return False
+        fd, staged = tempfile.mkstemp(dir=self.staging_dir(), prefix="put-")
+        os.close(fd)
+        os.unlink(staged)
+        links.place(local_path, staged, "copy", readonly=False)
+        return self._commit_staged(staged, digest)
+
+    def open(self, digest: str, mode: str = "rb") -> IO[bytes]:
+        if mode != "rb":
+            raise ValueError("objects are immutable; open them with mode 'rb'")
+        try:
+            return open(self.path(digest), "rb")
+        except FileNotFoundError as exc:
+            raise StoreError(f"object {digest[:12]} is missing from {self.root}; run 'limnos fsck'") from exc
+
+    def delete(self, digest: str) -> None:
+        os.unlink(self.path(digest))
+
+    def iter_objects(self) -> Iterator[ObjectInfo]:
+        base = os.path.join(self.root, OBJECTS)
+        if not os.path.isdir(base):
+            return
+        for prefix in os.scandir(base):
+            if not prefix.is_dir() or len(prefix.name) != 2:
+                continue
+            for entry in os.scandir(prefix.path):
+                digest = prefix.name + entry.name
+                if hashing.is_hash(digest):
+                    st = entry.stat()
+                    yield ObjectInfo(digest, st.st_size, st.st_mtime)
+
+    def write_record(self, commit_id: str, data: bytes) -> None:
+        folder = os.path.join(self.root, RECORDS)
+        self._ensure_dir(folder)
+        final = os.path.join(folder, f"{commit_id}.jsonl")
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+                out.flush()
+                os.fsync(out.fileno())  # the records file is the write-ahead log
+            os.rename(tmp, final)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+
+    def list_records(self) -> list[str]:
+        folder = os.path.join(self.root, RECORDS)
+        try:
+            return sorted(e.name[:-6] for e in os.scandir(folder) if e.name.endswith(".jsonl") and not e.name.startswith("."))
+        except FileNotFoundError:
+            return []
+
+    def read_record(self, commit_id: str) -> bytes:
+        with open(os.path.join(self.root, RECORDS, f"{commit_id}.jsonl"), "rb") as f:
+            return f.read()
+
+    def clean_staging(self, older_than: float) -> int:
+        """Remove staging files older than ``older_than`` seconds; returns how many."""
+        folder = os.path.join(self.root, TMP)
+        removed = 0
+        if not os.path.isdir(folder):
+            return 0
+        cutoff = time.time() - older_than
+        for entry in os.scandir(folder):
+            if entry.stat().st_mtime < cutoff:
+                os.unlink(entry.path)
+                removed += 1
+        return removed
