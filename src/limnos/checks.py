@@ -73,6 +73,8 @@ def _ulid_seconds(ulid: str) -> float:
 def roll_forward(lake: "Lake", grace: float = ROLL_FORWARD_GRACE) -> Report:
     """Apply records files the catalog lacks (a crash between the two)."""
     report = Report("roll-forward")
+    if lake.catalog.is_empty():
+        grace = 0  # a lost or new catalog: every record is history to restore, none is in flight
     ids = pending_records(lake, grace)
     if not ids:
         return report

@@ -1,0 +1,180 @@
+"""Store rules: dedup, write-once objects, read-only working copies, the stat cache."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+
+import limnos
+from limnos.store import hashing
+from limnos.store.objects import LocalObjectStore
+
+from helpers import age
+
+
+def objects_in(lake: limnos.Lake) -> list[str]:
+    root = os.path.join(lake.path, "objects")
+    return sorted(os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs)
+
+
+def records_in(lake: limnos.Lake) -> list[str]:
+    return sorted(os.listdir(os.path.join(lake.path, "records")))
+
+
+def test_same_content_is_one_object(sqlite_lake):
+    lake = sqlite_lake
+    for name in ("a.txt", "b.txt", "c/d.txt"):
+        with lake.create(name) as w:
+            w.write_bytes(b"same bytes")
+    files = lake.ls()
+    assert len(files) == 3 and len({f.hash for f in files}) == 1
+    assert len(objects_in(lake)) == 1
+
+
+def test_object_layout_and_hash(sqlite_lake):
+    with sqlite_lake.create("x.bin") as w:
+        w.write_bytes(b"hello")
+    digest = hashing.hash_bytes(b"hello")
+    assert w.file.hash == digest
+    assert objects_in(sqlite_lake) == [os.path.join(sqlite_lake.path, "objects", digest[:2], digest[2:])]
+
+
+def test_object_is_never_rewritten(sqlite_lake):
+    lake = sqlite_lake
+    with lake.create("a.txt") as w:
+        w.write_bytes(b"payload")
+    path = objects_in(lake)[0]
+    before = os.stat(path)
+    with lake.create("b.txt") as w:
+        w.write_bytes(b"payload")
+    store: LocalObjectStore = lake.store  # type: ignore[assignment]
+    src = lake.path + "/../again.bin"
+    with open(src, "wb") as f:
+        f.write(b"payload")
+    assert store.put_file(src, w.file.hash) is False
+    after = os.stat(path)
+    assert (before.st_ino, before.st_mtime_ns, before.st_ctime_ns) == (after.st_ino, after.st_mtime_ns, after.st_ctime_ns)
+
+
+def test_objects_and_working_copies_are_read_only(sqlite_lake, tmp_path):
+    lake = sqlite_lake
+    with lake.create("a.txt") as w:
+        w.write_text("data")
+    obj = lake.get("a.txt").local_path()
+    assert stat.S_IMODE(os.stat(obj).st_mode) & 0o222 == 0
+    dest = lake.checkout("a.txt", str(tmp_path / "copy.txt"))
+    assert open(dest).read() == "data"
+    assert stat.S_IMODE(os.stat(dest).st_mode) & 0o222 == 0
+    # the default working copy is a copy (or reflink), never a hard link to the object
+    assert os.stat(dest).st_ino != os.stat(obj).st_ino
+    with pytest.raises(FileExistsError):
+        lake.checkout("a.txt", dest)
+
+
+def test_hardlink_is_opt_in(sqlite_lake, tmp_path):
+    with sqlite_lake.create("a.txt") as w:
+        w.write_text("data")
+    dest = sqlite_lake.checkout("a.txt", str(tmp_path / "linked.txt"), link="hardlink")
+    assert os.stat(dest).st_ino == os.stat(sqlite_lake.get("a.txt").local_path()).st_ino
+
+
+def test_add_never_links_the_users_file(sqlite_lake, tmp_path):
+    src = tmp_path / "mine.txt"
+    src.write_text("original")
+    f = sqlite_lake.add(str(src))
+    assert os.stat(f.local_path()).st_ino != os.stat(src).st_ino
+    src.write_text("edited in place")
+    assert sqlite_lake.get(f.id).read_text() == "original"
+
+
+def test_exception_in_create_leaves_nothing(lake, tmp_path):
+    staging = os.path.join(lake.path, "tmp")
+    with pytest.raises(RuntimeError, match="boom"):
+        with lake.create("fail.txt", metadata={"a": 1}) as w:
+            w.write_text("partial")
+            assert os.path.exists(w.path)
+            raise RuntimeError("boom")
+    assert not os.path.exists(w.path)
+    assert w.file is None
+    assert lake.ls() == []
+    assert objects_in(lake) == []
+    assert os.listdir(staging) == []
+    assert records_in(lake) == []
+
+
+def test_writer_path_keeps_suffix_for_libraries(sqlite_lake):
+    np = pytest.importorskip("numpy")
+    with sqlite_lake.create("arrays/x.npy") as w:
+        np.save(w.path, np.arange(5))  # numpy appends .npy when the path lacks it
+    assert np.load(sqlite_lake.get("arrays/x.npy").local_path()).tolist() == [0, 1, 2, 3, 4]
+
+
+def make_tree(root, n=30):
+    for i in range(n):
+        sub = root / f"d{i % 3}"
+        sub.mkdir(parents=True, exist_ok=True)
+        (sub / f"f{i}.txt").write_text(f"content {i}")
+        age(sub / f"f{i}.txt")
+    return root
+
+
+def test_add_folder_is_one_commit(lake, tmp_path):
+    src = make_tree(tmp_path / "data")
+    files = lake.add(str(src), name="raw")
+    assert len(files) == 30 and all(f.version == 1 for f in files)
+    assert sorted(f.name for f in files) == sorted(f"raw/d{i % 3}/f{i}.txt" for i in range(30))
+    assert len(records_in(lake)) == 1
+    assert lake.get("raw/d1/f1.txt").read_text() == "content 1"
+
+
+def test_readd_unchanged_reads_nothing_and_makes_no_version(lake, tmp_path):
+    src = make_tree(tmp_path / "data")
+    first = lake.add(str(src), name="raw")
+    hashed = hashing.stats.files_hashed
+    again = lake.add(str(src), name="raw")
+    assert hashing.stats.files_hashed == hashed, "unchanged files were read"
+    assert [f.id for f in again] == [f.id for f in first]
+    assert len(records_in(lake)) == 1
+    status = lake.status(str(src), name="raw")
+    assert status.clean and len(status.unchanged) == 30
+    assert hashing.stats.files_hashed == hashed
+
+
+def test_readd_changed_file_makes_new_version(lake, tmp_path):
+    src = make_tree(tmp_path / "data", n=6)
+    lake.add(str(src), name="raw")
+    (src / "d0" / "f0.txt").write_text("changed")
+    (src / "d1" / "new.txt").write_text("new")
+    os.unlink(src / "d2" / "f2.txt")
+    status = lake.status(str(src), name="raw")
+    assert status.modified == ["raw/d0/f0.txt"] and status.new == ["raw/d1/new.txt"]
+    assert status.deleted == ["raw/d2/f2.txt"] and not status.clean
+    files = {f.name: f for f in lake.add(str(src), name="raw")}
+    assert files["raw/d0/f0.txt"].version == 2 and files["raw/d1/f1.txt"].version == 1
+    assert lake.get("raw/d0/f0.txt@1").read_text() == "content 0"
+
+
+def test_add_single_file_default_name_and_move(lake, tmp_path):
+    os.makedirs("data", exist_ok=True)
+    with open("data/x.csv", "w") as f:
+        f.write("a,b\n")
+    added = lake.add("data/x.csv", move=True)
+    assert added.name == "data/x.csv"
+    assert not os.path.exists("data/x.csv")
+    assert lake.get("data/x.csv").read_text() == "a,b\n"
+
+
+def test_add_missing_path(lake):
+    with pytest.raises(limnos.SourceNotFound):
+        lake.add("nope.txt")
+    with pytest.raises(FileNotFoundError):
+        lake.add("nope.txt")
+
+
+def test_add_bad_metadata_writes_nothing(lake, tmp_path):
+    src = make_tree(tmp_path / "data", n=3)
+    with pytest.raises(limnos.MetadataError):
+        lake.add(str(src), metadata={"name": "reserved"})
+    assert objects_in(lake) == [] and records_in(lake) == [] and lake.ls() == []
