@@ -29,10 +29,10 @@ if TYPE_CHECKING:
 # A file modified this recently may still change within the same mtime tick,
 # so its stat is not trusted for the cache (git's "racy clean" problem).
 RACY_SECONDS = 1.0
-_BATCH = 64  # files per thread-pool task: amortizes scheduling over small files
+BIG_FILE = 4 << 20  # from this size a file is worth a thread of its own
 
 
-@dataclass
+@dataclass(eq=False)
 class Entry:
     path: str  # absolute local path
     name: str  # name in the lake
@@ -114,20 +114,33 @@ def _remember(lake: "Lake", entries: Sequence[Entry]) -> None:
 
 
 def _parallel(entries: list[Entry], work: Any, description: str) -> None:
-    batches = [entries[i : i + _BATCH] for i in range(0, len(entries), _BATCH)]
-    with progress(len(entries), description) as advance:
-        def run(batch: list[Entry]) -> None:
-            for e in batch:
-                work(e)
-            advance(len(batch))
+    """Run ``work`` over entries: small files in this thread, big ones on a pool.
 
-        if len(batches) <= 1:
-            for b in batches:
-                run(b)
+    A small file costs a few short syscalls, and handing the GIL between
+    threads around each one is slower than doing them in a row (measured: 3x
+    slower for 10k files of 1 KB). Big files spend their time in reads,
+    writes and blake3, which release the GIL, so threads overlap them.
+    """
+    small = [e for e in entries if e.stat.st_size < BIG_FILE]
+    big = [e for e in entries if e.stat.st_size >= BIG_FILE]
+    with progress(len(entries), description) as advance:
+        for i, e in enumerate(small):
+            work(e)
+            if i % 256 == 255:
+                advance(256)
+        advance(len(small) % 256)
+        if len(big) <= 1:
+            for e in big:
+                work(e)
+                advance(1)
             return
-        workers = min(len(batches), (os.cpu_count() or 2) * 4)
-        with ThreadPoolExecutor(workers, thread_name_prefix="limnos-add") as pool:
-            for _ in pool.map(run, batches):
+
+        def run(e: Entry) -> None:
+            work(e)
+            advance(1)
+
+        with ThreadPoolExecutor(min(len(big), os.cpu_count() or 2, 8), thread_name_prefix="limnos-add") as pool:
+            for _ in pool.map(run, big):
                 pass
 
 
@@ -166,7 +179,8 @@ def add_path(lake: "Lake", path: str, name: str | None, metadata: Mapping[str, A
     _parallel(entries, ingest, f"adding {os.path.basename(os.path.abspath(path)) or path}")
     latest = lake.catalog.latest_rows([e.name for e in entries])
     changed = [e for e in entries if e.name not in latest or latest[e.name].hash != e.hash]
-    result: dict[str, File] = {e.name: File(lake, latest[e.name]) for e in entries if e not in changed}
+    changed_names = {e.name for e in changed}
+    result: dict[str, File] = {e.name: File(lake, latest[e.name]) for e in entries if e.name not in changed_names}
 
     commit = lake._new_commit("add")
     inputs = lake._current_inputs()

@@ -9,6 +9,7 @@ time and ``reindex`` can replay commits in order.
 from __future__ import annotations
 
 import os
+import random
 import re
 import time
 from dataclasses import dataclass
@@ -18,6 +19,9 @@ from .errors import InvalidName, InvalidRef
 MAX_NAME_BYTES = 1024
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _ULID_RE = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
+_random = random.Random(int.from_bytes(os.urandom(16), "big"))
+# Forked workers (Dask, multiprocessing) must not share one random sequence.
+os.register_at_fork(after_in_child=lambda: _random.seed(os.urandom(16)))
 _last_ulid = [0, 0]  # (ms, random) of the last id, to stay monotonic within a ms
 
 
@@ -83,7 +87,7 @@ def new_id() -> str:
     if ms == _last_ulid[0]:
         rand = _last_ulid[1] + 1
     else:
-        rand = int.from_bytes(os.urandom(10), "big")
+        rand = _random.getrandbits(80)  # uniqueness, not secrecy: no syscall per id
     _last_ulid[0], _last_ulid[1] = ms, rand
     value = (ms << 80) | (rand & ((1 << 80) - 1))
     chars = []

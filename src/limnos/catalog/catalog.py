@@ -115,14 +115,18 @@ class Catalog:
         # Sorted, so two writers lock name rows in the same order and cannot deadlock.
         wanted = sorted({f["name"] for f in files})
         latest: dict[str, int] = {}
+        postgres = conn.dialect.name == "postgresql"
         for chunk in _chunks(wanted):
-            insert_ignore(conn, t.names, [{"name": n, "latest": 0} for n in chunk])
+            if postgres:
+                # Make every row exist so that FOR UPDATE can lock it; SQLite needs
+                # none of this, as BEGIN IMMEDIATE already holds the database lock.
+                insert_ignore(conn, t.names, [{"name": n, "latest": 0} for n in chunk])
             stmt = sa.select(t.names.c.name, t.names.c.latest).where(t.names.c.name.in_(chunk)).with_for_update()
             latest.update({n: v for n, v in conn.execute(stmt)})
         for f in files:
-            latest[f["name"]] += 1
+            latest[f["name"]] = latest.get(f["name"], 0) + 1
             f["version"] = latest[f["name"]]
-        self._store_latest(conn, {f["name"]: latest[f["name"]] for f in files})
+        upsert(conn, t.names, [{"name": n, "latest": latest[n]} for n in wanted], ["name"])
 
     def _store_latest(self, conn: sa.Connection, latest: dict[str, int]) -> None:
         stmt = (

@@ -239,17 +239,25 @@ class LocalObjectStore(ObjectStore):
                 data = f.read()
             digest = hashing.blake3.blake3(data).hexdigest()
             hashing.stats.count(len(data))
-            if self.has(digest):
+            final = self.path(digest)
+            if os.path.exists(final):
                 return digest, len(data), False
-            staged = self._tmp_path("ingest")
+            folder = os.path.dirname(final)
+            self._ensure_dir(folder)
+            # Stage next to the final name: a same-folder rename is the cheapest atomic move.
+            # Two writers racing on identical bytes may both rename; the object's content,
+            # which is its name, cannot change, and a reader sees one whole file either way.
+            staged = os.path.join(folder, f".tmp-{os.getpid()}-{threading.get_ident()}-{next(self._counter)}")
             fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
             try:
                 with os.fdopen(fd, "wb") as dst:
                     dst.write(data)
+                os.rename(staged, final)
             except BaseException:
-                os.unlink(staged)
+                if os.path.exists(staged):
+                    os.unlink(staged)
                 raise
-            return digest, len(data), self._commit_staged(staged, digest, is_readonly=True)
+            return digest, len(data), True
         staged = self._tmp_path("ingest")
         try:
             with open(staged, "xb") as dst:
@@ -326,14 +334,19 @@ class LocalObjectStore(ObjectStore):
             return f.read()
 
     def clean_staging(self, older_than: float) -> int:
-        """Remove staging files older than ``older_than`` seconds; returns how many."""
-        folder = os.path.join(self.root, TMP)
-        removed = 0
-        if not os.path.isdir(folder):
-            return 0
+        """Remove staging files (left by a crash) older than ``older_than`` seconds."""
         cutoff = time.time() - older_than
-        for entry in os.scandir(folder):
-            if entry.stat().st_mtime < cutoff:
-                os.unlink(entry.path)
-                removed += 1
+        removed = 0
+        folders = [os.path.join(self.root, TMP)]
+        objects = os.path.join(self.root, OBJECTS)
+        if os.path.isdir(objects):
+            folders += [e.path for e in os.scandir(objects) if e.is_dir()]
+        for folder in folders:
+            if not os.path.isdir(folder):
+                continue
+            for entry in os.scandir(folder):
+                is_staging = folder.endswith(TMP) or entry.name.startswith(".tmp-")
+                if is_staging and entry.is_file() and entry.stat().st_mtime < cutoff:
+                    os.unlink(entry.path)
+                    removed += 1
         return removed

@@ -1,0 +1,156 @@
+"""``limnos demo``: build a small sample lake in a temporary folder and tour it.
+
+The tour only uses the public library API, the same calls a user would type,
+and shows the command-line equivalent of each step. It needs no network and
+takes a second or two: a few tiny CSV files, one derived parquet file made in
+a named run (so it has lineage), metadata, a query, two versions of a report
+and the lineage drawing of the report.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shlex
+import tempfile
+import time
+
+from rich.console import Console
+from rich.syntax import Syntax
+from rich.text import Text
+
+import limnos
+
+from . import render
+
+MONTHS = ("2024-01", "2024-02", "2024-03")
+STORES = ("north", "south", "east", "west")
+
+
+def _step(console: Console, number: int, title: str, code: str, cli: str | None = None) -> None:
+    console.print()
+    console.rule(Text(f"{number}. {title}", style="bold"), align="left")
+    console.print(Syntax(code.strip(), "python", theme="ansi_dark", background_color="default"))
+    if cli:
+        console.print(Text(f"  command line: {cli}", style="dim"), soft_wrap=True)
+
+
+def _make_csvs(folder: str) -> list[str]:
+    """Three small monthly sales tables, with a few missing values to clean."""
+    import numpy as np
+    import pandas as pd
+
+    os.makedirs(folder, exist_ok=True)
+    rng = np.random.default_rng(7)
+    paths = []
+    for month in MONTHS:
+        frame = pd.DataFrame({
+            "day": np.arange(1, 21),
+            "store": rng.choice(STORES, 20),
+            "sales": rng.integers(50, 500, 20).astype(float),
+        })
+        frame.loc[rng.choice(20, 2, replace=False), "sales"] = np.nan
+        frame.insert(0, "month", month)
+        path = os.path.join(folder, f"sales_{month}.csv")
+        frame.to_csv(path, index=False)
+        paths.append(path)
+    return paths
+
+
+def run_demo(console: Console) -> str:
+    """Build the sample lake; return its path."""
+    import pandas as pd
+
+    started = time.perf_counter()
+    if not console.is_terminal:
+        console.width = min(console.width, 120)  # piped: wide enough for the tables, not for the rules
+    base = tempfile.mkdtemp(prefix="limnos-demo-")
+    lake_path = os.path.join(base, "lake")
+    data = os.path.join(base, "data", "sales")
+    quoted = shlex.quote(lake_path)
+    console.print(Text.assemble(("limnos demo", "bold cyan"), f" — a sample lake in {base}"), soft_wrap=True)
+
+    _step(console, 1, "Create a lake (a SQLite catalog + a local content-addressed store)",
+          f"lake = limnos.init({lake_path!r})", f"limnos init {quoted}")
+    lake = limnos.init(lake_path)
+    try:
+        _step(console, 2, "Add a folder of CSV files, with metadata",
+              'files = lake.add("data/sales", name="raw/sales", metadata={"project": "demo", "stage": "raw"})',
+              f"limnos --lake {quoted} add data/sales --name raw/sales --meta project=demo --meta stage=raw")
+        _make_csvs(data)
+        files = lake.add(data, name="raw/sales", metadata={"project": "demo", "stage": "raw"})
+        assert isinstance(files, list)
+        console.print(render.files_table(files, local=True))
+
+        _step(console, 3, "Make a derived file in a run: the files it reads become its inputs",
+              """
+with lake.run(name="clean"):
+    frames = [pd.read_csv(lake.get(f.name).open()) for f in files]
+    with lake.create("clean/sales.parquet", metadata={"project": "demo", "stage": "clean"}) as w:
+        pd.concat(frames).dropna().to_parquet(w.path)
+""")
+        with lake.run(name="clean"):
+            frames = []
+            for f in files:
+                with lake.get(f.name).open() as stream:
+                    frames.append(pd.read_csv(stream))
+            clean = pd.concat(frames, ignore_index=True).dropna()
+            with lake.create("clean/sales.parquet",
+                             metadata={"project": "demo", "stage": "clean", "rows": len(clean)}) as w:
+                clean.to_parquet(w.path, index=False)
+        cleaned = w.file
+        assert cleaned is not None
+        console.print(Text(f"  created {cleaned.ref} ({render.size(cleaned.size)}, {len(clean)} rows) "
+                           f"from {len(cleaned.inputs)} inputs", style="green"), soft_wrap=True)
+
+        _step(console, 4, "Set typed metadata (every change is kept with its time)",
+              'lake.set_metadata("clean/sales.parquet", {"reviewed": True, "score": 0.97, "reviewed_at": now})',
+              f"limnos --lake {quoted} meta set clean/sales.parquet reviewed=true score=0.97")
+        cleaned = lake.set_metadata(cleaned, {"reviewed": True, "score": 0.97,
+                                              "reviewed_at": dt.datetime.now(dt.timezone.utc).replace(microsecond=0)})
+        for key, value in cleaned.metadata.items():
+            console.print(Text(f"  {key} = {render.value_text(value)}  ({render.type_name(value)})"), soft_wrap=True)
+
+        _step(console, 5, "Write a report twice: one name, two versions",
+              """
+for top in (2, 3):
+    with lake.run(name="report", config={"top": top}):
+        sales = pd.read_parquet(lake.get("clean/sales.parquet").local_path())
+        with lake.create("reports/top_stores.csv", metadata={"project": "demo", "top": top}) as w:
+            sales.groupby("store").sales.sum().nlargest(top).to_csv(w.path)
+""", f"limnos --lake {quoted} history reports/top_stores.csv")
+        for top in (2, 3):
+            with lake.run(name="report", config={"top": top}):
+                sales = pd.read_parquet(lake.get("clean/sales.parquet").local_path())
+                with lake.create("reports/top_stores.csv",
+                                 metadata={"project": "demo", "stage": "report", "top": top}) as w:
+                    sales.groupby("store")["sales"].sum().nlargest(top).to_csv(w.path)
+        console.print(render.files_table(lake.history("reports/top_stores.csv")))
+
+        _step(console, 6, "Query the metadata: a pandas DataFrame of matching files",
+              'lake.query(project="demo", latest=True).dataframe',
+              f"limnos --lake {quoted} query project=demo --latest")
+        frame = lake.query(project="demo", latest=True).dataframe
+        columns = [c for c in ("name", "version", "size", "stage", "rows", "top", "reviewed") if c in frame.columns]
+        shown = frame[columns].convert_dtypes()
+        shown = shown.astype(object).where(shown.notna(), "")
+        console.print(Text(shown.to_string(index=False)), soft_wrap=True)
+
+        _step(console, 7, "Draw the lineage of the report: raw files -> clean -> report",
+              'lake.lineage("reports/top_stores.csv")',
+              f"limnos --lake {quoted} lineage reports/top_stores.csv")
+        graph = lake.lineage("reports/top_stores.csv")
+        render.print_all(console, render.lineage_renderables(lake, graph))
+    finally:
+        lake.close()
+
+    console.print()
+    console.rule(Text("Explore it yourself", style="bold"), align="left")
+    console.print(Text.assemble("The lake is at ", (lake_path, "bold"), f"  (built in {time.perf_counter() - started:.1f} s)"),
+                  soft_wrap=True)
+    for command in (f"limnos --lake {quoted} ls",
+                    f"limnos --lake {quoted} info clean/sales.parquet",
+                    f"limnos --lake {quoted} lineage raw/sales/sales_2024-01.csv --down"):
+        console.print(Text(f"  {command}", style="cyan"), soft_wrap=True)
+    console.print(Text(f"Remove it with: rm -rf {shlex.quote(base)}", style="dim"), soft_wrap=True)
+    return lake_path
