@@ -39,7 +39,8 @@ def _strip_password(url: str) -> str:
     from sqlalchemy.engine import make_url
 
     parsed = make_url(url)
-    return parsed.set(password=None).render_as_string(hide_password=False) if parsed.password else url
+    # URL.set() ignores None, so replace the field on the named tuple itself.
+    return parsed._replace(password=None).render_as_string(hide_password=False) if parsed.password else url
 
 
 def init(path: str | os.PathLike[str] = DEFAULT_DIR, catalog: str | None = None, link: str = "copy") -> Lake:
