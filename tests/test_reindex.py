@@ -161,3 +161,29 @@ def test_fsck_finds_corrupt_and_missing(sqlite_lake):
     assert report.corrupt == [a.hash] and report.missing == [b.hash]
     with pytest.raises(limnos.GcRefused):
         lake.gc(dry_run=False, grace=dt.timedelta(0))
+
+
+def test_migration_from_v1(tmp_path):
+    """A catalog made by schema v1 (no names.current, no v2 tables) is upgraded on open."""
+    import sqlalchemy as sa
+
+    from limnos.catalog import migrations
+
+    lake = limnos.init(str(tmp_path / "lake"))
+    with lake.create("a.txt") as w:
+        w.write_text("one")
+    with lake.create("a.txt") as w:
+        w.write_text("two")
+    engine = lake.catalog.engine
+    with engine.begin() as conn:
+        for table in ("step_outputs", "steps", "locks", "tombstones"):
+            conn.exec_driver_sql(f"DROP TABLE {table}")
+        conn.exec_driver_sql("ALTER TABLE names DROP COLUMN current")
+        conn.exec_driver_sql("DELETE FROM limnos_schema_version WHERE version > 1")
+    lake.close()
+    lake = limnos.open(lake.path)
+    with lake.catalog.engine.connect() as conn:
+        assert migrations.current_version(conn) == migrations.LATEST == 2
+        assert sa.inspect(conn).has_table("steps")
+    assert lake.get("a.txt").read_text() == "two"
+    assert [f.version for f in lake.ls()] == [2]

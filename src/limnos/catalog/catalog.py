@@ -65,12 +65,33 @@ _FILE_COLUMNS = [
 ]
 
 
-def _file_select() -> sa.Select[Any]:
-    return sa.select(*_FILE_COLUMNS).select_from(t.files.outerjoin(t.runs, t.files.c.run_id == t.runs.c.id))
+def _file_select(include_deleted: bool = False) -> sa.Select[Any]:
+    stmt = sa.select(*_FILE_COLUMNS).select_from(t.files.outerjoin(t.runs, t.files.c.run_id == t.runs.c.id))
+    if not include_deleted:
+        stmt = stmt.where(~sa.exists().where(t.tombstones.c.file_id == t.files.c.id))
+    return stmt
+
+
+def _is_current() -> sa.ColumnElement[bool]:
+    return sa.and_(t.names.c.name == t.files.c.name, t.names.c.current == t.files.c.version)
 
 
 def _row(r: Any) -> FileRow:
     return FileRow(r.id, r.name, r.version, r.hash, r.size, utc(r.created_at), r.run_id, r.kind, r.uri, r.user)  # type: ignore[arg-type]
+
+
+_TIME_COLUMNS = ("deleted_at", "locked_at", "started_at", "ended_at")
+
+
+def _table_row(table: sa.Table, row: dict[str, Any], commit_id: str) -> dict[str, Any]:
+    """A records row as a table row: known columns only, times parsed, the commit filled in."""
+    out = {k: v for k, v in row.items() if k in table.c}
+    for key in _TIME_COLUMNS:
+        if isinstance(out.get(key), str):
+            out[key] = dt.datetime.fromisoformat(out[key])
+    if "commit_id" in table.c:
+        out["commit_id"] = commit_id
+    return out
 
 
 class Catalog:
@@ -126,13 +147,13 @@ class Catalog:
         for f in files:
             latest[f["name"]] = latest.get(f["name"], 0) + 1
             f["version"] = latest[f["name"]]
-        upsert(conn, t.names, [{"name": n, "latest": latest[n]} for n in wanted], ["name"])
+        upsert(conn, t.names, [{"name": n, "latest": latest[n], "current": latest[n]} for n in wanted], ["name"])
 
     def _store_latest(self, conn: sa.Connection, latest: dict[str, int]) -> None:
         stmt = (
             sa.update(t.names)
             .where(t.names.c.name == sa.bindparam("b_name"))
-            .values(latest=sa.bindparam("b_latest"))
+            .values(latest=sa.bindparam("b_latest"), current=sa.bindparam("b_latest"))
         )
         conn.execute(stmt, [{"b_name": n, "b_latest": v} for n, v in latest.items()])
 
@@ -159,6 +180,37 @@ class Catalog:
         if commit.inputs:
             conn.execute(t.inputs.insert(), commit.inputs)
         self._insert_metadata(conn, commit)
+        self._apply_extra(conn, commit)
+
+    # Rows beyond files, edges and metadata: type -> table they go to.
+    _EXTRA_TABLES = {"tombstone": t.tombstones, "lock": t.locks, "step": t.steps, "step_output": t.step_outputs}
+
+    def _apply_extra(self, conn: sa.Connection, commit: Commit) -> None:
+        if not commit.extra:
+            return
+        grouped: dict[str, list[dict[str, Any]]] = {}
+        for row in commit.extra:
+            grouped.setdefault(row["type"], []).append(row)
+        for kind in ("step", "step_output", "lock", "tombstone"):
+            table = self._EXTRA_TABLES[kind]
+            rows = [_table_row(table, r, commit.id) for r in grouped.get(kind, [])]
+            insert_ignore(conn, table, rows)
+        unlocked = [r["file_id"] for r in grouped.get("unlock", [])]
+        for chunk in _chunks(unlocked):
+            conn.execute(sa.delete(t.locks).where(t.locks.c.file_id.in_(chunk)))
+        deleted = [r["file_id"] for r in grouped.get("tombstone", [])]
+        if deleted:
+            self._refresh_current(conn, deleted)
+
+    def _refresh_current(self, conn: sa.Connection, file_ids: list[str]) -> None:
+        """After deletions, point each affected name at its newest surviving version."""
+        names: set[str] = set()
+        for chunk in _chunks(file_ids):
+            names.update(conn.execute(sa.select(t.files.c.name).where(t.files.c.id.in_(chunk))).scalars())
+        alive = ~sa.exists().where(t.tombstones.c.file_id == t.files.c.id)
+        for name in sorted(names):
+            newest = conn.execute(sa.select(sa.func.max(t.files.c.version)).where(t.files.c.name == name, alive)).scalar()
+            conn.execute(sa.update(t.names).where(t.names.c.name == name).values(current=newest))
 
     def _insert_metadata(self, conn: sa.Connection, commit: Commit) -> None:
         if not commit.metadata:
@@ -237,6 +289,7 @@ class Catalog:
                 insert_ignore(conn, t.inputs, edges)
                 self._fix_key_types(conn, commit.metadata)
                 self._insert_metadata(conn, commit)
+                self._apply_extra(conn, commit)
 
         run_atomic(self.engine, txn)
         return renumbered
@@ -292,7 +345,7 @@ class Catalog:
 
     def latest(self, prefix: str = "") -> list[FileRow]:
         stmt = _file_select().join(
-            t.names, sa.and_(t.names.c.name == t.files.c.name, t.names.c.latest == t.files.c.version)
+            t.names, _is_current()
         )
         if prefix:
             stmt = stmt.where(t.files.c.name.startswith(prefix, autoescape=True))
@@ -303,7 +356,7 @@ class Catalog:
         """name -> latest FileRow, for the given names that exist."""
         out: dict[str, FileRow] = {}
         stmt = _file_select().join(
-            t.names, sa.and_(t.names.c.name == t.files.c.name, t.names.c.latest == t.files.c.version)
+            t.names, _is_current()
         )
         with self.engine.connect() as conn:
             for chunk in _chunks(list(names)):
@@ -313,7 +366,7 @@ class Catalog:
     def latest_under(self, prefix: str) -> dict[str, str | None]:
         """name -> hash of the latest version of every name under a prefix."""
         stmt = sa.select(t.files.c.name, t.files.c.hash).join(
-            t.names, sa.and_(t.names.c.name == t.files.c.name, t.names.c.latest == t.files.c.version)
+            t.names, _is_current()
         )
         if prefix:
             stmt = stmt.where(t.files.c.name.startswith(prefix, autoescape=True))
@@ -395,7 +448,7 @@ class Catalog:
                 sa.exists().where(m.c.file_id == t.files.c.id, m.c.key == key, m.c[column] == encoded[column])
             )
         if latest_only:
-            stmt = stmt.join(t.names, sa.and_(t.names.c.name == t.files.c.name, t.names.c.latest == t.files.c.version))
+            stmt = stmt.join(t.names, _is_current())
         with self.engine.connect() as conn:
             return [_row(r) for r in conn.execute(stmt.order_by(t.files.c.name, t.files.c.version))]
 

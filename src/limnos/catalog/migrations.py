@@ -19,11 +19,29 @@ from . import schema
 from .engine import run_atomic
 
 
+V1_TABLES = ("commits", "runs", "names", "files", "inputs", "metadata_schema", "metadata_log", "metadata")
+V2_TABLES = ("tombstones", "locks", "steps", "step_outputs")
+
+
+def _create(conn: sa.Connection, names: tuple[str, ...]) -> None:
+    tables = [schema.metadata_obj.tables[n] for n in names]
+    schema.metadata_obj.create_all(conn, tables=tables)
+
+
 def _v1_initial(conn: sa.Connection) -> None:
-    schema.metadata_obj.create_all(conn)
+    _create(conn, ("limnos_schema_version", *V1_TABLES))
 
 
-MIGRATIONS: list[Callable[[sa.Connection], None]] = [_v1_initial]
+def _v2_deletions_locks_steps(conn: sa.Connection) -> None:
+    # names.current is the newest version not deleted; names.latest only ever grows,
+    # so a deleted version number is never handed out again.
+    if "current" not in {c["name"] for c in sa.inspect(conn).get_columns("names")}:
+        conn.exec_driver_sql("ALTER TABLE names ADD COLUMN current INTEGER")
+    conn.exec_driver_sql("UPDATE names SET current = latest")
+    _create(conn, V2_TABLES)
+
+
+MIGRATIONS: list[Callable[[sa.Connection], None]] = [_v1_initial, _v2_deletions_locks_steps]
 LATEST = len(MIGRATIONS)
 
 

@@ -37,6 +37,8 @@ class Commit:
     files: list[dict[str, Any]] = field(default_factory=list)
     inputs: list[dict[str, Any]] = field(default_factory=list)
     metadata: list[dict[str, Any]] = field(default_factory=list)
+    #: rows of other tables (tombstone, lock, unlock, step, step_output), each with its "type"
+    extra: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def run_id(self) -> str | None:
@@ -55,6 +57,8 @@ class Commit:
             lines.append({"type": "input", **row})
         for row in self.metadata:
             lines.append({"type": "meta", **{k: v for k, v in row.items() if k not in ("set_at", "commit_id")}})
+        for row in self.extra:
+            lines.append({k: (_iso(v) if isinstance(v, dt.datetime) else v) for k, v in row.items() if k != "commit_id"})
         return "".join(json.dumps(line, separators=(",", ":"), sort_keys=True) + "\n" for line in lines).encode()
 
     @classmethod
@@ -78,5 +82,8 @@ class Commit:
                 commit.inputs.append(row)
             elif kind == "meta":
                 commit.metadata.append(dict(row, set_at=created, commit_id=commit.id))
-            # Unknown row types come from a newer minor format: skip, never fail a replay.
+            else:
+                # Catalog.apply_extra knows which types it can apply and skips the
+                # rest, so a newer minor format never fails a replay.
+                commit.extra.append({"type": kind, **row})
         return commit

@@ -57,7 +57,8 @@ names = sa.Table(
     "names",
     metadata_obj,
     sa.Column("name", sa.Text, primary_key=True),
-    sa.Column("latest", sa.Integer, nullable=False),
+    sa.Column("latest", sa.Integer, nullable=False),  # the highest version ever allocated
+    sa.Column("current", sa.Integer),  # the newest version not deleted (schema v2); NULL if none
 )
 
 files = sa.Table(
@@ -131,4 +132,64 @@ metadata_current = sa.Table(
     # longer; a hash index has no such limit and serves equality filters.
     sa.Index("ix_metadata_key_str", "key", "v_str").ddl_if(dialect="sqlite"),
     sa.Index("ix_metadata_str_hash", "v_str", postgresql_using="hash").ddl_if(dialect="postgresql"),
+)
+
+# ---------------------------------------------------------------- schema v2
+# Deletions, locks and step executions. Like every catalog row they arrive
+# through commits, so records files carry them and ``reindex`` restores them.
+
+tombstones = sa.Table(
+    "tombstones",
+    metadata_obj,
+    sa.Column("file_id", sa.String(26), sa.ForeignKey("files.id"), primary_key=True),
+    sa.Column("deleted_at", UTCDateTime, nullable=False),
+    sa.Column("commit_id", sa.String(26), sa.ForeignKey("commits.id"), nullable=False),
+)
+
+locks = sa.Table(
+    "locks",
+    metadata_obj,
+    sa.Column("file_id", sa.String(26), sa.ForeignKey("files.id"), primary_key=True),
+    sa.Column("locked_at", UTCDateTime, nullable=False),
+    sa.Column("commit_id", sa.String(26), sa.ForeignKey("commits.id"), nullable=False),
+)
+
+steps = sa.Table(
+    "steps",
+    metadata_obj,
+    sa.Column("id", sa.String(26), primary_key=True),
+    sa.Column("key", sa.String(64), nullable=False),  # the cache key
+    sa.Column("function", sa.Text, nullable=False),  # module.qualname
+    sa.Column("module", sa.Text),
+    sa.Column("code_hash", sa.String(64)),
+    sa.Column("version", sa.Text),  # the decorator's version= option
+    sa.Column("source_file", sa.Text),
+    sa.Column("source_line", sa.Integer),
+    sa.Column("git_commit", sa.String(64)),
+    sa.Column("git_remote", sa.Text),
+    sa.Column("permalink", sa.Text),
+    sa.Column("params", sa.JSON),
+    sa.Column("inputs", sa.JSON),  # [{id, name, version, hash}]
+    sa.Column("user", sa.Text),
+    sa.Column("host", sa.Text),
+    sa.Column("limnos_version", sa.String(64)),
+    sa.Column("started_at", UTCDateTime, nullable=False),
+    sa.Column("ended_at", UTCDateTime),
+    sa.Column("duration", sa.Float(precision=53)),
+    sa.Column("status", sa.String(16), nullable=False),  # ok | failed
+    sa.Column("error", sa.Text),
+    sa.Column("output_kind", sa.Text),  # how to rebuild the return value on a hit
+    sa.Column("run_id", sa.String(26)),
+    sa.Column("commit_id", sa.String(26), sa.ForeignKey("commits.id"), nullable=False),
+    sa.Index("ix_steps_key", "key", "status"),
+)
+
+step_outputs = sa.Table(
+    "step_outputs",
+    metadata_obj,
+    sa.Column("step_id", sa.String(26), sa.ForeignKey("steps.id"), primary_key=True),
+    sa.Column("position", sa.Integer, primary_key=True),
+    sa.Column("file_id", sa.String(26), sa.ForeignKey("files.id"), nullable=False),
+    sa.Column("label", sa.Text),  # dict key or explicit output name, for rebuilding the return value
+    sa.Index("ix_step_outputs_file", "file_id"),
 )

@@ -313,7 +313,7 @@ def history(
 def meta_set(
     ctx: typer.Context,
     ref: Annotated[str, typer.Argument(help="name, name@N or id.")],
-    pairs: Annotated[List[str], typer.Argument(metavar="KEY=VALUE...", help=(
+    pairs: Annotated[List[str], typer.Argument(metavar="KEY=VALUE", help=(
         "Typed values: 42 int, 0.5 float, true/false bool, 2024-01-02T03:04:05Z datetime, "
         "{...} or [...] JSON, '\"42\"' forces text; anything else is text."))],
 ) -> None:
@@ -327,7 +327,7 @@ def meta_set(
 def meta_unset(
     ctx: typer.Context,
     ref: Annotated[str, typer.Argument(help="name, name@N or id.")],
-    keys: Annotated[List[str], typer.Argument(metavar="KEY...", help="Keys to remove.")],
+    keys: Annotated[List[str], typer.Argument(metavar="KEY", help="Keys to remove.")],
 ) -> None:
     """Remove metadata keys from a file (their past values stay in its history)."""
     file = _lake(ctx).unset_metadata(ref, keys)
@@ -337,7 +337,7 @@ def meta_unset(
 @app.command(epilog="Example: limnos query project=x reviewed=true --latest --json")
 def query(
     ctx: typer.Context,
-    pairs: Annotated[Optional[List[str]], typer.Argument(metavar="KEY=VALUE...", help="Metadata that must be equal (typed as in 'meta set').")] = None,
+    pairs: Annotated[Optional[List[str]], typer.Argument(metavar="KEY=VALUE", help="Metadata that must be equal (typed as in 'meta set').")] = None,
     latest: Annotated[bool, typer.Option("--latest", help="Only the latest version of each name.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:

@@ -324,7 +324,11 @@ def lineage_tree(graph: "Lineage", up: bool) -> Tree:
         if node["type"] == "file":
             return Text(f"{node['name']}@{node['version']}", style="bold cyan")
         who = f"{node.get('user') or '?'}@{node.get('host') or '?'}"
-        return Text.assemble(("⚙ ", "magenta"), (node.get("label") or "run", "magenta"),
+        name = node.get("label") or "run"
+        if name.startswith("/"):  # an argv: show the program's base name
+            head, _, rest = name.partition(" ")
+            name = f"{os.path.basename(head)} {rest}".strip()
+        return Text.assemble(("⚙ ", "magenta"), (name, "magenta"),
                              (f"  {who}, {when(node.get('started_at'))}", "dim"))
 
     def grow(branch: Tree, key: str, path: frozenset[str]) -> None:
