@@ -7,13 +7,47 @@
 >>> lake.query(project="demo").dataframe
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .errors import *  # noqa: F403  (errors are light and always wanted)
+from .errors import __all__ as _errors
+
 __version__ = "0.1.0"
 
-from .api import find_lake, init, open  # noqa: E402
-from .errors import *  # noqa: E402,F403
-from .errors import __all__ as _errors
-from .files import File, Writer  # noqa: E402
-from .lake import Lake  # noqa: E402
-from .query import Result  # noqa: E402
+# The rest loads on first use (PEP 562), so `import limnos` and `limnos --help`
+# do not pay for SQLAlchemy, fsspec and friends until a lake is touched.
+_LAZY = {
+    "init": "api",
+    "open": "api",
+    "find_lake": "api",
+    "Lake": "lake",
+    "File": "files",
+    "Writer": "files",
+    "Result": "query",
+}
+
+if TYPE_CHECKING:
+    from .api import find_lake, init, open  # noqa: A004
+    from .files import File, Writer
+    from .lake import Lake
+    from .query import Result
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'limnos' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = ["File", "Lake", "Result", "Writer", "__version__", "find_lake", "init", "open", *_errors]

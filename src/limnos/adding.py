@@ -73,7 +73,7 @@ def scan(path: str, name: str | None, skip: Sequence[str] = ()) -> tuple[bool, l
     """(is_folder, entries) for a file or every regular file below a folder."""
     if not os.path.exists(path):
         raise SourceNotFound(f"{path} does not exist; check the path")
-    prefix = default_name(path) if name is None else name.strip("/")
+    prefix = default_name(path) if name is None else validate_name(name.rstrip("/"))
     if not os.path.isdir(path):
         st = os.stat(path)
         final = prefix or os.path.basename(os.path.abspath(path))
@@ -162,7 +162,7 @@ def _sync_store(path: str) -> None:
 def add_path(lake: "Lake", path: str, name: str | None, metadata: Mapping[str, Any] | None,
              move: bool) -> File | list[File]:
     if name is not None:
-        validate_name(name.strip("/") or "-")
+        validate_name(name.rstrip("/"))
     store = lake.store
     if not store.local:
         raise StoreError("adding to a remote store arrives with remotes; use a local lake for now")

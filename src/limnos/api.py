@@ -114,8 +114,13 @@ def open(path: str | os.PathLike[str] | None = None, catalog: str | None = None,
         config_path = os.path.join(root, CONFIG_NAME)
     if not os.path.isfile(config_path):
         raise LakeNotFound(f"no lake at {root}; run 'limnos init {path}' to create one")
-    with builtins.open(config_path) as f:
-        config = yaml.safe_load(f) or {}
+    try:
+        with builtins.open(config_path) as f:
+            config = yaml.safe_load(f) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise LimnosError(f"cannot read {config_path}: {str(exc).splitlines()[0]}; fix or restore it") from None
+    if not isinstance(config, dict):
+        raise LimnosError(f"{config_path} is not a mapping of settings; fix or restore it")
     if int(config.get("format", 1)) > FORMAT:
         raise LimnosError(f"the lake at {root} has format {config['format']}; upgrade limnos to open it")
     lake = _open(root, config, catalog)

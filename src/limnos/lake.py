@@ -286,7 +286,7 @@ class Lake:
         """The latest version of every name under ``prefix``."""
         if prefix:
             _validate_prefix(prefix)
-        return [File(self, r) for r in self.catalog.latest(prefix)]
+        return self._files_with_metadata(self.catalog.latest(prefix))
 
     def history(self, name: str) -> list[File]:
         """Every version of a name, oldest first."""
@@ -294,13 +294,22 @@ class Lake:
         rows = self.catalog.history(name)
         if not rows:
             raise FileNotFound(f"no file named {name!r} in the lake; see 'limnos ls'")
-        return [File(self, r) for r in rows]
+        return self._files_with_metadata(rows)
 
-    def query(self, *, latest: bool = False, **equals: Any) -> "Result":
-        """Files whose metadata equals every given value: ``lake.query(ticket="abc-123")``."""
+    def _files_with_metadata(self, rows: Sequence[FileRow]) -> list[File]:
+        """Files with their metadata loaded in one query, not one per file."""
+        meta = self.catalog.metadata_of([r.id for r in rows])
+        return [File(self, r, meta[r.id]) for r in rows]
+
+    def query(self, filters: Mapping[str, Any] | None = None, *, latest: bool = False, **equals: Any) -> "Result":
+        """Files whose metadata equals every given value: ``lake.query(ticket="abc-123")``.
+
+        ``filters`` takes keys that are not Python identifiers (or are named ``latest``);
+        ``latest=True`` keeps only the newest version of each name.
+        """
         from .query import Result
 
-        return Result(self, equals, latest=latest)
+        return Result(self, {**dict(filters or {}), **equals}, latest=latest)
 
     def checkout(self, ref: str | File, dest: str, link: LinkMode | None = None) -> str:
         """Put a read-only working copy of a file at ``dest`` (reflink, else copy)."""

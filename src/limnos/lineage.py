@@ -83,7 +83,7 @@ def _run_node(lake: "Lake", run_id: str) -> dict[str, Any]:
     run = lake.catalog.run(run_id) or {}
     argv = run.get("argv") or []
     label = run.get("name") or (" ".join(str(a) for a in argv[:3]) if argv else None)
-    return {"type": "run", "id": run_id, "label": label, "user": run.get("user"), "host": run.get("host"),
+    return {"type": "run", "id": run_id, "label": label, "argv": argv, "user": run.get("user"), "host": run.get("host"),
             "started_at": str(run.get("started_at")), "git_commit": run.get("git_commit"),
             "git_dirty": run.get("git_dirty"), "git_remote": run.get("git_remote"),
             "limnos_version": run.get("limnos_version")}

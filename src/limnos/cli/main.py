@@ -176,7 +176,7 @@ def _root(
     ctx.call_on_close(lambda: logger.removeHandler(handler))
 
 
-def _lake(ctx: typer.Context) -> limnos.Lake:
+def _lake(ctx: typer.Context) -> "limnos.Lake":
     """The lake chosen by --lake, $LIMNOS_LAKE or the cwd, opened once per command."""
     root = ctx.find_root()
     state = root.obj if isinstance(root.obj, dict) else {}
@@ -343,7 +343,7 @@ def query(
 ) -> None:
     """Find files whose metadata equals every KEY=VALUE."""
     filters = parse_pairs(pairs)
-    result = limnos.Result(_lake(ctx), filters, latest=latest)
+    result = _lake(ctx).query(filters, latest=latest)
     if as_json:
         render.print_json(result.to_dicts())
         return
