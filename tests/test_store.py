@@ -9,7 +9,7 @@ import pytest
 
 import limnos
 from limnos.store import hashing
-from limnos.store.objects import LocalObjectStore
+from limnos.store import LocalObjectStore
 
 from helpers import age
 

@@ -163,9 +163,7 @@ def add_path(lake: "Lake", path: str, name: str | None, metadata: Mapping[str, A
              move: bool) -> File | list[File]:
     if name is not None:
         validate_name(name.rstrip("/"))
-    store = lake.store
-    if not store.local:
-        raise StoreError("adding to a remote store arrives with remotes; use a local lake for now")
+    store = lake.cache  # files are hashed into the local store (or cache), then uploaded if remote
     is_folder, entries = scan(path, name, skip=[store.root])
     lake._metadata_rows([], metadata, check_only=True)
     _fill_from_statcache(lake, os.path.abspath(path), entries)
@@ -195,7 +193,9 @@ def add_path(lake: "Lake", path: str, name: str | None, metadata: Mapping[str, A
         meta_targets += [f.id for f in result.values() if any(current[f.id].get(k) != v for k, v in metadata.items())]
         commit.metadata = lake._metadata_rows(meta_targets, metadata)
     if commit.files or commit.metadata:
-        if any(e.read for e in changed) and lake.config.get("fsync", True):
+        if not lake.store.local:
+            _upload(lake, changed)
+        elif any(e.read for e in changed) and lake.config.get("fsync", True):
             _sync_store(store.root)
         lake._commit(commit)
         for row in commit.files:
@@ -212,8 +212,22 @@ def add_path(lake: "Lake", path: str, name: str | None, metadata: Mapping[str, A
     return files if is_folder else files[0]
 
 
+def _upload(lake: "Lake", entries: Sequence[Entry]) -> None:
+    """Upload new objects to a remote store before the catalog names them."""
+    from .store.transfer import TransferReport
+    from .sync import upload_objects
+
+    wanted = {e.hash for e in entries if e.hash}
+    # A few objects: ask for each; many: one listing beats a request per object.
+    present = None if len(wanted) > 32 else {h for h in wanted if lake.store.has(h)}
+    report = TransferReport("upload")
+    upload_objects(lake.cache, lake.store, wanted, None, report, present=present)
+    if report.failed:
+        raise StoreError(f"{len(report.failed)} objects could not be uploaded, nothing was committed: {report.failed[0]}")
+
+
 def status_path(lake: "Lake", path: str, name: str | None) -> Status:
-    is_folder, entries = scan(path, name, skip=[lake.store.root] if lake.store.local else [])
+    is_folder, entries = scan(path, name, skip=[lake.cache.root])
     _fill_from_statcache(lake, os.path.abspath(path), entries)
 
     def check(e: Entry) -> None:

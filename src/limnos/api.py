@@ -6,7 +6,12 @@ A local lake is one folder (``.limnos`` by default)::
     .limnos/catalog.sqlite    the default catalog
     .limnos/objects/          the store
     .limnos/records/
-    .limnos/state/            this machine's stat cache
+    .limnos/state/            this machine's stat cache and remotes
+
+A lake can also live on any fsspec URL (``s3://bucket/lake``): the settings
+file sits in the store, the catalog is given (PostgreSQL for a team) or is a
+SQLite file in this machine's cache, and objects are cached locally under the
+platformdirs cache folder (or ``cache=``).
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from .catalog.engine import normalize_url
 from .checks import roll_forward
 from .errors import LakeExists, LakeNotFound, LimnosError, redact_url
 from .lake import Lake
-from .store import LocalObjectStore
+from .store import LocalObjectStore, ObjectStore
 from .store.links import LINK_MODES
 
 CONFIG_NAME = "limnos.yaml"
@@ -43,18 +48,42 @@ def _strip_password(url: str) -> str:
     return parsed._replace(password=None).render_as_string(hide_password=False) if parsed.password else url
 
 
-def init(path: str | os.PathLike[str] = DEFAULT_DIR, catalog: str | None = None, link: str = "copy") -> Lake:
-    """Create a lake in a new folder and return it open.
+def default_cache_dir(url: str) -> str:
+    """This machine's cache folder for the lake at ``url``."""
+    import platformdirs
 
-    ``catalog`` is a SQLAlchemy URL (``postgresql://user@host/db``); by default
-    a SQLite file inside the lake. A password in the URL is used now but not
-    saved: later opens take it from ``PGPASSWORD`` or ``~/.pgpass``.
-    """
-    path = os.fspath(path)
-    if _is_url(path):
-        raise LimnosError(f"lakes on remote stores ({redact_url(path)}) arrive with remotes; init a local lake for now")
+    from .store.hashing import hash_bytes
+
+    return os.path.join(platformdirs.user_cache_dir("limnos"), hash_bytes(url.encode())[:16])
+
+
+def _settings(catalog: str | None, link: str) -> dict[str, Any]:
     if link not in LINK_MODES:
         raise LimnosError(f"link must be one of {', '.join(LINK_MODES)}, not {link!r}")
+    return {
+        "format": FORMAT,
+        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+        "catalog": _strip_password(catalog) if catalog else None,
+        "link": link,
+        "fsync": True,
+    }
+
+
+def init(path: str | os.PathLike[str] = DEFAULT_DIR, catalog: str | None = None, link: str = "copy",
+         cache: str | None = None, **storage_options: Any) -> Lake:
+    """Create a lake and return it open.
+
+    ``path`` is a local folder (``.limnos`` by default) or any fsspec URL
+    (``s3://bucket/lake``; ``storage_options`` go to fsspec). ``catalog`` is a
+    SQLAlchemy URL (``postgresql://user@host/db``); by default a SQLite file
+    inside a local lake, or in this machine's cache for a remote one. A
+    password in the URL is used now but never saved: later opens take it from
+    ``PGPASSWORD`` or ``~/.pgpass``.
+    """
+    path = os.fspath(path)
+    config = _settings(catalog, link)
+    if _is_url(path):
+        return _init_remote(path, config, catalog, cache, storage_options)
     root = os.path.abspath(os.path.expanduser(path))
     config_path = os.path.join(root, CONFIG_NAME)
     if os.path.exists(config_path):
@@ -62,15 +91,8 @@ def init(path: str | os.PathLike[str] = DEFAULT_DIR, catalog: str | None = None,
     os.makedirs(root, exist_ok=True)
     for sub in ("objects", "records", "tmp", "state"):
         os.makedirs(os.path.join(root, sub), exist_ok=True)
-    config = {
-        "format": FORMAT,
-        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(),
-        "catalog": _strip_password(catalog) if catalog else None,
-        "link": link,
-        "fsync": True,
-    }
     try:
-        lake = _open(root, config, catalog)
+        lake = _open_local(root, config, catalog)
     except BaseException:
         # The catalog could not be created: leave no half-made lake behind.
         if not os.listdir(os.path.join(root, "objects")):
@@ -82,6 +104,16 @@ def init(path: str | os.PathLike[str] = DEFAULT_DIR, catalog: str | None = None,
     with builtins.open(tmp, "w") as f:
         yaml.safe_dump(config, f, sort_keys=False)
     os.replace(tmp, config_path)
+    return lake
+
+
+def _init_remote(url: str, config: dict[str, Any], catalog: str | None, cache: str | None,
+                 storage_options: dict[str, Any]) -> Lake:
+    store = ObjectStore(url, **storage_options)
+    if store.read_config() is not None:
+        raise LakeExists(f"a lake already exists at {redact_url(url)}; open it with limnos.open({redact_url(url)!r})")
+    lake = _open_remote(url, store, config, catalog, cache)
+    store.write_config(yaml.safe_dump(config, sort_keys=False).encode())
     return lake
 
 
@@ -98,46 +130,67 @@ def find_lake(start: str | None = None) -> str | None:
         here = parent
 
 
-def open(path: str | os.PathLike[str] | None = None, catalog: str | None = None, cache: str | None = None) -> Lake:  # noqa: A001
-    """Open a lake: ``path``, else ``$LIMNOS_LAKE``, else the nearest ``.limnos/`` above the cwd."""
+def _parse_config(data: bytes | str, where: str) -> dict[str, Any]:
+    try:
+        config = yaml.safe_load(data) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise LimnosError(f"cannot read {where}: {str(exc).splitlines()[0]}; fix or restore it") from None
+    if not isinstance(config, dict):
+        raise LimnosError(f"{where} is not a mapping of settings; fix or restore it")
+    if int(config.get("format", 1)) > FORMAT:
+        raise LimnosError(f"the lake at {where} has format {config['format']}; upgrade limnos to open it")
+    return config
+
+
+def open(path: str | os.PathLike[str] | None = None, catalog: str | None = None, cache: str | None = None,  # noqa: A001
+         **storage_options: Any) -> Lake:
+    """Open a lake: ``path`` (a folder or URL), else ``$LIMNOS_LAKE``, else the nearest ``.limnos/``."""
     if path is None:
         path = os.environ.get("LIMNOS_LAKE") or find_lake()
         if path is None:
             raise LakeNotFound("no lake here: run 'limnos init' to create one, or set LIMNOS_LAKE to its path")
     path = os.fspath(path)
     if _is_url(path):
-        raise LimnosError(f"lakes on remote stores ({redact_url(path)}) arrive with remotes; open a local lake for now")
-    root = os.path.abspath(os.path.expanduser(path))
-    config_path = os.path.join(root, CONFIG_NAME)
-    if not os.path.isfile(config_path) and os.path.isfile(os.path.join(root, DEFAULT_DIR, CONFIG_NAME)):
-        root = os.path.join(root, DEFAULT_DIR)  # the project folder was given, not the lake folder
+        store = ObjectStore(path, **storage_options)
+        data = store.read_config()
+        if data is None:
+            raise LakeNotFound(f"no lake at {redact_url(path)}; run 'limnos init {redact_url(path)}' to create one")
+        lake = _open_remote(path, store, _parse_config(data, redact_url(path)), catalog, cache)
+    else:
+        root = os.path.abspath(os.path.expanduser(path))
         config_path = os.path.join(root, CONFIG_NAME)
-    if not os.path.isfile(config_path):
-        raise LakeNotFound(f"no lake at {root}; run 'limnos init {path}' to create one")
-    try:
-        with builtins.open(config_path) as f:
-            config = yaml.safe_load(f) or {}
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise LimnosError(f"cannot read {config_path}: {str(exc).splitlines()[0]}; fix or restore it") from None
-    if not isinstance(config, dict):
-        raise LimnosError(f"{config_path} is not a mapping of settings; fix or restore it")
-    if int(config.get("format", 1)) > FORMAT:
-        raise LimnosError(f"the lake at {root} has format {config['format']}; upgrade limnos to open it")
-    lake = _open(root, config, catalog)
+        if not os.path.isfile(config_path) and os.path.isfile(os.path.join(root, DEFAULT_DIR, CONFIG_NAME)):
+            root = os.path.join(root, DEFAULT_DIR)  # the project folder was given, not the lake folder
+            config_path = os.path.join(root, CONFIG_NAME)
+        if not os.path.isfile(config_path):
+            raise LakeNotFound(f"no lake at {root}; run 'limnos init {path}' to create one")
+        with builtins.open(config_path, "rb") as f:
+            lake = _open_local(root, _parse_config(f.read(), config_path), catalog)
     report = roll_forward(lake)
     if report.rolled_forward:
         import logging
 
-        logging.getLogger("limnos").warning("rolled %d interrupted commits forward from the records", len(report.rolled_forward))
+        logging.getLogger("limnos").warning("rolled %d commits forward from the records", len(report.rolled_forward))
     return lake
 
 
-def _open(root: str, config: dict[str, Any], catalog: str | None) -> Lake:
-    url = catalog or config.get("catalog") or "sqlite:///catalog.sqlite"
+def _catalog(url: str, base: str) -> Catalog:
     if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
         rel = url[len("sqlite:///") :]
         if rel and not os.path.isabs(rel):
-            url = "sqlite:///" + os.path.join(root, rel)  # relative to the lake, so the folder can move
-    cat = Catalog(normalize_url(url) if url.startswith("postgres") else url)
+            url = "sqlite:///" + os.path.join(base, rel)  # relative to the lake, so the folder can move
+    return Catalog(normalize_url(url) if url.startswith("postgres") else url)
+
+
+def _open_local(root: str, config: dict[str, Any], catalog: str | None) -> Lake:
+    cat = _catalog(catalog or config.get("catalog") or "sqlite:///catalog.sqlite", root)
     store = LocalObjectStore(root)
     return Lake(root, cat, store, os.path.join(root, "state"), config)
+
+
+def _open_remote(url: str, store: ObjectStore, config: dict[str, Any], catalog: str | None, cache: str | None) -> Lake:
+    cache_dir = os.path.abspath(os.path.expanduser(cache or default_cache_dir(url)))
+    os.makedirs(cache_dir, exist_ok=True)
+    # No shared catalog: this machine keeps its own, rebuilt from the store's records.
+    cat = _catalog(catalog or config.get("catalog") or "sqlite:///catalog.sqlite", cache_dir)
+    return Lake(url, cat, store, os.path.join(cache_dir, "state"), config, cache=LocalObjectStore(cache_dir))

@@ -32,7 +32,8 @@ class Report:
     files: int = 0
     objects: int = 0
     bytes: int = 0
-    missing: list[str] = field(default_factory=list)  # "name@v <hash>" with no object
+    missing: list[str] = field(default_factory=list)  # objects referenced but found nowhere
+    remote_only: list[str] = field(default_factory=list)  # referenced objects that only a remote holds
     corrupt: list[str] = field(default_factory=list)  # objects whose bytes do not match their hash
     orphans: list[str] = field(default_factory=list)  # objects no file refers to
     deleted: list[str] = field(default_factory=list)  # objects removed (gc), or would be (dry run)
@@ -47,6 +48,23 @@ class Report:
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "ok": self.ok}
+
+
+def _split_absent(lake: "Lake", absent: set[str]) -> tuple[list[str], list[str]]:
+    """(missing everywhere, only on a remote) for objects absent from the lake's store.
+
+    A local lake that pulled other people's records legitimately lacks their
+    objects until they are read; one listing per remote tells those apart.
+    """
+    if not absent or not lake.store.local:
+        return sorted(absent), []
+    remote_only: set[str] = set()
+    for remote in lake.remotes.list():
+        try:
+            remote_only |= absent & set(remote.store.list_hashes())
+        except LimnosError as exc:
+            raise LimnosError(f"cannot check remote {remote.name!r}: {exc}") from None
+    return sorted(absent - remote_only), sorted(remote_only)
 
 
 def pending_records(lake: "Lake", grace: float = ROLL_FORWARD_GRACE) -> list[str]:
@@ -88,12 +106,14 @@ def roll_forward(lake: "Lake", grace: float = ROLL_FORWARD_GRACE) -> Report:
 def _load_commits(lake: "Lake", ids: list[str], report: Report) -> list[Commit]:
     commits = []
     with progress(len(ids), "reading records") as advance:
-        for cid in ids:
-            try:
-                commits.append(Commit.from_jsonl(lake.store.read_record(cid)))
-            except (ValueError, KeyError) as exc:
-                report.notes.append(f"records {cid} is unreadable and was skipped: {exc}")
-            advance(1)
+        for start in range(0, len(ids), 500):
+            batch = ids[start : start + 500]
+            for cid, data in lake.store.read_records(batch).items():
+                try:
+                    commits.append(Commit.from_jsonl(data))
+                except (ValueError, KeyError) as exc:
+                    report.notes.append(f"records {cid} is unreadable and was skipped: {exc}")
+            advance(len(batch))
     commits.sort(key=lambda c: (c.created_at, c.id))
     return commits
 
@@ -126,10 +146,9 @@ def fsck(lake: "Lake", read_data: bool = False, subset: float | None = None) -> 
     listed = {o.hash: o for o in lake.store.iter_objects()}
     report.objects = len(listed)
     for digest in sorted(referenced):
-        if digest not in listed:
-            report.missing.append(digest)
-        elif digest in sizes and listed[digest].size != sizes[digest]:
+        if digest in listed and digest in sizes and listed[digest].size != sizes[digest]:
             report.corrupt.append(digest)
+    report.missing, report.remote_only = _split_absent(lake, referenced - set(listed))
     report.orphans = sorted(set(listed) - referenced)
     if read_data:
         todo = sorted(d for d in referenced if d in listed and d not in report.corrupt)
@@ -163,9 +182,9 @@ def gc(lake: "Lake", dry_run: bool = True, grace: dt.timedelta = dt.timedelta(da
     listed = list(lake.store.iter_objects())
     present = {o.hash for o in listed}
     report.objects = len(listed)
-    if referenced and not listed:
+    missing, _remote_only = _split_absent(lake, referenced - present)
+    if missing and not listed:
         raise GcRefused("the store lists no objects but the catalog refers to some; check the store URL and credentials, nothing was deleted")
-    missing = referenced - present
     if missing:
         raise GcRefused(f"{len(missing)} referenced objects are missing from the store (run 'limnos fsck'); nothing was deleted")
     cutoff = time.time() - grace.total_seconds()

@@ -25,6 +25,10 @@ __all__ = [
     "CatalogVersionError",
     "StoreError",
     "IntegrityError",
+    "RemoteError",
+    "RemoteNotFound",
+    "ObjectNotAvailable",
+    "FileLocked",
     "GcRefused",
     "MissingExtra",
     "redact_url",
@@ -87,6 +91,25 @@ class CatalogVersionError(CatalogError):
 
 class StoreError(LimnosError, OSError):
     """The object store cannot be read or written."""
+
+
+class RemoteError(StoreError):
+    """A remote store cannot be reached, listed or written (credentials, URL, network)."""
+
+
+class RemoteNotFound(LimnosError, KeyError):
+    """No remote of that name is configured."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "remote not found"
+
+
+class ObjectNotAvailable(StoreError):
+    """An object is neither local nor on any remote that was asked."""
+
+
+class FileLocked(LimnosError, PermissionError):
+    """The file is locked (protected) and cannot be deleted."""
 
 
 class IntegrityError(StoreError):

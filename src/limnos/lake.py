@@ -19,7 +19,7 @@ from typing import IO, TYPE_CHECKING, Any
 from . import provenance
 from .catalog import Catalog, Commit, FileRow
 from .catalog import values as metavalues
-from .errors import FileNotFound, InvalidName, MetadataError, redact_url
+from .errors import FileNotFound, InvalidName, MetadataError, ObjectNotAvailable, redact_url
 from .files import File, Writer
 from .names import new_id, parse_ref, validate_name
 from .store import LocalObjectStore, ObjectStore, StatCache, hashing
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from .lineage import Lineage
     from .query import Result
     from .adding import Status
+    from .remotes import RemoteSet
 
 
 def now() -> dt.datetime:
@@ -55,10 +56,15 @@ class Lake:
     """
 
     def __init__(self, path: str, catalog: Catalog, store: ObjectStore, state_dir: str,
-                 config: Mapping[str, Any] | None = None) -> None:
+                 config: Mapping[str, Any] | None = None, cache: LocalObjectStore | None = None) -> None:
         self.path = path
         self.catalog = catalog
         self.store = store
+        if cache is None:
+            if not isinstance(store, LocalObjectStore):
+                raise ValueError("a lake on a remote store needs a local cache")
+            cache = store
+        self.cache: LocalObjectStore = cache
         self.state_dir = state_dir
         self.config = dict(config or {})
         self.link: LinkMode = self.config.get("link", "copy")
@@ -164,31 +170,71 @@ class Lake:
         return self._store_staged(staged)[0]
 
     # ----------------------------------------------------------- the store
+    # ``store`` is where objects live (a folder, or any fsspec URL); ``cache`` is
+    # this machine's local copy of them. For a local lake they are the same.
+    @property
+    def remotes(self) -> "RemoteSet":
+        from .remotes import RemoteSet
+
+        return RemoteSet(self)
+
     def object_url(self, digest: str) -> str:
-        return self.store.object_key(digest) if not self.store.local else self.store.path(digest)  # type: ignore[attr-defined]
+        return self.store.path(digest) if self.store.local else self.store.object_key(digest)  # type: ignore[attr-defined]
 
     def _staging_path(self, suffix: str = "") -> str:
-        assert isinstance(self.store, LocalObjectStore), "remote stores arrive with the remotes issue"
-        return self.store.new_staging_path(suffix)
+        return self.cache.new_staging_path(suffix)
 
     def _store_staged(self, staged: str) -> tuple[str, int]:
-        digest, size, _new = self.store.ingest_staged(staged)  # type: ignore[attr-defined]
+        """Hash a finished staging file and store it; a remote store gets it uploaded now."""
+        if self.store.local:
+            digest, size, _new = self.store.ingest_staged(staged)  # type: ignore[attr-defined]
+            return digest, size
+        digest, size = hashing.hash_file(staged)
+        self.store.put_file(staged, digest)
+        self.cache._commit_staged(staged, digest)  # keep the local copy: it was just written here
         return digest, size
 
     def is_local(self, file: File) -> bool:
-        return bool(file.hash) and self.store.local and self.store.has(file.hash)  # type: ignore[arg-type]
+        return bool(file.hash) and self.cache.has(file.hash)  # type: ignore[arg-type]
+
+    def _sources(self) -> list[ObjectStore]:
+        """Where a missing object can come from: the lake's own store, else its remotes."""
+        if not self.store.local:
+            return [self.store]
+        remotes = self.remotes
+        default = remotes.default
+        ordered = sorted(remotes.list(), key=lambda r: r.name != default)
+        return [r.store for r in ordered]
+
+    def fetch(self, digest: str) -> str:
+        """The local path of an object, downloading (and verifying) it first if needed."""
+        if self.cache.has(digest):
+            self.cache.touch(digest)
+            return self.cache.path(digest)
+        sources = self._sources()
+        if not sources:
+            raise ObjectNotAvailable(f"object {digest[:12]} is missing from this lake and no remote is set; run 'limnos fsck'")
+        tried = []
+        for source in sources:
+            try:
+                self.cache.download_from(source, digest)
+                return self.cache.path(digest)
+            except ObjectNotAvailable:
+                tried.append(redact_url(source.url))
+        raise ObjectNotAvailable(f"object {digest[:12]} is on none of: {', '.join(tried)}; push it from a machine that has it")
 
     def _open_object(self, file: File) -> IO[bytes]:
         if file.kind == "reference":
             import fsspec
 
             return fsspec.open(file._row.uri, "rb").open()  # type: ignore[no-any-return]
-        return self.store.open(file.hash)  # type: ignore[arg-type]
+        self.fetch(file.hash)  # type: ignore[arg-type]
+        return self.cache.open_shared(file.hash)  # type: ignore[arg-type]
 
     def _local_object_path(self, file: File) -> str:
         if file.kind == "reference":
             raise NotImplementedError("references are read with File.open()")
-        return self.store.path(file.hash)  # type: ignore[attr-defined, no-any-return]
+        return self.fetch(file.hash)  # type: ignore[arg-type]
 
     # ----------------------------------------------------------------- write
     @contextlib.contextmanager

@@ -452,10 +452,43 @@ class Catalog:
         with self.engine.connect() as conn:
             return [_row(r) for r in conn.execute(stmt.order_by(t.files.c.name, t.files.c.version))]
 
+    def all_files(self) -> list[FileRow]:
+        """Every version of every name (not deleted)."""
+        with self.engine.connect() as conn:
+            return [_row(r) for r in conn.execute(_file_select().order_by(t.files.c.name, t.files.c.version))]
+
+    def runs_with_script(self) -> list[tuple[str, str | None]]:
+        with self.engine.connect() as conn:
+            return [(i, s) for i, s in conn.execute(sa.select(t.runs.c.id, t.runs.c.script).where(t.runs.c.script.isnot(None)))]
+
+    def inputs_of_runs(self, run_ids: Sequence[str]) -> list[str]:
+        """Ids of the files read by the given runs (the inputs of what they wrote), first-read order."""
+        out: dict[str, None] = {}
+        stmt = (
+            sa.select(t.inputs.c.input_id)
+            .join(t.files, t.files.c.id == t.inputs.c.file_id)
+            .order_by(t.files.c.created_at, t.inputs.c.position)
+        )
+        with self.engine.connect() as conn:
+            for chunk in _chunks(list(run_ids)):
+                out.update(dict.fromkeys(conn.execute(stmt.where(t.files.c.run_id.in_(chunk))).scalars()))
+        return list(out)
+
+    def blob_hashes(self, file_ids: Sequence[str]) -> set[str]:
+        out: set[str] = set()
+        log = t.metadata_log
+        with self.engine.connect() as conn:
+            for chunk in _chunks(list(file_ids)):
+                stmt = sa.select(log.c.v_str).where(log.c.file_id.in_(chunk), log.c.type == "blob").distinct()
+                out.update(h for h in conn.execute(stmt).scalars() if h)
+        return out
+
     # ------------------------------------------------------------ checking
     def referenced_hashes(self) -> set[str]:
+        """Objects that some live file (or a blob value) refers to: what gc must keep."""
+        alive = ~sa.exists().where(t.tombstones.c.file_id == t.files.c.id)
         with self.engine.connect() as conn:
-            hashes = set(conn.execute(sa.select(t.files.c.hash).where(t.files.c.hash.isnot(None)).distinct()).scalars())
+            hashes = set(conn.execute(sa.select(t.files.c.hash).where(t.files.c.hash.isnot(None), alive).distinct()).scalars())
             blobs = conn.execute(sa.select(t.metadata_log.c.v_str).where(t.metadata_log.c.type == "blob").distinct()).scalars()
             hashes.update(b for b in blobs if b)
         return hashes

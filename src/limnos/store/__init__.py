@@ -2,7 +2,8 @@
 
 from .hashing import hash_bytes, hash_file
 from .links import LINK_MODES, place
-from .objects import LocalObjectStore, ObjectInfo, ObjectStore, object_relpath
+from .local import LocalObjectStore
+from .objects import ObjectInfo, ObjectStore, object_relpath
 from .statcache import StatCache
 
 __all__ = [

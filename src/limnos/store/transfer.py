@@ -1,0 +1,93 @@
+"""Moving many objects between stores: bounded parallelism, retries, counters.
+
+Small files must not be bound by per-request latency, so transfers run on a
+thread pool (the work is network waits, which release the GIL; s3fs runs the
+requests on its own event loop). A failed transfer is retried with
+exponential backoff; what still fails is reported, never silently dropped.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from ..errors import IntegrityError, ObjectNotAvailable
+from ..progress import transfer_progress
+
+T = TypeVar("T")
+RETRIES = 4
+
+
+def default_jobs() -> int:
+    """Requests in flight: latency-bound work wants far more than one per core."""
+    return min(64, (os.cpu_count() or 2) * 8)
+
+
+@dataclass
+class TransferReport:
+    """What a push, pull or prune moved. ``transferred`` counts objects actually sent or fetched."""
+
+    action: str
+    transferred: int = 0
+    bytes: int = 0
+    skipped: int = 0
+    records: int = 0
+    failed: list[str] = field(default_factory=list)
+    renumbered: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def to_dict(self) -> dict[str, object]:
+        return {"action": self.action, "transferred": self.transferred, "bytes": self.bytes, "skipped": self.skipped,
+                "records": self.records, "failed": self.failed, "renumbered": self.renumbered,
+                "seconds": round(self.seconds, 3), "ok": self.ok}
+
+
+def run_parallel(items: Sequence[T], work: Callable[[T], int], sizes: Callable[[T], int], label: Callable[[T], str],
+                 jobs: int | None, description: str, report: TransferReport) -> None:
+    """Call ``work(item)`` (returns bytes moved) for every item, in parallel, with retries."""
+    if not items:
+        return
+    jobs = max(1, jobs or default_jobs())
+    start = time.perf_counter()
+
+    def attempt(item: T) -> int:
+        for n in range(RETRIES):
+            try:
+                return work(item)
+            except (IntegrityError, ObjectNotAvailable):
+                raise  # retrying cannot fix bad or absent bytes
+            except Exception:
+                if n + 1 == RETRIES:
+                    raise
+                time.sleep(min(5.0, 0.2 * 2**n) * (0.5 + random.random()))
+        raise AssertionError("unreachable")
+
+    with transfer_progress(len(items), sum(sizes(i) for i in items), description) as advance:
+        with ThreadPoolExecutor(min(jobs, len(items)), thread_name_prefix="limnos-transfer") as pool:
+            futures = {pool.submit(attempt, item): item for item in items}
+            errors: list[BaseException] = []
+            for future in as_completed(futures):
+                item = futures[future]
+                try:
+                    moved = future.result()
+                except BaseException as exc:  # collect, so one bad object does not hide the rest
+                    report.failed.append(f"{label(item)}: {exc}")
+                    errors.append(exc)
+                    advance(1, 0)
+                    continue
+                report.transferred += 1
+                report.bytes += moved
+                advance(1, moved)
+    report.seconds += time.perf_counter() - start
+    integrity = [e for e in errors if isinstance(e, IntegrityError)]
+    if integrity:
+        raise integrity[0]
