@@ -31,6 +31,9 @@ __all__ = [
     "FileLocked",
     "GcRefused",
     "MissingExtra",
+    "StepError",
+    "StepParameterError",
+    "StepOutputError",
     "redact_url",
 ]
 
@@ -122,6 +125,18 @@ class GcRefused(LimnosError, RuntimeError):
 
 class MissingExtra(LimnosError, ImportError):
     """An optional dependency is needed; the message gives the pip command."""
+
+
+class StepError(LimnosError, RuntimeError):
+    """A ``@step`` function is used in a way limnos cannot record (such as ``limnos.output()`` outside a step)."""
+
+
+class StepParameterError(StepError, TypeError):
+    """A step parameter cannot be hashed stably into the cache key; the message names the parameter."""
+
+
+class StepOutputError(StepError, TypeError):
+    """A step returned something limnos cannot store (such as an object without ``allow_pickle=True``)."""
 
 
 _USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@]*):(?P<secret>[^@/]*)@")

@@ -30,7 +30,9 @@ if TYPE_CHECKING:
     from .lineage import Lineage
     from .query import Result
     from .adding import Status
+    from .cache import CacheReport
     from .remotes import RemoteSet
+    from .store.transfer import TransferReport
 
 
 def now() -> dt.datetime:
@@ -387,6 +389,57 @@ class Lake:
         from .checks import reindex
 
         return reindex(self, force=force)
+
+    # ------------------------------------------------------ remotes and sync
+    def push(self, refs: Sequence[str] | None = None, remote: str | None = None,
+             jobs: int | None = None) -> "TransferReport":
+        """Upload the objects and records files a remote lacks (all, or the files ``refs`` name)."""
+        from .sync import push
+
+        return push(self, refs, remote, jobs)
+
+    def pull(self, refs: Sequence[str] | None = None, remote: str | None = None, jobs: int | None = None,
+             download: bool = True) -> "TransferReport":
+        """Import a remote's new records, then download the objects ``refs`` name (default: latest of all).
+
+        A ref may be a name, ``name@N``, an id, a prefix (``raw/``), ``.``, or a
+        script (``train.py``): the files that runs of that script read.
+        """
+        from .sync import pull
+
+        return pull(self, refs, remote, jobs, download)
+
+    def cache_size(self) -> "CacheReport":
+        from .cache import size
+
+        return size(self)
+
+    def prune_cache(self, max_size: int | str, keep_recent: float = 60.0) -> "CacheReport":
+        """Shrink this machine's cache of a remote lake to ``max_size`` (``"10GB"``), LRU first."""
+        from .cache import prune
+
+        return prune(self, max_size, keep_recent)
+
+    # ---------------------------------------------------------- protection
+    def lock(self, ref: str | File) -> File:
+        """Protect a file: ``rm`` (also by cascade) refuses it, and ``gc`` never touches its object."""
+        from .protect import lock
+
+        return lock(self, ref)
+
+    def unlock(self, ref: str | File) -> File:
+        from .protect import unlock
+
+        return unlock(self, ref)
+
+    def rm(self, ref: str | File, cascade: bool = False) -> list[File]:
+        """Delete an unlocked file from the catalog; ``cascade`` also deletes what was made from it."""
+        from .protect import rm
+
+        return rm(self, ref, cascade)
+
+    def is_locked(self, ref: str | File) -> bool:
+        return bool(self.catalog.locked_ids([self._resolve(ref).id]))
 
 
 def _validate_prefix(prefix: str) -> None:

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from .catalog import Commit, FileRow
-from .errors import FileNotFound, InvalidName, RemoteError
+from .errors import FileNotFound, RemoteError
 from .names import parse_ref, validate_name
 from .store import LocalObjectStore, ObjectStore
 from .store.transfer import TransferReport, run_parallel
@@ -125,19 +125,17 @@ def select(lake: "Lake", refs: Sequence[str] | None, all_versions: bool) -> list
         if ref.endswith((".py", ".ipynb")) and (os.path.isfile(ref) or "/" not in ref):
             out.update((r.id, r) for r in _script_inputs(lake, ref))
             continue
-        try:
+        if not ref.endswith("/"):
             parsed = parse_ref(ref)
-        except InvalidName:
-            raise
-        if parsed.id or parsed.version:
-            out[lake.get(ref).id] = lake.get(ref)._row
-            continue
-        row = lake.catalog.file_by_name(ref)
-        if row is not None:
-            out[row.id] = row
-            continue
-        prefix = ref.rstrip("/") + "/"
-        validate_name(prefix.rstrip("/"))
+            if parsed.id or parsed.version:
+                file = lake._resolve(ref)
+                out[file.id] = file._row
+                continue
+            row = lake.catalog.file_by_name(ref)
+            if row is not None:
+                out[row.id] = row
+                continue
+        prefix = validate_name(ref.rstrip("/")) + "/"
         under = lake.catalog.latest(prefix)
         if not under:
             raise FileNotFound(f"{ref!r} names no file and no folder in the lake; see 'limnos ls'")

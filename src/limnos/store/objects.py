@@ -69,6 +69,8 @@ class ObjectStore:
         self.url = url
         self._secrets = secret_values(storage_options) + _url_secrets(url)
         if fs is None:
+            # Listings must be fresh: other machines write to the same store.
+            storage_options.setdefault("use_listings_cache", False)
             try:
                 fs, root = fsspec.core.url_to_fs(url, **storage_options)
             except (ImportError, ValueError) as exc:

@@ -1,0 +1,71 @@
+"""Protection and deletion: ``lock``, ``unlock`` and ``rm``.
+
+A deletion is a commit like any other (a tombstone row, in the records too),
+so it replays on ``reindex`` and travels with ``push``/``pull``. It only
+removes the catalog entry: the object stays until ``gc`` finds nothing else
+refers to it. Only ``gc`` removes data from the store.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING
+
+from .errors import FileLocked
+
+if TYPE_CHECKING:
+    from .files import File
+    from .lake import Lake
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def lock(lake: "Lake", ref: "str | File") -> "File":
+    file = lake._resolve(ref)
+    if lake.catalog.locked_ids([file.id]):
+        return file
+    commit = lake._new_commit("lock")
+    commit.extra.append({"type": "lock", "file_id": file.id, "locked_at": commit.created_at})
+    lake._commit(commit)
+    return file
+
+
+def unlock(lake: "Lake", ref: "str | File") -> "File":
+    file = lake._resolve(ref)
+    if not lake.catalog.locked_ids([file.id]):
+        return file
+    commit = lake._new_commit("unlock")
+    commit.extra.append({"type": "unlock", "file_id": file.id})
+    lake._commit(commit)
+    return file
+
+
+def downstream_ids(lake: "Lake", file_id: str) -> list[str]:
+    """Every file made (directly or not) from ``file_id``, nearest first."""
+    seen: dict[str, None] = {}
+    frontier = [file_id]
+    while frontier:
+        found = lake.catalog.outputs_of(frontier)
+        frontier = [o for outs in found.values() for o in outs if o not in seen and o != file_id]
+        seen.update(dict.fromkeys(frontier))
+    return list(seen)
+
+
+def rm(lake: "Lake", ref: "str | File", cascade: bool = False) -> "list[File]":
+    """Delete a file's catalog entry (and, with ``cascade``, everything made from it)."""
+    file = lake._resolve(ref)
+    ids = [file.id] + (downstream_ids(lake, file.id) if cascade else [])
+    rows = lake.catalog.files_by_ids(ids)
+    ids = [i for i in ids if i in rows]  # already deleted ones drop out
+    locked = lake.catalog.locked_ids(ids)
+    if locked:
+        names = ", ".join(f"{rows[i].name}@{rows[i].version}" for i in ids if i in locked)
+        raise FileLocked(f"{names} is locked; run 'limnos unlock' on it first if it really must go")
+    commit = lake._new_commit("rm")
+    commit.extra += [{"type": "tombstone", "file_id": i, "deleted_at": commit.created_at} for i in ids]
+    lake._commit(commit)
+    from .files import File
+
+    return [File(lake, rows[i]) for i in ids]

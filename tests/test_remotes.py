@@ -1,0 +1,195 @@
+"""Push, pull and lazy reads against real stores: a folder, fsspec memory, rclone S3 and moto S3."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import fsspec
+import pytest
+
+import limnos
+from limnos import IntegrityError, ObjectNotAvailable, RemoteError, RemoteNotFound
+
+
+def machine(tmp_path, name, url, options):  # type: ignore[no-untyped-def]
+    """A lake on its own 'machine' (folder) with ``origin`` set to the shared remote."""
+    lake = limnos.init(str(tmp_path / name / ".limnos"))
+    lake.remotes.add("origin", url, **options)
+    return lake
+
+
+def cached_objects(lake: limnos.Lake) -> set[str]:
+    return {o.hash for o in lake.cache.iter_objects()}
+
+
+def fill(lake: limnos.Lake, n: int = 5) -> None:
+    for i in range(n):
+        with lake.create(f"data/{i}.txt", metadata={"i": i, "split": "train" if i % 2 else "test"}) as w:
+            w.write_text(f"payload {i}")
+    lake.get("data/0.txt").read_text()
+    with lake.create("model.bin") as w:
+        w.write_bytes(b"model")
+
+
+def test_round_trip_between_two_machines(tmp_path, remote):
+    url, options = remote
+    alice = machine(tmp_path, "alice", url, options)
+    fill(alice)
+    report = alice.push()
+    assert report.transferred == 6 and report.records == 6
+    bob = machine(tmp_path, "bob", url, options)
+    first = bob.pull(download=False)
+    assert first.records == 6 and first.transferred == 0
+    listed = {f.name: f for f in bob.ls()}
+    assert set(listed) == {f"data/{i}.txt" for i in range(5)} | {"model.bin"}
+    assert not any(f.is_local for f in listed.values())
+    assert [i.name for i in bob.get("model.bin").inputs] == ["data/0.txt"]
+    assert bob.get("data/3.txt").metadata == {"i": 3, "split": "train"}
+    second = bob.pull(["data/"])
+    assert second.transferred == 5 and second.records == 0
+    assert all(bob.get(f"data/{i}.txt").is_local for i in range(5)) and not bob.get("model.bin").is_local
+    assert bob.get("data/4.txt").read_text() == "payload 4"
+    assert bob.fsck().ok and bob.fsck().remote_only == [bob.get("model.bin").hash]
+    # Bob writes too; Alice pulls his work back
+    with bob.create("bob/notes.txt") as w:
+        w.write_text("from bob")
+    bob.push()
+    alice.pull()
+    assert alice.get("bob/notes.txt").read_text() == "from bob"
+
+
+def test_push_is_idempotent(tmp_path, remote):
+    url, options = remote
+    lake = machine(tmp_path, "m", url, options)
+    fill(lake, 3)
+    assert lake.push().transferred == 4
+    again = lake.push()
+    assert again.transferred == 0 and again.records == 0 and again.skipped == 4
+
+
+def test_lazy_open_downloads_exactly_one_object(tmp_path, remote):
+    url, options = remote
+    alice = machine(tmp_path, "alice", url, options)
+    fill(alice)
+    alice.push()
+    bob = machine(tmp_path, "bob", url, options)
+    bob.pull(download=False)
+    assert cached_objects(bob) == set()
+    target = bob.get("data/2.txt")
+    assert target.read_text() == "payload 2"
+    assert cached_objects(bob) == {target.hash}
+    path = bob.get("data/1.txt").local_path()
+    assert open(path).read() == "payload 1" and len(cached_objects(bob)) == 2
+
+
+def test_corrupt_remote_object_is_refused(tmp_path, remote):
+    url, options = remote
+    alice = machine(tmp_path, "alice", url, options)
+    fill(alice, 2)
+    alice.push()
+    digest = alice.get("data/1.txt").hash
+    fs, root = fsspec.core.url_to_fs(url, **options)
+    key = f"{root.rstrip('/')}/objects/{digest[:2]}/{digest[2:]}"
+    if os.path.exists(key):
+        os.chmod(key, 0o644)
+    fs.pipe_file(key, b"tampered bytes")
+    bob = machine(tmp_path, "bob", url, options)
+    bob.pull(download=False)
+    with pytest.raises(IntegrityError, match=digest[:12]):
+        bob.get("data/1.txt").read_bytes()
+    with pytest.raises(IntegrityError):
+        bob.pull(["data/1.txt"])
+    assert digest not in cached_objects(bob)
+    leftovers = [p for p in (tmp_path / "bob").rglob("*") if p.is_file() and ".part" in p.name]
+    assert leftovers == []
+    assert bob.get("data/0.txt").read_text() == "payload 0"  # the good object still arrives
+
+
+def test_object_not_pushed_is_reported(tmp_path, remote):
+    url, options = remote
+    alice = machine(tmp_path, "alice", url, options)
+    fill(alice, 2)
+    alice.push(["data/0.txt"])
+    bob = machine(tmp_path, "bob", url, options)
+    bob.pull(download=False)
+    with pytest.raises(ObjectNotAvailable, match="push it"):
+        bob.get("data/1.txt").read_text()
+
+
+def test_remote_management(tmp_path):
+    lake = limnos.init(str(tmp_path / "l"))
+    with pytest.raises(RemoteNotFound):
+        lake.push()
+    lake.remotes.add("origin", "s3://bucket/x", key="AKIAEXAMPLE", secret="very-secret-value")
+    lake.remotes.add("backup", "ssh://user:hunter22@host/x")
+    shown = [r.to_dict() for r in lake.remotes.list()]
+    assert shown == [
+        {"name": "backup", "url": "ssh://user:***@host/x", "options": {}},
+        {"name": "origin", "url": "s3://bucket/x", "options": {"key": "***", "secret": "***"}},
+    ]
+    assert lake.remotes.default == "origin"
+    assert oct(os.stat(os.path.join(lake.state_dir, "remotes.yaml")).st_mode & 0o777) == "0o600"
+    lake.remotes.remove("backup")
+    assert [r.name for r in lake.remotes] == ["origin"]
+    with pytest.raises(RemoteNotFound):
+        lake.remotes.remove("backup")
+    with pytest.raises(limnos.LimnosError):
+        lake.remotes.add("bad name!", "s3://x")
+
+
+def test_wrong_credentials_give_clear_error_without_secret(tmp_path, rclone_s3):
+    url = f"s3://{rclone_s3.new_bucket()}/remote"
+    wrong_secret = "wrong-secret-do-not-print-42"
+    lake = machine(tmp_path, "m", url, rclone_s3.options(secret=wrong_secret))
+    fill(lake, 1)
+    with pytest.raises(RemoteError) as err:
+        lake.push()
+    message = str(err.value)
+    assert wrong_secret not in message and "credentials" in message
+    assert len(message.splitlines()) == 1
+
+
+PUSHER = textwrap.dedent(
+    """
+    import json, sys, limnos
+    lake = limnos.open(sys.argv[1])
+    print("ready", flush=True)
+    lake.push(jobs=1)
+    """
+)
+
+
+@pytest.mark.parametrize("kind", ["folder", "rclone"])
+def test_resume_after_killed_push(tmp_path, kind, request):
+    if kind == "folder":
+        url, options = str(tmp_path / "remote"), {}
+    else:
+        server = request.getfixturevalue("rclone_s3")
+        url, options = f"s3://{server.new_bucket()}/remote", server.options()
+    lake = machine(tmp_path, "m", url, options)
+    src = tmp_path / "many"
+    src.mkdir()
+    for i in range(400):
+        (src / f"{i}.bin").write_bytes(os.urandom(2048))
+    lake.add(str(src), name="many")
+    lake.close()
+    proc = subprocess.Popen([sys.executable, "-c", PUSHER, lake.path], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    store = lake.remotes.get().store
+    deadline = time.time() + 60
+    while time.time() < deadline and len(store.list_hashes()) < 20:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    sent_before = len(store.list_hashes())
+    assert 0 < sent_before < 400, "the push was not interrupted mid-way"
+    lake = limnos.open(lake.path)
+    report = lake.push()
+    assert report.transferred == 400 - sent_before and report.skipped == sent_before
+    assert len(store.list_hashes()) == 400
+    assert lake.push().transferred == 0
