@@ -462,6 +462,10 @@ def demo() -> None:
     run_demo(render.out_console())
 
 
+# Commands that live in their own modules register themselves on ``app``.
+from . import sync_cmds  # noqa: E402,F401
+
+
 def main() -> None:
     """Console-script entry point."""
     app(prog_name="limnos")
