@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: install dev demo test bench clean
+.PHONY: install dev torch demo test bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,10 @@ $(VENV)/.installed-dev: pyproject.toml | $(PY)
 install: $(VENV)/.installed
 
 dev: $(VENV)/.installed-dev
+
+# The CPU build of torch, for the datasource dataloader tests (optional).
+torch: $(VENV)/.installed-dev
+	$(PIP) install -q torch==2.13.0
 
 demo: $(VENV)/.installed
 	$(VENV)/bin/limnos demo
