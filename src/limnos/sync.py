@@ -41,7 +41,12 @@ def upload_objects(cache: LocalObjectStore, target: ObjectStore, hashes: Iterabl
         target._put(cache.path(digest), target.object_key(digest), create=True)
         return cache.size(digest)
 
-    run_parallel(todo, send, cache.size, lambda h: h[:12], jobs, "pushing", report)
+    async def send_async(digest: str) -> int:
+        await target.put_async(cache.path(digest), target.object_key(digest), create=True)
+        return cache.size(digest)
+
+    run_parallel(todo, send, cache.size, lambda h: h[:12], jobs, "pushing", report,
+                 async_work=send_async if target.is_async else None, loop=getattr(target.fs, "loop", None))
 
 
 def download_objects(cache: LocalObjectStore, source: ObjectStore, hashes: Iterable[str], jobs: int | None,
@@ -52,7 +57,8 @@ def download_objects(cache: LocalObjectStore, source: ObjectStore, hashes: Itera
     report.skipped += len(wanted) - len(todo)
     sizes = sizes or {}
     run_parallel(todo, lambda h: cache.download_from(source, h), lambda h: sizes.get(h, 0), lambda h: h[:12],
-                 jobs, "pulling", report)
+                 jobs, "pulling", report, async_work=(lambda h: cache.download_from_async(source, h)) if source.is_async else None,
+                 loop=getattr(source.fs, "loop", None))
 
 
 # --------------------------------------------------------------- records

@@ -168,6 +168,15 @@ class LocalObjectStore(ObjectStore):
         self._commit_staged(staged, digest)
         return size
 
+    async def download_from_async(self, source: ObjectStore, digest: str) -> int:
+        if self.has(digest):
+            return 0
+        self._ensure_dir(os.path.dirname(self.path(digest)))
+        staged = self._tmp_path("download")
+        size = await source.get_file_async(digest, staged)
+        self._commit_staged(staged, digest)
+        return size
+
     def open(self, digest: str, mode: str = "rb") -> IO[bytes]:
         if mode != "rb":
             raise ValueError("objects are immutable; open them with mode 'rb'")

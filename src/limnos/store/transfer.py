@@ -8,10 +8,11 @@ exponential backoff; what still fails is reported, never silently dropped.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -52,8 +53,13 @@ class TransferReport:
 
 
 def run_parallel(items: Sequence[T], work: Callable[[T], int], sizes: Callable[[T], int], label: Callable[[T], str],
-                 jobs: int | None, description: str, report: TransferReport) -> None:
-    """Call ``work(item)`` (returns bytes moved) for every item, in parallel, with retries."""
+                 jobs: int | None, description: str, report: TransferReport,
+                 async_work: Callable[[T], Awaitable[int]] | None = None, loop: asyncio.AbstractEventLoop | None = None) -> None:
+    """Call ``work(item)`` (returns bytes moved) for every item, in parallel, with retries.
+
+    With ``async_work`` and the filesystem's ``loop`` (s3fs, gcsfs, adlfs), the
+    requests run as coroutines on that loop instead of one thread each.
+    """
     if not items:
         return
     jobs = max(1, jobs or default_jobs())
@@ -71,23 +77,58 @@ def run_parallel(items: Sequence[T], work: Callable[[T], int], sizes: Callable[[
                 time.sleep(min(5.0, 0.2 * 2**n) * (0.5 + random.random()))
         raise AssertionError("unreachable")
 
+    errors: list[BaseException] = []
+
+    def settle(item: T, moved: int | None, exc: BaseException | None, advance: Callable[[int, int], None]) -> None:
+        if exc is not None:  # collect, so one bad object does not hide the rest
+            report.failed.append(f"{label(item)}: {exc}")
+            errors.append(exc)
+            advance(1, 0)
+            return
+        report.transferred += 1
+        report.bytes += moved or 0
+        advance(1, moved or 0)
+
     with transfer_progress(len(items), sum(sizes(i) for i in items), description) as advance:
-        with ThreadPoolExecutor(min(jobs, len(items)), thread_name_prefix="limnos-transfer") as pool:
-            futures = {pool.submit(attempt, item): item for item in items}
-            errors: list[BaseException] = []
-            for future in as_completed(futures):
-                item = futures[future]
-                try:
-                    moved = future.result()
-                except BaseException as exc:  # collect, so one bad object does not hide the rest
-                    report.failed.append(f"{label(item)}: {exc}")
-                    errors.append(exc)
-                    advance(1, 0)
-                    continue
-                report.transferred += 1
-                report.bytes += moved
-                advance(1, moved)
+        if async_work is not None and loop is not None:
+            import fsspec.asyn
+
+            fsspec.asyn.sync(loop, _gather, items, async_work, jobs, settle, advance)
+        else:
+            with ThreadPoolExecutor(min(jobs, len(items)), thread_name_prefix="limnos-transfer") as pool:
+                futures = {pool.submit(attempt, item): item for item in items}
+                for future in as_completed(futures):
+                    item = futures[future]
+                    try:
+                        settle(item, future.result(), None, advance)
+                    except BaseException as exc:
+                        settle(item, None, exc, advance)
     report.seconds += time.perf_counter() - start
     integrity = [e for e in errors if isinstance(e, IntegrityError)]
     if integrity:
         raise integrity[0]
+
+
+async def _gather(items: Sequence[T], work: Callable[[T], Awaitable[int]], jobs: int, settle: Callable[..., None],
+                  advance: Callable[[int, int], None]) -> None:
+    """All items on the filesystem's own event loop, ``jobs`` at a time: no thread per request."""
+    gate = asyncio.Semaphore(jobs)
+
+    async def one(item: T) -> None:
+        async with gate:
+            for n in range(RETRIES):
+                try:
+                    moved = await work(item)
+                except (IntegrityError, ObjectNotAvailable) as exc:
+                    settle(item, None, exc, advance)
+                    return
+                except Exception as exc:
+                    if n + 1 == RETRIES:
+                        settle(item, None, exc, advance)
+                        return
+                    await asyncio.sleep(min(5.0, 0.2 * 2**n) * (0.5 + random.random()))
+                else:
+                    settle(item, moved, None, advance)
+                    return
+
+    await asyncio.gather(*(one(item) for item in items))
