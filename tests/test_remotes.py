@@ -87,27 +87,56 @@ def test_lazy_open_downloads_exactly_one_object(tmp_path, remote):
     assert open(path).read() == "payload 1" and len(cached_objects(bob)) == 2
 
 
-def test_corrupt_remote_object_is_refused(tmp_path, remote):
+@pytest.mark.parametrize("packed", [False, True], ids=["loose", "packed"])
+def test_corrupt_remote_object_is_refused(tmp_path, remote, packed):
     url, options = remote
     alice = machine(tmp_path, "alice", url, options)
     fill(alice, 2)
-    alice.push()
+    alice.push(pack_size=(64 << 20) if packed else 0)
     digest = alice.get("data/1.txt").hash
-    fs, root = fsspec.core.url_to_fs(url, **options)
-    key = f"{root.rstrip('/')}/objects/{digest[:2]}/{digest[2:]}"
-    if os.path.exists(key):
-        os.chmod(key, 0o644)
-    fs.pipe_file(key, b"tampered bytes")
+    store = alice.remotes.get().store
+    if packed:
+        where = store.pack_index(refresh=True)[digest]
+        key = store.pack_key(where.pack)
+        data = bytearray(store.fs.cat_file(key))
+        data[where.offset] ^= 0xFF  # flip one byte of that object inside the pack
+        store.fs.pipe_file(key, bytes(data))
+    else:
+        key = store.object_key(digest)
+        if os.path.exists(key):
+            os.chmod(key, 0o644)
+        store.fs.pipe_file(key, b"tampered bytes")
     bob = machine(tmp_path, "bob", url, options)
     bob.pull(download=False)
     with pytest.raises(IntegrityError, match=digest[:12]):
         bob.get("data/1.txt").read_bytes()
     with pytest.raises(IntegrityError):
-        bob.pull(["data/1.txt"])
+        bob.pull()  # whole packs come down here: the good objects are kept, the bad one is not
     assert digest not in cached_objects(bob)
-    leftovers = [p for p in (tmp_path / "bob").rglob("*") if p.is_file() and ".part" in p.name]
+    leftovers = [p for p in (tmp_path / "bob").rglob("*") if p.is_file() and (".part" in p.name or "pack-" in p.name)]
     assert leftovers == []
-    assert bob.get("data/0.txt").read_text() == "payload 0"  # the good object still arrives
+    assert bob.get("data/0.txt").is_local and bob.get("data/0.txt").read_text() == "payload 0"
+
+
+def test_packs_make_few_requests_and_unpack_on_pull(tmp_path, remote):
+    url, options = remote
+    alice = machine(tmp_path, "alice", url, options)
+    src = tmp_path / "small"
+    src.mkdir()
+    for i in range(300):
+        (src / f"{i}.bin").write_bytes(os.urandom(100) + bytes([i % 256]))
+    alice.add(str(src), name="small")
+    report = alice.push(pack_size=10_000)
+    store = alice.remotes.get().store
+    assert report.transferred == 300 and len(store.pack_index(refresh=True)) == 300
+    assert {o.hash for o in store.iter_objects()} == set(), "small objects travel in packs, not one by one"
+    n_packs = len([k for k in store.fs.find(store._key("packs")) if str(k).endswith(".pack")])
+    assert n_packs == 4  # 300 x 101 bytes in packs of at most 10 kB
+    bob = machine(tmp_path, "bob", url, options)
+    pulled = bob.pull()
+    assert pulled.transferred == 300
+    assert all(f.read_bytes()[-1] == int(f.name.split("/")[1].split(".")[0]) % 256 for f in bob.ls("small/"))
+    assert bob.fsck(read_data=True).ok
 
 
 def test_object_not_pushed_is_reported(tmp_path, remote):
@@ -159,7 +188,7 @@ PUSHER = textwrap.dedent(
     import json, sys, limnos
     lake = limnos.open(sys.argv[1])
     print("ready", flush=True)
-    lake.push(jobs=1)
+    lake.push(jobs=1, pack_size=16 << 10)
     """
 )
 

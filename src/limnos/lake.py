@@ -24,10 +24,13 @@ from .files import File, Writer
 from .names import new_id, parse_ref, validate_name
 from .store import LocalObjectStore, ObjectStore, StatCache, hashing
 from .store.links import LinkMode, place
+from .steps import current_call, note_read
 
 if TYPE_CHECKING:
     from .checks import Report
     from .lineage import Lineage
+    from .stale import StaleOutput
+    from .steps import StepRecord
     from .query import Result
     from .adding import Status
     from .cache import CacheReport
@@ -73,6 +76,7 @@ class Lake:
         self._run = RunState()
         self._lock = threading.RLock()
         self._statcache: StatCache | None = None
+        self._remotes: RemoteSet | None = None
 
     def __repr__(self) -> str:
         return f"<Lake {redact_url(self.path)} catalog={redact_url(self.catalog.url)}>"
@@ -117,6 +121,7 @@ class Lake:
     def _mark_read(self, file: File) -> None:
         with self._lock:
             self._run.reads.setdefault(file.id, None)
+        note_read(self, file)  # inside a @step, the read is also one of the step's inputs
 
     def _current_inputs(self, exclude: Sequence[str] = ()) -> list[str]:
         with self._lock:
@@ -138,6 +143,17 @@ class Lake:
 
     def _add_inputs(self, commit: Commit, file_id: str, input_ids: Sequence[str]) -> None:
         commit.inputs.extend({"file_id": file_id, "input_id": i, "position": n} for n, i in enumerate(input_ids))
+
+    def _add_file(self, commit: Commit, name: str, digest: str, size: int, input_ids: Sequence[str],
+                  metadata: Mapping[str, Any] | None) -> dict[str, Any]:
+        """Stage one stored object into ``commit`` as a file with its lineage edges and metadata.
+
+        ``create`` commits one such file; a step adds all its outputs to one commit.
+        """
+        row = self._file_row(commit, name, digest, size)
+        self._add_inputs(commit, row["id"], input_ids)
+        commit.metadata.extend(self._metadata_rows([row["id"]], metadata))
+        return row
 
     def _metadata_rows(self, file_ids: Sequence[str], metadata: Mapping[str, Any] | None,
                        deleted_keys: Sequence[str] = (), check_only: bool = False) -> list[dict[str, Any]]:
@@ -176,9 +192,12 @@ class Lake:
     # this machine's local copy of them. For a local lake they are the same.
     @property
     def remotes(self) -> "RemoteSet":
-        from .remotes import RemoteSet
+        # One per lake: its remotes keep their stores (and pack indexes) between calls.
+        if self._remotes is None:
+            from .remotes import RemoteSet
 
-        return RemoteSet(self)
+            self._remotes = RemoteSet(self)
+        return self._remotes
 
     def object_url(self, digest: str) -> str:
         return self.store.path(digest) if self.store.local else self.store.object_key(digest)  # type: ignore[attr-defined]
@@ -246,6 +265,12 @@ class Lake:
         >>> with lake.create("reports/summary.csv", metadata={"project": "x"}) as w:
         ...     df.to_csv(w.path)
         """
+        step_call = current_call(self)
+        if step_call is not None:
+            # Inside a @step: the file is one of the step's outputs, committed with it.
+            with step_call.output(name, metadata) as writer:
+                yield writer
+            return
         validate_name(name)
         self._metadata_rows([], metadata, check_only=True)  # fail on bad metadata before any work
         suffix = os.path.splitext(name)[1]
@@ -255,9 +280,7 @@ class Lake:
             yield writer
             digest, size = self._store_staged(staged)
             commit = self._new_commit("create")
-            row = self._file_row(commit, name, digest, size)
-            self._add_inputs(commit, row["id"], self._current_inputs())
-            commit.metadata = self._metadata_rows([row["id"]], metadata)
+            row = self._add_file(commit, name, digest, size, self._current_inputs(), metadata)
             self._commit(commit)
             writer.file = self._file_from_row(row, commit)
         finally:
@@ -370,9 +393,37 @@ class Lake:
         return dest
 
     def lineage(self, ref: str | File, direction: str = "up", depth: int | None = None) -> "Lineage":
+        """The graph of files and the steps/runs between them: ``up`` (made from), ``down`` (made into), ``both``."""
         from .lineage import build_lineage
 
         return build_lineage(self, self._resolve(ref), direction, depth)
+
+    def downstream(self, ref: str | File, depth: int | None = None) -> list[File]:
+        """Every file made from ``ref``, directly or through other files, nearest first."""
+        from .lineage import downstream_files
+
+        return downstream_files(self, self._resolve(ref), depth)
+
+    # ----------------------------------------------------------------- steps
+    def step(self, fn: Any = None, *, version: Any = None, cache: bool = True,
+             allow_pickle: bool = False) -> Any:
+        """``@lake.step``: a cached, recorded pipeline step in this lake (see :func:`limnos.step`)."""
+        from .steps import step
+
+        return step(fn, lake=self, version=version, cache=cache, allow_pickle=allow_pickle)
+
+    def steps(self, failed: bool | None = None, function: str | None = None,
+              limit: int | None = None) -> list["StepRecord"]:
+        """Recorded step executions, oldest first (``failed=True``: only failures)."""
+        from .steps import list_steps
+
+        return list_steps(self, failed=failed, function=function, limit=limit)
+
+    def stale(self) -> list["StaleOutput"]:
+        """Current step outputs whose step code, version or input files changed since they were made."""
+        from .stale import find_stale
+
+        return find_stale(self)
 
     # ---------------------------------------------------------------- checks
     def fsck(self, read_data: bool = False, subset: float | None = None) -> "Report":
@@ -392,11 +443,14 @@ class Lake:
 
     # ------------------------------------------------------ remotes and sync
     def push(self, refs: Sequence[str] | None = None, remote: str | None = None,
-             jobs: int | None = None) -> "TransferReport":
-        """Upload the objects and records files a remote lacks (all, or the files ``refs`` name)."""
+             jobs: int | None = None, pack_size: int = 64 << 20) -> "TransferReport":
+        """Upload the objects and records files a remote lacks (all, or the files ``refs`` name).
+
+        Objects up to 1 MiB travel in packs of up to ``pack_size`` bytes (0: one request each).
+        """
         from .sync import push
 
-        return push(self, refs, remote, jobs)
+        return push(self, refs, remote, jobs, pack_size)
 
     def pull(self, refs: Sequence[str] | None = None, remote: str | None = None, jobs: int | None = None,
              download: bool = True) -> "TransferReport":

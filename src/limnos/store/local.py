@@ -168,6 +168,16 @@ class LocalObjectStore(ObjectStore):
         self._commit_staged(staged, digest)
         return size
 
+    def put_bytes(self, digest: str, data: bytes) -> bool:
+        """Store bytes already verified to hash to ``digest`` (taken out of a pack)."""
+        if self.has(digest):
+            return False
+        self._ensure_dir(os.path.dirname(self.path(digest)))
+        staged = self._tmp_path("unpack")
+        with open(staged, "xb") as f:
+            f.write(data)
+        return self._commit_staged(staged, digest)
+
     async def download_from_async(self, source: ObjectStore, digest: str) -> int:
         if self.has(digest):
             return 0

@@ -54,7 +54,8 @@ class TransferReport:
 
 def run_parallel(items: Sequence[T], work: Callable[[T], int], sizes: Callable[[T], int], label: Callable[[T], str],
                  jobs: int | None, description: str, report: TransferReport,
-                 async_work: Callable[[T], Awaitable[int]] | None = None, loop: asyncio.AbstractEventLoop | None = None) -> None:
+                 async_work: Callable[[T], Awaitable[int]] | None = None, loop: asyncio.AbstractEventLoop | None = None,
+                 count: Callable[[T], int] = lambda item: 1) -> None:
     """Call ``work(item)`` (returns bytes moved) for every item, in parallel, with retries.
 
     With ``async_work`` and the filesystem's ``loop`` (s3fs, gcsfs, adlfs), the
@@ -83,13 +84,13 @@ def run_parallel(items: Sequence[T], work: Callable[[T], int], sizes: Callable[[
         if exc is not None:  # collect, so one bad object does not hide the rest
             report.failed.append(f"{label(item)}: {exc}")
             errors.append(exc)
-            advance(1, 0)
+            advance(count(item), 0)
             return
-        report.transferred += 1
+        report.transferred += count(item)
         report.bytes += moved or 0
-        advance(1, moved or 0)
+        advance(count(item), moved or 0)
 
-    with transfer_progress(len(items), sum(sizes(i) for i in items), description) as advance:
+    with transfer_progress(sum(count(i) for i in items), sum(sizes(i) for i in items), description) as advance:
         if async_work is not None and loop is not None:
             import fsspec.asyn
 

@@ -1,0 +1,94 @@
+"""Packs: many small objects in one remote file, so pushing 10k files is a few requests.
+
+On a remote, ``packs/<id>.pack`` holds objects back to back and
+``packs/<id>.idx`` lists ``[hash, offset, size]`` for each. The pack is
+uploaded first and its index last, so an index only ever names a complete
+pack; a push killed in between leaves a pack without an index, which is
+ignored (and simply sent again). ``<id>`` is the BLAKE3 hash of the pack's
+bytes, so a pack, like an object, is never rewritten.
+
+Reads check loose objects first (``objects/``), then the packs: one object
+is a ranged read; many objects of one pack download the whole pack once.
+Every object taken out of a pack is hashed before it is kept.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from . import hashing
+
+PACKS = "packs"
+PACK_MAX = 64 << 20  # as Oxen and Xet: large enough to amortize requests, small enough to retry
+PACKABLE = 1 << 20  # objects up to this size go into packs; bigger ones travel alone
+FORMAT = 1
+
+
+@dataclass(frozen=True)
+class PackedObject:
+    pack: str  # the pack id
+    offset: int
+    size: int
+
+
+def plan_packs(objects: Sequence[tuple[str, int]], pack_max: int = PACK_MAX) -> list[list[tuple[str, int]]]:
+    """Group (hash, size) pairs into packs of at most ``pack_max`` bytes, in the given order."""
+    packs: list[list[tuple[str, int]]] = []
+    current: list[tuple[str, int]] = []
+    used = 0
+    for digest, size in objects:
+        if current and used + size > pack_max:
+            packs.append(current)
+            current, used = [], 0
+        current.append((digest, size))
+        used += size
+    if current:
+        packs.append(current)
+    return packs
+
+
+def build_pack(members: Sequence[tuple[str, str]], folder: str) -> tuple[str, str, bytes]:
+    """Write (hash, local path) members into one pack file; returns (pack id, pack path, index bytes)."""
+    fd, path = tempfile.mkstemp(dir=folder, prefix="pack-")
+    entries = []
+    hasher = hashing.blake3.blake3()
+    offset = 0
+    try:
+        with os.fdopen(fd, "wb") as out:
+            for digest, src in members:
+                with open(src, "rb") as f:
+                    data = f.read()
+                out.write(data)
+                hasher.update(data)
+                entries.append([digest, offset, len(data)])
+                offset += len(data)
+    except BaseException:
+        os.unlink(path)
+        raise
+    index = json.dumps({"format": FORMAT, "objects": entries}, separators=(",", ":")).encode()
+    return hasher.hexdigest(), path, index
+
+
+def parse_index(pack_id: str, data: bytes) -> dict[str, PackedObject]:
+    doc = json.loads(data)
+    if doc.get("format", 1) > FORMAT:
+        raise ValueError(f"pack index {pack_id} has format {doc['format']}; upgrade limnos")
+    return {h: PackedObject(pack_id, int(off), int(size)) for h, off, size in doc["objects"]}
+
+
+def split_pack(pack_path: str, wanted: dict[str, PackedObject], emit) -> list[str]:  # type: ignore[no-untyped-def]
+    """Call ``emit(hash, bytes)`` for each wanted object whose bytes hash right; return the bad ones."""
+    bad = []
+    with open(pack_path, "rb") as f:
+        for digest, where in sorted(wanted.items(), key=lambda kv: kv[1].offset):
+            f.seek(where.offset)
+            data = f.read(where.size)
+            if len(data) != where.size or hashing.hash_bytes(data) != digest:
+                bad.append(digest)
+                continue
+            emit(digest, data)
+    return bad
