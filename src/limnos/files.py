@@ -9,7 +9,9 @@ from typing import IO, TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .catalog import FileRow
+    from .folio import Folio
     from .lake import Lake
+    from .steps import StepRecord
 
 
 class File:
@@ -77,6 +79,13 @@ class File:
         return self._lake.catalog.run(self._row.run_id) if self._row.run_id else None
 
     @property
+    def step(self) -> "StepRecord | None":
+        """The ``@step`` execution that made this file (function, code link, params, inputs), or None."""
+        from .steps import step_of
+
+        return step_of(self._lake, self)
+
+    @property
     def metadata(self) -> dict[str, Any]:
         if self._metadata is None:
             self._metadata = self._lake.catalog.metadata_of([self.id])[self.id]
@@ -114,6 +123,12 @@ class File:
         """A read-only local path to the bytes, downloaded into the cache if needed."""
         self._lake._mark_read(self)
         return self._lake._local_object_path(self)
+
+    def folio(self) -> "Folio":
+        """The folio this file holds (saved with ``lake.save_folio``); items are read when first used."""
+        from .folio import load_from_file
+
+        return load_from_file(self)
 
     # -- dunder --------------------------------------------------------------
     def __repr__(self) -> str:

@@ -36,6 +36,8 @@ if TYPE_CHECKING:
     from .cache import CacheReport
     from .remotes import RemoteSet
     from .store.transfer import TransferReport
+    from .folio import Folio
+    from .datasources import Datasource, SavedDataset
 
 
 def now() -> dt.datetime:
@@ -77,6 +79,7 @@ class Lake:
         self._lock = threading.RLock()
         self._statcache: StatCache | None = None
         self._remotes: RemoteSet | None = None
+        self._on_close: list[Any] = []  # called first by close(): background scans stop and are joined
 
     def __repr__(self) -> str:
         return f"<Lake {redact_url(self.path)} catalog={redact_url(self.catalog.url)}>"
@@ -88,6 +91,8 @@ class Lake:
         self.close()
 
     def close(self) -> None:
+        for hook in list(self._on_close):
+            hook()
         self.catalog.close()
         if self._statcache is not None:
             self._statcache.close()
@@ -246,21 +251,26 @@ class Lake:
 
     def _open_object(self, file: File) -> IO[bytes]:
         if file.kind == "reference":
-            import fsspec
+            from .datasources import reference_fetcher  # with the datasource's storage options
 
-            return fsspec.open(file._row.uri, "rb").open()  # type: ignore[no-any-return]
+            return reference_fetcher(self, file).open_reference(file._row.uri)  # type: ignore[arg-type]
         self.fetch(file.hash)  # type: ignore[arg-type]
         return self.cache.open_shared(file.hash)  # type: ignore[arg-type]
 
     def _local_object_path(self, file: File) -> str:
         if file.kind == "reference":
-            raise NotImplementedError("references are read with File.open()")
+            from .datasources import reference_fetcher
+
+            return reference_fetcher(self, file).reference_path(file._row.uri, file.size, None)  # type: ignore[arg-type]
         return self.fetch(file.hash)  # type: ignore[arg-type]
 
     # ----------------------------------------------------------------- write
     @contextlib.contextmanager
     def create(self, name: str, metadata: Mapping[str, Any] | None = None) -> Iterator[Writer]:
         """Write a new file (or a new version of a name) through a staging file.
+
+        Inside a ``@step`` of this lake the file is one of the step's outputs, as
+        with :func:`limnos.output`: committed with the step, ``w.file`` set when it returns.
 
         >>> with lake.create("reports/summary.csv", metadata={"project": "x"}) as w:
         ...     df.to_csv(w.path)
@@ -303,6 +313,17 @@ class Lake:
         from .adding import status_path
 
         return status_path(self, os.fspath(path), name)
+
+    def save_folio(self, name: str, folio: "Folio", metadata: Mapping[str, Any] | None = None) -> File:
+        """Store a folio as the file ``name``; its items become lake files under ``.folios/<name>/``.
+
+        Identical item bytes are one object across folios. The folio file lists
+        its items, the lake files it references and the run's reads as inputs.
+        Load it back with ``lake.get(name).folio()``.
+        """
+        from .folio import save_to_lake
+
+        return save_to_lake(self, name, folio, metadata)
 
     def set_metadata(self, ref: str | File, metadata: Mapping[str, Any]) -> File:
         """Set typed metadata on a file; every change is kept with its time."""
@@ -424,6 +445,35 @@ class Lake:
         from .stale import find_stale
 
         return find_stale(self)
+
+    # ----------------------------------------------------------- datasources
+    def datasource(self, name: str, root: str | os.PathLike[str] | None = None, *,
+                   storage_options: Mapping[str, Any] | None = None, scan: bool | str = "background") -> "Datasource":
+        """The datasource ``name``; created over ``root`` (a lake prefix, a folder or any fsspec URL) if new.
+
+        A new datasource is scanned in a background thread (``scan=True``: before
+        returning; ``False``: not at all). ``storage_options`` (credentials,
+        endpoints) stay on this machine, in ``state/datasources.yaml``.
+        """
+        from .datasources import get_or_create
+
+        return get_or_create(self, name, root, storage_options=storage_options, scan=scan)
+
+    def datasources(self) -> list["Datasource"]:
+        from .datasources import list_datasources
+
+        return list_datasources(self)
+
+    def dataset(self, name: str) -> "Datasource":
+        """A saved dataset: its datasource with the saved query (and pinned time) applied."""
+        from .datasources import load_dataset
+
+        return load_dataset(self, name)
+
+    def datasets(self) -> list["SavedDataset"]:
+        from .datasources import list_datasets
+
+        return list_datasets(self)
 
     # ---------------------------------------------------------------- checks
     def fsck(self, read_data: bool = False, subset: float | None = None) -> "Report":

@@ -24,7 +24,6 @@ value of theirs is seen, so steps that never use them do not pay the import.
 from __future__ import annotations
 
 import json
-import math
 import pickle
 import sys
 from typing import Any
@@ -162,10 +161,6 @@ def read(path: str, fmt: str, allow_pickle: bool, where: str) -> Any:
             return pickle.load(f)  # noqa: S301 - explicitly allowed by the step's allow_pickle=True
     raise StepOutputError(f"{where} has format {fmt!r}, which this limnos does not know; upgrade limnos")
 
-
-def finite_json(value: Any) -> bool:
-    """True if a float is a real number (JSON columns in PostgreSQL refuse NaN and infinities)."""
-    return not isinstance(value, float) or math.isfinite(value)
 
 
 __all__ = ["FORMATS", "choose_format", "is_data_leaf", "json_problem", "read", "write"]

@@ -93,3 +93,107 @@ def collect(run_id: str, started_at: dt.datetime, name: str | None = None, confi
         "packages": installed_packages() if packages else None,
         "config": config,
     }
+
+
+# ------------------------------------------------------------ step code links
+# A step records where its code lives in git, and a permalink to the exact
+# lines when the remote is on GitHub or GitLab. Git answers are cached for a
+# few seconds per repository, so a burst of step misses does not spawn a
+# dozen git processes each; a hit never asks git anything.
+_GIT_TTL = 10.0
+_repo_cache: dict[str, tuple[float, tuple[str, str, str | None] | None]] = {}
+_file_cache: dict[str, tuple[float, bool]] = {}
+
+
+def _repo_of(directory: str) -> tuple[str, str, str | None] | None:
+    """(toplevel, HEAD commit, origin URL) of the repository holding ``directory``, or None."""
+    import time
+
+    hit = _repo_cache.get(directory)
+    if hit and time.monotonic() - hit[0] < _GIT_TTL:
+        return hit[1]
+    out = _git(["rev-parse", "--show-toplevel", "HEAD"], directory)
+    repo = None
+    if out and len(out.split()) >= 2:
+        top, commit = out.strip().splitlines()[:2]
+        remote = (_git(["config", "--get", "remote.origin.url"], directory) or "").strip() or None
+        repo = (top, commit, remote)
+    _repo_cache[directory] = (time.monotonic(), repo)
+    return repo
+
+
+def _committed_as_is(top: str, rel: str) -> bool:
+    """True if ``rel`` is tracked and has no changes against HEAD (so a permalink shows what ran)."""
+    import time
+
+    key = os.path.join(top, rel)
+    hit = _file_cache.get(key)
+    if hit and time.monotonic() - hit[0] < _GIT_TTL:
+        return hit[1]
+    tracked = bool((_git(["ls-files", "--", rel], top) or "").strip())
+    clean = tracked and _git(["status", "--porcelain", "--", rel], top) == ""
+    _file_cache[key] = (time.monotonic(), clean)
+    return clean
+
+
+def _split_remote(remote: str) -> tuple[str, str] | None:
+    """(host, owner/repo path) of a git remote URL in https, ssh:// or scp-like form."""
+    import re
+    from urllib.parse import urlsplit
+
+    remote = remote.strip()
+    if "://" in remote:
+        parts = urlsplit(remote)
+        host, path = (parts.hostname or ""), parts.path
+    else:
+        match = re.match(r"^(?:[^@/]+@)?([^:/]+):(.+)$", remote)  # git@github.com:owner/repo.git
+        if not match:
+            return None
+        host, path = match.group(1), match.group(2)
+    path = path.strip("/")
+    if path.endswith(".git"):
+        path = path[:-4]
+    if not host or "/" not in path:
+        return None
+    return host.lower(), path
+
+
+def permalink(remote: str | None, commit: str | None, relpath: str, first: int | None, last: int | None) -> str | None:
+    """A link to the lines of ``relpath`` at ``commit`` on GitHub or GitLab, else None."""
+    from urllib.parse import quote
+
+    if not remote or not commit:
+        return None
+    split = _split_remote(remote)
+    if split is None:
+        return None
+    host, path = split
+    rel = quote(relpath.replace(os.sep, "/"))
+    if "github" in host:
+        lines = f"#L{first}" + (f"-L{last}" if last and last != first else "") if first else ""
+        return f"https://{host}/{path}/blob/{commit}/{rel}{lines}"
+    if "gitlab" in host:
+        lines = f"#L{first}" + (f"-{last}" if last and last != first else "") if first else ""
+        return f"https://{host}/{path}/-/blob/{commit}/{rel}{lines}"
+    return None
+
+
+def source_link(source_file: str | None, first: int | None, last: int | None) -> dict[str, Any]:
+    """git commit, remote and permalink for a step's source file (None where unknown).
+
+    The permalink is only given when the file is committed unchanged, as a link
+    to other code than what ran would mislead.
+    """
+    out: dict[str, Any] = {"git_commit": None, "git_remote": None, "permalink": None}
+    if not source_file or not os.path.isfile(source_file):
+        return out
+    repo = _repo_of(os.path.dirname(source_file))
+    if repo is None:
+        return out
+    top, commit, remote = repo
+    out["git_commit"] = commit
+    out["git_remote"] = redact_url(remote) if remote else None
+    rel = os.path.relpath(os.path.realpath(source_file), os.path.realpath(top))
+    if not rel.startswith("..") and _committed_as_is(top, rel):
+        out["permalink"] = permalink(remote, commit, rel, first, last)
+    return out

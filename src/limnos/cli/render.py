@@ -197,6 +197,9 @@ def info_renderables(file: "File") -> list[RenderableType]:
     else:
         out.append(Text("inputs: none", style="dim"))
 
+    record = file.step
+    if record is not None:
+        out.append(step_panel(record, file._lake))
     run = file.run
     if run:
         out.append(Panel(_kv_table(run_fields(run)), title="made by run", title_align="left", expand=False))
@@ -302,7 +305,7 @@ def _levels(graph: "Lineage", up: bool) -> int:
         nxt = []
         for key in frontier:
             for run in step(key):
-                for other in (step(run) if run.startswith("r:") else [run]):
+                for other in (step(run) if not run.startswith("f:") else [run]):
                     if other.startswith("f:") and other not in seen:
                         seen.add(other)
                         nxt.append(other)
@@ -324,6 +327,9 @@ def lineage_tree(graph: "Lineage", up: bool) -> Tree:
         if node["type"] == "file":
             return Text(f"{node['name']}@{node['version']}", style="bold cyan")
         who = f"{node.get('user') or '?'}@{node.get('host') or '?'}"
+        if node["type"] == "step":
+            return Text.assemble(("ƒ ", "magenta"), (f"step {node['function']}", "magenta"),
+                                 (f"  {who}, {when(node.get('started_at'))}", "dim"))
         name = node.get("label") or "run"
         if name.startswith("/"):  # an argv: show the program's base name
             head, _, rest = name.partition(" ")
@@ -346,40 +352,167 @@ def lineage_tree(graph: "Lineage", up: bool) -> Tree:
     return tree
 
 
+def _maker_box(lake: "Lake", graph: "Lineage", key: str, title: str) -> Panel:
+    if key.startswith("s:"):
+        return step_box(graph.nodes[key], title)
+    return _run_box(_run_info(lake, graph, key), title)
+
+
+def _code_lines(graph: "Lineage", keys: Sequence[str]) -> list[RenderableType]:
+    """Below the boxes, radops-style: each step's full code link and limnos version."""
+    out: list[RenderableType] = []
+    for key in keys:
+        node = graph.nodes[key]
+        if node["type"] != "step":
+            continue
+        link = node.get("permalink") or (f"{node['source_file']}:{node.get('source_line')}" if node.get("source_file") else None)
+        text = Text.assemble(("step code: ", "bold"), (link or "(no source recorded)", "cyan" if link else "dim"))
+        if not node.get("permalink") and node.get("git_commit"):
+            text.append(f"  (git {node['git_commit'][:10]}; no permalink: not a GitHub/GitLab remote or not committed as run)",
+                        style="dim")
+        text.append(f"\nlimnos version: {node.get('limnos_version') or '?'}", style="dim")
+        out.append(text)
+    return out
+
+
 def lineage_renderables(lake: "Lake", graph: "Lineage", down: bool = False) -> list[RenderableType]:
-    """radops-style boxes: inputs -> run -> output (or file -> run -> outputs with ``down``)."""
+    """radops-style boxes: inputs -> step or run -> output (or file -> step/run -> outputs with ``down``)."""
     root = graph.root
     out: list[RenderableType] = []
+    shown: list[str] = []
     if not down:
-        runs = [k for k in graph.parents(root) if k.startswith("r:")]
+        makers = [k for k in graph.parents(root) if not k.startswith("f:")]
         direct = [k for k in graph.parents(root) if k.startswith("f:")]
-        for run_key in runs:
-            inputs = [k for k in graph.parents(run_key) if k.startswith("f:")]
+        for key in makers:
+            inputs = [k for k in graph.parents(key) if k.startswith("f:")]
             out.append(_arrow_row(_files_box(graph, inputs, "input files"),
-                                  _run_box(_run_info(lake, graph, run_key), "created by"),
+                                  _maker_box(lake, graph, key, "created by"),
                                   _files_box(graph, [root], "output", detail=True)))
-        if not runs:
+            shown.append(key)
+        if not makers:
             out.append(_arrow_row(_files_box(graph, direct, "input files"), _run_box(None, "created by"),
                                   _files_box(graph, [root], "output", detail=True)))
     else:
-        runs = [k for k in graph.children(root) if k.startswith("r:")]
+        makers = [k for k in graph.children(root) if not k.startswith("f:")]
         direct = [k for k in graph.children(root) if k.startswith("f:")]
-        for run_key in runs:
-            outputs = [k for k in graph.children(run_key) if k.startswith("f:")]
+        for key in makers:
+            outputs = [k for k in graph.children(key) if k.startswith("f:")]
             out.append(_arrow_row(_files_box(graph, [root], "file", detail=True),
-                                  _run_box(_run_info(lake, graph, run_key), "used by"),
+                                  _maker_box(lake, graph, key, "used by"),
                                   _files_box(graph, outputs, "outputs")))
+            shown.append(key)
         if direct:
             out.append(_arrow_row(_files_box(graph, [root], "file", detail=True), _run_box(None, "used by"),
                                   _files_box(graph, direct, "outputs")))
-        if not runs and not direct:
+        if not makers and not direct:
             node = graph.nodes[root]
             out.append(_files_box(graph, [root], "file", detail=True))
             out.append(Text(f"no file in the lake was made from {node['name']}@{node['version']}", style="dim"))
+    out.extend(_code_lines(graph, shown))
     if _levels(graph, up=not down) > 1:
         out.append(Text(""))
         out.append(lineage_tree(graph, up=not down))
     return out
+
+
+# -------------------------------------------------------------------- steps
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 120:
+        return f"{seconds:.2f} s"
+    return f"{seconds / 60:.1f} min"
+
+
+def params_text(params: Any, limit: int = 60) -> str:
+    """``a=1, files=[raw/a.csv@1]``: a step's recorded parameters, short."""
+    def show(v: Any) -> str:
+        if isinstance(v, dict) and "$file" in v:
+            return str(v["$file"])
+        if isinstance(v, list):
+            return "[" + ", ".join(show(x) for x in v) + "]"
+        if isinstance(v, dict):
+            return "{" + ", ".join(f"{k}: {show(x)}" for k, x in v.items()) + "}"
+        return json.dumps(v, default=_json_default)
+
+    if not isinstance(params, dict) or not params:
+        return "-"
+    text = ", ".join(f"{k}={show(v)}" for k, v in params.items())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def step_box(node: dict[str, Any], title: str) -> Panel:
+    """A step execution (a lineage node or a StepRecord's dict): function, who, when, code, git."""
+    text = Text(f"step {node.get('function')}", style="bold magenta")
+    if node.get("status") == "failed":
+        text.append("  FAILED", style="bold red")
+    text.append(f"\n{node.get('user') or '?'}@{node.get('host') or '?'}")
+    text.append(f"\nran {when(node.get('started_at'))} ({duration(node.get('duration'))})")
+    if node.get("source_file"):
+        text.append(f"\ncode {os.path.basename(node['source_file'])}:{node.get('source_line') or '?'}")
+    commit = node.get("git_commit")
+    text.append(f"\ngit {commit[:10]}" if commit else "\ngit -", style=None if commit else "dim")
+    text.append(f"\nparams {params_text(node.get('params'), 50)}")
+    if node.get("version") is not None:
+        text.append(f"\nversion {node['version']}")
+    text.append(f"\nlimnos {node.get('limnos_version') or '?'}", style="dim")
+    text.append(f"\nstep {node.get('id', '')}", style="dim")
+    return Panel(text, title=title, title_align="left", expand=False, border_style="magenta")
+
+
+def steps_table(records: Sequence[Any]) -> Table:
+    """``limnos steps``: one row per execution, oldest first."""
+    table = Table(box=box.SIMPLE_HEAD)
+    table.add_column("started")
+    table.add_column("function", style="bold", overflow="fold")
+    table.add_column("status")
+    table.add_column("duration", justify="right")
+    table.add_column("in", justify="right")
+    table.add_column("out", justify="right")
+    table.add_column("user")
+    table.add_column("key", style="dim")
+    table.add_column("params / error", overflow="fold")
+    for r in records:
+        ok = r.status == "ok"
+        table.add_row(when(r.started_at), Text(r.function), Text(r.status, style="green" if ok else "bold red"),
+                      duration(r.duration), str(len(r.inputs)), str(len(r.outputs)),
+                      Text(f"{r.user or '?'}@{r.host or '?'}"), r.key[:12],
+                      Text(params_text(r.params, limit=100) if ok else (r.error or "-"), style="" if ok else "red"))
+    return table
+
+
+def step_panel(record: Any, lake: "Lake") -> Panel:
+    """``limnos info``: the step that made a file, its code link, parameters and inputs."""
+    rows: list[tuple[str, Any]] = [
+        ("function", record.function), ("code", record.code_location or "-"),
+        ("git", record.git_commit or "-"), ("params", params_text(record.params, limit=400)),
+        ("ran", f"{when(record.started_at)} ({duration(record.duration)})"),
+        ("by", f"{record.user or '?'}@{record.host or '?'}"), ("limnos", record.limnos_version or "-"),
+        ("step", record.id), ("key", record.key),
+    ]
+    if record.version is not None:
+        rows.insert(4, ("version", record.version))
+    inputs = [f"{i['name']}@{i['version']}" + (f" (param {i['param']})" if i.get("param") else " (read in the step)")
+              for i in record.inputs]
+    rows.append(("inputs", ", ".join(inputs) if inputs else "none"))
+    rows.append(("outputs", f"{len(record.outputs)} files"))
+    return Panel(_kv_table(rows), title="made by step", title_align="left", expand=False, border_style="magenta")
+
+
+def stale_renderable(stale: Sequence[Any]) -> Group:
+    """``limnos status --steps``."""
+    parts: list[RenderableType] = []
+    for item in stale:
+        parts.append(Text.assemble(("stale:    ", "yellow"), (item.file.ref, "bold"), (f"  ({item.step.function})", "dim")))
+        for reason in item.reasons:
+            parts.append(Text(f"          {reason}", style="yellow"))
+    if stale:
+        parts.append(Text(f"{len(stale)} step outputs are stale; call their steps again to refresh them", style="dim"))
+    else:
+        parts.append(Text("clean: every step output is up to date with its code and inputs", style="dim"))
+    return Group(*parts)
 
 
 # ------------------------------------------------------------------ reports
