@@ -38,7 +38,7 @@ def test_lake_on_s3_with_local_cache(tmp_path, s3_lake_url, pg_database):
     assert other.get("raw/a.csv").is_local and not other.get("many/3.txt").is_local
     assert [f.name for f in other.query(rows=1)] == ["raw/a.csv"]
     report = other.fsck(read_data=True)
-    assert report.ok and report.files == 41
+    assert report.ok and report.files == 41, report
     assert other.cache_size().objects == 1
 
 

@@ -221,7 +221,9 @@ def _upload(lake: "Lake", entries: Sequence[Entry]) -> None:
     # A few objects: ask for each; many: one listing beats a request per object.
     present = None if len(wanted) > 32 else {h for h in wanted if lake.store.has(h)}
     report = TransferReport("upload")
-    upload_objects(lake.cache, lake.store, wanted, None, report, present=present)
+    # pack_size=0: a lake's own store keeps one object per key (gc, fsck and
+    # concurrent writers rely on it); packs are only for pushing to remotes.
+    upload_objects(lake.cache, lake.store, wanted, None, report, present=present, pack_size=0)
     if report.failed:
         raise StoreError(f"{len(report.failed)} objects could not be uploaded, nothing was committed: {report.failed[0]}")
 
