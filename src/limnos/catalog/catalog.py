@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from ..errors import FieldNotFound, SchemaError, redact_url
 from . import schema as t
 from . import values
-from .engine import atomic, insert_ignore, make_engine, run_atomic, upsert
+from .engine import atomic, execute_many, insert_ignore, make_engine, run_atomic, upsert
 from .migrations import migrate
 from .records import Commit
 
@@ -176,9 +176,9 @@ class Catalog:
             f.setdefault("created_at", commit.created_at)
             f["commit_id"] = commit.id
         for chunk in _chunks(commit.files, 5000):
-            conn.execute(t.files.insert(), list(chunk))
+            execute_many(conn, t.files.insert(), t.files, list(chunk))
         if commit.inputs:
-            conn.execute(t.inputs.insert(), commit.inputs)
+            execute_many(conn, t.inputs.insert(), t.inputs, commit.inputs)
         self._insert_metadata(conn, commit)
         self._apply_extra(conn, commit)
 
@@ -201,6 +201,28 @@ class Catalog:
         deleted = [r["file_id"] for r in grouped.get("tombstone", [])]
         if deleted:
             self._refresh_current(conn, deleted)
+        self._apply_datasource_rows(conn, grouped, commit)
+
+    def _apply_datasource_rows(self, conn: sa.Connection, grouped: dict[str, list[dict[str, Any]]], commit: Commit) -> None:
+        """Schema v3 rows (see datasources.py). Their times are the commit's, as metadata's are."""
+        when = commit.created_at
+        ds, dp = t.datasources, t.datapoints
+        insert_ignore(conn, ds, [dict(_table_row(ds, r, commit.id), created_at=when) for r in grouped.get("datasource", [])])
+        insert_ignore(conn, dp, [dict(_table_row(dp, r, commit.id), added_at=when) for r in grouped.get("datapoint", [])])
+        for chunk in _chunks([r["id"] for r in grouped.get("datapoint_end", [])]):
+            conn.execute(sa.update(dp).where(dp.c.id.in_(chunk), dp.c.removed_at.is_(None)).values(removed_at=when))
+        for kind, column in (("datasource_scan", "scanned_at"), ("datasource_delete", "deleted_at")):
+            for r in grouped.get(kind, []):
+                conn.execute(sa.update(ds).where(ds.c.id == r["datasource_id"]).values({column: when}))
+        insert_ignore(conn, t.datasource_fields, [_table_row(t.datasource_fields, r, commit.id)
+                                                  for r in grouped.get("datasource_field", [])])
+        for r in grouped.get("dataset", []):
+            row = dict(_table_row(t.datasets, r, commit.id), created_at=when)
+            if isinstance(row.get("as_of"), str):
+                row["as_of"] = dt.datetime.fromisoformat(row["as_of"])
+            upsert(conn, t.datasets, [row], ["name"])
+        for r in grouped.get("dataset_delete", []):
+            conn.execute(sa.delete(t.datasets).where(t.datasets.c.name == r["name"]))
 
     def _refresh_current(self, conn: sa.Connection, file_ids: list[str]) -> None:
         """After deletions, point each affected name at its newest surviving version."""
@@ -237,7 +259,7 @@ class Catalog:
                 gone.discard(ident)
                 current[ident] = {k: row[k] for k in ("file_id", "key", "type", "v_int", "v_float", "v_str", "set_at")}
         for chunk in _chunks(log_rows, 5000):
-            conn.execute(t.metadata_log.insert(), list(chunk))
+            execute_many(conn, t.metadata_log.insert(), t.metadata_log, list(chunk))
         for file_id, key in gone:
             conn.execute(
                 sa.delete(t.metadata_current).where(
@@ -642,19 +664,27 @@ def _step_dict(r: Any) -> dict[str, Any]:
     return row
 
 
+_STEP_HIT: list[sa.Select[Any]] = []  # built once: a step cache hit must cost well under 5 ms
+
+
+def _step_hit_stmt() -> sa.Select[Any]:
+    if not _STEP_HIT:
+        s, o, f = t.steps, t.step_outputs, t.files
+        newest = (sa.select(s.c.id).where(s.c.key == sa.bindparam("key"), s.c.status == "ok")
+                  .order_by(s.c.id.desc()).limit(1).scalar_subquery())
+        _STEP_HIT.append(
+            sa.select(s.c.id.label("step_id"), s.c.output_kind, o.c.position, o.c.label, *_FILE_COLUMNS,
+                      sa.exists().where(t.tombstones.c.file_id == f.c.id).label("deleted"))
+            .select_from(s.outerjoin(o, o.c.step_id == s.c.id).outerjoin(f, f.c.id == o.c.file_id)
+                         .outerjoin(t.runs, t.runs.c.id == f.c.run_id))
+            .where(s.c.id == newest)
+            .order_by(o.c.position)
+        )
+    return _STEP_HIT[0]
+
+
 def _step_hit(conn: sa.Connection, key: str) -> StepHit | None:
-    s, o, f = t.steps, t.step_outputs, t.files
-    newest = (sa.select(s.c.id).where(s.c.key == key, s.c.status == "ok")
-              .order_by(s.c.id.desc()).limit(1).scalar_subquery())
-    stmt = (
-        sa.select(s.c.id.label("step_id"), s.c.output_kind, o.c.position, o.c.label, *_FILE_COLUMNS,
-                  sa.exists().where(t.tombstones.c.file_id == f.c.id).label("deleted"))
-        .select_from(s.outerjoin(o, o.c.step_id == s.c.id).outerjoin(f, f.c.id == o.c.file_id)
-                     .outerjoin(t.runs, t.runs.c.id == f.c.run_id))
-        .where(s.c.id == newest)
-        .order_by(o.c.position)
-    )
-    rows = conn.execute(stmt).all()
+    rows = conn.execute(_step_hit_stmt(), {"key": key}).all()
     if not rows:
         return None
     outputs = []

@@ -21,6 +21,7 @@ from .engine import run_atomic
 
 V1_TABLES = ("commits", "runs", "names", "files", "inputs", "metadata_schema", "metadata_log", "metadata")
 V2_TABLES = ("tombstones", "locks", "steps", "step_outputs")
+V3_TABLES = ("datasources", "datapoints", "datasource_fields", "datasets")
 
 
 def _create(conn: sa.Connection, names: tuple[str, ...]) -> None:
@@ -41,7 +42,11 @@ def _v2_deletions_locks_steps(conn: sa.Connection) -> None:
     _create(conn, V2_TABLES)
 
 
-MIGRATIONS: list[Callable[[sa.Connection], None]] = [_v1_initial, _v2_deletions_locks_steps]
+def _v3_datasources(conn: sa.Connection) -> None:
+    _create(conn, V3_TABLES)
+
+
+MIGRATIONS: list[Callable[[sa.Connection], None]] = [_v1_initial, _v2_deletions_locks_steps, _v3_datasources]
 LATEST = len(MIGRATIONS)
 
 

@@ -193,3 +193,58 @@ step_outputs = sa.Table(
     sa.Column("label", sa.Text),  # dict key or explicit output name, for rebuilding the return value
     sa.Index("ix_step_outputs_file", "file_id"),
 )
+
+# ---------------------------------------------------------------- schema v3
+# Datasources (DagsHub Data Engine style): a named set of datapoints, each a
+# path under the source's root backed by a file (a lake file, or a reference
+# to bytes outside the store). A datapoint row is one span of time; a rescan
+# that sees new content ends it and starts another, so ``as_of`` can replay
+# membership. Field values are ordinary file metadata. Every row arrives
+# through a commit (extra rows), so records files carry it and reindex restores it.
+
+datasources = sa.Table(
+    "datasources",
+    metadata_obj,
+    sa.Column("id", sa.String(26), primary_key=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("root", sa.Text, nullable=False),  # a lake prefix ("raw/img/") or an external URL, never a credential
+    sa.Column("kind", sa.String(16), nullable=False),  # lake | external
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("scanned_at", UTCDateTime),  # end of the last complete scan; NULL until the first one ends
+    sa.Column("deleted_at", UTCDateTime),
+    sa.Column("commit_id", sa.String(26), sa.ForeignKey("commits.id"), nullable=False),
+    sa.Index("ix_datasources_name", "name"),
+)
+
+datapoints = sa.Table(
+    "datapoints",
+    metadata_obj,
+    sa.Column("id", sa.String(26), primary_key=True),
+    sa.Column("datasource_id", sa.String(26), sa.ForeignKey("datasources.id"), nullable=False),
+    sa.Column("path", sa.Text, nullable=False),  # relative to the datasource's root
+    sa.Column("file_id", sa.String(26), sa.ForeignKey("files.id"), nullable=False),
+    sa.Column("fingerprint", sa.Text),  # the source's etag, or size:mtime, when scanned
+    sa.Column("added_at", UTCDateTime, nullable=False),
+    sa.Column("removed_at", UTCDateTime),  # NULL while current
+    sa.Column("commit_id", sa.String(26), sa.ForeignKey("commits.id"), nullable=False),
+    sa.Index("ix_datapoints_source_path", "datasource_id", "path"),
+    sa.Index("ix_datapoints_file", "file_id"),
+)
+
+datasource_fields = sa.Table(
+    "datasource_fields",
+    metadata_obj,
+    sa.Column("datasource_id", sa.String(26), sa.ForeignKey("datasources.id"), primary_key=True),
+    sa.Column("key", sa.Text, primary_key=True),  # its type is the lake-wide one in metadata_schema
+)
+
+datasets = sa.Table(
+    "datasets",
+    metadata_obj,
+    sa.Column("name", sa.Text, primary_key=True),
+    sa.Column("datasource_id", sa.String(26), sa.ForeignKey("datasources.id"), nullable=False),
+    sa.Column("query", sa.JSON, nullable=False),  # the serialized query (filter, select, order, limit)
+    sa.Column("as_of", UTCDateTime),  # pinned time, or NULL for the live view
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("commit_id", sa.String(26), sa.ForeignKey("commits.id"), nullable=False),
+)
