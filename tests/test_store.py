@@ -178,3 +178,14 @@ def test_add_bad_metadata_writes_nothing(lake, tmp_path):
     with pytest.raises(limnos.MetadataError):
         lake.add(str(src), metadata={"name": "reserved"})
     assert objects_in(lake) == [] and records_in(lake) == [] and lake.ls() == []
+
+
+def test_big_file_is_copied_and_hashed_in_parallel(sqlite_lake, tmp_path):
+    data = os.urandom(3 << 20) + b"tail"  # over the small-file limit: the kernel-copy path
+    src = tmp_path / "big.bin"
+    src.write_bytes(data)
+    f = sqlite_lake.add(str(src))
+    assert f.hash == hashing.hash_bytes(data) and f.size == len(data)
+    assert open(f.local_path(), "rb").read() == data
+    assert os.stat(f.local_path()).st_ino != os.stat(src).st_ino
+    assert sqlite_lake.fsck(read_data=True).ok
