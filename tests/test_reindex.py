@@ -183,7 +183,7 @@ def test_migration_from_v1(tmp_path):
     lake.close()
     lake = limnos.open(lake.path)
     with lake.catalog.engine.connect() as conn:
-        assert migrations.current_version(conn) == migrations.LATEST == 2
+        assert migrations.current_version(conn) == migrations.LATEST == 3
         assert sa.inspect(conn).has_table("steps")
     assert lake.get("a.txt").read_text() == "two"
     assert [f.version for f in lake.ls()] == [2]

@@ -26,13 +26,26 @@ _LAZY = {
     "File": "files",
     "Writer": "files",
     "Result": "query",
+    "step": "steps",
+    "output": "steps",
+    "Step": "steps",
+    "track": "tracking",
+    "Folio": "folio",
+    "Datasource": "datasources",
+    "QueryResult": "ds_results",
+    "Datapoint": "ds_results",
 }
 
 if TYPE_CHECKING:
     from .api import find_lake, init, open  # noqa: A004
     from .files import File, Writer
+    from .datasources import Datasource
+    from .ds_results import Datapoint, QueryResult
+    from .folio import Folio
     from .lake import Lake
     from .query import Result
+    from .steps import Step, output, step
+    from .tracking import track
 
 
 def __getattr__(name: str) -> Any:
@@ -50,4 +63,5 @@ def __dir__() -> list[str]:
     return sorted(__all__)
 
 
-__all__ = ["File", "Lake", "Result", "Writer", "__version__", "find_lake", "init", "open", *_errors]
+__all__ = ["Datapoint", "Datasource", "File", "Folio", "Lake", "QueryResult", "Result", "Step", "Writer", "__version__", "find_lake", "init", "open", "output",
+           "step", "track", *_errors]

@@ -34,6 +34,18 @@ __all__ = [
     "StepError",
     "StepParameterError",
     "StepOutputError",
+    "ProjectNotFound",
+    "ManifestError",
+    "FolioError",
+    "FolioItemExists",
+    "FolioItemNotFound",
+    "UnsafeArchive",
+    "UntrustedModel",
+    "DatasourceNotFound",
+    "DatasetNotFound",
+    "QueryError",
+    "QuerySyntaxError",
+    "PartialResultsWarning",
     "redact_url",
 ]
 
@@ -137,6 +149,63 @@ class StepParameterError(StepError, TypeError):
 
 class StepOutputError(StepError, TypeError):
     """A step returned something limnos cannot store (such as an object without ``allow_pickle=True``)."""
+
+
+class ProjectNotFound(LimnosError, FileNotFoundError):
+    """No ``limnos.lock`` in the folder or above it (``limnos init --project`` creates one)."""
+
+
+class ManifestError(LimnosError, ValueError):
+    """``limnos.lock`` cannot be read or holds an invalid entry."""
+
+
+class FolioError(LimnosError, ValueError):
+    """A folio, its archive or one of its items cannot be written or read."""
+
+
+class FolioItemExists(FolioError):
+    """A folio already has an item of that name (pass ``overwrite=True`` to replace it)."""
+
+
+class FolioItemNotFound(LimnosError, KeyError):
+    """A folio has no item of that name, or not one of the asked type."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "item not found"
+
+
+class UnsafeArchive(FolioError):
+    """An archive member would escape its folder (``..``, an absolute path) or is a link or device."""
+
+
+class UntrustedModel(LimnosError, PermissionError):
+    """Loading a model would run code from a folio that was not marked trusted."""
+
+
+class DatasourceNotFound(LimnosError, KeyError):
+    """No datasource of that name exists (or it was deleted)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "datasource not found"
+
+
+class DatasetNotFound(LimnosError, KeyError):
+    """No saved dataset of that name exists."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "dataset not found"
+
+
+class QueryError(LimnosError, TypeError):
+    """A datasource query is built wrongly (operator precedence, a field compared to a field...)."""
+
+
+class QuerySyntaxError(QueryError, ValueError):
+    """A textual query (``limnos ds query``) does not parse; the message points at the spot."""
+
+
+class PartialResultsWarning(UserWarning):
+    """A datasource is still being scanned, so a query may miss datapoints."""
 
 
 _USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@]*):(?P<secret>[^@/]*)@")

@@ -118,7 +118,15 @@ def pull(
                                            help="Download objects, or only import the catalog records.")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
-    """Import a remote's new files into the catalog, then download what you asked for."""
+    """Import a remote's new files into the catalog, then download what you asked for.
+
+    In a project, tracked paths, scripts named in limnos.lock's usage, folders and '.'
+    pull what limnos.lock lists and put the working files back.
+    """
+    from .project_cmds import project_pull
+
+    if refs and download and project_pull(ctx, refs, remote, jobs, as_json):
+        return
     _report(_lake(ctx).pull(refs or None, remote=remote, jobs=jobs, download=download), as_json, "pulled")
 
 
