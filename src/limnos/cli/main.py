@@ -195,8 +195,16 @@ def init(
     path: Annotated[Optional[str], typer.Argument(help="Folder for the new lake (default: .limnos).")] = None,
     catalog: Annotated[Optional[str], typer.Option(help="SQLAlchemy URL of the catalog (default: SQLite inside the lake).")] = None,
     link: Annotated[LinkMode, typer.Option(help="How working copies are made.")] = LinkMode.copy,
+    project: Annotated[bool, typer.Option("--project", help=(
+        "Start tracking data in this project: limnos.lock in PATH (default: the git root, else here) "
+        "and a .limnos lake beside it if none is found."))] = False,
 ) -> None:
-    """Create a new lake (a .limnos folder here by default)."""
+    """Create a new lake (a .limnos folder here by default), or with --project, a project's limnos.lock."""
+    if project:
+        from .project_cmds import init_project_cmd
+
+        init_project_cmd(ctx, path, catalog, link.value)
+        return
     target = path or (ctx.obj or {}).get("lake_path") or ".limnos"
     lake = limnos.init(target, catalog=catalog, link=link.value)
     where = lake.path
@@ -258,11 +266,13 @@ def info(
     ref: Annotated[str, typer.Argument(help="name, name@N or id.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Show a file: its fields, metadata, inputs and the run that made it."""
+    """Show a file: its fields, metadata, inputs and the step or run that made it."""
     file = _lake(ctx).get(ref)
     if as_json:
+        record = file.step
         data = {**file.to_dict(), "ref": file.ref, "local": file.is_local,
                 "inputs": [{"id": f.id, "name": f.name, "version": f.version, "ref": f.ref} for f in file.inputs],
+                "step": record.to_dict() if record is not None else None,
                 "provenance": file.run}
         render.print_json(data)
         return
@@ -376,14 +386,51 @@ def lineage(
         render.print_all(render.out_console(), render.lineage_renderables(lake, graph, down=down))
 
 
-@app.command(epilog="Example: limnos status data/ --name raw")
-def status(
+@app.command(epilog="Example: limnos steps --failed  |  limnos steps --function clean --limit 20 --json")
+def steps(
     ctx: typer.Context,
-    path: Annotated[str, typer.Argument(help="A local file or folder.")],
-    name: Annotated[Optional[str], typer.Option(help="Its name (or prefix) in the lake, as given to 'add'.")] = None,
+    failed: Annotated[bool, typer.Option("--failed", help="Only executions that raised.")] = False,
+    function: Annotated[Optional[str], typer.Option(help="Only this function (module.name or name).")] = None,
+    limit: Annotated[Optional[int], typer.Option(min=1, help="Only the newest N executions.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Compare a local file or folder with the latest versions in the lake."""
+    """List @step executions (oldest first): function, status, duration, inputs and outputs."""
+    records = _lake(ctx).steps(failed=True if failed else None, function=function, limit=limit)
+    if as_json:
+        render.print_json([r.to_dict() for r in records])
+        return
+    if not records:
+        render.message("no failed step executions" if failed else "no step executions yet; decorate a function with @limnos.step")
+        return
+    render.out_console().print(render.steps_table(records))
+
+
+@app.command(epilog="Example: limnos status data/ --name raw  |  limnos status --steps  |  limnos status  (a project's limnos.lock)")
+def status(
+    ctx: typer.Context,
+    path: Annotated[Optional[str], typer.Argument(help="A local file or folder (default: the project's limnos.lock).")] = None,
+    name: Annotated[Optional[str], typer.Option(help="Its name (or prefix) in the lake, as given to 'add'.")] = None,
+    steps: Annotated[bool, typer.Option("--steps", help="List step outputs whose code or inputs changed since they were made.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Compare a local file or folder with the lake, or with --steps, find stale step outputs.
+
+    With neither, in a project: tracked files that changed or are missing, and lake versions limnos.lock lacks.
+    """
+    if steps:
+        if path is not None:
+            raise CliError("give a PATH or --steps, not both")
+        stale = _lake(ctx).stale()
+        if as_json:
+            render.print_json([s.to_dict() for s in stale])
+        else:
+            render.out_console().print(render.stale_renderable(stale))
+        return
+    if path is None:
+        from .project_cmds import project_status  # the project's tracked files against its limnos.lock
+
+        project_status(ctx, as_json)
+        return
     st = _lake(ctx).status(path, name=name)
     if as_json:
         render.print_json(st.to_dict())
@@ -464,6 +511,8 @@ def demo() -> None:
 
 # Commands that live in their own modules register themselves on ``app``.
 from . import sync_cmds  # noqa: E402,F401
+from . import project_cmds  # noqa: E402,F401
+from . import ds_cmds  # noqa: E402,F401
 
 
 def main() -> None:

@@ -1,0 +1,252 @@
+"""CLI commands for datasources: ``limnos ds ...`` and ``limnos datasets``.
+
+Registered on the main app by ``cli/main.py``. Queries are written in the
+small textual syntax of :mod:`limnos.ds_text` (parsed, never evaluated).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import warnings
+from typing import Annotated, Any, List, Optional
+
+import typer
+from rich.table import Table
+
+from limnos.errors import redact_url
+
+from . import render
+from .main import CliError, _Group, _lake, app, parse_pairs, parse_value
+from .sync_cmds import parse_options
+
+ds_app = typer.Typer(cls=_Group, no_args_is_help=True,
+                     help="Datasources: typed metadata tables over lake prefixes, folders and buckets.",
+                     epilog="Example: limnos ds create birds s3://bucket/birds && limnos ds query birds 'species == \"owl\"'")
+app.add_typer(ds_app, name="ds")
+
+QUERY_HELP = ("A query such as: episode > 5 and has_yoda == true. Operators: == != < <= > >=, contains, startswith, "
+              "endswith, in [..], is null, is not null; combine with and, or, not and parentheses.")
+
+
+def _datasource(ctx: typer.Context, name: str, query: Optional[str] = None, as_of: Optional[str] = None) -> Any:
+    from limnos.ds_text import parse
+
+    ds = _lake(ctx).datasource(name)
+    if query:
+        ds = ds[parse(query)]
+    if as_of:
+        when = parse_value(as_of)
+        if not isinstance(when, dt.datetime):
+            raise CliError(f"--as-of takes a date and time such as 2024-05-01T12:00:00Z, not {as_of!r}")
+        ds = ds.as_of(when)
+    return ds
+
+
+def _quietly(fn: Any) -> Any:
+    """Run ``fn``; a partial-results warning becomes one ``warning:`` line on stderr."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = fn()
+    for w in caught:
+        render.warning_line(str(w.message))
+    return result
+
+
+def _source_row(ds: Any) -> dict[str, Any]:
+    info = ds._shared.info
+    return {"name": ds.name, "kind": ds.kind, "root": redact_url(ds.root),
+            "datapoints": ds.count(), "fields": ds.fields,
+            "scanned_at": info.scanned_at.isoformat() if info.scanned_at else None,
+            "created_at": info.created_at.isoformat()}
+
+
+@ds_app.command("create", epilog="Example: limnos ds create birds s3://bucket/birds -o client_kwargs.endpoint_url=http://minio:9000")
+def ds_create(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The datasource's name.")],
+    root: Annotated[str, typer.Argument(help="A lake prefix (raw/images), a folder (/data/imgs, ./imgs) or a URL (s3://...).")],
+    option: Annotated[Optional[List[str]], typer.Option("--option", "-o", metavar="KEY=VALUE",
+                                                        help="A storage option for fsspec (repeatable; dots nest); kept on this machine.")] = None,
+    scan: Annotated[bool, typer.Option("--scan/--no-scan", help="Scan the root now (default) or later with 'limnos ds scan'.")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the datasource as JSON.")] = False,
+) -> None:
+    """Create a datasource over a lake prefix, a folder or a bucket, and scan it."""
+    lake = _lake(ctx)
+    if any(d.name == name for d in lake.datasources()):
+        raise CliError(f"datasource {name!r} exists; scan it with 'limnos ds scan {name}'")
+    ds = lake.datasource(name, root, storage_options=parse_options(option) if option else None, scan=scan)
+    if as_json:
+        render.print_json(_source_row(ds))
+        return
+    render.message(f"created datasource {name} over {ds.root or '(the whole lake)'}: {ds.count()} datapoints")
+
+
+@ds_app.command("list", epilog="Example: limnos ds list --json")
+def ds_list(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List datasources with their roots, sizes and fields."""
+    rows = [_source_row(ds) for ds in _lake(ctx).datasources()]
+    if as_json:
+        render.print_json(rows)
+        return
+    if not rows:
+        render.message("no datasources; create one with 'limnos ds create NAME ROOT'")
+        return
+    table = Table(box=None, header_style="bold")
+    for col in ("name", "kind", "root", "datapoints", "fields", "scanned"):
+        table.add_column(col)
+    for r in rows:
+        fields = ", ".join(f"{k}:{v}" for k, v in r["fields"].items() if k not in ("path", "size"))
+        table.add_row(r["name"], r["kind"], r["root"] or "(the whole lake)", str(r["datapoints"]), fields or "-",
+                      render.when(dt.datetime.fromisoformat(r["scanned_at"])) if r["scanned_at"] else "scanning")
+    render.out_console().print(table)
+
+
+@ds_app.command("scan", epilog="Example: limnos ds scan birds --json")
+def ds_scan(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The datasource's name.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the scan report as JSON.")] = False,
+) -> None:
+    """Scan a datasource's root again: new files are added, changed ones followed, vanished ones removed."""
+    report = _lake(ctx).datasource(name).scan()
+    if as_json:
+        render.print_json(report.to_dict())
+        return
+    render.message(f"scanned {name}: {report.added} added, {report.changed} changed, {report.removed} removed, "
+                   f"{report.unchanged} unchanged in {report.seconds:.2f} s")
+    for line in report.skipped[:20]:
+        render.warning_line(f"skipped {line}")
+
+
+@ds_app.command("query", epilog="Example: limnos ds query birds 'episode > 5 and has_yoda == true' --select episode --limit 20 --json")
+def ds_query(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The datasource's name.")],
+    query: Annotated[Optional[str], typer.Argument(help=QUERY_HELP)] = None,
+    select: Annotated[Optional[str], typer.Option(help="Comma-separated fields to show (default: all).")] = None,
+    order_by: Annotated[Optional[str], typer.Option("--order-by", help="Order by this field (then by path).")] = None,
+    desc: Annotated[bool, typer.Option("--desc", help="With --order-by: largest first.")] = False,
+    limit: Annotated[Optional[int], typer.Option(min=0, help="At most this many datapoints.")] = None,
+    as_of: Annotated[Optional[str], typer.Option("--as-of", help="The state at this time (2024-05-01T12:00:00Z).")] = None,
+    count: Annotated[bool, typer.Option("--count", help="Print only how many datapoints match.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the datapoints as JSON.")] = False,
+) -> None:
+    """Query a datasource's metadata table."""
+    ds = _datasource(ctx, name, query, as_of)
+    if select:
+        ds = ds.select(*[f.strip() for f in select.split(",") if f.strip()])
+    if order_by:
+        ds = ds.order_by(order_by, desc=desc)
+    if limit is not None:
+        ds = ds.limit(limit)
+    if count:
+        n = ds.count()
+        render.print_json({"count": n}) if as_json else print(n)
+        return
+    result = _quietly(ds.all)
+    rows = result.to_dicts()
+    if as_json:
+        render.print_json(rows)
+        return
+    if not rows:
+        render.message("no datapoint matches")
+        return
+    table = Table(box=None, header_style="bold")
+    names = list(rows[0])
+    for col in names:
+        table.add_column(col, overflow="fold")
+    for row in rows:
+        table.add_row(*[render.value_text(row[c]) if row[c] is not None else "" for c in names])
+    render.out_console().print(table)
+    render.message(f"{len(rows)} datapoints", "dim")
+
+
+@ds_app.command("meta", epilog="Example: limnos ds meta birds images/005.jpg episode=5 has_yoda=true")
+def ds_meta(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The datasource's name.")],
+    path: Annotated[str, typer.Argument(help="A datapoint's path, relative to the datasource's root.")],
+    pairs: Annotated[List[str], typer.Argument(metavar="KEY=VALUE", help="Typed values, as in 'limnos meta set'.")],
+) -> None:
+    """Set fields on one datapoint."""
+    metadata = parse_pairs(pairs)
+    ds = _lake(ctx).datasource(name)
+    with ds.metadata_context() as meta:
+        meta.update_metadata(path, metadata)
+    render.message(f"set {', '.join(metadata)} on {path}")
+
+
+@ds_app.command("download", epilog="Example: limnos ds download birds 'label == \"owl\"' --target ./owls")
+def ds_download(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The datasource's name.")],
+    query: Annotated[Optional[str], typer.Argument(help=QUERY_HELP)] = None,
+    target: Annotated[Optional[str], typer.Option(help="Folder to download into (default: limnos' data folder).")] = None,
+    source_prefix: Annotated[bool, typer.Option("--source-prefix/--no-source-prefix",
+                                                help="Keep the root's own folder in the paths.")] = True,
+    redownload: Annotated[bool, typer.Option("--redownload", help="Download files that are already there too.")] = False,
+    jobs: Annotated[Optional[int], typer.Option(help="Downloads in flight.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Download the files of a datasource (or of the datapoints a query matches)."""
+    ds = _datasource(ctx, name, query)
+    result = _quietly(ds.all)
+    report = result.download_files(target, keep_source_prefix=source_prefix, redownload=redownload, jobs=jobs)
+    if as_json:
+        render.print_json(report.to_dict())
+        return
+    render.message(f"downloaded {report.downloaded} files ({render.size(report.bytes)}), {report.skipped} already there, "
+                   f"into {report.target_dir}")
+
+
+@ds_app.command("save-dataset", epilog="Example: limnos ds save-dataset birds owls 'label == \"owl\"' --pin")
+def ds_save_dataset(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The datasource's name.")],
+    dataset: Annotated[str, typer.Argument(help="A name for the dataset.")],
+    query: Annotated[Optional[str], typer.Argument(help=QUERY_HELP)] = None,
+    pin: Annotated[bool, typer.Option("--pin", help="Pin it to now: later changes to the metadata do not show.")] = False,
+    as_of: Annotated[Optional[str], typer.Option("--as-of", help="Pin it to this time instead.")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a dataset of that name.")] = False,
+) -> None:
+    """Save a query on a datasource as a named dataset ('limnos datasets' lists them)."""
+    saved = _datasource(ctx, name, query, as_of).save_dataset(dataset, pin=pin, overwrite=overwrite)
+    pinned = f", pinned to {saved.as_of.isoformat()}" if saved.as_of else ""
+    render.message(f"saved dataset {dataset}: {saved.to_dict()['query']} on {name}{pinned}")
+
+
+@ds_app.command("delete", epilog="Example: limnos ds delete birds --yes")
+def ds_delete(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The datasource's name.")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Really delete.")] = False,
+) -> None:
+    """Delete a datasource and its saved datasets (its files stay where they are)."""
+    if not yes:
+        raise CliError(f"this deletes datasource {name!r} and its datasets; add --yes to confirm")
+    _lake(ctx).datasource(name).delete_source()
+    render.message(f"deleted datasource {name}")
+
+
+@app.command("datasets", epilog="Example: limnos datasets --json")
+def datasets(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List saved datasets: their datasource, query and pinned time."""
+    rows = [d.to_dict() for d in _lake(ctx).datasets()]
+    if as_json:
+        render.print_json(rows)
+        return
+    if not rows:
+        render.message("no datasets; save one with 'limnos ds save-dataset SOURCE NAME QUERY'")
+        return
+    table = Table(box=None, header_style="bold")
+    for col in ("name", "datasource", "query", "pinned to"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        table.add_row(r["name"], r["datasource"], r["query"], r["as_of"] or "-")
+    render.out_console().print(table)
