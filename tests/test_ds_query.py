@@ -313,4 +313,22 @@ def test_sqlite_plans_on_a_bigger_table(sqlite_lake, tmp_path) -> None:  # type:
         assert choose_plan(conn, ds[ds["k"] == 3].query, types, "sqlite") == "index"
         assert choose_plan(conn, ds[ds["path"] == "0001.txt"].query, types, "sqlite") is None
         assert choose_plan(conn, ds[ds["k"] == 3].query, types, "postgresql") is None
+        assert choose_plan(conn, ds[~(ds["k"] == 3)].limit(5).query, types, "sqlite") == "scan"
+        assert choose_plan(conn, ds[~(ds["k"] == 3)].query, types, "sqlite") is None
+    assert [d.path for d in ds[~(ds["k"] >= 1)].head(3)] == ["0000.txt", "0010.txt", "0020.txt"]
+    assert [d.path for d in ds[ds["k"] != 0].head(2)] == ["0001.txt", "0002.txt"]
     assert PROBE_CAP > 300
+
+
+@FUZZ
+@given(cond=conditions, plan=st.sampled_from(["index", "scan", None]), limit=st.one_of(st.none(), st.integers(0, 10)))
+def test_every_plan_gives_the_same_answer(table, monkeypatch, cond, plan, limit) -> None:  # type: ignore[no-untyped-def]
+    """The SQLite plan hints (drive from an index, or probe in path order) never change a result."""
+    import limnos.ds_query
+
+    ds, frame = table
+    monkeypatch.setattr(limnos.ds_query, "choose_plan", lambda *a, **k: plan)
+    expected = sorted(frame.loc[reference(frame, cond), "path"])[:limit]
+    view = ds[cond] if limit is None else ds[cond].limit(limit)
+    assert [dp.path for dp in view.all()] == expected, (plan, describe(cond))
+    assert ds[cond].count() == len(sorted(frame.loc[reference(frame, cond), "path"]))

@@ -581,9 +581,14 @@ def choose_plan(conn: sa.Connection, query: Query, types: dict[str, str], dialec
         return None
     parts = _conjuncts(query.where)
     leaves = [p for p in parts if isinstance(p, Leaf) and p.field not in BUILTINS and p.op in _POSITIVE]
-    if not leaves or any(isinstance(p, Leaf) and p.field == "path" and p.op in ("eq", "isin", "startswith") for p in parts):
+    if any(isinstance(p, Leaf) and p.field == "path" and p.op in ("eq", "isin", "startswith") for p in parts):
         return None
-    if query.limit is None or (query.order and query.order[0][0] != "path"):
+    path_limited = query.limit is not None and (not query.order or query.order[0][0] == "path")
+    if not leaves:
+        # Nothing selective to drive from: under a limit, probe datapoints in path order
+        # rather than build the full list a NOT IN needs.
+        return "scan" if path_limited else None
+    if not path_limited:
         return "index"
     as_of = values.to_utc(query.as_of) if query.as_of is not None else None
     c = Compiler(types, dialect, as_of)
