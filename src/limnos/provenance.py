@@ -31,6 +31,18 @@ def _git(args: list[str], cwd: str) -> str | None:
     return out.stdout.decode("utf-8", "replace")
 
 
+def git_root(start: str) -> str | None:
+    """The nearest folder at or above ``start`` that holds a ``.git``, without running git."""
+    here = os.path.abspath(start)
+    while True:
+        if os.path.exists(os.path.join(here, ".git")):
+            return here
+        parent = os.path.dirname(here)
+        if parent == here:
+            return None
+        here = parent
+
+
 def git_info(cwd: str) -> dict[str, Any]:
     commit = _git(["rev-parse", "HEAD"], cwd)
     if commit is None:

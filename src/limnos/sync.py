@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from .catalog import Commit, FileRow
 from .errors import FileNotFound, IntegrityError, RemoteError, redact_url
 from .names import parse_ref, validate_name
+from .provenance import git_root
 from .store import LocalObjectStore, ObjectStore, packs
 from .store.transfer import TransferReport, run_parallel
 
@@ -167,23 +168,12 @@ def _script_inputs(lake: "Lake", script: str) -> list[FileRow]:
     """Files that runs of ``script`` read: the inputs of what those runs wrote."""
     target = os.path.realpath(script)
     rel_tail = "/" + os.path.basename(target)
-    top = _git_root(os.path.dirname(target))
+    top = git_root(os.path.dirname(target))
     if top:
         rel_tail = "/" + os.path.relpath(target, top).replace(os.sep, "/")
     runs = [r for r in lake.catalog.runs_with_script() if r[1] and (os.path.realpath(r[1]) == target or r[1].replace(os.sep, "/").endswith(rel_tail))]
     ids = lake.catalog.inputs_of_runs([r[0] for r in runs])
     return list(lake.catalog.files_by_ids(ids).values())
-
-
-def _git_root(folder: str) -> str | None:
-    here = os.path.abspath(folder)
-    while True:
-        if os.path.exists(os.path.join(here, ".git")):
-            return here
-        parent = os.path.dirname(here)
-        if parent == here:
-            return None
-        here = parent
 
 
 def select(lake: "Lake", refs: Sequence[str] | None, all_versions: bool) -> list[FileRow]:

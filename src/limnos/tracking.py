@@ -39,6 +39,7 @@ import yaml
 from .errors import (FileNotFound, LakeNotFound, LimnosError, ManifestError, ObjectNotAvailable, ProjectNotFound,
                      RemoteError, redact_url)
 from .names import validate_name
+from .provenance import git_root
 from .store import hashing
 from .store.links import _UNSUPPORTED, place, reflink
 from .store.statcache import stat_key
@@ -207,17 +208,6 @@ def find_manifest(start: str) -> str | None:
         candidate = os.path.join(here, MANIFEST_NAME)
         if os.path.isfile(candidate):
             return candidate
-        parent = os.path.dirname(here)
-        if parent == here:
-            return None
-        here = parent
-
-
-def git_root(start: str) -> str | None:
-    here = os.path.abspath(start)
-    while True:
-        if os.path.exists(os.path.join(here, ".git")):
-            return here
         parent = os.path.dirname(here)
         if parent == here:
             return None

@@ -185,15 +185,10 @@ class ObjectStore:
     def _put(self, local_path: str, key: str, create: bool = False) -> bool:
         """Upload a whole local file to ``key``; False if ``create`` and the key exists."""
         if self.atomic_put:
-            kwargs: dict[str, Any] = {}
-            if create and self.is_s3:
-                kwargs["mode"] = "create"  # If-None-Match: *, where the server supports it
             try:
-                self.fs.put_file(local_path, key, **kwargs)
-            except FileExistsError:
-                return False
+                self.fs.put_file(local_path, key, **self._create_kwargs(create))
             except OSError as exc:
-                if "PreconditionFailed" in str(exc) or "412" in str(exc):
+                if _lost_race(exc):
                     return False
                 raise
             return True
@@ -301,16 +296,17 @@ class ObjectStore:
         return None
 
     async def put_async(self, local_path: str, key: str, create: bool = False) -> bool:
-        kwargs = {"mode": "create"} if create and self.is_s3 else {}
         try:
-            await self.fs._put_file(local_path, key, **kwargs)
-        except FileExistsError:
-            return False
+            await self.fs._put_file(local_path, key, **self._create_kwargs(create))
         except OSError as exc:
-            if "PreconditionFailed" in str(exc) or "412" in str(exc):
+            if _lost_race(exc):
                 return False
             raise
         return True
+
+    def _create_kwargs(self, create: bool) -> dict[str, Any]:
+        # If-None-Match: * where the server supports it: an existing key is never replaced.
+        return {"mode": "create"} if create and self.is_s3 else {}
 
     def delete(self, digest: str) -> None:
         self.fs.rm_file(self.object_key(digest))
@@ -401,6 +397,11 @@ class ObjectStore:
             raise self._error("write", exc) from None
         finally:
             os.unlink(tmp.name)
+
+
+def _lost_race(exc: OSError) -> bool:
+    """A conditional upload refused because the key exists: another writer stored the same bytes."""
+    return isinstance(exc, FileExistsError) or "PreconditionFailed" in str(exc) or "412" in str(exc)
 
 
 def _url_secrets(url: str) -> list[str]:
