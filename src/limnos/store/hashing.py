@@ -53,55 +53,33 @@ def hash_file(path: str | os.PathLike[str]) -> tuple[str, int]:
         hasher.update_mmap(path)  # releases the GIL; the OS pages the file in, never all at once
         stats.count(size)
         return hasher.hexdigest(), size
-    total = 0
     with open(path, "rb") as src:
-        buf = bytearray(CHUNK)
-        view = memoryview(buf)
-        while True:
-            n = src.readinto(buf)
-            if not n:
-                break
-            hasher.update(view[:n])
-            total += n
-    stats.count(total)
-    return hasher.hexdigest(), total
-
-
-def hash_stream(stream: BinaryIO) -> tuple[str, int]:
-    """Hash a readable binary stream to its end."""
-    hasher = blake3.blake3()
-    total = 0
-    while True:
-        chunk = stream.read(CHUNK)
-        if not chunk:
-            break
-        hasher.update(chunk)
-        total += len(chunk)
-    stats.count(total)
-    return hasher.hexdigest(), total
-
-
-def copy_and_hash(src_path: str, dst: BinaryIO, size_hint: int = 0) -> tuple[str, int]:
-    """Copy ``src_path`` into ``dst`` and hash the bytes in the same pass."""
-    hasher = _hasher(size_hint)
-    total = 0
-    with open(src_path, "rb") as src:
-        if size_hint and size_hint <= CHUNK:
-            # Small files: one read, no buffer juggling (this is the 10k-files hot path).
+        if size <= CHUNK:  # small files (the 10k-files case): one read, no buffer to allocate
             data = src.read()
             hasher.update(data)
-            dst.write(data)
-            total = len(data)
+            stats.count(len(data))
+            return hasher.hexdigest(), len(data)
+        return hash_stream(src, hasher)
+
+
+def hash_stream(stream: BinaryIO, hasher: "blake3.blake3 | None" = None) -> tuple[str, int]:
+    """Hash a readable binary stream to its end, one reused buffer at a time."""
+    hasher = hasher or blake3.blake3()
+    total = 0
+    buf = bytearray(CHUNK)
+    view = memoryview(buf)
+    readinto = getattr(stream, "readinto", None)
+    while True:
+        if readinto is not None:
+            n = readinto(buf)
+            chunk = view[:n] if n else b""
         else:
-            buf = bytearray(CHUNK)
-            view = memoryview(buf)
-            while True:
-                n = src.readinto(buf)
-                if not n:
-                    break
-                hasher.update(view[:n])
-                dst.write(view[:n])
-                total += n
+            chunk = stream.read(CHUNK)
+            n = len(chunk)
+        if not n:
+            break
+        hasher.update(chunk)
+        total += n
     stats.count(total)
     return hasher.hexdigest(), total
 
