@@ -1,7 +1,8 @@
-"""limnos benchmarks against DVC and plain ``cp`` (DESIGN.md, "Performance targets").
+"""limnos benchmarks against DVC, plain ``cp`` and ``rclone`` (DESIGN.md, "Performance targets").
 
-    .venv/bin/python benchmarks/run.py [--small-count 10000] [--big-size-mb 1024]
-        [--repeat 3] [--only add_10k,status_10k,add_1g,step_hit] [--step-calls 1000] [--skip-dvc] [--clean] [--profile]
+    .venv/bin/python benchmarks/run.py [--small-count 10000] [--big-size-mb 1024] [--big-count 10 --big-each-mb 100]
+        [--repeat 3] [--only add_10k,status_10k,add_1g,step_hit,push_10k,...] [--step-calls 1000] [--skip-dvc]
+        [--work-dir DIR] [--clean] [--profile]
 
 Source data is generated once under benchmarks/.work/data and reused; every timed
 run gets a fresh lake / DVC repo under benchmarks/.work/runs (removed at the end).
@@ -9,12 +10,14 @@ DVC is installed once into benchmarks/.venv-dvc and run as a real ``dvc`` proces
 
 To add a workload: write ``def my_workload(ctx) -> dict[str, list[float]]`` decorated
 with ``@workload("name", targets=[...])``; time each tool with ``ctx.measure``.
-A tool named ``limnos_<x>`` is reported as its own row ``<name>_<x>``.
+A tool named ``limnos_<x>`` is reported as its own row ``<name>_<x>``. The push/pull
+workloads against an S3 server live in remote_workloads.py.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -26,6 +29,7 @@ import tempfile
 import time
 import traceback
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -224,6 +228,13 @@ def make_big(mb: int) -> Path:
     return path
 
 
+# What a workload's ``needs`` name, built once before the workloads run (remote_workloads adds "bigset").
+DATASETS: dict[str, Callable[[argparse.Namespace], Path]] = {
+    "small": lambda args: make_small(args.small_count),
+    "big": lambda args: make_big(args.big_size_mb),
+}
+
+
 # ---------------------------------------------------------------------- dvc
 def dvc_env(run: Path | None = None) -> dict[str, str]:
     """DVC without analytics, its state/index database kept in the run folder (not /var/tmp/dvc)."""
@@ -279,6 +290,18 @@ class Ctx:
     errors: dict[str, dict[str, str]] = field(default_factory=dict)
     extra: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
     workload: str = ""
+    _shared: dict[str, Any] = field(default_factory=dict)
+    _stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
+
+    def shared(self, key: str, start: Callable[[], AbstractContextManager[Any]]) -> Any:
+        """A resource several workloads use (an S3 server): entered on first use, exited by ``close``."""
+        if key not in self._shared:
+            self._shared[key] = self._stack.enter_context(start())
+        return self._shared[key]
+
+    def close(self) -> None:
+        self._shared.clear()
+        self._stack.close()
 
     def run_dir(self) -> Path:
         RUNS.mkdir(parents=True, exist_ok=True)
@@ -317,7 +340,7 @@ class Ctx:
 # ----------------------------------------------------------------- registry
 @dataclass
 class Target:
-    tool: str  # "dvc" or "cp": compared as limnos / tool; "seconds": limnos' own time, max_ratio in seconds
+    tool: str  # "dvc", "cp" or "rclone": compared as limnos / tool; "seconds": limnos' own time, max_ratio in seconds
     max_ratio: float
     label: str
 
@@ -327,7 +350,7 @@ class Workload:
     name: str
     fn: Callable[[Ctx], dict[str, list[float]]]
     targets: list[Target]
-    needs: tuple[str, ...]  # data sets to build: "small", "big"
+    needs: tuple[str, ...]  # data sets to build: keys of DATASETS
 
 
 WORKLOADS: dict[str, Workload] = {}
@@ -571,6 +594,15 @@ def _query_1m_postgres(ctx: Ctx, run: Path, count: int, values: list[int]) -> di
         admin.dispose()
 
 
+# The push/pull workloads against an S3 server (their own file). They use this module's helpers
+# through ``import run``: make that name this module, also when it runs as a script (``__main__``).
+sys.modules.setdefault("run", sys.modules[__name__])
+sys.path.insert(0, str(HERE))
+import remote_workloads
+
+FLOORS = ("cp", "rclone")  # what a workload's limnos time is compared with besides dvc
+
+
 # ------------------------------------------------------------------ report
 def median(xs: list[float] | None) -> float | None:
     return statistics.median(xs) if xs else None
@@ -582,19 +614,19 @@ def summarize(name: str, times: dict[str, list[float]], targets: list[Target]) -
     rows = []
     for key in ["limnos"] + sorted(k for k in times if k.startswith("limnos_")):
         lim = med.get(key)
-        ratios = {t: (lim / med[t] if lim is not None and med.get(t) else None) for t in ("dvc", "cp")}
+        ratios = {t: (lim / med[t] if lim is not None and med.get(t) else None) for t in ("dvc", *FLOORS)}
         ratios["seconds"] = lim  # absolute targets (Target("seconds", 0.005, "< 5 ms"))
         row: dict[str, Any] = {"workload": name if key == "limnos" else f"{name}_{key[len('limnos_'):]}",
-                               "limnos": lim, "dvc": med.get("dvc"), "cp": med.get("cp"),
-                               "limnos/dvc": ratios["dvc"], "limnos/cp": ratios["cp"],
-                               "target": "; ".join(t.label for t in targets) if key == "limnos" else "(info)",
+                               "limnos": lim, "dvc": med.get("dvc"), **{t: med.get(t) for t in FLOORS},
+                               "limnos/dvc": ratios["dvc"], **{f"limnos/{t}": ratios[t] for t in FLOORS},
+                               "target": ("; ".join(t.label for t in targets) or "(none)") if key == "limnos" else "(info)",
                                "met": None, "checks": []}
         if key == "limnos":
             for t in targets:
                 r = ratios.get(t.tool)
                 row["checks"].append({"target": t.label, "ratio": r, "met": None if r is None else r <= t.max_ratio})
             results = [c["met"] for c in row["checks"]]
-            row["met"] = None if None in results else all(results)
+            row["met"] = None if not results or None in results else all(results)
         rows.append(row)
     return rows
 
@@ -612,9 +644,12 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         parts = ["n/a" if c["met"] is None else ("yes" if c["met"] else "NO") for c in row["checks"]]
         return " / ".join(parts)
 
-    header = ["workload", "limnos s", "dvc s", "cp s", "limnos/dvc", "limnos/cp", "target", "met?"]
-    body = [[row["workload"], s(row["limnos"]), s(row["dvc"]), s(row["cp"]), r(row["limnos/dvc"]),
-             r(row["limnos/cp"]), row["target"], met(row)] for row in rows]
+    # The floors: cp for local work, rclone for push/pull; a floor column only when some row has it.
+    floors = [t for t in FLOORS if any(row[t] is not None for row in rows)] or ["cp"]
+    header = ["workload", "limnos s", "dvc s", *(f"{t} s" for t in floors), "limnos/dvc",
+              *(f"limnos/{t}" for t in floors), "target", "met?"]
+    body = [[row["workload"], s(row["limnos"]), s(row["dvc"]), *(s(row[t]) for t in floors), r(row["limnos/dvc"]),
+             *(r(row[f"limnos/{t}"]) for t in floors), row["target"], met(row)] for row in rows]
     try:
         from rich.console import Console
         from rich.table import Table
@@ -625,7 +660,7 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         return
     table = Table(title="limnos benchmarks (median seconds; ratio < 1 means limnos is faster)")
     for i, h in enumerate(header):
-        table.add_column(h, justify="right" if 0 < i < 6 else "left", no_wrap=True)
+        table.add_column(h, justify="right" if 0 < i < len(header) - 2 else "left", no_wrap=True)
     for line in body:
         table.add_row(*line)
     console = Console()
@@ -720,6 +755,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--small-count", type=int, default=10000, help="number of 1 KB files (default 10000)")
     p.add_argument("--big-size-mb", type=int, default=1024, help="size of the big file in MB (default 1024)")
+    p.add_argument("--big-count", type=int, default=10, help="files in push_1g/pull_1g's data (default 10)")
+    p.add_argument("--big-each-mb", type=int, default=100, help="size of each of those files in MB (default 100)")
     p.add_argument("--repeat", type=int, default=3, help="timed runs per tool; the median is reported")
     p.add_argument("--step-calls", type=int, default=1000, help="cache hits timed per step_hit run (default 1000)")
     p.add_argument("--query-count", type=int, default=1_000_000, help="datapoints for query_1m (default 1000000)")
@@ -728,10 +765,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--clean", action="store_true", help="also delete the generated source data at the end")
     p.add_argument("--work-dir", default="", help=f"where data and runs go (default {WORK})")
     p.add_argument("--git-ref", default="", help="benchmark limnos as committed at this ref (default: the working tree)")
-    p.add_argument("--profile", action="store_true", help="cProfile an in-process add of the small files")
+    p.add_argument("--profile", action="store_true",
+                   help="cProfile an in-process add of the small files (and a push and pull of them, with push_10k or pull_10k)")
     args = p.parse_args(argv)
-    if args.repeat < 1 or args.small_count < 1 or args.big_size_mb < 1:
-        p.error("--repeat, --small-count and --big-size-mb must be at least 1")
+    if min(args.repeat, args.small_count, args.big_size_mb, args.big_count, args.big_each_mb) < 1:
+        p.error("--repeat, --small-count, --big-size-mb, --big-count and --big-each-mb must be at least 1")
     names = [n.strip() for n in args.only.split(",") if n.strip()] or list(WORKLOADS)
     unknown = [n for n in names if n not in WORKLOADS]
     if unknown:
@@ -752,11 +790,8 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as exc:  # noqa: BLE001
             print(f"dvc unavailable, its cells will be n/a: {exc}", flush=True)
             args.skip_dvc = True
-    needs = {n for name in names for n in WORKLOADS[name].needs}
-    if "small" in needs:
-        make_small(args.small_count)
-    if "big" in needs:
-        make_big(args.big_size_mb)
+    for need in sorted({n for name in names for n in WORKLOADS[name].needs}):
+        DATASETS[need](args)
 
     ctx = Ctx(args)
     raw: dict[str, dict[str, list[float]]] = {}
@@ -780,7 +815,15 @@ def main(argv: list[str] | None = None) -> int:
                 profile_add(args.small_count)
             except Exception:  # noqa: BLE001
                 print(f"  profile FAILED:\n{traceback.format_exc()}", flush=True)
+        if args.profile and {"push_10k", "pull_10k"} & set(names):
+            print("== profile: in-process lake.push and lake.pull of the small files", flush=True)
+            ctx.workload = "profile_sync"
+            try:
+                remote_workloads.profile_sync(ctx)
+            except Exception:  # noqa: BLE001
+                print(f"  profile FAILED:\n{traceback.format_exc()}", flush=True)
     finally:
+        ctx.close()  # stops the S3 server before its data goes with RUNS
         rmtree(RUNS)
         if args.clean:
             rmtree(DATA)
@@ -794,6 +837,7 @@ def main(argv: list[str] | None = None) -> int:
         "duration_s": round(time.time() - started, 1),
         "command": [sys.executable, *sys.argv],
         "config": {"small_count": args.small_count, "small_file_bytes": 1024, "big_size_mb": args.big_size_mb,
+                   "big_count": args.big_count, "big_each_mb": args.big_each_mb,
                    "repeat": args.repeat, "workloads": names, "skip_dvc": args.skip_dvc},
         "machine": machine_info(dvc_version),
         "limnos_source": {"before": version_before, "after": version_after},
