@@ -235,7 +235,8 @@ class Lake:
     def fetch(self, digest: str) -> str:
         """The local path of an object, downloading (and verifying) it first if needed."""
         if self.cache.has(digest):
-            self.cache.touch(digest)
+            if self.cache is not self.store:
+                self.cache.touch(digest)  # LRU for prune; a local lake's store is never pruned
             return self.cache.path(digest)
         sources = self._sources()
         if not sources:

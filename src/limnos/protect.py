@@ -8,7 +8,6 @@ refers to it. Only ``gc`` removes data from the store.
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import TYPE_CHECKING
 
 from .errors import FileLocked
@@ -16,10 +15,6 @@ from .errors import FileLocked
 if TYPE_CHECKING:
     from .files import File
     from .lake import Lake
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
 
 
 def lock(lake: "Lake", ref: "str | File") -> "File":
@@ -42,21 +37,12 @@ def unlock(lake: "Lake", ref: "str | File") -> "File":
     return file
 
 
-def downstream_ids(lake: "Lake", file_id: str) -> list[str]:
-    """Every file made (directly or not) from ``file_id``, nearest first."""
-    seen: dict[str, None] = {}
-    frontier = [file_id]
-    while frontier:
-        found = lake.catalog.outputs_of(frontier)
-        frontier = [o for outs in found.values() for o in outs if o not in seen and o != file_id]
-        seen.update(dict.fromkeys(frontier))
-    return list(seen)
-
-
 def rm(lake: "Lake", ref: "str | File", cascade: bool = False) -> "list[File]":
     """Delete a file's catalog entry (and, with ``cascade``, everything made from it)."""
     file = lake._resolve(ref)
-    ids = [file.id] + (downstream_ids(lake, file.id) if cascade else [])
+    from .lineage import downstream_files
+
+    ids = [file.id] + ([f.id for f in downstream_files(lake, file)] if cascade else [])
     rows = lake.catalog.files_by_ids(ids)
     ids = [i for i in ids if i in rows]  # already deleted ones drop out
     locked = lake.catalog.locked_ids(ids)

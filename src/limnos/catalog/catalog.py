@@ -271,10 +271,6 @@ class Catalog:
             upsert(conn, t.metadata_current, list(chunk), ["file_id", "key"])
 
     # ------------------------------------------------------------ replaying
-    def has_commit(self, commit_id: str) -> bool:
-        with self.engine.connect() as conn:
-            return conn.execute(sa.select(t.commits.c.id).where(t.commits.c.id == commit_id)).first() is not None
-
     def commit_ids(self) -> set[str]:
         with self.engine.connect() as conn:
             return set(conn.execute(sa.select(t.commits.c.id)).scalars())

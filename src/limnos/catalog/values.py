@@ -16,16 +16,11 @@ from typing import Any
 
 from ..errors import MetadataError, SchemaError
 
-TYPES = ("int", "float", "bool", "str", "datetime", "json", "blob")
 # Keys that are already columns of a query result; metadata may not shadow them.
 RESERVED_KEYS = frozenset({"id", "name", "version", "hash", "size", "created_at", "user", "run", "kind", "uri"})
 MAX_KEY_LENGTH = 256
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 Encoded = tuple[str, int | None, float | None, str | None]
-
-
-class Blob(bytes):
-    """Marks bytes as a blob metadata value; plain ``bytes`` work too."""
 
 
 def validate_key(key: object) -> str:

@@ -267,9 +267,6 @@ class LocalObjectStore(ObjectStore):
     def read_records(self, commit_ids: Iterable[str]) -> dict[str, bytes]:
         return {c: self.read_record(c) for c in commit_ids}
 
-    def has_record(self, commit_id: str) -> bool:
-        return os.path.exists(os.path.join(self.root, RECORDS, f"{commit_id}.jsonl"))
-
     def clean_staging(self, older_than: float) -> int:
         """Remove staging files (left by a crash) older than ``older_than`` seconds."""
         cutoff = time.time() - older_than

@@ -177,7 +177,8 @@ class ObjectStore:
         return size
 
     def _find_packed(self, digest: str) -> PackedObject | None:
-        where = self.pack_index().get(digest)
+        """Where a packed object sits: the indexes in memory, else a fresh listing."""
+        where = self._packs_lookup(digest)
         if where is None:
             where = self.pack_index(refresh=True).get(digest)
         return where
