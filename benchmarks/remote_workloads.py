@@ -183,7 +183,7 @@ class S3Server:
             # stay ("BucketNotEmpty"); what matters, the objects and their disk, is gone.
             if exc.errno != 39 or self.count(name):
                 print(f"  (could not delete bucket {name}: {exc})", flush=True)
-        except Exception as exc:  # noqa: BLE001 - only costs disk until the run folder goes
+        except Exception as exc:
             print(f"  (could not delete bucket {name}: {exc})", flush=True)
 
     def count(self, prefix: str) -> int:
@@ -204,7 +204,7 @@ def s3_server() -> Iterator[S3Server]:
         proc = subprocess.Popen(
             [rclone, "serve", "s3", str(root), "--addr", f"127.0.0.1:{port}", "--auth-key", f"{KEY},{SECRET}",
              "--config", "/dev/null"],
-            stdout=subprocess.DEVNULL, stderr=log, preexec_fn=_pdeathsig())  # noqa: PLW1509 - one prctl call
+            stdout=subprocess.DEVNULL, stderr=log, preexec_fn=_pdeathsig())
     try:
         deadline = time.time() + 30
         while True:
@@ -252,7 +252,7 @@ def ensure_dvc_s3(ctx: Ctx) -> None:
                 print(f"  installing dvc-s3 into {DVC_VENV} (once) ...", flush=True)
                 sh([py, "-m", "pip", "install", "-q", "dvc-s3"])
                 _dvc_s3.append(sh(probe).strip())
-        except Exception as exc:  # noqa: BLE001 - remembered, so pip is not retried for every run
+        except Exception as exc:
             _dvc_s3.append(exc)
     if isinstance(_dvc_s3[0], Exception):
         raise _dvc_s3[0]

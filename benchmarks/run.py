@@ -317,7 +317,7 @@ class Ctx:
             run = self.run_dir()
             try:
                 result = once(run)
-            except Exception as exc:  # noqa: BLE001 - one tool failing must not end the run
+            except Exception as exc:
                 msg = str(exc) if isinstance(exc, ToolError) else traceback.format_exc(limit=3)
                 print(f"  [{self.workload}/{tool}] FAILED: {msg.strip()[-1500:]}", flush=True)
                 self.errors.setdefault(self.workload, {})[tool] = msg
@@ -454,11 +454,11 @@ def step_hit(ctx: Ctx) -> dict[str, list[float]]:
 
 
 # ------------------------------------------------------------- datasources
-def EPISODES(count: int) -> int:  # noqa: N802 - values of "episode": 100 datapoints each
+def EPISODES(count: int) -> int:
     return max(1, count // 100)
 
 
-def GROUPS(count: int) -> int:  # noqa: N802 - values of "group": 1,000 datapoints each
+def GROUPS(count: int) -> int:
     return max(1, count // 1000)
 
 
@@ -576,7 +576,7 @@ def _query_1m_postgres(ctx: Ctx, run: Path, count: int, values: list[int]) -> di
         name = f"limnos_bench_{uuid.uuid4().hex[:10]}"
         with admin.connect() as conn:
             conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    except Exception as exc:  # noqa: BLE001 - no server: the PostgreSQL rows stay n/a
+    except Exception as exc:
         print(f"  [query_1m] PostgreSQL unavailable ({str(exc).splitlines()[0]}); skipping it", flush=True)
         return {}
     try:
@@ -680,7 +680,7 @@ def machine_info(dvc_version: str | None) -> dict[str, Any]:
 
         info["limnos_version"] = getattr(limnos, "__version__", "unknown")
         info["limnos_file"] = limnos.__file__
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         info["limnos_version"] = f"import failed: {exc}"
     try:
         meminfo, cpuinfo = Path("/proc/meminfo").read_text(), Path("/proc/cpuinfo").read_text()
@@ -787,7 +787,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_dvc:
         try:
             dvc_version = ensure_dvc()
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             print(f"dvc unavailable, its cells will be n/a: {exc}", flush=True)
             args.skip_dvc = True
     for need in sorted({n for name in names for n in WORKLOADS[name].needs}):
@@ -804,7 +804,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"== {name}", flush=True)
             try:
                 raw[name] = wl.fn(ctx)
-            except Exception:  # noqa: BLE001 - a broken workload must not end the run
+            except Exception:
                 print(f"  [{name}] FAILED:\n{traceback.format_exc()}", flush=True)
                 ctx.errors.setdefault(name, {})["workload"] = traceback.format_exc()
                 raw[name] = {}
@@ -813,14 +813,14 @@ def main(argv: list[str] | None = None) -> int:
             print("== profile: in-process lake.add of the small files", flush=True)
             try:
                 profile_add(args.small_count)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 print(f"  profile FAILED:\n{traceback.format_exc()}", flush=True)
         if args.profile and {"push_10k", "pull_10k"} & set(names):
             print("== profile: in-process lake.push and lake.pull of the small files", flush=True)
             ctx.workload = "profile_sync"
             try:
                 remote_workloads.profile_sync(ctx)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 print(f"  profile FAILED:\n{traceback.format_exc()}", flush=True)
     finally:
         ctx.close()  # stops the S3 server before its data goes with RUNS

@@ -305,9 +305,8 @@ def pipeline(added: Path) -> Path:
             text = lake.get("raw/a.csv").read_text() + str(len(lake.get("raw/b.bin").read_bytes()))
             with lake.create("clean/out.txt") as w:
                 w.write_text(text)
-        with lake.run(name="report"):
-            with lake.create("report.txt") as w:
-                w.write_text(lake.get("clean/out.txt").read_text().upper())
+        with lake.run(name="report"), lake.create("report.txt") as w:
+            w.write_text(lake.get("clean/out.txt").read_text().upper())
     return added
 
 

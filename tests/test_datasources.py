@@ -16,8 +16,16 @@ from typer.testing import CliRunner
 import limnos
 from limnos.catalog import Commit
 from limnos.cli.main import app
-from limnos.errors import (DatasetNotFound, DatasourceNotFound, FileNotFound, InvalidName, LimnosError, MetadataError,
-                           PartialResultsWarning, SourceNotFound)
+from limnos.errors import (
+    DatasetNotFound,
+    DatasourceNotFound,
+    FileNotFound,
+    InvalidName,
+    LimnosError,
+    MetadataError,
+    PartialResultsWarning,
+    SourceNotFound,
+)
 from limnos.names import new_id
 
 
@@ -161,21 +169,17 @@ def test_metadata_context_is_one_commit_and_creates_unscanned_datapoints(lake, t
     assert len(lake.catalog.commit_ids()) == commits + 1
     with pytest.warns(PartialResultsWarning):
         assert paths(ds[ds["episode"] >= 5].all()) == ["img/0.png", "img/1.png", "notes.txt"]
-    with pytest.raises(FileNotFound, match="relative to the datasource's root"):
-        with ds.metadata_context() as ctx:
-            ctx.update_metadata("img/0.png", {"episode": 9})
-            ctx.update_metadata("img/missing.png", {"episode": 1})
-    with pytest.raises(RuntimeError):
-        with ds.metadata_context() as ctx:
-            ctx.update_metadata("img/0.png", {"episode": 10})
-            raise RuntimeError("user code failed")
+    with pytest.raises(FileNotFound, match="relative to the datasource's root"), ds.metadata_context() as ctx:
+        ctx.update_metadata("img/0.png", {"episode": 9})
+        ctx.update_metadata("img/missing.png", {"episode": 1})
+    with pytest.raises(RuntimeError), ds.metadata_context() as ctx:
+        ctx.update_metadata("img/0.png", {"episode": 10})
+        raise RuntimeError("user code failed")
     assert len(lake.catalog.commit_ids()) == commits + 1  # neither block wrote anything
-    with pytest.raises(MetadataError, match="built-in"):
-        with ds.metadata_context() as ctx:
-            ctx.update_metadata("img/0.png", {"path": "x"})
-    with pytest.raises(MetadataError, match="cannot store"):
-        with ds.metadata_context() as ctx:
-            ctx.update_metadata("img/0.png", {"obj": object()})
+    with pytest.raises(MetadataError, match="built-in"), ds.metadata_context() as ctx:
+        ctx.update_metadata("img/0.png", {"path": "x"})
+    with pytest.raises(MetadataError, match="cannot store"), ds.metadata_context() as ctx:
+        ctx.update_metadata("img/0.png", {"obj": object()})
     report = ds.scan()
     assert report.added == 2 and report.unchanged == 3  # the three datapoints made by metadata stay
     with warnings.catch_warnings():
@@ -289,10 +293,10 @@ def test_download_refuses_paths_that_escape(lake, tmp_path) -> None:  # type: ig
     ds = lake.datasource("evil", str(src), scan=True)
     victim = ds[ds["path"] == "notes.txt"].all()[0]
     for bad in ("../escaped.txt", "a/../../escaped.txt", "/etc/escaped.txt"):
-        commit = lake._new_commit("scan")
+        commit = lake.new_commit("scan")
         commit.extra.append({"type": "datapoint", "id": new_id(), "datasource_id": ds.id, "path": bad,
                              "file_id": victim.file_id, "fingerprint": victim.fingerprint})
-        lake._commit(commit)
+        commit.write()
         target = tmp_path / "out" / "inner"
         with pytest.raises(InvalidName, match="outside"):
             ds[ds["path"] == bad].all().download_files(target, keep_source_prefix=False)

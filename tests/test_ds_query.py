@@ -17,8 +17,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from limnos import ds_text
-from limnos.ds_query import And, Leaf, Not, Or, describe
+from limnos.datasources import text as ds_text
+from limnos.datasources.query import And, Leaf, Not, Or, describe
 from limnos.errors import FieldNotFound, QueryError, QuerySyntaxError, SchemaError
 
 N = 48
@@ -229,9 +229,8 @@ def test_values_must_match_field_types(table) -> None:  # type: ignore[no-untype
 def test_metadata_types_are_enforced(table) -> None:  # type: ignore[no-untyped-def]
     ds, _ = table
     path = ds.head(1)[0].path
-    with pytest.raises(SchemaError, match="'i'"):
-        with ds.metadata_context() as ctx:
-            ctx.update_metadata(path, {"i": "seven"})
+    with pytest.raises(SchemaError, match="'i'"), ds.metadata_context() as ctx:
+        ctx.update_metadata(path, {"i": "seven"})
     with pytest.raises(SchemaError, match="'fresh'"):
         with ds.metadata_context() as ctx:  # the first use in a batch fixes the type for the rest
             ctx.update_metadata(path, {"fresh": 1})
@@ -296,7 +295,7 @@ def test_datetime_fields_compare_with_iso_text(table) -> None:  # type: ignore[n
 
 def test_sqlite_plans_on_a_bigger_table(sqlite_lake, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """Selective and unselective filters under a limit give the same answers whichever plan SQLite takes."""
-    from limnos.ds_query import PROBE_CAP, choose_plan
+    from limnos.datasources.query import PROBE_CAP, choose_plan
 
     folder = tmp_path / "many"
     folder.mkdir()
@@ -324,10 +323,10 @@ def test_sqlite_plans_on_a_bigger_table(sqlite_lake, tmp_path) -> None:  # type:
 @given(cond=conditions, plan=st.sampled_from(["index", "scan", None]), limit=st.one_of(st.none(), st.integers(0, 10)))
 def test_every_plan_gives_the_same_answer(table, monkeypatch, cond, plan, limit) -> None:  # type: ignore[no-untyped-def]
     """The SQLite plan hints (drive from an index, or probe in path order) never change a result."""
-    import limnos.ds_query
+    import limnos.datasources.query
 
     ds, frame = table
-    monkeypatch.setattr(limnos.ds_query, "choose_plan", lambda *a, **k: plan)
+    monkeypatch.setattr(limnos.datasources.query, "choose_plan", lambda *a, **k: plan)
     expected = sorted(frame.loc[reference(frame, cond), "path"])[:limit]
     view = ds[cond] if limit is None else ds[cond].limit(limit)
     assert [dp.path for dp in view.all()] == expected, (plan, describe(cond))

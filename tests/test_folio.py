@@ -14,7 +14,7 @@ import pytest
 
 import limnos
 from limnos import Folio
-from limnos.folio_archive import HEAD_READ
+from limnos.folio.archive import HEAD_READ
 
 
 class Model:

@@ -54,7 +54,7 @@ def pipeline(lake):  # type: ignore[no-untyped-def]
             "steps": {"parse": parse, "clean": clean, "features": features, "report": report}}
 
 
-def names(graph: limnos.lineage.Lineage) -> set[str]:  # type: ignore[name-defined]
+def names(graph: limnos.ops.lineage.Lineage) -> set[str]:  # type: ignore[name-defined]
     return {n["name"] for n in graph.files()}
 
 
@@ -162,7 +162,7 @@ def test_dot_mermaid_json(lake, pipeline, tmp_path):
 
 
 def test_permalink_in_dot_and_mermaid(lake):
-    graph = limnos.lineage.Lineage(root="f:X")
+    graph = limnos.ops.lineage.Lineage(root="f:X")
     graph.nodes["f:X"] = {"type": "file", "id": "X", "name": "out.txt", "version": 1}
     graph.nodes["s:S"] = {"type": "step", "id": "S", "function": 'm.f"q', "source_file": "/p/m.py", "source_line": 3,
                           "permalink": "https://github.com/a/b/blob/c/m.py#L3-L9"}

@@ -8,7 +8,7 @@ import os
 import pytest
 
 import limnos
-from limnos.checks import roll_forward
+from limnos.core.recovery import roll_forward
 from limnos.errors import CatalogVersionError, LimnosError
 
 
@@ -81,9 +81,8 @@ def test_crash_between_records_and_catalog_rolls_forward(lake, tmp_path):
         raise Killed()
 
     lake.store.write_record = write_then_die
-    with pytest.raises(Killed):
-        with lake.create("crash.txt", metadata={"k": 1}) as w:
-            w.write_text("survives")
+    with pytest.raises(Killed), lake.create("crash.txt", metadata={"k": 1}) as w:
+        w.write_text("survives")
     lake.store.write_record = original
     assert lake.ls() == []  # the transaction rolled back
     assert lake.fsck().notes == []  # too young to be judged yet

@@ -9,7 +9,6 @@ import sys
 import textwrap
 import time
 
-import fsspec
 import pytest
 
 import limnos

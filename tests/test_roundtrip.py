@@ -95,9 +95,8 @@ def test_unset_metadata(lake):
 
 def test_bad_name_writes_nothing(lake, tmp_path):
     for bad in ("", "../x", "/abs", "a/../b", "a\\b", "nul\x00", "x" * 1025):
-        with pytest.raises(InvalidName):
-            with lake.create(bad) as w:
-                w.write_text("never")
+        with pytest.raises(InvalidName), lake.create(bad) as w:
+            w.write_text("never")
     assert lake.ls() == []
     assert [p for p in (tmp_path / "lake" / "objects").rglob("*") if p.is_file()] == []
     assert list((tmp_path / "lake" / "records").iterdir()) == []
@@ -114,9 +113,8 @@ def test_implicit_lineage(lake):
     with lake.create("out/c.txt") as w:
         w.write_text("c")
     assert [f.name for f in w.file.inputs] == ["in/b.txt", "in/a.txt"]
-    with lake.run(name="fresh", config={"lr": 0.1}):
-        with lake.create("out/d.txt") as w2:
-            w2.write_text("d")
+    with lake.run(name="fresh", config={"lr": 0.1}), lake.create("out/d.txt") as w2:
+        w2.write_text("d")
     assert w2.file.inputs == []
     assert w2.file.run["name"] == "fresh" and w2.file.run["config"] == {"lr": 0.1}
     # the outer run's reads are back after the explicit run

@@ -434,9 +434,8 @@ def lake_dir_env(lake):  # type: ignore[no-untyped-def]
 
 
 def test_misuse_errors(lake, tmp_path):
-    with pytest.raises(StepError, match=r"limnos.output\(\) works only inside"):
-        with limnos.output("x"):
-            pass
+    with pytest.raises(StepError, match=r"limnos.output\(\) works only inside"), limnos.output("x"):
+        pass
     with pytest.raises(StepError, match="async"):
         @lake.step
         async def nope():  # type: ignore[no-untyped-def]
@@ -555,7 +554,7 @@ def test_step_record_and_one_commit(lake, tmp_path, modules, monkeypatch):
     assert [i.id for i in file.inputs] == [raw.id]
     # an uncommitted edit: the git commit is kept but no permalink points at other code
     (repo / "pipe_record.py").write_text((repo / "pipe_record.py").read_text() + "\n# edited\n")
-    from limnos import provenance
+    from limnos.core import provenance
 
     monkeypatch.setattr(provenance, "_GIT_TTL", 0.0)
     edited = mod.measure.call(raw, unit="words").files[0].step
@@ -568,7 +567,7 @@ def test_step_record_and_one_commit(lake, tmp_path, modules, monkeypatch):
 
 
 def test_permalinks_for_remote_forms():
-    from limnos.provenance import permalink
+    from limnos.core.provenance import permalink
 
     sha = "0123abcd"
     assert permalink("git@github.com:acme/p.git", sha, "src/x.py", 3, 9) == \

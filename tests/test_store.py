@@ -8,10 +8,8 @@ import stat
 import pytest
 
 import limnos
-from limnos.store import hashing
-from limnos.store import LocalObjectStore
-
 from helpers import age
+from limnos.store import LocalObjectStore, hashing
 
 
 def objects_in(lake: limnos.Lake) -> list[str]:
@@ -91,11 +89,10 @@ def test_add_never_links_the_users_file(sqlite_lake, tmp_path):
 
 def test_exception_in_create_leaves_nothing(lake, tmp_path):
     staging = os.path.join(lake.path, "tmp")
-    with pytest.raises(RuntimeError, match="boom"):
-        with lake.create("fail.txt", metadata={"a": 1}) as w:
-            w.write_text("partial")
-            assert os.path.exists(w.path)
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError, match="boom"), lake.create("fail.txt", metadata={"a": 1}) as w:
+        w.write_text("partial")
+        assert os.path.exists(w.path)
+        raise RuntimeError("boom")
     assert not os.path.exists(w.path)
     assert w.file is None
     assert lake.ls() == []

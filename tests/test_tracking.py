@@ -17,13 +17,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import age
 from typer.testing import CliRunner
 
 import limnos
-from limnos import tracking
+from helpers import age
 from limnos.cli.main import app
 from limnos.store import hashing
+from limnos.tracking import manifest as tracking
 
 
 @pytest.fixture(autouse=True)

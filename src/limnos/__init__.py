@@ -19,33 +19,32 @@ __version__ = "0.1.0"
 # The rest loads on first use (PEP 562), so `import limnos` and `limnos --help`
 # do not pay for SQLAlchemy, fsspec and friends until a lake is touched.
 _LAZY = {
-    "init": "api",
-    "open": "api",
-    "find_lake": "api",
+    "init": "lake",
+    "open": "lake",
+    "find_lake": "lake",
     "Lake": "lake",
-    "File": "files",
-    "Writer": "files",
-    "Result": "query",
-    "step": "steps",
-    "output": "steps",
-    "Step": "steps",
-    "track": "tracking",
-    "Folio": "folio",
-    "Datasource": "datasources",
-    "QueryResult": "ds_results",
-    "Datapoint": "ds_results",
+    "File": "core.files",
+    "Writer": "core.files",
+    "Result": "ops.query",
+    "step": "steps.step",
+    "output": "steps.step",
+    "Step": "steps.step",
+    "track": "tracking.manifest",
+    "Folio": "folio.folio",
+    "Datasource": "datasources.source",
+    "QueryResult": "datasources.results",
+    "Datapoint": "datasources.results",
 }
 
 if TYPE_CHECKING:
-    from .api import find_lake, init, open  # noqa: A004
-    from .files import File, Writer
-    from .datasources import Datasource
-    from .ds_results import Datapoint, QueryResult
-    from .folio import Folio
-    from .lake import Lake
-    from .query import Result
-    from .steps import Step, output, step
-    from .tracking import track
+    from .core.files import File, Writer
+    from .datasources.results import Datapoint, QueryResult
+    from .datasources.source import Datasource
+    from .folio.folio import Folio
+    from .lake import Lake, find_lake, init, open
+    from .ops.query import Result
+    from .steps.step import Step, output, step
+    from .tracking.manifest import track
 
 
 def __getattr__(name: str) -> Any:
@@ -54,6 +53,8 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(f"module 'limnos' has no attribute {name!r}")
     import importlib
 
+    # The facade first: it registers itself as the class features open lakes with.
+    importlib.import_module(".lake", __name__)
     value = getattr(importlib.import_module(f".{module}", __name__), name)
     globals()[name] = value
     return value

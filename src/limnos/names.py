@@ -96,6 +96,14 @@ def new_id() -> str:
     return "".join([_PAIRS[(value >> shift) & 1023] for shift in _SHIFTS])
 
 
+def ulid_seconds(ulid: str) -> float:
+    """When a ULID was made, in seconds since the epoch (its first 48 bits)."""
+    value = 0
+    for ch in ulid[:10]:
+        value = value * 32 + _CROCKFORD.index(ch)
+    return value / 1000.0
+
+
 def normalize_local_name(relative_path: str) -> str:
     """Turn an OS-relative path into a POSIX name."""
     return relative_path.replace(os.sep, "/")

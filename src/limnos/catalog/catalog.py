@@ -548,7 +548,7 @@ class Catalog:
     # Step executions arrive as "step"/"step_output" extra rows of a commit
     # (see _apply_extra); these are the reads the @step decorator and lineage need.
 
-    def step_hit(self, key: str) -> "StepHit | None":
+    def step_hit(self, key: str) -> StepHit | None:
         """The newest successful execution of a cache key with its outputs, or None.
 
         One indexed query (steps(key, status), then its outputs by primary key).
@@ -557,7 +557,7 @@ class Catalog:
         with self.engine.connect() as conn:
             return _step_hit(conn, key)
 
-    def commit_step(self, commit: Commit, key: str | None, write_records: Callable[[Commit], None]) -> "StepHit | None":
+    def commit_step(self, commit: Commit, key: str | None, write_records: Callable[[Commit], None]) -> StepHit | None:
         """Commit a step's outputs and record, unless ``key`` was recorded meanwhile.
 
         The lookup runs inside the write transaction: SQLite's BEGIN IMMEDIATE and,

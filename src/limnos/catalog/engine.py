@@ -26,9 +26,17 @@ _RETRY_PGCODES = {"40001", "40P01"}  # serialization_failure, deadlock_detected
 
 
 def normalize_url(url: str) -> str:
+    """A catalog URL with the psycopg 3 driver named, as SQLAlchemy wants it."""
     if url.startswith(("postgresql://", "postgres://")):
         return "postgresql+psycopg://" + url.split("://", 1)[1]
     return url
+
+
+def strip_password(url: str) -> str:
+    """``url`` without its password, for saving in settings (later opens use PGPASSWORD or ~/.pgpass)."""
+    parsed = sa.engine.make_url(url)
+    # URL.set() ignores None, so replace the field on the named tuple itself.
+    return parsed._replace(password=None).render_as_string(hide_password=False) if parsed.password else url
 
 
 def make_engine(url: str) -> sa.Engine:
@@ -75,9 +83,8 @@ def is_retryable(exc: BaseException) -> bool:
 @contextlib.contextmanager
 def atomic(engine: sa.Engine) -> Iterator[sa.Connection]:
     """One write transaction: everything inside commits together or not at all."""
-    with engine.connect().execution_options(limnos_write=True) as conn:
-        with conn.begin():
-            yield conn
+    with engine.connect().execution_options(limnos_write=True) as conn, conn.begin():
+        yield conn
 
 
 def run_atomic(engine: sa.Engine, fn: Any, attempts: int = 8) -> Any:

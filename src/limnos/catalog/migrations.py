@@ -18,7 +18,6 @@ from ..errors import CatalogVersionError
 from . import schema
 from .engine import run_atomic
 
-
 V1_TABLES = ("commits", "runs", "names", "files", "inputs", "metadata_schema", "metadata_log", "metadata")
 V2_TABLES = ("tombstones", "locks", "steps", "step_outputs")
 V3_TABLES = ("datasources", "datapoints", "datasource_fields", "datasets")

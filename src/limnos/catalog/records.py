@@ -62,7 +62,7 @@ class Commit:
         return "".join(json.dumps(line, separators=(",", ":"), sort_keys=True) + "\n" for line in lines).encode()
 
     @classmethod
-    def from_jsonl(cls, data: bytes) -> "Commit":
+    def from_jsonl(cls, data: bytes) -> Commit:
         rows = [json.loads(line) for line in data.decode().splitlines() if line.strip()]
         if not rows or rows[0].get("type") != "commit":
             raise ValueError("records file has no commit header")

@@ -1,14 +1,14 @@
 """CLI commands for datasources: ``limnos ds ...`` and ``limnos datasets``.
 
 Registered on the main app by ``cli/main.py``. Queries are written in the
-small textual syntax of :mod:`limnos.ds_text` (parsed, never evaluated).
+small textual syntax of :mod:`limnos.datasources.text` (parsed, never evaluated).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import warnings
-from typing import Annotated, Any, List, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -28,8 +28,8 @@ QUERY_HELP = ("A query such as: episode > 5 and has_yoda == true. Operators: == 
               "endswith, in [..], is null, is not null; combine with and, or, not and parentheses.")
 
 
-def _datasource(ctx: typer.Context, name: str, query: Optional[str] = None, as_of: Optional[str] = None) -> Any:
-    from limnos.ds_text import parse
+def _datasource(ctx: typer.Context, name: str, query: str | None = None, as_of: str | None = None) -> Any:
+    from limnos.datasources.text import parse
 
     ds = _lake(ctx).datasource(name)
     if query:
@@ -65,7 +65,7 @@ def ds_create(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="The datasource's name.")],
     root: Annotated[str, typer.Argument(help="A lake prefix (raw/images), a folder (/data/imgs, ./imgs) or a URL (s3://...).")],
-    option: Annotated[Optional[List[str]], typer.Option("--option", "-o", metavar="KEY=VALUE",
+    option: Annotated[list[str] | None, typer.Option("--option", "-o", metavar="KEY=VALUE",
                                                         help="A storage option for fsspec (repeatable; dots nest); kept on this machine.")] = None,
     scan: Annotated[bool, typer.Option("--scan/--no-scan", help="Scan the root now (default) or later with 'limnos ds scan'.")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print the datasource as JSON.")] = False,
@@ -125,12 +125,12 @@ def ds_scan(
 def ds_query(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="The datasource's name.")],
-    query: Annotated[Optional[str], typer.Argument(help=QUERY_HELP)] = None,
-    select: Annotated[Optional[str], typer.Option(help="Comma-separated fields to show (default: all).")] = None,
-    order_by: Annotated[Optional[str], typer.Option("--order-by", help="Order by this field (then by path).")] = None,
+    query: Annotated[str | None, typer.Argument(help=QUERY_HELP)] = None,
+    select: Annotated[str | None, typer.Option(help="Comma-separated fields to show (default: all).")] = None,
+    order_by: Annotated[str | None, typer.Option("--order-by", help="Order by this field (then by path).")] = None,
     desc: Annotated[bool, typer.Option("--desc", help="With --order-by: largest first.")] = False,
-    limit: Annotated[Optional[int], typer.Option(min=0, help="At most this many datapoints.")] = None,
-    as_of: Annotated[Optional[str], typer.Option("--as-of", help="The state at this time (2024-05-01T12:00:00Z).")] = None,
+    limit: Annotated[int | None, typer.Option(min=0, help="At most this many datapoints.")] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="The state at this time (2024-05-01T12:00:00Z).")] = None,
     count: Annotated[bool, typer.Option("--count", help="Print only how many datapoints match.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the datapoints as JSON.")] = False,
 ) -> None:
@@ -169,7 +169,7 @@ def ds_meta(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="The datasource's name.")],
     path: Annotated[str, typer.Argument(help="A datapoint's path, relative to the datasource's root.")],
-    pairs: Annotated[List[str], typer.Argument(metavar="KEY=VALUE", help="Typed values, as in 'limnos meta set'.")],
+    pairs: Annotated[list[str], typer.Argument(metavar="KEY=VALUE", help="Typed values, as in 'limnos meta set'.")],
 ) -> None:
     """Set fields on one datapoint."""
     metadata = parse_pairs(pairs)
@@ -183,12 +183,12 @@ def ds_meta(
 def ds_download(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="The datasource's name.")],
-    query: Annotated[Optional[str], typer.Argument(help=QUERY_HELP)] = None,
-    target: Annotated[Optional[str], typer.Option(help="Folder to download into (default: limnos' data folder).")] = None,
+    query: Annotated[str | None, typer.Argument(help=QUERY_HELP)] = None,
+    target: Annotated[str | None, typer.Option(help="Folder to download into (default: limnos' data folder).")] = None,
     source_prefix: Annotated[bool, typer.Option("--source-prefix/--no-source-prefix",
                                                 help="Keep the root's own folder in the paths.")] = True,
     redownload: Annotated[bool, typer.Option("--redownload", help="Download files that are already there too.")] = False,
-    jobs: Annotated[Optional[int], typer.Option(help="Downloads in flight.")] = None,
+    jobs: Annotated[int | None, typer.Option(help="Downloads in flight.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Download the files of a datasource (or of the datapoints a query matches)."""
@@ -207,9 +207,9 @@ def ds_save_dataset(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="The datasource's name.")],
     dataset: Annotated[str, typer.Argument(help="A name for the dataset.")],
-    query: Annotated[Optional[str], typer.Argument(help=QUERY_HELP)] = None,
+    query: Annotated[str | None, typer.Argument(help=QUERY_HELP)] = None,
     pin: Annotated[bool, typer.Option("--pin", help="Pin it to now: later changes to the metadata do not show.")] = False,
-    as_of: Annotated[Optional[str], typer.Option("--as-of", help="Pin it to this time instead.")] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Pin it to this time instead.")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a dataset of that name.")] = False,
 ) -> None:
     """Save a query on a datasource as a named dataset ('limnos datasets' lists them)."""

@@ -14,7 +14,7 @@ import os
 import re
 import shutil
 import sys
-from typing import Annotated, Any, List, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.text import Text
@@ -67,7 +67,7 @@ def parse_value(text: str) -> Any:
     return text
 
 
-def parse_pairs(pairs: Optional[List[str]]) -> dict:
+def parse_pairs(pairs: list[str] | None) -> dict:
     """``["a=1", "b=x"]`` -> ``{"a": 1, "b": "x"}``; a key given twice keeps its last value."""
     out: dict = {}
     for pair in pairs or []:
@@ -163,7 +163,7 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(
     ctx: typer.Context,
-    lake: Annotated[Optional[str], typer.Option("--lake", envvar="LIMNOS_LAKE", metavar="PATH",
+    lake: Annotated[str | None, typer.Option("--lake", envvar="LIMNOS_LAKE", metavar="PATH",
                                                 help="The lake to use (default: the nearest .limnos/ above the cwd).")] = None,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="Print the version and exit.")] = False,
@@ -192,8 +192,8 @@ def _lake(ctx: typer.Context) -> "limnos.Lake":
 @app.command(epilog="Example: limnos init  |  limnos init /data/lake --catalog postgresql://me@db/lake")
 def init(
     ctx: typer.Context,
-    path: Annotated[Optional[str], typer.Argument(help="Folder for the new lake (default: .limnos).")] = None,
-    catalog: Annotated[Optional[str], typer.Option(help="SQLAlchemy URL of the catalog (default: SQLite inside the lake).")] = None,
+    path: Annotated[str | None, typer.Argument(help="Folder for the new lake (default: .limnos).")] = None,
+    catalog: Annotated[str | None, typer.Option(help="SQLAlchemy URL of the catalog (default: SQLite inside the lake).")] = None,
     link: Annotated[LinkMode, typer.Option(help="How working copies are made.")] = LinkMode.copy,
     project: Annotated[bool, typer.Option("--project", help=(
         "Start tracking data in this project: limnos.lock in PATH (default: the git root, else here) "
@@ -218,8 +218,8 @@ def init(
 def add(
     ctx: typer.Context,
     path: Annotated[str, typer.Argument(help="A local file or folder.")],
-    name: Annotated[Optional[str], typer.Option(help="Name (or prefix, for a folder) in the lake; default: the path.")] = None,
-    meta: Annotated[Optional[List[str]], typer.Option("--meta", "-m", metavar="KEY=VALUE",
+    name: Annotated[str | None, typer.Option(help="Name (or prefix, for a folder) in the lake; default: the path.")] = None,
+    meta: Annotated[list[str] | None, typer.Option("--meta", "-m", metavar="KEY=VALUE",
                                                       help="Metadata to set, typed (repeatable).")] = None,
     move: Annotated[bool, typer.Option("--move", help="Delete the local files once they are stored.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the added files as JSON.")] = False,
@@ -284,7 +284,7 @@ def get(
     ctx: typer.Context,
     ref: Annotated[str, typer.Argument(help="name, name@N or id.")],
     dest: Annotated[str, typer.Argument(help="Destination file or folder.")] = ".",
-    link: Annotated[Optional[LinkMode], typer.Option(help="How to make the copy (default: the lake's setting).")] = None,
+    link: Annotated[LinkMode | None, typer.Option(help="How to make the copy (default: the lake's setting).")] = None,
 ) -> None:
     """Put a read-only working copy of a file on disk; prints its path."""
     path = _lake(ctx).checkout(ref, dest, link=link.value if link else None)  # type: ignore[arg-type]
@@ -323,7 +323,7 @@ def history(
 def meta_set(
     ctx: typer.Context,
     ref: Annotated[str, typer.Argument(help="name, name@N or id.")],
-    pairs: Annotated[List[str], typer.Argument(metavar="KEY=VALUE", help=(
+    pairs: Annotated[list[str], typer.Argument(metavar="KEY=VALUE", help=(
         "Typed values: 42 int, 0.5 float, true/false bool, 2024-01-02T03:04:05Z datetime, "
         "{...} or [...] JSON, '\"42\"' forces text; anything else is text."))],
 ) -> None:
@@ -337,7 +337,7 @@ def meta_set(
 def meta_unset(
     ctx: typer.Context,
     ref: Annotated[str, typer.Argument(help="name, name@N or id.")],
-    keys: Annotated[List[str], typer.Argument(metavar="KEY", help="Keys to remove.")],
+    keys: Annotated[list[str], typer.Argument(metavar="KEY", help="Keys to remove.")],
 ) -> None:
     """Remove metadata keys from a file (their past values stay in its history)."""
     file = _lake(ctx).unset_metadata(ref, keys)
@@ -347,7 +347,7 @@ def meta_unset(
 @app.command(epilog="Example: limnos query project=x reviewed=true --latest --json")
 def query(
     ctx: typer.Context,
-    pairs: Annotated[Optional[List[str]], typer.Argument(metavar="KEY=VALUE", help="Metadata that must be equal (typed as in 'meta set').")] = None,
+    pairs: Annotated[list[str] | None, typer.Argument(metavar="KEY=VALUE", help="Metadata that must be equal (typed as in 'meta set').")] = None,
     latest: Annotated[bool, typer.Option("--latest", help="Only the latest version of each name.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
@@ -370,7 +370,7 @@ def lineage(
     ctx: typer.Context,
     ref: Annotated[str, typer.Argument(help="name, name@N or id.")],
     down: Annotated[bool, typer.Option("--down", help="What was made from the file, instead of what it was made from.")] = False,
-    depth: Annotated[Optional[int], typer.Option(min=0, help="Steps to walk (default: the whole graph).")] = None,
+    depth: Annotated[int | None, typer.Option(min=0, help="Steps to walk (default: the whole graph).")] = None,
     fmt: Annotated[Format, typer.Option("--format", "-f", help="text, dot (Graphviz), mermaid or json.")] = Format.text,
 ) -> None:
     """Draw where a file came from, or with --down, what was made from it."""
@@ -390,8 +390,8 @@ def lineage(
 def steps(
     ctx: typer.Context,
     failed: Annotated[bool, typer.Option("--failed", help="Only executions that raised.")] = False,
-    function: Annotated[Optional[str], typer.Option(help="Only this function (module.name or name).")] = None,
-    limit: Annotated[Optional[int], typer.Option(min=1, help="Only the newest N executions.")] = None,
+    function: Annotated[str | None, typer.Option(help="Only this function (module.name or name).")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Only the newest N executions.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """List @step executions (oldest first): function, status, duration, inputs and outputs."""
@@ -408,8 +408,8 @@ def steps(
 @app.command(epilog="Example: limnos status data/ --name raw  |  limnos status --steps  |  limnos status  (a project's limnos.lock)")
 def status(
     ctx: typer.Context,
-    path: Annotated[Optional[str], typer.Argument(help="A local file or folder (default: the project's limnos.lock).")] = None,
-    name: Annotated[Optional[str], typer.Option(help="Its name (or prefix) in the lake, as given to 'add'.")] = None,
+    path: Annotated[str | None, typer.Argument(help="A local file or folder (default: the project's limnos.lock).")] = None,
+    name: Annotated[str | None, typer.Option(help="Its name (or prefix) in the lake, as given to 'add'.")] = None,
     steps: Annotated[bool, typer.Option("--steps", help="List step outputs whose code or inputs changed since they were made.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
@@ -444,7 +444,7 @@ def status(
     console.print(Text(("clean: " if st.clean else "") + summary, style="dim"), soft_wrap=True)
 
 
-def _parse_subset(text: Optional[str]) -> Optional[float]:
+def _parse_subset(text: str | None) -> float | None:
     if text is None:
         return None
     try:
@@ -457,7 +457,7 @@ def _parse_subset(text: Optional[str]) -> Optional[float]:
 def fsck(
     ctx: typer.Context,
     read_data: Annotated[bool, typer.Option("--read-data", help="Re-hash every object's bytes.")] = False,
-    subset: Annotated[Optional[str], typer.Option(metavar="FRACTION", help="With --read-data, a random part: 0.1 or 10% (implies --read-data).")] = None,
+    subset: Annotated[str | None, typer.Option(metavar="FRACTION", help="With --read-data, a random part: 0.1 or 10% (implies --read-data).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Check that every file's object exists (and with --read-data, hashes right). Exit 1 on a problem."""
@@ -510,9 +510,11 @@ def demo() -> None:
 
 
 # Commands that live in their own modules register themselves on ``app``.
-from . import sync_cmds  # noqa: E402,F401
-from . import project_cmds  # noqa: E402,F401
-from . import ds_cmds  # noqa: E402,F401
+from . import (
+    ds_cmds,  # noqa: F401
+    project_cmds,  # noqa: F401
+    sync_cmds,  # noqa: F401
+)
 
 
 def main() -> None:

@@ -8,19 +8,19 @@ here; everything else about those commands stays where it was.
 from __future__ import annotations
 
 import os
-from typing import Annotated, Any, List, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.text import Text
 
-from limnos import tracking
 from limnos.errors import ProjectNotFound
+from limnos.tracking import manifest as tracking
 
 from . import render
 from .main import CliError, app
 
 
-def _lake_path(ctx: typer.Context) -> Optional[str]:
+def _lake_path(ctx: typer.Context) -> str | None:
     root = ctx.find_root()
     return (root.obj or {}).get("lake_path") if isinstance(root.obj, dict) else None
 
@@ -32,7 +32,7 @@ def _project(ctx: typer.Context, start: str, create: bool = False) -> tracking.P
     return project
 
 
-def init_project_cmd(ctx: typer.Context, path: Optional[str], catalog: Optional[str], link: str) -> None:
+def init_project_cmd(ctx: typer.Context, path: str | None, catalog: str | None, link: str) -> None:
     """``limnos init --project [FOLDER]``: limnos.lock here (or in FOLDER, or the git root) and a lake if none is found."""
     project, created = tracking.init_project(path, lake=_lake_path(ctx), link=link, catalog=catalog)
     try:
@@ -50,7 +50,7 @@ def init_project_cmd(ctx: typer.Context, path: Optional[str], catalog: Optional[
 @app.command(epilog="Example: limnos track data/train.csv data/labels/")
 def track(
     ctx: typer.Context,
-    paths: Annotated[List[str], typer.Argument(metavar="PATH...", help="Files or folders (every file inside) to track.")],
+    paths: Annotated[list[str], typer.Argument(metavar="PATH...", help="Files or folders (every file inside) to track.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print what happened to each file as JSON.")] = False,
 ) -> None:
     """Track data files in limnos.lock (as limnos.track() does in code): store new or changed ones in the lake."""
@@ -103,7 +103,7 @@ def project_status(ctx: typer.Context, as_json: bool) -> None:
         render.message("'limnos pull .' puts missing files back", "dim")
 
 
-def project_pull(ctx: typer.Context, refs: List[str], remote: Optional[str], jobs: Optional[int], as_json: bool) -> bool:
+def project_pull(ctx: typer.Context, refs: list[str], remote: str | None, jobs: int | None, as_json: bool) -> bool:
     """``limnos pull`` of tracked paths, scripts in their usage, folders or ``.``; False if the refs are lake refs."""
     if not refs or tracking.find_manifest(os.getcwd()) is None:
         return False

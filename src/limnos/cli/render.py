@@ -24,7 +24,7 @@ from rich.tree import Tree
 
 if TYPE_CHECKING:
     from limnos import File, Lake
-    from limnos.lineage import Lineage
+    from limnos.ops.lineage import Lineage
 
 PIPE_WIDTH = 200  # columns used when stdout is not a terminal: wide enough that nothing is cut
 MAX_BOX_ITEMS = 12  # names listed in one lineage box before "... and N more"
@@ -127,7 +127,7 @@ def argv_text(argv: Any, limit: int = 80) -> str:
 
 
 # ------------------------------------------------------------------- tables
-def files_table(files: Sequence["File"], *, local: bool = False, meta_keys: Sequence[str] = (),
+def files_table(files: Sequence[File], *, local: bool = False, meta_keys: Sequence[str] = (),
                 title: str | None = None) -> Table:
     """name, version, size, created, user, hash (and local, and metadata columns)."""
     table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left")
@@ -162,7 +162,7 @@ def _kv_table(rows: Iterable[tuple[str, Any]]) -> Table:
     return table
 
 
-def info_renderables(file: "File") -> list[RenderableType]:
+def info_renderables(file: File) -> list[RenderableType]:
     """Every field of a file, its metadata, its inputs and the run that made it."""
     out: list[RenderableType] = []
     fields = [("name", file.name), ("version", str(file.version)), ("id", file.id), ("kind", file.kind),
@@ -240,7 +240,7 @@ def _file_lines(node: dict[str, Any], detail: bool = False) -> Text:
     return text
 
 
-def _files_box(graph: "Lineage", keys: Sequence[str], title: str, detail: bool = False) -> Panel:
+def _files_box(graph: Lineage, keys: Sequence[str], title: str, detail: bool = False) -> Panel:
     parts: list[Text] = []
     for key in keys[:MAX_BOX_ITEMS]:
         parts.append(_file_lines(graph.nodes[key], detail))
@@ -286,7 +286,7 @@ def _arrow_row(*cells: RenderableType) -> Table:
     return grid
 
 
-def _run_info(lake: "Lake", graph: "Lineage", run_key: str) -> dict[str, Any]:
+def _run_info(lake: Lake, graph: Lineage, run_key: str) -> dict[str, Any]:
     """The full run row (with argv) through one of the files it made, else the graph's summary."""
     node = dict(graph.nodes.get(run_key, {}))
     for child in graph.children(run_key):
@@ -297,7 +297,7 @@ def _run_info(lake: "Lake", graph: "Lineage", run_key: str) -> dict[str, Any]:
     return node
 
 
-def _levels(graph: "Lineage", up: bool) -> int:
+def _levels(graph: Lineage, up: bool) -> int:
     """How many file -> run -> file steps the graph spans from its root."""
     step = graph.parents if up else graph.children
     depth, frontier, seen = 0, [graph.root], {graph.root}
@@ -315,7 +315,7 @@ def _levels(graph: "Lineage", up: bool) -> int:
     return depth
 
 
-def lineage_tree(graph: "Lineage", up: bool) -> Tree:
+def lineage_tree(graph: Lineage, up: bool) -> Tree:
     step = graph.parents if up else graph.children
     label = "upstream" if up else "downstream"
     root_node = graph.nodes[graph.root]
@@ -352,13 +352,13 @@ def lineage_tree(graph: "Lineage", up: bool) -> Tree:
     return tree
 
 
-def _maker_box(lake: "Lake", graph: "Lineage", key: str, title: str) -> Panel:
+def _maker_box(lake: Lake, graph: Lineage, key: str, title: str) -> Panel:
     if key.startswith("s:"):
         return step_box(graph.nodes[key], title)
     return _run_box(_run_info(lake, graph, key), title)
 
 
-def _code_lines(graph: "Lineage", keys: Sequence[str]) -> list[RenderableType]:
+def _code_lines(graph: Lineage, keys: Sequence[str]) -> list[RenderableType]:
     """Below the boxes, radops-style: each step's full code link and limnos version."""
     out: list[RenderableType] = []
     for key in keys:
@@ -375,7 +375,7 @@ def _code_lines(graph: "Lineage", keys: Sequence[str]) -> list[RenderableType]:
     return out
 
 
-def lineage_renderables(lake: "Lake", graph: "Lineage", down: bool = False) -> list[RenderableType]:
+def lineage_renderables(lake: Lake, graph: Lineage, down: bool = False) -> list[RenderableType]:
     """radops-style boxes: inputs -> step or run -> output (or file -> step/run -> outputs with ``down``)."""
     root = graph.root
     out: list[RenderableType] = []
@@ -483,7 +483,7 @@ def steps_table(records: Sequence[Any]) -> Table:
     return table
 
 
-def step_panel(record: Any, lake: "Lake") -> Panel:
+def step_panel(record: Any, lake: Lake) -> Panel:
     """``limnos info``: the step that made a file, its code link, parameters and inputs."""
     rows: list[tuple[str, Any]] = [
         ("function", record.function), ("code", record.code_location or "-"),
@@ -526,7 +526,7 @@ def _hash_list(title: str, digests: Sequence[str], style: str, limit: int = 20) 
 
 
 def report_renderable(report: Any) -> Group:
-    """An fsck or gc report from :mod:`limnos.checks`."""
+    """An fsck or gc report from :mod:`limnos.ops.fsck` or :mod:`limnos.ops.gc`."""
     parts: list[RenderableType] = []
     if report.action == "fsck":
         line = f"checked {report.files} files and {report.objects} objects"

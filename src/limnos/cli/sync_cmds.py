@@ -6,7 +6,7 @@ into the library, like the rest of the CLI.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, List, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -21,7 +21,7 @@ app.add_typer(remote_app, name="remote")
 app.add_typer(cache_app, name="cache")
 
 
-def parse_options(pairs: Optional[List[str]]) -> dict[str, Any]:
+def parse_options(pairs: list[str] | None) -> dict[str, Any]:
     """``["client_kwargs.endpoint_url=http://x", "anon=true"]`` -> nested, typed storage options."""
     out: dict[str, Any] = {}
     for pair in pairs or []:
@@ -56,7 +56,7 @@ def remote_add(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="A short name, such as origin.")],
     url: Annotated[str, typer.Argument(help="Any fsspec URL or a folder: s3://bucket/lake, gs://..., /mnt/share/lake.")],
-    option: Annotated[Optional[List[str]], typer.Option("--option", "-o", metavar="KEY=VALUE",
+    option: Annotated[list[str] | None, typer.Option("--option", "-o", metavar="KEY=VALUE",
                                                         help="A storage option for fsspec (repeatable; dots nest).")] = None,
     default: Annotated[bool, typer.Option("--default", help="Make it the default remote.")] = False,
 ) -> None:
@@ -98,9 +98,9 @@ def remote_remove(
 @app.command(epilog="Example: limnos push  |  limnos push raw/ model.pkl --remote backup --jobs 32")
 def push(
     ctx: typer.Context,
-    refs: Annotated[Optional[List[str]], typer.Argument(metavar="[REF|PREFIX]...", help="What to push (default: everything).")] = None,
-    remote: Annotated[Optional[str], typer.Option(help="Remote name (default: the default remote).")] = None,
-    jobs: Annotated[Optional[int], typer.Option(help="Transfers in flight (default: 8 per CPU).")] = None,
+    refs: Annotated[list[str] | None, typer.Argument(metavar="[REF|PREFIX]...", help="What to push (default: everything).")] = None,
+    remote: Annotated[str | None, typer.Option(help="Remote name (default: the default remote).")] = None,
+    jobs: Annotated[int | None, typer.Option(help="Transfers in flight (default: 8 per CPU).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Upload the objects and records a remote lacks; safe to re-run after an interruption."""
@@ -110,10 +110,10 @@ def push(
 @app.command(epilog="Example: limnos pull  |  limnos pull raw/  |  limnos pull train.py  |  limnos pull --no-download")
 def pull(
     ctx: typer.Context,
-    refs: Annotated[Optional[List[str]], typer.Argument(metavar="[REF|PREFIX|SCRIPT.py|.]...",
+    refs: Annotated[list[str] | None, typer.Argument(metavar="[REF|PREFIX|SCRIPT.py|.]...",
                                                         help="What to download (default: the latest of everything).")] = None,
-    remote: Annotated[Optional[str], typer.Option(help="Remote name (default: the default remote).")] = None,
-    jobs: Annotated[Optional[int], typer.Option(help="Transfers in flight (default: 8 per CPU).")] = None,
+    remote: Annotated[str | None, typer.Option(help="Remote name (default: the default remote).")] = None,
+    jobs: Annotated[int | None, typer.Option(help="Transfers in flight (default: 8 per CPU).")] = None,
     download: Annotated[bool, typer.Option("--download/--no-download",
                                            help="Download objects, or only import the catalog records.")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,

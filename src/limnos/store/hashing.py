@@ -35,7 +35,7 @@ class HashStats:
 stats = HashStats()
 
 
-def _hasher(size_hint: int = 0) -> "blake3.blake3":
+def _hasher(size_hint: int = 0) -> blake3.blake3:
     if size_hint >= _MULTITHREAD_AT:
         return blake3.blake3(max_threads=blake3.blake3.AUTO)
     return blake3.blake3()
@@ -62,7 +62,7 @@ def hash_file(path: str | os.PathLike[str]) -> tuple[str, int]:
         return hash_stream(src, hasher)
 
 
-def hash_stream(stream: BinaryIO, hasher: "blake3.blake3 | None" = None) -> tuple[str, int]:
+def hash_stream(stream: BinaryIO, hasher: blake3.blake3 | None = None) -> tuple[str, int]:
     """Hash a readable binary stream to its end, one reused buffer at a time."""
     hasher = hasher or blake3.blake3()
     total = 0

@@ -1,0 +1,266 @@
+"""``LakeBase``: the kernel every feature works through.
+
+A lake is a catalog (SQL) plus a store (objects and records on any fsspec
+URL) plus this machine's cache of objects. ``LakeBase`` holds the three and
+offers what features need and nothing more: the current run and its reads,
+commits (:class:`~limnos.core.commits.CommitBuilder`), staging and storing
+objects, verified fetches, and resolving refs to Files.
+
+The public :class:`limnos.Lake` is a subclass that adds the features
+(add, steps, datasources, folios, sync, checks) on top; features take a
+``LakeBase`` and never call a private name of the facade.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import IO, TYPE_CHECKING, Any
+
+from ..catalog import Catalog, FileRow
+from ..errors import FileNotFound, LimnosError, ObjectNotAvailable, redact_url
+from ..names import parse_ref
+from ..store import LocalObjectStore, ObjectStore, StatCache, hashing
+from ..store.links import LinkMode
+from . import provenance
+from .commits import CommitBuilder, encode_metadata
+from .files import File
+from .runs import RunState, note_read
+
+if TYPE_CHECKING:
+    from ..folio.folio import Folio
+    from ..steps.step import StepRecord
+    from .remotes import RemoteSet
+
+
+class LakeBase:
+    """The kernel of a lake: catalog, store, cache, runs, commits and reads.
+
+    Use :class:`limnos.Lake` (from :func:`limnos.init` or :func:`limnos.open`);
+    this class is what features build on.
+    """
+
+    def __init__(self, path: str, catalog: Catalog, store: ObjectStore, state_dir: str,
+                 config: Mapping[str, Any] | None = None, cache: LocalObjectStore | None = None) -> None:
+        self.path = path
+        self.catalog = catalog
+        #: where objects live (a folder, or any fsspec URL)
+        self.store = store
+        if cache is None:
+            if not isinstance(store, LocalObjectStore):
+                raise ValueError("a lake on a remote store needs a local cache")
+            cache = store
+        #: this machine's copies of objects; the store itself for a local lake
+        self.cache: LocalObjectStore = cache
+        self.state_dir = state_dir
+        self.config = dict(config or {})
+        self.link: LinkMode = self.config.get("link", "copy")
+        self._run = RunState()
+        self._lock = threading.RLock()
+        self._statcache: StatCache | None = None
+        self._remotes: RemoteSet | None = None
+        self._close_hooks: list[Callable[[], None]] = []
+
+    def __repr__(self) -> str:
+        return f"<Lake {redact_url(self.path)} catalog={redact_url(self.catalog.url)}>"
+
+    def __enter__(self) -> LakeBase:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def on_close(self, hook: Callable[[], None]) -> None:
+        """Call ``hook`` first when the lake closes (background scans stop and are joined)."""
+        self._close_hooks.append(hook)
+
+    def close(self) -> None:
+        """Stop background work and release the catalog and the stat cache."""
+        for hook in list(self._close_hooks):
+            hook()
+        self.catalog.close()
+        if self._statcache is not None:
+            self._statcache.close()
+
+    @property
+    def statcache(self) -> StatCache:
+        """This machine's stat cache: ``(path, inode, size, mtime) -> hash``."""
+        if self._statcache is None:
+            self._statcache = StatCache(os.path.join(self.state_dir, "statcache.sqlite"))
+        return self._statcache
+
+    # -- runs and implicit lineage ----------------------------------------------
+    @contextlib.contextmanager
+    def run(self, name: str | None = None, config: Any = None) -> Iterator[RunState]:
+        """Start an explicit run: a fresh set of reads, its own name and config.
+
+        >>> with lake.run(name="train", config={"lr": 0.01}):
+        ...     model = train(lake.get("features/train.parquet"))
+        """
+        with self._lock:
+            previous, self._run = self._run, RunState(name=name, config=config)
+            current = self._run
+        try:
+            yield current
+        finally:
+            with self._lock:
+                self._run = previous
+
+    def run_row(self) -> dict[str, Any]:
+        """The current run's provenance row (user, host, argv, git...), collected once."""
+        run = self._run
+        if run.info is None:
+            run.info = provenance.collect(run.id, run.started_at, run.name, run.config,
+                                          packages=bool(self.config.get("record_packages")))
+        return run.info
+
+    def mark_read(self, file: File) -> None:
+        """Record that the current run (and step, if any) read ``file``."""
+        with self._lock:
+            self._run.reads.setdefault(file.id, None)
+        note_read(self, file)
+
+    def current_inputs(self, exclude: Sequence[str] = ()) -> list[str]:
+        """The ids of the files the current run has read, in first-read order."""
+        with self._lock:
+            return [i for i in self._run.reads if i not in exclude]
+
+    # -- commits -----------------------------------------------------------------
+    def new_commit(self, kind: str) -> CommitBuilder:
+        """Begin a commit of the given kind (``"add"``, ``"create"``, ``"step"``...)."""
+        return CommitBuilder(self, kind)
+
+    def check_metadata(self, metadata: Mapping[str, Any] | None) -> None:
+        """Raise as a commit would on bad metadata, without storing anything."""
+        encode_metadata(self, [], metadata, check_only=True)
+
+    # -- objects -----------------------------------------------------------------
+    @property
+    def remotes(self) -> RemoteSet:
+        """This lake's remotes (settings in ``state/remotes.yaml``)."""
+        # One per lake: its remotes keep their stores (and pack indexes) between calls.
+        if self._remotes is None:
+            from .remotes import RemoteSet
+
+            self._remotes = RemoteSet(self)
+        return self._remotes
+
+    def object_url(self, digest: str) -> str:
+        """Where the object ``digest`` lives: a local path, or its key in the store."""
+        return self.store.path(digest) if self.store.local else self.store.object_key(digest)  # type: ignore[attr-defined]
+
+    def staging_path(self, suffix: str = "") -> str:
+        """A new, empty staging file in the cache, to be stored with :meth:`store_staged`."""
+        return self.cache.new_staging_path(suffix)
+
+    def store_staged(self, staged: str) -> tuple[str, int]:
+        """Hash a finished staging file and store it; a remote store gets it uploaded now.
+
+        Returns the object's hash and size.
+        """
+        if self.store.local:
+            digest, size, _new = self.store.ingest_staged(staged)  # type: ignore[attr-defined]
+            return digest, size
+        digest, size = hashing.hash_file(staged)
+        self.store.put_file(staged, digest)
+        self.cache._commit_staged(staged, digest)  # keep the local copy: it was just written here
+        return digest, size
+
+    def store_blob(self, data: bytes) -> str:
+        """Store ``data`` as an object; its hash."""
+        staged = self.staging_path()
+        with open(staged, "wb") as f:
+            f.write(data)
+        return self.store_staged(staged)[0]
+
+    def is_local(self, file: File) -> bool:
+        """True when the file's object is on this machine."""
+        return bool(file.hash) and self.cache.has(file.hash)  # type: ignore[arg-type]
+
+    def sources(self) -> list[ObjectStore]:
+        """Where a missing object can come from: the lake's own store, else its remotes."""
+        if not self.store.local:
+            return [self.store]
+        remotes = self.remotes
+        default = remotes.default
+        ordered = sorted(remotes.list(), key=lambda r: r.name != default)
+        return [r.store for r in ordered]
+
+    def fetch(self, digest: str) -> str:
+        """The local path of an object, downloading (and verifying) it first if needed.
+
+        Raises:
+            ObjectNotAvailable: no source has the object.
+        """
+        if self.cache.has(digest):
+            if self.cache is not self.store:
+                self.cache.touch(digest)  # LRU for prune; a local lake's store is never pruned
+            return self.cache.path(digest)
+        sources = self.sources()
+        if not sources:
+            raise ObjectNotAvailable(f"object {digest[:12]} is missing from this lake and no remote is set; run 'limnos fsck'")
+        tried = []
+        for source in sources:
+            try:
+                self.cache.download_from(source, digest)
+                return self.cache.path(digest)
+            except ObjectNotAvailable:
+                tried.append(redact_url(source.url))
+        raise ObjectNotAvailable(f"object {digest[:12]} is on none of: {', '.join(tried)}; push it from a machine that has it")
+
+    def open_object(self, file: File) -> IO[bytes]:
+        """Open a file's bytes for reading (fetching the object first if needed)."""
+        if file.kind == "reference":
+            return self.open_reference(file)
+        self.fetch(file.hash)  # type: ignore[arg-type]
+        return self.cache.open_shared(file.hash)  # type: ignore[arg-type]
+
+    def local_object_path(self, file: File) -> str:
+        """A local path to a file's bytes (fetching the object first if needed)."""
+        if file.kind == "reference":
+            return self.reference_path(file)
+        return self.fetch(file.hash)  # type: ignore[arg-type]
+
+    # -- what the facade hands in ---------------------------------------------------
+    def open_reference(self, file: File) -> IO[bytes]:
+        """Open a reference file's external bytes; the datasources feature provides this."""
+        raise LimnosError(f"{file.ref} is a reference; open it through limnos.Lake")
+
+    def reference_path(self, file: File) -> str:
+        """A local copy of a reference file's external bytes; the datasources feature provides this."""
+        raise LimnosError(f"{file.ref} is a reference; open it through limnos.Lake")
+
+    def step_of(self, file: File) -> StepRecord | None:
+        """The ``@step`` execution that made ``file``; the steps feature provides this."""
+        return None
+
+    def load_folio(self, file: File) -> Folio:
+        """The folio ``file`` holds; the folio feature provides this."""
+        raise LimnosError(f"{file.ref}: folios are read through limnos.Lake")
+
+    # -- resolving refs ----------------------------------------------------------------
+    def resolve(self, ref: str | File) -> File:
+        """The File a ref names (``name``, ``name@N`` or an id), without marking it read.
+
+        Raises:
+            FileNotFound: nothing in the lake has that name, version or id.
+            InvalidRef: ``ref`` is not a valid ref.
+        """
+        if isinstance(ref, File):
+            return ref
+        parsed = parse_ref(ref)
+        if parsed.id:
+            row = self.catalog.file_by_id(parsed.id)
+        else:
+            row = self.catalog.file_by_name(parsed.name, parsed.version)  # type: ignore[arg-type]
+        if row is None:
+            hint = "see 'limnos ls'" if not parsed.version else f"see 'limnos history {parsed.name}'"
+            raise FileNotFound(f"no file {ref!r} in the lake; {hint}")
+        return File(self, row)
+
+    def files_with_metadata(self, rows: Sequence[FileRow]) -> list[File]:
+        """Files with their metadata loaded in one query, not one per file."""
+        meta = self.catalog.metadata_of([r.id for r in rows])
+        return [File(self, r, meta[r.id]) for r in rows]

@@ -1,0 +1,187 @@
+"""``File``, the public view of one catalog entry, and ``Writer`` for ``create``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import os
+from typing import IO, TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..catalog import FileRow
+    from ..folio.folio import Folio
+    from ..steps.step import StepRecord
+    from .base import LakeBase
+
+
+class File:
+    """One immutable version of a name. Reading it marks it as an input of the current run."""
+
+    __slots__ = ("_inputs", "_lake", "_metadata", "_row")
+
+    def __init__(self, lake: LakeBase, row: FileRow, metadata: dict[str, Any] | None = None) -> None:
+        self._lake = lake
+        self._row = row
+        self._metadata = metadata
+        self._inputs: list[File] | None = None
+
+    # -- identity ------------------------------------------------------------
+    @property
+    def id(self) -> str:
+        return self._row.id
+
+    @property
+    def name(self) -> str:
+        return self._row.name
+
+    @property
+    def version(self) -> int:
+        return self._row.version
+
+    @property
+    def hash(self) -> str | None:
+        return self._row.hash
+
+    @property
+    def size(self) -> int:
+        return self._row.size
+
+    @property
+    def created_at(self) -> dt.datetime:
+        return self._row.created_at
+
+    @property
+    def user(self) -> str | None:
+        return self._row.user
+
+    @property
+    def kind(self) -> str:
+        return self._row.kind
+
+    @property
+    def uri(self) -> str | None:
+        """The external URL of a reference, or the object's URL in the store."""
+        if self._row.uri:
+            return self._row.uri
+        return self._lake.object_url(self._row.hash) if self._row.hash else None
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}@{self.version}"
+
+    @property
+    def run_id(self) -> str | None:
+        return self._row.run_id
+
+    @property
+    def run(self) -> dict[str, Any] | None:
+        """The provenance of the run that made this file (user, host, argv, git...)."""
+        return self._lake.catalog.run(self._row.run_id) if self._row.run_id else None
+
+    @property
+    def step(self) -> StepRecord | None:
+        """The ``@step`` execution that made this file (function, code link, params, inputs), or None."""
+        return self._lake.step_of(self)
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        if self._metadata is None:
+            self._metadata = self._lake.catalog.metadata_of([self.id])[self.id]
+        return dict(self._metadata)
+
+    @property
+    def inputs(self) -> list[File]:
+        if self._inputs is None:
+            ids = self._lake.catalog.inputs_of([self.id])[self.id]
+            rows = self._lake.catalog.files_by_ids(ids)
+            self._inputs = [File(self._lake, rows[i]) for i in ids if i in rows]
+        return list(self._inputs)
+
+    @property
+    def is_local(self) -> bool:
+        return self._lake.is_local(self)
+
+    # -- reading -------------------------------------------------------------
+    def open(self, mode: str = "rb", encoding: str | None = None) -> IO[Any]:
+        """Open for reading ('rb' or 'r'); files never change, so there is no write mode."""
+        if mode not in ("rb", "r"):
+            raise ValueError(f"a lake file is immutable; open it with 'rb' or 'r', not {mode!r}")
+        self._lake.mark_read(self)
+        raw = self._lake.open_object(self)
+        return io.TextIOWrapper(raw, encoding=encoding or "utf-8") if mode == "r" else raw
+
+    def read_bytes(self) -> bytes:
+        with self.open("rb") as f:
+            return f.read()  # type: ignore[no-any-return]
+
+    def read_text(self, encoding: str = "utf-8") -> str:
+        return self.read_bytes().decode(encoding)
+
+    def local_path(self) -> str:
+        """A read-only local path to the bytes, downloaded into the cache if needed."""
+        self._lake.mark_read(self)
+        return self._lake.local_object_path(self)
+
+    def folio(self) -> Folio:
+        """The folio this file holds (saved with ``lake.save_folio``); items are read when first used."""
+        return self._lake.load_folio(self)
+
+    # -- dunder --------------------------------------------------------------
+    def __repr__(self) -> str:
+        return f"<File {self.name}@{self.version} {self.size} B {(self.hash or '')[:12]} id={self.id}>"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, File) and other.id == self.id
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    def __fspath__(self) -> str:
+        return self.local_path()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "version": self.version,
+            "hash": self.hash,
+            "size": self.size,
+            "created_at": self.created_at.isoformat(),
+            "user": self.user,
+            "run": self.run_id,
+            "kind": self.kind,
+            "uri": self._row.uri,
+            "metadata": self.metadata,
+        }
+
+
+class Writer:
+    """What ``lake.create(name)`` yields: a staging file to fill, committed on a clean exit."""
+
+    def __init__(self, name: str, path: str) -> None:
+        self.name = name
+        #: a local staging path, for libraries that want one: ``df.to_csv(w.path)``
+        self.path = path
+        #: the committed File, set when the ``with`` block exits cleanly
+        self.file: File | None = None
+
+    def open(self, mode: str = "wb", encoding: str | None = None) -> IO[Any]:
+        if mode not in ("w", "wb", "a", "ab"):
+            raise ValueError(f"a writer opens for writing ('w', 'wb', 'a', 'ab'), not {mode!r}")
+        if "b" in mode:
+            return open(self.path, mode)
+        return open(self.path, mode, encoding=encoding or "utf-8")
+
+    def write_bytes(self, data: bytes) -> None:
+        with open(self.path, "wb") as f:
+            f.write(data)
+
+    def write_text(self, text: str, encoding: str = "utf-8") -> None:
+        with open(self.path, "w", encoding=encoding) as f:
+            f.write(text)
+
+    def __fspath__(self) -> str:
+        return self.path
+
+    def __repr__(self) -> str:
+        return f"<Writer {self.name} staging={os.path.basename(self.path)}>"

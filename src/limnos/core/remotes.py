@@ -1,0 +1,141 @@
+"""Remotes: named stores to push to and pull from (``origin``, ``backup``...).
+
+Remote settings are this machine's own, like ``~/.aws/credentials``: they
+live in ``<lake>/state/remotes.yaml``, readable by the owner only, and never
+in the catalog or records. Credentials usually come from the environment or
+``~/.aws``; options that look like secrets are masked whenever shown.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from ..errors import LimnosError, RemoteNotFound, redact_url
+from ..store import ObjectStore
+from ..store.objects import secret_values
+
+if TYPE_CHECKING:
+    from ..lake import Lake
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+@dataclass
+class Remote:
+    name: str
+    url: str
+    options: dict[str, Any] = field(default_factory=dict)
+    _store: ObjectStore | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def store(self) -> ObjectStore:
+        if self._store is None:
+            from ..store import LocalObjectStore
+
+            if "://" not in self.url or self.url.startswith("file://"):
+                self._store = LocalObjectStore(self.url.removeprefix("file://"))
+            else:
+                self._store = ObjectStore(self.url, **self.options)
+        return self._store
+
+    def to_dict(self) -> dict[str, Any]:
+        """For display: the URL and options with every credential masked."""
+        secrets = secret_values(self.options)
+        masked = {k: ("***" if isinstance(v, str) and v in secrets else v) for k, v in self.options.items()}
+        return {"name": self.name, "url": redact_url(self.url), "options": masked}
+
+    def __repr__(self) -> str:
+        return f"<Remote {self.name} {redact_url(self.url)}>"
+
+
+class RemoteSet:
+    """``lake.remotes``: add, list, remove and pick remotes."""
+
+    def __init__(self, lake: Lake) -> None:
+        self._path = os.path.join(lake.state_dir, "remotes.yaml")
+        self._cache: dict[str, Remote] = {}
+
+    def _load(self) -> dict[str, Any]:
+        try:
+            with open(self._path) as f:
+                data = yaml.safe_load(f) or {}
+        except FileNotFoundError:
+            return {"remotes": {}}
+        except yaml.YAMLError as exc:
+            raise LimnosError(f"cannot read {self._path}: {str(exc).splitlines()[0]}; fix or remove it") from None
+        data.setdefault("remotes", {})
+        return data  # type: ignore[no-any-return]
+
+    def _save(self, data: dict[str, Any]) -> None:
+        os.makedirs(os.path.dirname(self._path), exist_ok=True)
+        tmp = self._path + ".tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it may hold credentials
+        with os.fdopen(fd, "w") as f:
+            yaml.safe_dump(data, f, sort_keys=True)
+        os.replace(tmp, self._path)
+        self._cache.clear()
+
+    def add(self, name: str, url: str, default: bool = False, **storage_options: Any) -> Remote:
+        """Add (or replace) a remote. ``storage_options`` go to fsspec (``key=``, ``client_kwargs=``...)."""
+        if not _NAME.match(name or ""):
+            raise LimnosError(f"remote name {name!r} is not valid; use letters, digits, '-', '_' or '.'")
+        if not url:
+            raise LimnosError("a remote needs a URL, such as s3://bucket/lake or /mnt/share/lake")
+        data = self._load()
+        data["remotes"][name] = {"url": url, "options": storage_options}
+        if default or len(data["remotes"]) == 1:
+            data["default"] = name
+        self._save(data)
+        return self[name]
+
+    def remove(self, name: str) -> None:
+        data = self._load()
+        if name not in data["remotes"]:
+            raise RemoteNotFound(f"no remote named {name!r}; see 'limnos remote list'")
+        del data["remotes"][name]
+        if data.get("default") == name:
+            data["default"] = next(iter(data["remotes"]), None)
+        self._save(data)
+
+    def list(self) -> list[Remote]:
+        return [self[name] for name in sorted(self._load()["remotes"])]
+
+    @property
+    def default(self) -> str | None:
+        data = self._load()
+        if data.get("default") in data["remotes"]:
+            return data["default"]  # type: ignore[no-any-return]
+        if "origin" in data["remotes"]:
+            return "origin"
+        return next(iter(sorted(data["remotes"])), None)
+
+    def get(self, name: str | None = None) -> Remote:
+        """A remote by name; with no name, the default one."""
+        if name is None:
+            name = self.default
+            if name is None:
+                raise RemoteNotFound("no remote is configured; add one with 'limnos remote add origin URL'")
+        return self[name]
+
+    def __getitem__(self, name: str) -> Remote:
+        if name not in self._cache:
+            entry = self._load()["remotes"].get(name)
+            if entry is None:
+                raise RemoteNotFound(f"no remote named {name!r}; see 'limnos remote list'")
+            self._cache[name] = Remote(name, entry["url"], dict(entry.get("options") or {}))
+        return self._cache[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._load()["remotes"]
+
+    def __iter__(self) -> Iterator[Remote]:
+        return iter(self.list())
+
+    def __len__(self) -> int:
+        return len(self._load()["remotes"])

@@ -1,0 +1,448 @@
+"""What a datasource query returns: datapoints, tables, blobs and downloads.
+
+A :class:`QueryResult` holds the datapoints of one query (their paths, sizes
+and field values) and fetches bytes only when asked: ``dp.local_path()``,
+``dp.get_blob(field)``, ``result.get_blob_fields(...)`` or
+``result.download_files()``. A :class:`Fetcher` brings bytes to a local path
+for lake objects (through ``Lake.fetch``: the cache, else a verified
+download) and for references (the file itself for a local folder, else a
+download into this machine's reference cache, checked against the size the
+scan saw). Fetchers pickle, so torch DataLoader workers use them too.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import shutil
+import threading
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import IO, TYPE_CHECKING, Any
+
+from ..errors import FieldNotFound, IntegrityError, InvalidName, ObjectNotAvailable, StoreError, redact_url
+from ..store import hashing
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ..core.files import File
+    from ..lake import Lake
+    from .source import Datasource
+
+_PANDAS_TYPES = {"int": "Int64", "float": "float64", "bool": "boolean"}
+
+
+# ------------------------------------------------------------------ fetching
+class Fetcher:
+    """Local paths for objects and references; works in this process and, pickled, in workers."""
+
+    def __init__(self, lake: Lake, ref_options: dict[str, Any], ref_dir: str) -> None:
+        self._lake: Lake | None = lake
+        self._pid = os.getpid()
+        self.cache_root = lake.cache.root
+        self.ref_options = dict(ref_options)
+        self.ref_dir = ref_dir
+        self._sources: list[Any] | None = None
+        self._cache: Any = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__, _lake=None, _cache=None)
+        if self._lake is not None and state["_sources"] is None:
+            try:  # the stores a missing object can come from, if they can travel to another process
+                sources = self._lake.sources()
+                pickle.dumps(sources)
+                state["_sources"] = sources
+            except Exception:
+                state["_sources"] = []
+        return state
+
+    def _here(self) -> bool:
+        return self._lake is not None and os.getpid() == self._pid
+
+    def object_path(self, digest: str) -> str:
+        """The local path of a lake object, downloaded and verified first if needed."""
+        if self._here():
+            return self._lake.fetch(digest)  # type: ignore[union-attr]
+        from ..store import LocalObjectStore
+
+        if self._cache is None:
+            self._cache = LocalObjectStore(self.cache_root)
+        if self._cache.has(digest):
+            return self._cache.path(digest)  # type: ignore[no-any-return]
+        for source in self._sources or []:
+            try:
+                self._cache.download_from(source, digest)
+                return self._cache.path(digest)  # type: ignore[no-any-return]
+            except ObjectNotAvailable:
+                continue
+        raise ObjectNotAvailable(f"object {digest[:12]} is not on this machine; fetch it first (strategy='preload')")
+
+    def _fs(self, uri: str) -> tuple[Any, str]:
+        import fsspec
+
+        return fsspec.core.url_to_fs(uri, **self.ref_options)  # type: ignore[no-any-return]
+
+    def reference_path(self, uri: str, size: int, fingerprint: str | None, dest: str | None = None) -> str:
+        """A local copy of a referenced file (the file itself when it is on this machine)."""
+        if "://" not in uri or uri.startswith("file://"):
+            local = uri.removeprefix("file://")
+            if dest is None:
+                _check_size(local, size, uri)
+                return local
+            return _copy_checked(local, dest, size, uri)
+        if dest is None:
+            key = hashing.hash_bytes(f"{uri}\n{fingerprint}".encode())
+            dest = os.path.join(self.ref_dir, key[:2], key[2:], os.path.basename(uri.rstrip("/")) or "file")
+            if os.path.exists(dest) and os.path.getsize(dest) == size:
+                return dest
+        fs, path = self._fs(uri)
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        part = f"{dest}.part-{os.getpid()}-{threading.get_ident()}"
+        try:
+            try:
+                fs.get_file(path, part)
+            except FileNotFoundError:
+                raise ObjectNotAvailable(f"{redact_url(uri)} is gone from its source; run ds.scan() to update the datasource") from None
+            except Exception as exc:
+                raise StoreError(f"cannot download {redact_url(uri)}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+            got = os.path.getsize(part)
+            if got != size:
+                raise IntegrityError(f"{redact_url(uri)} has {got} bytes but the scan saw {size}; it changed at the source, "
+                                     "run ds.scan() to pick the new version up")
+            os.replace(part, dest)
+        finally:
+            if os.path.exists(part):
+                os.unlink(part)
+        return dest
+
+    def open_reference(self, uri: str) -> IO[bytes]:
+        fs, path = self._fs(uri)
+        return fs.open(path, "rb")  # type: ignore[no-any-return]
+
+
+def _check_size(path: str, size: int, uri: str) -> None:
+    try:
+        got = os.path.getsize(path)
+    except FileNotFoundError:
+        raise ObjectNotAvailable(f"{uri} is gone from its folder; run ds.scan() to update the datasource") from None
+    if got != size:
+        raise IntegrityError(f"{uri} has {got} bytes but the scan saw {size}; it changed, run ds.scan()")
+
+
+def _copy_checked(src: str, dest: str, size: int, what: str) -> str:
+    _check_size(src, size, what)
+    os.makedirs(os.path.dirname(dest), exist_ok=True)
+    part = f"{dest}.part-{os.getpid()}-{threading.get_ident()}"
+    try:
+        shutil.copyfile(src, part)
+        os.replace(part, dest)
+    finally:
+        if os.path.exists(part):
+            os.unlink(part)
+    return dest
+
+
+# ---------------------------------------------------------------- datapoints
+class Datapoint:
+    """One file of a datasource with its fields: ``dp.path``, ``dp["field"]``, ``dp.local_path()``."""
+
+    __slots__ = (
+        "_blobs",
+        "_result",
+        "datapoint_id",
+        "file_id",
+        "fingerprint",
+        "hash",
+        "kind",
+        "metadata",
+        "path",
+        "size",
+        "uri",
+    )
+
+    def __init__(self, result: QueryResult, row: Any, metadata: dict[str, Any]) -> None:
+        self._result = result
+        self.path: str = row.path
+        self.datapoint_id: str = row.dp_id
+        self.file_id: str = row.file_id
+        self.size: int = row.size
+        self.kind: str = row.kind
+        self.hash: str | None = row.hash
+        self.uri: str | None = row.uri
+        self.fingerprint: str | None = row.fingerprint
+        #: field -> value; a blob is its object hash until fetched
+        self.metadata = metadata
+        self._blobs: dict[str, str] = {}
+
+    def __repr__(self) -> str:
+        return f"<Datapoint {self.path} {len(self.metadata)} fields>"
+
+    def __getitem__(self, field: str) -> Any:
+        if field == "path":
+            return self.path
+        if field == "size":
+            return self.size
+        if field in self.metadata:
+            return self.metadata[field]
+        if field in self._result._types:
+            return None  # a field of the datasource that this datapoint has no value for
+        raise FieldNotFound(f"datapoint {self.path!r} has no field {field!r}; its fields are: "
+                            f"{', '.join(['path', 'size', *sorted(self.metadata)])}")
+
+    def get(self, field: str, default: Any = None) -> Any:
+        value = self.metadata.get(field, default) if field not in ("path", "size") else self[field]
+        return default if value is None else value
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "size": self.size, **self.metadata}
+
+    @property
+    def file(self) -> File:
+        """The lake file behind this datapoint (an object, or a reference)."""
+        return self._result._datasource._lake.resolve(self.file_id)
+
+    def local_path(self) -> str:
+        """A local path to the bytes, downloaded first if needed (read-only for lake objects)."""
+        fetcher = self._result._fetcher
+        if self.kind == "reference":
+            return fetcher.reference_path(self.uri, self.size, self.fingerprint)  # type: ignore[arg-type]
+        return fetcher.object_path(self.hash)  # type: ignore[arg-type]
+
+    def open(self) -> IO[bytes]:
+        return open(self.local_path(), "rb")
+
+    def read_bytes(self) -> bytes:
+        with self.open() as f:
+            return f.read()
+
+    def get_blob(self, field: str, load_into_memory: bool = False) -> bytes:
+        """A blob field's bytes. Afterwards ``dp[field]`` is the blob's local path (or the bytes, with
+        ``load_into_memory=True``), as in DagsHub's client."""
+        path = self._blob_path(field)
+        with open(path, "rb") as f:
+            data = f.read()
+        self.metadata[field] = data if load_into_memory else path
+        return data
+
+    def _blob_path(self, field: str) -> str:
+        if self._result._types.get(field) != "blob":
+            kind = self._result._types.get(field)
+            raise FieldNotFound(f"{field!r} is not a blob field" + (f" (it holds {kind} values)" if kind else ""))
+        digest = self._blobs.get(field) or self.metadata.get(field)
+        if not digest:
+            raise FieldNotFound(f"datapoint {self.path!r} has no value for blob field {field!r}")
+        self._blobs[field] = digest
+        return self._result._fetcher.object_path(digest)
+
+
+# ------------------------------------------------------------------- results
+@dataclass
+class DownloadReport:
+    target_dir: str
+    downloaded: int = 0
+    skipped: int = 0
+    bytes: int = 0
+
+    def __fspath__(self) -> str:
+        return self.target_dir
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"target_dir": self.target_dir, "downloaded": self.downloaded, "skipped": self.skipped, "bytes": self.bytes}
+
+
+class QueryResult:
+    """The datapoints a query matched, in order. Iterate it, or take ``.dataframe``."""
+
+    def __init__(self, datasource: Datasource, rows: Sequence[tuple[Any, dict[str, Any]]], types: dict[str, str],
+                 fields: Sequence[str] | None, partial: bool) -> None:
+        self._datasource = datasource
+        self._types = dict(types)
+        self._fields = list(fields) if fields is not None else None
+        #: True when the datasource was still being scanned, so datapoints may be missing
+        self.partial = partial
+        self._fetcher = datasource._fetcher()
+        self.datapoints = [Datapoint(self, row, meta) for row, meta in rows]
+        for dp in self.datapoints:
+            dp._blobs = {k: v for k, v in dp.metadata.items() if self._types.get(k) == "blob" and isinstance(v, str)}
+
+    def __iter__(self) -> Iterator[Datapoint]:
+        return iter(self.datapoints)
+
+    def __len__(self) -> int:
+        return len(self.datapoints)
+
+    def __getitem__(self, index: int) -> Datapoint:
+        return self.datapoints[index]
+
+    def __bool__(self) -> bool:
+        return bool(self.datapoints)
+
+    def __repr__(self) -> str:
+        more = " (partial: still scanning)" if self.partial else ""
+        return f"<QueryResult {self._datasource.name}: {len(self)} datapoints{more}>"
+
+    @property
+    def datasource(self) -> Datasource:
+        return self._datasource
+
+    def field_names(self) -> list[str]:
+        """The columns of ``dataframe``: path, then the fields asked for (or all of them)."""
+        if self._fields is not None:
+            return ["path", *[f for f in self._fields if f != "path"]]
+        seen: dict[str, None] = {}
+        for dp in self.datapoints:
+            seen.update(dict.fromkeys(dp.metadata))
+        known = [k for k in self._types if k not in ("path", "size")]
+        return ["path", "size", *sorted(set(seen) | set(known))]
+
+    def to_dicts(self) -> list[dict[str, Any]]:
+        names = self.field_names()
+        return [{n: dp[n] if n in ("path", "size") else dp.metadata.get(n) for n in names} for dp in self.datapoints]
+
+    @property
+    def dataframe(self) -> pd.DataFrame:
+        """One row per datapoint: path, size, then each field, typed (nullable ints and bools)."""
+        import pandas as pd
+
+        names = self.field_names()
+        frame = pd.DataFrame.from_records(self.to_dicts(), columns=names)
+        for name in names:
+            kind = "int" if name == "size" else "str" if name == "path" else self._types.get(name)
+            if kind in _PANDAS_TYPES:
+                frame[name] = frame[name].astype(_PANDAS_TYPES[kind])
+            elif kind == "datetime":
+                frame[name] = pd.to_datetime(frame[name], utc=True)
+        if self._fields is None:
+            frame["datapoint_id"] = [dp.datapoint_id for dp in self.datapoints]
+            frame["uri"] = [dp.uri or self._object_uri(dp) for dp in self.datapoints]
+        return frame
+
+    def _object_uri(self, dp: Datapoint) -> str | None:
+        return self._datasource._lake.object_url(dp.hash) if dp.hash else None
+
+    def to_polars(self) -> Any:
+        """The dataframe as a polars DataFrame (pip install polars)."""
+        try:
+            import polars as pl
+        except ImportError:
+            from ..errors import MissingExtra
+
+            raise MissingExtra("polars is not installed; run: pip install polars") from None
+
+        return pl.from_pandas(self.dataframe)
+
+    # -- blobs -------------------------------------------------------------
+    def get_blob_fields(self, *fields: str, load_into_memory: bool = False, jobs: int | None = None) -> QueryResult:
+        """Fetch blob fields of every datapoint in parallel; afterwards each value is the blob's local
+        path (or its bytes, with ``load_into_memory``). Returns the result, for ``.dataframe``."""
+        for name in fields:
+            if self._types.get(name) != "blob":
+                raise FieldNotFound(f"{name!r} is not a blob field of datasource {self._datasource.name!r}")
+        todo = [(dp, f) for dp in self.datapoints for f in fields if dp._blobs.get(f) or dp.metadata.get(f)]
+        digests = sorted({dp._blobs.get(f) or dp.metadata[f] for dp, f in todo})
+        from ..store.transfer import default_jobs
+
+        with ThreadPoolExecutor(max(1, min(jobs or default_jobs(), len(digests) or 1))) as pool:
+            paths = dict(zip(digests, pool.map(self._fetcher.object_path, digests)))
+        for dp, name in todo:
+            digest = dp._blobs.get(name) or dp.metadata[name]
+            dp._blobs[name] = digest
+            if load_into_memory:
+                with open(paths[digest], "rb") as f:
+                    dp.metadata[name] = f.read()
+            else:
+                dp.metadata[name] = paths[digest]
+        return self
+
+    # -- downloads ---------------------------------------------------------
+    def download_files(self, target_dir: str | os.PathLike[str] | None = None, keep_source_prefix: bool = True,
+                       redownload: bool = False, jobs: int | None = None) -> DownloadReport:
+        """Download every datapoint's file under ``target_dir``, in parallel.
+
+        Paths keep the datasource's source prefix (its lake prefix, or the last
+        folder of its URL) unless ``keep_source_prefix=False``. A file already
+        there with the right size (and, for lake files, hash) is skipped unless
+        ``redownload``. A path that would land outside ``target_dir`` (``..``,
+        an absolute path, a symlink out) is refused before anything is written.
+        """
+        ds = self._datasource
+        if target_dir is None:
+            import platformdirs
+
+            target_dir = os.path.join(platformdirs.user_data_dir("limnos"), "datasets", ds.name)
+        root = os.path.realpath(os.fspath(target_dir))
+        prefix = ds.source_prefix if keep_source_prefix else ""
+        plan = [(dp, safe_target(root, f"{prefix}/{dp.path}" if prefix else dp.path)) for dp in self.datapoints]
+        os.makedirs(root, exist_ok=True)
+        report = DownloadReport(root)
+        lock = threading.Lock()
+
+        def one(item: tuple[Datapoint, str]) -> None:
+            dp, dest = item
+            if not redownload and _is_current(dp, dest):
+                with lock:
+                    report.skipped += 1
+                return
+            if os.path.lexists(dest):
+                os.unlink(dest)
+            os.makedirs(os.path.dirname(dest), exist_ok=True)
+            if dp.kind == "reference":
+                self._fetcher.reference_path(dp.uri, dp.size, dp.fingerprint, dest=dest)  # type: ignore[arg-type]
+            else:
+                src = self._fetcher.object_path(dp.hash)  # type: ignore[arg-type]
+                _copy_checked(src, dest, dp.size, dp.path)
+            with lock:
+                report.downloaded += 1
+                report.bytes += dp.size
+
+        from ..progress import transfer_progress
+        from ..store.transfer import default_jobs
+
+        with transfer_progress(len(plan), sum(dp.size for dp, _ in plan), "downloading") as advance:
+            def run(item: tuple[Datapoint, str]) -> None:
+                one(item)
+                advance(1, item[0].size)
+
+            with ThreadPoolExecutor(max(1, min(jobs or default_jobs(), len(plan) or 1))) as pool:
+                list(pool.map(run, plan))
+        return report
+
+    # -- machine learning --------------------------------------------------
+    def as_ml_dataset(self, flavor: str = "torch", **kwargs: Any) -> Any:
+        """A torch Dataset over these datapoints (see :func:`limnos.datasources.ml.as_dataset`)."""
+        from .ml import as_dataset
+
+        return as_dataset(self, flavor, **kwargs)
+
+    def as_ml_dataloader(self, flavor_or_dataset: Any = "torch", **kwargs: Any) -> Any:
+        """A torch DataLoader; dataset options (metadata_columns, strategy, tensorizers, savedir)
+        and DataLoader options (batch_size, num_workers...) may be mixed."""
+        from .ml import as_dataloader
+
+        return as_dataloader(self, flavor_or_dataset, **kwargs)
+
+
+def safe_target(root: str, relpath: str) -> str:
+    """``root/relpath``, or InvalidName when it would land outside ``root``."""
+    bad = (not relpath or "\x00" in relpath or relpath.startswith(("/", "\\")) or os.path.isabs(relpath)
+           or ".." in relpath.replace("\\", "/").split("/"))
+    dest = os.path.realpath(os.path.join(root, relpath))
+    if bad or os.path.commonpath([root, dest]) != root or dest == root:
+        raise InvalidName(f"datapoint path {relpath!r} would be written outside {root}; refusing to download anything")
+    return dest
+
+
+def _is_current(dp: Datapoint, dest: str) -> bool:
+    try:
+        if os.path.islink(dest) or os.path.getsize(dest) != dp.size:
+            return False
+    except OSError:
+        return False
+    if dp.kind == "reference" or not dp.hash:
+        return True  # a reference has no hash of ours; its size was checked
+    return hashing.hash_file(dest)[0] == dp.hash
+
+
+__all__ = ["Datapoint", "DownloadReport", "Fetcher", "QueryResult", "safe_target"]

@@ -1,0 +1,478 @@
+"""Scanning a datasource's root, and writing datapoint metadata.
+
+A scan lists the root (a lake prefix: one catalog query; an external URL:
+the top folder, then every subfolder in parallel), compares each file's
+fingerprint (etag, or size and mtime; the file id for lake files) with the
+current datapoints, and commits in batches, so queries during a long scan
+see the datapoints found so far. New files get a datapoint with automatic
+fields (modified time, content type, image width and height when Pillow is
+installed); a file whose content changed gets a new datapoint on the new
+file, with the old one's user fields carried over; a vanished file's
+datapoint ends. The last commit marks the scan complete. Running it again
+does only the differences.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import mimetypes
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from ..catalog import Commit, FileRow
+from ..catalog import schema as t
+from ..catalog import values as metavalues
+from ..errors import FileNotFound, InvalidName, MetadataError, redact_url
+from ..names import new_id, validate_name
+from ..progress import progress
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .source import Datasource
+
+BATCH = 2000  # datapoints per commit while scanning
+_CHUNK = 500
+
+
+@dataclass
+class Entry:
+    """One file found under a datasource's root."""
+
+    path: str
+    size: int
+    fingerprint: str
+    modified: dt.datetime | None
+    file: FileRow | None = None  # a lake file (lake roots)
+    uri: str | None = None  # its URL (external roots)
+    dims: tuple[int, int] | None = None
+
+
+@dataclass
+class Current:
+    id: str
+    file_id: str
+    fingerprint: str | None
+
+
+@dataclass
+class ScanReport:
+    """What a scan changed."""
+
+    datasource: str
+    added: int = 0
+    changed: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    skipped: list[str] = field(default_factory=list)  # paths that are not valid names, with why
+    complete: bool = False
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"datasource": self.datasource, "added": self.added, "changed": self.changed, "removed": self.removed,
+                "unchanged": self.unchanged, "skipped": self.skipped, "complete": self.complete,
+                "seconds": round(self.seconds, 3)}
+
+
+def ref_name(ds: Datasource, path: str) -> str:
+    from .source import REF_PREFIX
+
+    return f"{REF_PREFIX}/{ds.name}/{path}"
+
+
+def current_datapoints(ds: Datasource, paths: Iterable[str] | None = None) -> dict[str, Current]:
+    dp = t.datapoints
+    stmt = sa.select(dp.c.id, dp.c.path, dp.c.file_id, dp.c.fingerprint).where(
+        dp.c.datasource_id == ds.id, dp.c.removed_at.is_(None))
+    out: dict[str, Current] = {}
+    with ds._lake.catalog.engine.connect() as conn:
+        if paths is None:
+            rows = list(conn.execute(stmt))
+        else:
+            wanted, rows = sorted(set(paths)), []
+            for i in range(0, len(wanted), _CHUNK):
+                rows += conn.execute(stmt.where(dp.c.path.in_(wanted[i : i + _CHUNK]))).all()
+    for r in rows:
+        out[r.path] = Current(r.id, r.file_id, r.fingerprint)
+    return out
+
+
+# ------------------------------------------------------------------ listing
+def _lake_entries(ds: Datasource, rows: Iterable[FileRow]) -> dict[str, Entry]:
+    from .source import REF_PREFIX
+
+    prefix = ds.root
+    out = {}
+    for r in rows:
+        if r.name.startswith(REF_PREFIX + "/") or not r.name.startswith(prefix):
+            continue
+        path = r.name[len(prefix) :]
+        out[path] = Entry(path, r.size, r.id, r.created_at, file=r)
+    return out
+
+
+def _external_fs(ds: Datasource) -> tuple[Any, str]:
+    import fsspec
+
+    from .source import load_options
+
+    fs, path = fsspec.core.url_to_fs(ds.root, **load_options(ds._lake, ds.name))
+    fs.invalidate_cache()  # listings must be fresh: a rescan looks for changes
+    return fs, path.rstrip("/")
+
+
+def _entry_from_info(ds: Datasource, base: str, info: Mapping[str, Any], skipped: list[str]) -> Entry | None:
+    name = str(info["name"]).rstrip("/")
+    if not name.startswith(base + "/"):
+        return None
+    path = name[len(base) + 1 :]
+    try:
+        validate_name(ref_name(ds, path))
+    except InvalidName as exc:
+        skipped.append(f"{path}: {exc}")
+        return None
+    size = int(info.get("size") or 0)
+    raw = info.get("mtime") or info.get("LastModified") or info.get("updated") or info.get("last_modified")
+    modified = None
+    if isinstance(raw, dt.datetime):
+        modified = metavalues.to_utc(raw)
+    elif isinstance(raw, (int, float)):
+        modified = dt.datetime.fromtimestamp(raw, dt.timezone.utc)
+    elif isinstance(raw, str):
+        try:
+            modified = metavalues.to_utc(dt.datetime.fromisoformat(raw.replace("Z", "+00:00")))
+        except ValueError:
+            modified = None
+    etag = info.get("ETag") or info.get("etag") or info.get("md5Hash")
+    mtime_key = int(modified.timestamp() * 1e6) if modified else 0
+    fingerprint = str(etag).strip('"') if etag else f"{size}:{mtime_key}"
+    uri = f"{ds.root}/{path}"
+    return Entry(path, size, fingerprint, modified, uri=uri)
+
+
+def list_entries(ds: Datasource) -> tuple[dict[str, Entry], list[str]]:
+    """Every file under the root, and the paths skipped (with why)."""
+    if ds.kind == "lake":
+        return _lake_entries(ds, ds._lake.catalog.latest(ds.root)), []
+    fs, base = _external_fs(ds)
+    skipped: list[str] = []
+    try:
+        top = fs.ls(base, detail=True)
+    except FileNotFoundError:
+        top = []
+    infos = [i for i in top if i.get("type") != "directory"]
+    folders = [str(i["name"]).rstrip("/") for i in top if i.get("type") == "directory"]
+    with progress(len(folders) or None, f"listing {ds.name}", "folders") as advance:
+        def find(folder: str) -> list[Mapping[str, Any]]:
+            found = list(fs.find(folder, detail=True).values())
+            advance(1)
+            return found
+
+        with ThreadPoolExecutor(max(1, min(16, len(folders)))) as pool:
+            for found in pool.map(find, folders):
+                infos += found
+    out = {}
+    for info in infos:
+        if info.get("type") == "directory":
+            continue
+        entry = _entry_from_info(ds, base, info, skipped)
+        if entry is not None:
+            out[entry.path] = entry
+    return out, skipped
+
+
+def stat_entries(ds: Datasource, paths: Sequence[str]) -> dict[str, Entry]:
+    """Entries for these paths (for metadata set before a scan found them); absent ones are left out."""
+    if ds.kind == "lake":
+        rows = ds._lake.catalog.latest_rows([ds.root + p for p in paths])
+        return _lake_entries(ds, rows.values())
+    fs, base = _external_fs(ds)
+    skipped: list[str] = []
+
+    def one(path: str) -> Entry | None:
+        try:
+            info = fs.info(f"{base}/{path}")
+        except (FileNotFoundError, OSError):
+            return None
+        if info.get("type") == "directory":
+            return None
+        return _entry_from_info(ds, base, info, skipped)
+
+    with ThreadPoolExecutor(max(1, min(16, len(paths)))) as pool:
+        found = [e for e in pool.map(one, paths) if e is not None]
+    return {e.path: e for e in found}
+
+
+# --------------------------------------------------------- automatic fields
+def _image_size(ds: Datasource, entry: Entry) -> tuple[int, int] | None:
+    try:
+        from PIL import Image
+    except ImportError:
+        return None
+    try:
+        if entry.file is not None:
+            lake = ds._lake
+            digest = entry.file.hash
+            if not digest:
+                return None
+            handle = lake.cache.open(digest) if lake.cache.has(digest) else lake.store.open(digest)
+        else:
+            handle = ds._fetcher().open_reference(entry.uri) if "://" in entry.uri else open(entry.uri, "rb")  # type: ignore[arg-type,operator]
+        with handle, Image.open(handle) as image:
+            return int(image.size[0]), int(image.size[1])
+    except Exception:
+        return None
+
+
+def _fill_dims(ds: Datasource, entries: Sequence[Entry]) -> None:
+    images = [e for e in entries if (mimetypes.guess_type(e.path)[0] or "").startswith("image/")]
+    if not images:
+        return
+    with ThreadPoolExecutor(max(1, min(16, len(images)))) as pool:
+        for entry, dims in zip(images, pool.map(lambda e: _image_size(ds, e), images)):
+            entry.dims = dims
+
+
+def _auto_values(entry: Entry) -> dict[str, Any]:
+    values: dict[str, Any] = {"modified": entry.modified, "content_type": mimetypes.guess_type(entry.path)[0]}
+    if entry.dims:
+        values["width"], values["height"] = entry.dims
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def _meta_row(file_id: str, key: str, value: Any, vtype: str) -> dict[str, Any]:
+    _, v_int, v_float, v_str = metavalues.encode(value, vtype)
+    return {"file_id": file_id, "key": key, "vtype": vtype, "v_int": v_int, "v_float": v_float, "v_str": v_str,
+            "deleted": False}
+
+
+def stage(ds: Datasource, commit: Commit, entries: Sequence[Entry], current: Mapping[str, Current],
+          report: ScanReport | None = None) -> dict[str, str]:
+    """Add datapoint rows for new or changed entries to ``commit``; return path -> file id."""
+    from .source import AUTO_FIELDS
+
+    lake = ds._lake
+    fixed = lake.catalog.key_types(AUTO_FIELDS)
+    lake_meta = lake.catalog.metadata_of([e.file.id for e in entries if e.file is not None])
+    carried: list[tuple[str, str]] = []
+    out: dict[str, str] = {}
+    used: set[str] = set()
+    for e in entries:
+        old = current.get(e.path)
+        if old is not None and old.fingerprint == e.fingerprint:
+            if report:
+                report.unchanged += 1
+            continue
+        if e.file is not None:
+            file_id, existing = e.file.id, lake_meta.get(e.file.id, {})
+            used.update(existing)
+        else:
+            file_id = commit.add_file(ref_name(ds, e.path), None, e.size, kind="reference", uri=e.uri)["id"]  # type: ignore[arg-type]
+            existing = {}
+        out[e.path] = file_id
+        commit.extra.append({"type": "datapoint", "id": new_id(), "datasource_id": ds.id, "path": e.path,
+                             "file_id": file_id, "fingerprint": e.fingerprint})
+        if old is not None:
+            commit.extra.append({"type": "datapoint_end", "id": old.id})
+            if old.file_id != file_id:
+                carried.append((old.file_id, file_id))
+        for key, value in _auto_values(e).items():
+            vtype = metavalues.infer_type(value)
+            if fixed.get(key, vtype) != vtype or existing.get(key) == value:
+                continue
+            commit.metadata.append(_meta_row(file_id, key, value, vtype))
+            used.add(key)
+        if report:
+            if old is None:
+                report.added += 1
+            else:
+                report.changed += 1
+    used.update(_carry(ds, commit, carried, lake_meta))
+    register_fields(ds, commit, used)
+    return out
+
+
+def _carry(ds: Datasource, commit: Commit, pairs: list[tuple[str, str]], lake_meta: Mapping[str, dict[str, Any]]) -> set[str]:
+    """Copy user fields from each replaced file to its successor (which keeps its own values)."""
+    from .source import AUTO_FIELDS
+
+    if not pairs:
+        return set()
+    m = t.metadata_current
+    successor = dict(pairs)
+    keys: set[str] = set()
+    with ds._lake.catalog.engine.connect() as conn:
+        olds = list(successor)
+        for i in range(0, len(olds), _CHUNK):
+            stmt = sa.select(m).where(m.c.file_id.in_(olds[i : i + _CHUNK]), m.c.key.not_in(AUTO_FIELDS))
+            for r in conn.execute(stmt):
+                new = successor[r.file_id]
+                if r.key in lake_meta.get(new, {}):
+                    continue
+                commit.metadata.append({"file_id": new, "key": r.key, "vtype": r.type, "v_int": r.v_int,
+                                        "v_float": r.v_float, "v_str": r.v_str, "deleted": False})
+                keys.add(r.key)
+    return keys
+
+
+def register_fields(ds: Datasource, commit: Commit, keys: Iterable[str]) -> None:
+    known = ds._registered()
+    for key in sorted(set(keys) - set(known)):
+        commit.extra.append({"type": "datasource_field", "datasource_id": ds.id, "key": key})
+
+
+# --------------------------------------------------------------------- scan
+def scan(ds: Datasource, stop: threading.Event | None) -> ScanReport:
+    started = time.perf_counter()
+    report = ScanReport(ds.name)
+    lake = ds._lake
+    entries, report.skipped = list_entries(ds)
+    before = current_datapoints(ds)
+    todo = [e for p, e in sorted(entries.items()) if p not in before or before[p].fingerprint != e.fingerprint]
+    report.unchanged = len(entries) - len(todo)
+    with progress(len(todo), f"scanning {ds.name}") as advance:
+        for i in range(0, len(todo), BATCH):
+            if stop is not None and stop.is_set():
+                report.seconds = time.perf_counter() - started
+                return report
+            batch = todo[i : i + BATCH]
+            _fill_dims(ds, batch)
+            with ds._shared.lock:
+                commit = lake.new_commit("scan")
+                stage(ds, commit, batch, current_datapoints(ds, [e.path for e in batch]), report)
+                if commit.files or commit.extra or commit.metadata:
+                    commit.write()
+                    ds._shared.fields = None
+            advance(len(batch))
+    with ds._shared.lock:
+        commit = lake.new_commit("scan")
+        gone = [c for p, c in current_datapoints(ds).items() if p not in entries]
+        commit.extra.extend([{"type": "datapoint_end", "id": c.id} for c in gone])
+        if ds.kind == "external":
+            commit.extra.extend([{"type": "tombstone", "file_id": c.file_id, "deleted_at": commit.created_at} for c in gone])
+        commit.extra.append({"type": "datasource_scan", "datasource_id": ds.id})
+        commit.write()
+    report.removed = len(gone)
+    report.complete = True
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+# ----------------------------------------------------------------- metadata
+def write_metadata(ds: Datasource, updates: Mapping[str, Mapping[str, Any]], deletes: Mapping[str, set[str]]) -> None:
+    """One commit: datapoints for paths not scanned yet, then every value set and key removed."""
+    lake = ds._lake
+    paths = sorted(set(updates) | set(deletes))
+    keys = sorted({k for m in updates.values() for k in m})
+    fixed = lake.catalog.key_types(keys)
+    batch: dict[str, str] = {}
+    typed: list[tuple[str, str, Any, str]] = []
+    for path, meta in updates.items():
+        for key, value in meta.items():
+            vtype = metavalues.check_type(key, value, fixed.get(key) or batch.get(key))
+            try:
+                metavalues.encode(value, vtype) if vtype != "blob" else None
+            except MetadataError as exc:
+                raise MetadataError(f"field {key!r} of {path!r}: {exc}") from None
+            batch.setdefault(key, vtype)
+            typed.append((path, key, value, vtype))
+    with ds._shared.lock:
+        current = current_datapoints(ds, paths)
+        commit = lake.new_commit("metadata")
+        file_of = {p: c.file_id for p, c in current.items()}
+        missing = [p for p in paths if p not in current]
+        if missing:
+            found = stat_entries(ds, missing)
+            absent = [p for p in missing if p not in found]
+            if absent:
+                shown = ", ".join(repr(p) for p in absent[:5]) + (f" and {len(absent) - 5} more" if len(absent) > 5 else "")
+                where = redact_url(ds.root) or "the lake"
+                raise FileNotFound(f"no file {shown} under {where}; datapoint paths are relative to the datasource's root")
+            _fill_dims(ds, list(found.values()))
+            file_of.update(stage(ds, commit, list(found.values()), {}))
+        blobs: dict[int, str] = {}
+        for path, key, value, vtype in typed:
+            if vtype == "blob":
+                value = blobs.get(id(value)) or blobs.setdefault(id(value), lake.store_blob(bytes(value)))
+            commit.metadata.append(_meta_row(file_of[path], key, value, vtype))
+        if deletes:
+            commit.metadata.extend(_deletion_rows({file_of[p]: ks for p, ks in deletes.items()}, lake))
+        register_fields(ds, commit, keys)
+        commit.write()
+        ds._shared.fields = None
+
+
+def _deletion_rows(wanted: Mapping[str, set[str]], lake: Any) -> list[dict[str, Any]]:
+    """Deletion rows for the (file, key) pairs that are set; others have nothing to delete."""
+    m = t.metadata_current
+    rows = []
+    ids = sorted(wanted)
+    with lake.catalog.engine.connect() as conn:
+        for i in range(0, len(ids), _CHUNK):
+            for fid, key in conn.execute(sa.select(m.c.file_id, m.c.key).where(m.c.file_id.in_(ids[i : i + _CHUNK]))):
+                if key in wanted[fid]:
+                    rows.append({"file_id": fid, "key": key, "vtype": "deleted", "v_int": None, "v_float": None,
+                                 "v_str": None, "deleted": True})
+    return rows
+
+
+def frame_updates(df: pd.DataFrame, path_column: str | int | None,
+                  fixed: Mapping[str, str] | None = None) -> list[tuple[str, dict[str, Any]]]:
+    """(path, fields) per row of a DataFrame, typed by each column's dtype; missing values left out."""
+    import pandas as pd
+    from pandas.api import types as pdt
+
+    if path_column is None:
+        if len(df.columns) == 0:
+            raise MetadataError("the DataFrame has no columns; its first column must hold the paths")
+        column = df.columns[0]
+    elif isinstance(path_column, int) and path_column not in df.columns:
+        if not 0 <= path_column < len(df.columns):
+            raise MetadataError(f"path_column {path_column} is out of range: the DataFrame has {len(df.columns)} columns")
+        column = df.columns[path_column]
+    else:
+        column = path_column
+    if column not in df.columns:
+        raise MetadataError(f"the DataFrame has no column {column!r}; its columns are {', '.join(map(str, df.columns))}")
+    others = [c for c in df.columns if c != column]
+    for c in others:
+        if not isinstance(c, str):
+            raise MetadataError(f"column names are field names and must be str, not {c!r}")
+    converted: dict[str, list[Any]] = {}
+    for c in others:
+        series = df[c]
+        if pdt.is_bool_dtype(series.dtype):
+            conv: Any = bool
+        elif pdt.is_integer_dtype(series.dtype):
+            conv = int
+        elif pdt.is_float_dtype(series.dtype):
+            values = series.dropna()
+            integral = (fixed or {}).get(c) == "int" and bool(len(values)) and bool((values == values.round()).all())
+            conv = int if integral else float
+        elif pdt.is_datetime64_any_dtype(series.dtype):
+            conv = lambda v: metavalues.to_utc(v.to_pydatetime())  # noqa: E731
+        else:
+            conv = lambda v: v.item() if hasattr(v, "item") and not isinstance(v, (bytes, str)) else v  # noqa: E731
+        out = []
+        for v in series.tolist() if not pdt.is_datetime64_any_dtype(series.dtype) else list(series):
+            missing = v is None or (not isinstance(v, (list, dict, tuple, bytes, str)) and bool(pd.isna(v)))
+            out.append(None if missing else conv(v))
+        converted[c] = out
+    paths = df[column].tolist()
+    updates = []
+    for i, path in enumerate(paths):
+        if path is None or (isinstance(path, float) and path != path):
+            raise MetadataError(f"row {i} of the DataFrame has no path in column {column!r}")
+        meta = {c: converted[c][i] for c in others if converted[c][i] is not None}
+        updates.append((str(path), meta))
+    return updates
+
+
+__all__ = ["Entry", "ScanReport", "current_datapoints", "frame_updates", "list_entries", "scan", "stage",
+           "write_metadata"]

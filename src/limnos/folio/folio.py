@@ -1,0 +1,707 @@
+"""Folios: a bundle of metadata, included items and references to data left where it is.
+
+datafolio's model, on limnos::
+
+    folio = limnos.Folio(metadata={"experiment": "rf-01", "params": {"depth": 8}})
+    folio.reference_table("train", "s3://lake/features.parquet", num_rows=10_000_000)
+    folio.add_table("results", results_df).add_model("clf", model).add_artifact("roc", "roc.png", category="plots")
+    folio.save("s3://bucket/rf-01.tar")            # a portable archive (see folio_archive.py)
+    loaded = limnos.Folio.load("s3://bucket/rf-01.tar")   # reads the manifest only
+    loaded.get_table("results")                     # now reads that item's bytes, and only those
+
+In a lake, ``lake.save_folio("experiments/rf-01", folio)`` stores each
+included item as a lake file under ``.folios/<folio name>/`` (identical bytes
+are one object, whichever folios hold them) and the folio itself as a file
+whose content is the manifest, with lineage to its items, to the lake files it
+references and to what the run read. ``lake.get(name).folio()`` loads it back.
+
+Items are written to bytes when they are added, so a later change to the
+DataFrame or model does not change the folio, and every item has its hash and
+size from the start. Models are the one item whose loading can run code
+(pickle): one from a folio read back from storage is loaded only with
+``trusted=True`` (joblib), or through skops' type checks (skops).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import shutil
+import tempfile
+import weakref
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..errors import (
+    FolioError,
+    FolioItemExists,
+    FolioItemNotFound,
+    IntegrityError,
+    LimnosError,
+    MissingExtra,
+    SourceNotFound,
+    UntrustedModel,
+    redact_url,
+)
+from ..steps.formats import json_problem
+from ..store import hashing
+from ..store.links import place
+from ..store.objects import secret_values
+from .archive import (
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    ArchiveReader,
+    check_member_name,
+    fs_options,
+    put,
+    validate_item_name,
+    validate_manifest,
+    write_archive,
+)
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ..core.files import File
+    from ..lake import Lake
+
+TABLE_FORMATS = ("parquet", "csv", "delta")
+MODEL_FORMATS = ("joblib", "skops")
+ITEMS_PREFIX = ".folios"  # lake names of folio items: .folios/<folio name>/<item><ext>
+_EXT = {"parquet": ".parquet", "joblib": ".joblib", "skops": ".skops", "npy": ".npy", "json": ".json", "tar": ".tar"}
+
+
+def _require(module: str, what: str) -> Any:
+    try:
+        return __import__(module, fromlist=["_"])
+    except ImportError:
+        raise MissingExtra(f"{what} needs {module.split('.')[0]}, which is not installed; run: pip install "
+                           f"{module.split('.')[0]}") from None
+
+
+def _skops_available() -> bool:
+    try:
+        import skops.io  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@dataclass(eq=False)
+class _Item:
+    name: str
+    type: str
+    format: str
+    hash: str | None = None
+    size: int | None = None
+    description: str | None = None
+    inputs: list[Any] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)  # per type: library, num_rows, category, path...
+    member: str | None = None  # where the bytes are in an archive
+    offset: int | None = None
+    file_id: str | None = None  # or the lake file that holds them
+    local: str | None = None  # a local path of the bytes, once written or extracted
+    trusted: bool = False  # written by this process: loading it runs no one else's code
+    ref_file: File | None = None  # a referenced lake file, while in memory
+    options: dict[str, Any] = field(default_factory=dict)  # storage options of a reference, secrets included
+
+    def to_manifest(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "type": self.type, "format": self.format, "hash": self.hash,
+                               "size": self.size, "description": self.description, "inputs": list(self.inputs)}
+        out.update(self.info)
+        return out
+
+
+def _inputs(inputs: Any) -> list[Any]:
+    """Inputs as stored: lake Files become {id, name, version, hash}; anything else must be a str."""
+    from ..core.files import File
+
+    if inputs is None:
+        return []
+    if isinstance(inputs, (str, File)):
+        inputs = [inputs]
+    out: list[Any] = []
+    for value in inputs:
+        if isinstance(value, File):
+            out.append({"id": value.id, "name": value.name, "version": value.version, "hash": value.hash})
+        elif isinstance(value, (str, os.PathLike)):
+            out.append(os.fspath(value))
+        else:
+            raise FolioError(f"inputs are lake Files or str (paths, URLs, names), not {type(value).__name__}")
+    return out
+
+
+class Folio:
+    """A bundle of metadata, tables, models, arrays, JSON, artifacts, references and other folios."""
+
+    def __init__(self, metadata: Mapping[str, Any] | None = None) -> None:
+        if metadata is not None and not isinstance(metadata, Mapping):
+            raise FolioError(f"folio metadata is a dict, not {type(metadata).__name__}")
+        self._metadata: dict[str, Any] = dict(metadata or {})
+        self._items: dict[str, _Item] = {}
+        self._workdir: str | None = None
+        self._counter = itertools.count()
+        self._reader: ArchiveReader | None = None
+        self._lake: Lake | None = None
+        self._trusted = True  # a folio built here holds only what this process put in it
+        #: where the folio was loaded from (a URL or a lake ref), None if built here
+        self.source: str | None = None
+        #: names of the items whose bytes were read from the archive or lake so far
+        self.extracted: list[str] = []
+
+    # ------------------------------------------------------------- basics
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """The folio's metadata (a dict you may change; it must be JSON when saved)."""
+        return self._metadata
+
+    @property
+    def bytes_read(self) -> int:
+        """Bytes read from the archive so far (the manifest, then the items used)."""
+        return self._reader.bytes_read if self._reader else 0
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._items
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._items))
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __repr__(self) -> str:
+        items = ", ".join(f"{i.name} ({i.type})" for i in self._items.values())
+        where = f" from {redact_url(self.source)}" if self.source else ""
+        return f"<Folio{where}: {len(self._items)} items{': ' + items if items else ''}>"
+
+    def close(self) -> None:
+        """Delete this folio's local files (done anyway when it is garbage-collected).
+
+        A loaded folio can still read its items afterwards (they are extracted
+        again); the items of a folio built here and not saved are gone.
+        """
+        if self._reader is not None:
+            self._reader.close()
+        if self._workdir:
+            shutil.rmtree(self._workdir, ignore_errors=True)
+            self._workdir = None
+        for item in self._items.values():
+            if item.member or item.file_id:
+                item.local = None
+
+    def _dir(self) -> str:
+        if self._workdir is None or not os.path.isdir(self._workdir):
+            self._workdir = tempfile.mkdtemp(prefix="limnos-folio-")
+            weakref.finalize(self, shutil.rmtree, self._workdir, True)
+        return self._workdir
+
+    # ------------------------------------------------------------- adding
+    def _start(self, name: str, overwrite: bool) -> str:
+        validate_item_name(name)
+        if name in self._items and not overwrite:
+            raise FolioItemExists(f"the folio already has an item {name!r} ({self._items[name].type}); "
+                                  "pass overwrite=True to replace it")
+        return name
+
+    def _path_for(self, name: str, ext: str) -> str:
+        # A fresh file per add: the item it replaces keeps its bytes until the new ones are complete.
+        return os.path.join(self._dir(), f"new-{next(self._counter)}-{name}{ext}")
+
+    def _put(self, item: _Item, path: str | None) -> Folio:
+        if path is not None:
+            item.hash, item.size = hashing.hash_file(path)
+            item.local, item.trusted = path, True
+        old = self._items.get(item.name)
+        if old is not None and old.local and self._workdir and old.local.startswith(self._workdir + os.sep):
+            if os.path.exists(old.local):
+                os.unlink(old.local)
+        self._items.pop(item.name, None)  # a replaced item moves to the end, like a new one
+        self._items[item.name] = item
+        return self
+
+    def add_table(self, name: str, data: Any, description: str | None = None, inputs: Any = None,
+                  overwrite: bool = False) -> Folio:
+        """Include a pandas or polars DataFrame (or a pyarrow Table), stored as parquet."""
+        self._start(name, overwrite)
+        module = type(data).__module__.split(".")[0]
+        path = self._path_for(name, ".parquet")
+        if module == "pandas" and type(data).__name__ == "DataFrame":
+            data.to_parquet(path)
+            library = "pandas"
+        elif module == "polars" and type(data).__name__ == "DataFrame":
+            data.write_parquet(path)
+            library = "polars"
+        elif module == "pyarrow" and type(data).__name__ == "Table":
+            import pyarrow.parquet as pq
+
+            pq.write_table(data, path)
+            library = "pyarrow"
+        else:
+            raise FolioError(f"add_table takes a pandas or polars DataFrame or a pyarrow Table, not "
+                             f"{type(data).__module__}.{type(data).__name__}")
+        columns = [str(c) for c in data.columns] if library != "pyarrow" else list(data.column_names)
+        item = _Item(name, "table", "parquet", description=description, inputs=_inputs(inputs),
+                     info={"library": library, "num_rows": int(len(data) if library != "pyarrow" else data.num_rows),
+                           "columns": columns})
+        return self._put(item, path)
+
+    def reference_table(self, name: str, path: str | os.PathLike[str] | File, table_format: str = "parquet",
+                        num_rows: int | None = None, description: str | None = None, inputs: Any = None,
+                        storage_options: Mapping[str, Any] | None = None, overwrite: bool = False) -> Folio:
+        """Point at a table where it is (any fsspec URL, a local path, or a lake File); nothing is copied.
+
+        ``storage_options`` (fsspec's, such as an endpoint) are used to read it;
+        credentials among them are kept in memory only, never saved in the folio.
+        """
+        from ..core.files import File
+
+        self._start(name, overwrite)
+        if table_format not in TABLE_FORMATS:
+            raise FolioError(f"table_format must be one of {', '.join(TABLE_FORMATS)}, not {table_format!r}")
+        if num_rows is not None and (not isinstance(num_rows, int) or num_rows < 0):
+            raise FolioError(f"num_rows is a count of rows, not {num_rows!r}")
+        options = dict(storage_options or {})
+        secrets = set(secret_values(options))
+        info: dict[str, Any] = {"num_rows": num_rows}
+        item = _Item(name, "reference", table_format, description=description, inputs=_inputs(inputs), options=options)
+        if isinstance(path, File):
+            item.ref_file, item.hash, item.size = path, path.hash, path.size
+            info["path"] = path.uri
+            info["lake"] = {"id": path.id, "name": path.name, "version": path.version, "hash": path.hash}
+        else:
+            text = os.fspath(path)
+            info["path"] = text if "://" in text else os.path.abspath(text)
+            kept = _drop_secrets(options, secrets)
+            if kept:
+                info["storage_options"] = kept
+        item.info = info
+        return self._put(item, None)
+
+    def add_model(self, name: str, model: Any, description: str | None = None, inputs: Any = None,
+                  format: str | None = None, overwrite: bool = False) -> Folio:
+        """Include a trained model: skops for scikit-learn models when skops is installed, else joblib."""
+        self._start(name, overwrite)
+        if format is None:
+            is_sklearn = type(model).__module__.split(".")[0] == "sklearn"
+            format = "skops" if is_sklearn and _skops_available() else "joblib"
+        if format not in MODEL_FORMATS:
+            raise FolioError(f"model format must be one of {', '.join(MODEL_FORMATS)}, not {format!r}")
+        path = self._path_for(name, _EXT[format])
+        if format == "joblib":
+            _require("joblib", "add_model").dump(model, path)
+        else:
+            _require("skops.io", "add_model(format='skops')").dump(model, path)
+        cls = type(model)
+        item = _Item(name, "model", format, description=description, inputs=_inputs(inputs),
+                     info={"class": f"{cls.__module__}.{cls.__qualname__}"})
+        return self._put(item, path)
+
+    def add_array(self, name: str, array: Any, description: str | None = None, inputs: Any = None,
+                  overwrite: bool = False) -> Folio:
+        """Include a numpy array (.npy, never pickled: object arrays are refused)."""
+        import numpy as np
+
+        self._start(name, overwrite)
+        value = np.asarray(array)
+        if value.dtype.hasobject:
+            raise FolioError(f"array {name!r} holds Python objects, which .npy can only pickle; use a numeric or "
+                             "str dtype, add_json, or add_model")
+        path = self._path_for(name, ".npy")
+        with open(path, "wb") as f:
+            np.save(f, value, allow_pickle=False)
+        item = _Item(name, "array", "npy", description=description, inputs=_inputs(inputs),
+                     info={"dtype": str(value.dtype), "shape": list(value.shape)})
+        return self._put(item, path)
+
+    def add_json(self, name: str, data: Any, description: str | None = None, inputs: Any = None,
+                 overwrite: bool = False) -> Folio:
+        """Include JSON data (dicts with str keys, lists, str, numbers, bool, None)."""
+        self._start(name, overwrite)
+        problem = json_problem(data)
+        if problem:
+            raise FolioError(f"add_json({name!r}): {problem}, which JSON cannot hold; convert it first")
+        path = self._path_for(name, ".json")
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(data, f, ensure_ascii=False, allow_nan=True)
+        return self._put(_Item(name, "json", "json", description=description, inputs=_inputs(inputs)), path)
+
+    def add_artifact(self, name: str, path: str | os.PathLike[str], category: str | None = None,
+                     description: str | None = None, inputs: Any = None, overwrite: bool = False) -> Folio:
+        """Include a file (a plot, a config, a report); its bytes are copied now."""
+        self._start(name, overwrite)
+        src = os.fspath(path)
+        if not os.path.isfile(src):
+            raise SourceNotFound(f"{src} is not a file; check the path")
+        suffix = os.path.splitext(src)[1]
+        suffix = suffix if len(suffix) <= 16 and suffix[1:].replace(".", "").isalnum() else ""
+        dest = self._path_for(name, suffix)
+        place(src, dest, "copy", readonly=False)
+        item = _Item(name, "artifact", "file", description=description, inputs=_inputs(inputs),
+                     info={"category": category, "filename": os.path.basename(src), "suffix": suffix})
+        return self._put(item, dest)
+
+    def add_folio(self, name: str, folio: Folio, description: str | None = None, overwrite: bool = False) -> Folio:
+        """Include another folio whole (as an uncompressed archive inside this one)."""
+        self._start(name, overwrite)
+        if not isinstance(folio, Folio):
+            raise FolioError(f"add_folio takes a Folio, not {type(folio).__name__}")
+        if folio is self:
+            raise FolioError("a folio cannot contain itself")
+        path = self._path_for(name, ".tar")
+        folio.save(path)
+        item = _Item(name, "folio", "tar", description=description,
+                     info={"items": len(folio), "metadata": folio.metadata})
+        return self._put(item, path)
+
+    def remove(self, name: str) -> Folio:
+        self._get(name)
+        del self._items[name]
+        return self
+
+    # ------------------------------------------------------------- reading
+    def _get(self, name: str, *types: str) -> _Item:
+        item = self._items.get(name)
+        if item is None:
+            known = ", ".join(self._items) or "none"
+            raise FolioItemNotFound(f"the folio has no item {name!r}; it has: {known}")
+        if types and item.type not in types:
+            raise FolioItemNotFound(f"item {name!r} is a {item.type}, not a {' or '.join(types)}; "
+                                    f"use get_{item.type if item.type != 'reference' else 'table'}")
+        return item
+
+    def _local(self, item: _Item) -> str:
+        """A local path of an included item's bytes: extracted from the archive or fetched from the lake once."""
+        if item.local and os.path.exists(item.local):
+            return item.local
+        if item.member and self._reader is not None:
+            dest = os.path.join(self._dir(), f"{item.name}{os.path.splitext(check_member_name(item.member))[1]}")
+            self._reader.extract(item.to_manifest() | {"member": item.member, "offset": item.offset}, dest)
+        elif item.file_id and self._lake is not None:
+            dest = self._lake.get(item.file_id).local_path()  # marks the item file as read (lineage)
+        else:
+            raise FolioError(f"item {item.name!r} has no bytes here (the folio was closed or its source is gone)")
+        item.local = dest
+        self.extracted.append(item.name)
+        return dest
+
+    def _path_for_user(self, item: _Item) -> str:
+        """A local path to hand out. For an item of a lake folio that is a copy: the path we read
+        from is the stored object itself, and read-only bits would not stop root from editing it."""
+        path = self._local(item)
+        if not (item.file_id and self._lake is not None):
+            return path
+        ext = _EXT.get(item.format, item.info.get("suffix", ""))
+        copy = os.path.join(self._dir(), f"{item.name}{ext}")
+        if not os.path.exists(copy):
+            place(path, copy, "copy", readonly=True)
+        return copy
+
+    def get_table(self, name: str, storage_options: Mapping[str, Any] | None = None) -> Any:
+        """An included table (as the library it was added from) or a referenced one (pandas)."""
+        item = self._get(name, "table", "reference")
+        if item.type == "table":
+            path = self._local(item)
+            library = item.info.get("library")
+            if library == "polars" and _importable("polars"):
+                import polars as pl
+
+                return pl.read_parquet(path)
+            if library == "pyarrow":
+                import pyarrow.parquet as pq
+
+                return pq.read_table(path)
+            import pandas as pd
+
+            return pd.read_parquet(path)
+        return self._read_reference(item, dict(storage_options or {}))
+
+    def _read_reference(self, item: _Item, options: dict[str, Any]) -> Any:
+        import pandas as pd
+
+        lake_ref = item.info.get("lake")
+        url = item.info["path"]
+        if item.ref_file is not None or (lake_ref and self._lake is not None):
+            file = item.ref_file if item.ref_file is not None else self._lake.get(lake_ref["id"])  # type: ignore[union-attr]
+            url, options = file.local_path(), {}
+        else:
+            options = {**item.info.get("storage_options", {}), **item.options, **options}
+        remote = "://" in url and not url.startswith("file://")
+        options = fs_options(url, options) if remote else options
+        kwargs = {"storage_options": options} if remote and options else {}
+        try:
+            if item.format == "parquet":
+                return pd.read_parquet(url, **kwargs)
+            if item.format == "csv":
+                return pd.read_csv(url, **kwargs)
+            deltalake = _require("deltalake", "reading a delta table")
+            return deltalake.DeltaTable(url, storage_options=options or None).to_pandas()
+        except FileNotFoundError:
+            raise FolioError(f"referenced table {item.name!r} is not at {redact_url(url)} any more") from None
+
+    def get_model(self, name: str, trusted: bool = False) -> Any:
+        """A model. From a folio loaded from storage, a joblib model needs ``trusted=True``: unpickling runs code."""
+        item = self._get(name, "model")
+        path = self._local(item)
+        allowed = trusted or item.trusted or self._trusted
+        if item.format == "skops":
+            sio = _require("skops.io", "loading a skops model")
+            untrusted = sio.get_untrusted_types(file=path)
+            if untrusted and not allowed:
+                raise UntrustedModel(f"model {name!r} uses types skops does not trust by default "
+                                     f"({', '.join(untrusted[:5])}); pass trusted=True only if you trust who made "
+                                     f"{redact_url(self.source or 'this folio')}")
+            return sio.load(path, trusted=untrusted or None)
+        if not allowed:
+            raise UntrustedModel(f"model {name!r} is a joblib pickle, and loading it runs any code it holds; pass "
+                                 f"trusted=True only if you trust who made {redact_url(self.source or 'this folio')}")
+        return _require("joblib", "loading a joblib model").load(path)
+
+    def get_array(self, name: str) -> Any:
+        import numpy as np
+
+        return np.load(self._local(self._get(name, "array")), allow_pickle=False)
+
+    def get_json(self, name: str) -> Any:
+        with open(self._local(self._get(name, "json")), encoding="utf-8") as f:
+            return json.load(f)
+
+    def get_artifact_path(self, name: str) -> str:
+        """A local path of an artifact (extracted on first use)."""
+        return self._path_for_user(self._get(name, "artifact"))
+
+    def get_folio(self, name: str) -> Folio:
+        item = self._get(name, "folio")
+        inner = Folio.load(self._local(item), lazy=True, trusted=self._trusted or item.trusted)
+        inner.source = f"{self.source or 'folio'}#{name}"
+        return inner
+
+    def get_data_path(self, name: str) -> str:
+        """Where an item's data is: a reference's URL, or the local path of an included item."""
+        item = self._get(name)
+        if item.type == "reference":
+            if item.ref_file is None and item.info.get("lake") and self._lake is not None:
+                return self._lake.get(item.info["lake"]["id"]).local_path()
+            return str(item.info["path"])
+        return self._path_for_user(item)
+
+    # ------------------------------------------------------------- listing
+    def list_contents(self) -> pd.DataFrame:
+        """One row per item: name, type, format, size, hash, description, category, num_rows, path, inputs."""
+        import pandas as pd
+
+        rows = [{"name": i.name, "type": i.type, "format": i.format, "size": i.size, "hash": i.hash,
+                 "description": i.description, "category": i.info.get("category"),
+                 "num_rows": i.info.get("num_rows"), "path": i.info.get("path"), "inputs": list(i.inputs)}
+                for i in self._items.values()]
+        columns = ["name", "type", "format", "size", "hash", "description", "category", "num_rows", "path", "inputs"]
+        frame = pd.DataFrame(rows, columns=columns)
+        return frame.astype({"size": "Int64", "num_rows": "Int64"})
+
+    def describe(self) -> str:
+        """A readable summary: the metadata, then one line per item."""
+        lines = [f"Folio{' ' + redact_url(self.source) if self.source else ''}: {len(self)} items"]
+        if self._metadata:
+            lines.append("metadata: " + json.dumps(self._metadata, ensure_ascii=False, default=str)[:400])
+        width = max((len(n) for n in self._items), default=0)
+        for item in self._items.values():
+            detail = [item.format]
+            if item.size is not None:
+                detail.append(f"{item.size} B")
+            if item.info.get("num_rows") is not None:
+                detail.append(f"{item.info['num_rows']} rows")
+            if item.info.get("category"):
+                detail.append(f"category {item.info['category']}")
+            if item.type == "reference":
+                detail.append(f"-> {redact_url(item.info['path'])}")
+            text = f"  {item.name:<{width}}  {item.type:<9} {', '.join(detail)}"
+            lines.append(text + (f"  # {item.description}" if item.description else ""))
+        return "\n".join(lines)
+
+    # ------------------------------------------------------------- saving
+    def _manifest(self) -> dict[str, Any]:
+        problem = json_problem(self._metadata)
+        if problem:
+            raise FolioError(f"folio metadata must be JSON: {problem}; convert it (datetimes with .isoformat())")
+        return {"format": FORMAT_NAME, "version": FORMAT_VERSION, "metadata": self._metadata,
+                "items": [i.to_manifest() for i in self._items.values()]}
+
+    def save(self, url: str | os.PathLike[str], compression: str | None = None,
+             storage_options: Mapping[str, Any] | None = None) -> str:
+        """Write the folio as an archive to a local path or any fsspec URL; returns ``url``.
+
+        ``compression``: ``"gz"`` or ``"none"``; by default ``.tar`` means none
+        and anything else (``.tar.gz``, ``.tgz``) gzip. An uncompressed ``.tar``
+        can be read item by item with range requests; a ``.tar.gz`` only from its start.
+        """
+        url = os.fspath(url)
+        if compression is None:
+            compression = "none" if url.endswith(".tar") else "gz"
+        if compression not in ("gz", "none"):
+            raise FolioError(f"compression is 'gz' or 'none', not {compression!r}")
+        manifest = self._manifest()
+        members = []
+        for entry, item in zip(manifest["items"], self._items.values()):
+            if item.type == "reference":
+                continue
+            ext = _EXT.get(item.format, item.info.get("suffix", ""))
+            entry["member"] = check_member_name(f"items/{item.name}{ext}")
+            members.append((entry["member"], self._local(item)))
+        local_target = "://" not in url or url.startswith("file://")
+        folder = os.path.dirname(os.path.abspath(url.removeprefix("file://"))) if local_target else None
+        if folder:
+            os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".folio-", suffix=".tmp", dir=folder)
+        os.close(fd)
+        try:
+            write_archive(tmp, manifest, members, compress=compression == "gz")
+            put(tmp, url, dict(storage_options or {}))
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return url
+
+    @classmethod
+    def load(cls, url: str | os.PathLike[str], lazy: bool = True, trusted: bool = False,
+             storage_options: Mapping[str, Any] | None = None) -> Folio:
+        """Open an archive written by :meth:`save`.
+
+        ``lazy`` (the default) reads only the manifest; each item's bytes are
+        read when first used. ``lazy=False`` reads the whole archive now, and
+        refuses it if any member is unsafe. ``trusted=True`` allows loading its
+        joblib models (unpickling runs code: only for folios you trust).
+        """
+        url = os.fspath(url)
+        reader = ArchiveReader(url, dict(storage_options or {}))
+        manifest = reader.read_manifest()
+        folio = cls._from_manifest(manifest, url, trusted)
+        folio._reader = reader
+        if storage_options:
+            for item in folio._items.values():
+                if item.type == "reference":
+                    item.options = dict(storage_options)
+        if not lazy:
+            reader.scan()  # every member checked, even ones the manifest does not name
+            for item in folio._items.values():
+                if item.member:
+                    folio._local(item)
+        return folio
+
+    @classmethod
+    def _from_manifest(cls, manifest: dict[str, Any], source: str, trusted: bool) -> Folio:
+        folio = cls(manifest.get("metadata") or {})
+        folio._trusted, folio.source = trusted, source
+        base = ("name", "type", "format", "hash", "size", "description", "inputs", "member", "offset", "file")
+        for entry in manifest["items"]:
+            info = {k: v for k, v in entry.items() if k not in base}
+            item = _Item(entry["name"], entry["type"], entry.get("format", ""), entry.get("hash"), entry.get("size"),
+                         entry.get("description"), list(entry.get("inputs") or []), info,
+                         member=entry.get("member"), offset=entry.get("offset"), file_id=entry.get("file"))
+            folio._items[item.name] = item
+        return folio
+
+
+def _drop_secrets(options: dict[str, Any], secrets: set[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in options.items():
+        if isinstance(value, dict):
+            value = _drop_secrets(value, secrets)
+        elif isinstance(value, str) and value in secrets:
+            continue
+        out[key] = value
+    return out
+
+
+def _importable(module: str) -> bool:
+    try:
+        __import__(module)
+    except ImportError:
+        return False
+    return True
+
+
+# ------------------------------------------------------------------ lakes
+def save_to_lake(lake: Lake, name: str, folio: Folio, metadata: Mapping[str, Any] | None = None) -> File:
+    """Store a folio in a lake (see :meth:`Lake.save_folio`), in one commit."""
+    from ..names import validate_name
+
+    validate_name(name)
+    if not isinstance(folio, Folio):
+        raise FolioError(f"save_folio takes a Folio, not {type(folio).__name__}")
+    lake.check_metadata(metadata)
+    manifest = folio._manifest()
+    item_names = {i.name: f"{ITEMS_PREFIX}/{name}/{i.name}{_EXT.get(i.format, i.info.get('suffix', ''))}"
+                  for i in folio._items.values() if i.type != "reference"}
+    for lake_name in item_names.values():
+        validate_name(lake_name)
+    latest = lake.catalog.latest_rows(list(item_names.values()))
+    commit = lake.new_commit("folio")
+    inputs: dict[str, None] = {}
+    for entry, item in zip(manifest["items"], folio._items.values()):
+        if item.type == "reference":
+            ref = item.info.get("lake")
+            if ref and lake.catalog.file_by_id(ref["id"]) is not None:
+                inputs[ref["id"]] = None
+            continue
+        src = folio._local(item)
+        staged = lake.staging_path()
+        os.unlink(staged)
+        place(src, staged, "copy", readonly=False)
+        digest, size = lake.store_staged(staged)
+        if digest != item.hash:
+            raise IntegrityError(f"item {item.name!r} changed while it was stored ({digest[:12]} != "
+                                 f"{str(item.hash)[:12]}); nothing was committed")
+        row = latest.get(item_names[item.name])
+        if row is not None and row.hash == digest:
+            file_id = row.id  # the same bytes under the same name: no new version
+        else:
+            new = commit.add_file(item_names[item.name], digest, size)
+            commit.add_inputs(new["id"], _input_ids(lake, item.inputs))
+            file_id = new["id"]
+        entry["file"] = file_id
+        inputs[file_id] = None
+    data = json.dumps(manifest, indent=1, ensure_ascii=False, allow_nan=True).encode("utf-8")
+    staged = lake.staging_path(".json")
+    with open(staged, "wb") as f:
+        f.write(data)
+    digest, size = lake.store_staged(staged)
+    inputs.update(dict.fromkeys(lake.current_inputs()))
+    row = commit.add_file(name, digest, size)
+    commit.add_inputs(row["id"], list(inputs))
+    commit.add_metadata([row["id"]], metadata)
+    commit.write()
+    return commit.file(row)
+
+
+def _input_ids(lake: Lake, inputs: Sequence[Any]) -> list[str]:
+    """The lake files among an item's inputs (ids, refs or names); other inputs (URLs, paths) are kept in the manifest only."""
+    out: dict[str, None] = {}
+    for value in inputs:
+        ref = value.get("id") if isinstance(value, dict) else value
+        if not isinstance(ref, str) or "://" in ref:
+            continue
+        try:
+            out[lake.resolve(ref).id] = None
+        except (LimnosError, ValueError):
+            continue
+    return list(out)
+
+
+def load_from_file(file: File) -> Folio:
+    """The folio a lake file holds (see ``File.folio``); items are read from the lake when first used."""
+    try:
+        manifest = json.loads(file.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise FolioError(f"{file.ref} is not a folio (its content is not a folio manifest)") from None
+    validate_manifest(manifest, file.ref)
+    for entry in manifest["items"]:
+        if entry.get("member"):
+            raise FolioError(f"{file.ref} is a folio archive, not a lake folio; open it with "
+                             f"limnos.Folio.load(lake.get({file.ref!r}).local_path())")
+    folio = Folio._from_manifest(manifest, file.ref, trusted=False)
+    folio._lake = file._lake
+    return folio
+
+
+__all__ = ["ITEMS_PREFIX", "Folio", "load_from_file", "save_to_lake"]

@@ -1,0 +1,254 @@
+"""Lineage: the graph input file -> step or run -> output file, walked up or down.
+
+Nodes are files (``f:<id>``), step executions (``s:<id>``) and runs
+(``r:<id>``). A file made by a ``@step`` hangs below the step node (its
+function and a link to its code); any other file below the run (the process)
+that wrote it. An edge goes from an input file to that step or run, and from
+the step or run to each file it made. ``depth`` counts file-to-file hops.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..errors import InvalidRef
+
+if TYPE_CHECKING:
+    from ..core.files import File
+    from ..lake import Lake
+
+DIRECTIONS = ("up", "down", "both")
+
+
+@dataclass
+class Lineage:
+    root: str
+    nodes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    edges: list[tuple[str, str]] = field(default_factory=list)
+
+    def _edge(self, src: str, dst: str) -> None:
+        if (src, dst) not in self._seen:
+            self._seen.add((src, dst))
+            self.edges.append((src, dst))
+
+    def __post_init__(self) -> None:
+        self._seen: set[tuple[str, str]] = set()
+
+    def files(self) -> list[dict[str, Any]]:
+        return [n for n in self.nodes.values() if n["type"] == "file"]
+
+    def steps(self) -> list[dict[str, Any]]:
+        return [n for n in self.nodes.values() if n["type"] == "step"]
+
+    def parents(self, node: str) -> list[str]:
+        return [s for s, d in self.edges if d == node]
+
+    def children(self, node: str) -> list[str]:
+        return [d for s, d in self.edges if s == node]
+
+    def to_json(self) -> str:
+        return json.dumps({"root": self.root, "nodes": list(self.nodes.values()),
+                           "edges": [{"from": s, "to": d} for s, d in self.edges]}, indent=2, default=str)
+
+    def _label(self, node: dict[str, Any]) -> str:
+        if node["type"] == "file":
+            return f"{node['name']}@{node['version']}"
+        if node["type"] == "step":
+            return f"step {node['function']}"
+        return node.get("label") or f"run {node['id'][-8:]}"
+
+    def to_dot(self) -> str:
+        """Graphviz DOT; a step node links to its code (clickable in SVG)."""
+        lines = ["digraph lineage {", "  rankdir=LR;", '  node [fontname="Helvetica"];']
+        for key, node in self.nodes.items():
+            style = ', style="bold"' if key == self.root else ""
+            if node["type"] == "step":
+                where = _code_short(node)
+                label = self._label(node) + (f"\n{where}" if where else "")
+                attrs = 'shape=box, style="rounded,filled", fillcolor="#ede7f6"'
+                if node.get("permalink"):
+                    attrs += f", URL={_dot_str(node['permalink'])}, tooltip={_dot_str(node['permalink'])}"
+                lines.append(f"  {_dot_str(key)} [label={_dot_str(label)}, {attrs}];")
+                continue
+            shape = "box" if node["type"] == "file" else "ellipse"
+            lines.append(f"  {_dot_str(key)} [label={_dot_str(self._label(node))}, shape={shape}{style}];")
+        for s, d in self.edges:
+            lines.append(f"  {_dot_str(s)} -> {_dot_str(d)};")
+        lines.append("}")
+        return "\n".join(lines) + "\n"
+
+    def to_mermaid(self) -> str:
+        """A Mermaid flowchart: files as boxes, runs as stadiums, steps as hexagons linked to their code."""
+        ids = {key: f"n{i}" for i, key in enumerate(self.nodes)}
+        lines = ["flowchart LR"]
+        links = []
+        for key, node in self.nodes.items():
+            label = _mermaid_text(self._label(node))
+            if node["type"] == "file":
+                lines.append(f'  {ids[key]}["{label}"]')
+            elif node["type"] == "step":
+                lines.append(f'  {ids[key]}{{{{"{label}"}}}}')
+                if node.get("permalink"):
+                    links.append(f'  click {ids[key]} href "{_mermaid_text(node["permalink"])}" _blank')
+            else:
+                lines.append(f'  {ids[key]}(["{label}"])')
+        for s, d in self.edges:
+            lines.append(f"  {ids[s]} --> {ids[d]}")
+        return "\n".join(lines + links) + "\n"
+
+
+def _dot_str(text: str) -> str:
+    """A DOT double-quoted string (newlines become DOT's centred line breaks)."""
+    return '"' + str(text).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def _mermaid_text(text: str) -> str:
+    # Mermaid reads quotes and angle brackets (as in <locals>) as markup: use its entity codes.
+    return str(text).replace('"', "#quot;").replace("<", "#lt;").replace(">", "#gt;")
+
+
+def _code_short(node: dict[str, Any]) -> str:
+    import os
+
+    if not node.get("source_file"):
+        return ""
+    base = os.path.basename(node["source_file"])
+    return f"{base}:{node['source_line']}" if node.get("source_line") else base
+
+
+def _file_node(f: File) -> dict[str, Any]:
+    return {"type": "file", "id": f.id, "name": f.name, "version": f.version, "hash": f.hash,
+            "size": f.size, "created_at": f.created_at.isoformat(), "user": f.user}
+
+
+def _run_node(lake: Lake, run_id: str) -> dict[str, Any]:
+    run = lake.catalog.run(run_id) or {}
+    argv = run.get("argv") or []
+    label = run.get("name") or (" ".join(str(a) for a in argv[:3]) if argv else None)
+    return {"type": "run", "id": run_id, "label": label, "argv": argv, "user": run.get("user"), "host": run.get("host"),
+            "started_at": str(run.get("started_at")), "git_commit": run.get("git_commit"),
+            "git_dirty": run.get("git_dirty"), "git_remote": run.get("git_remote"),
+            "limnos_version": run.get("limnos_version")}
+
+
+_STEP_FIELDS = ("id", "key", "function", "module", "code_hash", "version", "source_file", "source_line", "git_commit",
+                "git_remote", "permalink", "params", "user", "host", "limnos_version", "duration", "status", "run_id")
+
+
+def _step_node(step: dict[str, Any]) -> dict[str, Any]:
+    node = {"type": "step", **{k: step.get(k) for k in _STEP_FIELDS}}
+    node["started_at"] = step["started_at"].isoformat() if step.get("started_at") else None
+    node["inputs"] = [{k: i.get(k) for k in ("param", "name", "version", "hash")} for i in step.get("inputs") or []]
+    return node
+
+
+class _Makers:
+    """Which step or run made each file, looked up in batches as the walk goes.
+
+    A maker's node enters the graph only with its first edge, so no node dangles.
+    """
+
+    def __init__(self, lake: Lake, graph: Lineage) -> None:
+        self.lake, self.graph = lake, graph
+        self.made_by: dict[str, str | None] = {}  # file id -> maker key
+        self._steps: dict[str, dict[str, Any]] = {}  # step key -> its row
+
+    def load(self, files: Iterable[File]) -> None:
+        todo = [f for f in files if f.id not in self.made_by]
+        if not todo:
+            return
+        steps = self.lake.catalog.steps_of_files([f.id for f in todo])
+        for f in todo:
+            step = steps.get(f.id)
+            if step is not None:
+                self._steps[f"s:{step['id']}"] = step
+                self.made_by[f.id] = f"s:{step['id']}"
+            else:
+                self.made_by[f.id] = f"r:{f.run_id}" if f.run_id else None
+
+    def edge(self, src: str, dst: str) -> None:
+        for key in (src, dst):
+            if key not in self.graph.nodes:
+                if key.startswith("s:"):
+                    self.graph.nodes[key] = _step_node(self._steps[key])
+                elif key.startswith("r:"):
+                    self.graph.nodes[key] = _run_node(self.lake, key[2:])
+        self.graph._edge(src, dst)
+
+    def link(self, src: File, dst: File) -> None:
+        maker = self.made_by.get(dst.id)
+        if maker is None:
+            self.edge(f"f:{src.id}", f"f:{dst.id}")
+        else:
+            self.edge(f"f:{src.id}", maker)
+            self.edge(maker, f"f:{dst.id}")
+
+
+def build_lineage(lake: Lake, root: File, direction: str = "up", depth: int | None = None) -> Lineage:
+    if direction not in DIRECTIONS:
+        raise InvalidRef(f"direction must be one of {', '.join(DIRECTIONS)}, not {direction!r}")
+    if depth is not None and (isinstance(depth, bool) or not isinstance(depth, int) or depth < 0):
+        raise InvalidRef("depth must be an int >= 0 (or None for the whole graph)")
+    graph = Lineage(root=f"f:{root.id}")
+    graph.nodes[graph.root] = _file_node(root)
+    makers = _Makers(lake, graph)
+    # The root's own maker, even with no inputs, says who made it and how.
+    makers.load([root])
+    root_maker = makers.made_by.get(root.id)
+    if direction != "down" and root_maker:
+        makers.edge(root_maker, graph.root)
+    if direction in ("up", "both"):
+        _walk(lake, graph, makers, [root], depth, up=True)
+    if direction in ("down", "both"):
+        _walk(lake, graph, makers, [root], depth, up=False)
+    return graph
+
+
+def _walk(lake: Lake, graph: Lineage, makers: _Makers, start: list[File], depth: int | None, up: bool) -> None:
+    from ..core.files import File
+
+    frontier = list(start)
+    seen = {f.id for f in frontier}
+    level = 0
+    while frontier and (depth is None or level < depth):
+        ids = [f.id for f in frontier]
+        links = lake.catalog.inputs_of(ids) if up else lake.catalog.outputs_of(ids)
+        other_ids = sorted({i for lst in links.values() for i in lst})
+        rows = lake.catalog.files_by_ids(other_ids)
+        others = {i: File(lake, rows[i]) for i in other_ids if i in rows}
+        makers.load(others.values() if not up else [])
+        nxt = []
+        for f in frontier:
+            for other_id in links[f.id]:
+                other = others.get(other_id)
+                if other is None:
+                    continue
+                graph.nodes.setdefault(f"f:{other.id}", _file_node(other))
+                src, dst = (other, f) if up else (f, other)
+                makers.load([dst])
+                makers.link(src, dst)
+                if other.id not in seen:
+                    seen.add(other.id)
+                    nxt.append(other)
+        if up and (depth is None or level + 1 < depth):
+            # A step of parameters only (no input files) still shows above the files it made.
+            makers.load(nxt)
+            for other in nxt:
+                maker = makers.made_by.get(other.id)
+                if maker and maker.startswith("s:"):
+                    makers.edge(maker, f"f:{other.id}")
+        frontier = nxt
+        level += 1
+
+
+def downstream_files(lake: Lake, root: File, depth: int | None = None) -> list[File]:
+    """Every file made from ``root`` (through any number of steps/runs), breadth first."""
+    from ..core.files import File
+
+    graph = build_lineage(lake, root, "down", depth)
+    ids = [n["id"] for key, n in graph.nodes.items() if n["type"] == "file" and key != graph.root]
+    rows = lake.catalog.files_by_ids(ids)
+    return [File(lake, rows[i]) for i in ids if i in rows]

@@ -1,0 +1,77 @@
+"""Query results: iterate Files, or take them as a pandas DataFrame.
+
+``Result`` is lazy and holds its filters, so later query languages
+(comparisons, ``&``/``|``, ``as_of``) can grow it without changing callers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from ..core.files import File
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ..lake import Lake
+
+BASE_COLUMNS = ["name", "version", "id", "hash", "size", "created_at", "user"]
+
+
+class Result:
+    """The files matching a query. Evaluated when first iterated, then kept."""
+
+    def __init__(self, lake: Lake, equals: dict[str, Any], latest: bool = False) -> None:
+        self._lake = lake
+        self.filters = dict(equals)
+        self.latest = latest
+        self._files: list[File] | None = None
+
+    def _load(self) -> list[File]:
+        if self._files is None:
+            rows = self._lake.catalog.query_equals(self.filters, latest_only=self.latest)
+            meta = self._lake.catalog.metadata_of([r.id for r in rows])
+            self._files = [File(self._lake, r, meta[r.id]) for r in rows]
+        return self._files
+
+    def __iter__(self) -> Iterator[File]:
+        return iter(self._load())
+
+    def __len__(self) -> int:
+        return len(self._load())
+
+    def __getitem__(self, index: int) -> File:
+        return self._load()[index]
+
+    def __bool__(self) -> bool:
+        return bool(self._load())
+
+    def __repr__(self) -> str:
+        where = ", ".join(f"{k}={v!r}" for k, v in self.filters.items()) or "all"
+        return f"<Result {where}: {len(self)} files>"
+
+    def files(self) -> list[File]:
+        return list(self._load())
+
+    @property
+    def dataframe(self) -> pd.DataFrame:
+        """One row per file: name, version, id, hash, size, created_at, user, then each metadata key."""
+        import pandas as pd
+
+        records = []
+        keys: dict[str, None] = {}
+        for f in self._load():
+            meta = f.metadata
+            keys.update(dict.fromkeys(meta))
+            records.append({"name": f.name, "version": f.version, "id": f.id, "hash": f.hash, "size": f.size,
+                            "created_at": f.created_at, "user": f.user, **meta})
+        columns = BASE_COLUMNS + sorted(keys)
+        frame = pd.DataFrame.from_records(records, columns=columns)
+        if not records:
+            frame["created_at"] = pd.to_datetime(frame["created_at"], utc=True)
+        return frame
+
+    def to_dicts(self) -> list[dict[str, Any]]:
+        return [f.to_dict() for f in self._load()]
+

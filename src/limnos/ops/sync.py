@@ -1,0 +1,233 @@
+"""Push and pull: objects and records between a lake and a remote store.
+
+Push sends the objects a remote lacks (found by one listing, not a request
+per object), then every records file it lacks, so a remote never names an
+object it was not sent first. Pull imports the records it has not seen (other
+people's files appear in ``ls``, not yet local), then downloads the objects
+asked for, each verified against its hash before it is kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
+
+from ..catalog import Commit, FileRow
+from ..core.provenance import git_root
+from ..errors import FileNotFound, IntegrityError, RemoteError, redact_url
+from ..names import parse_ref, validate_name
+from ..store import LocalObjectStore, ObjectStore, packs
+from ..store.transfer import TransferReport, run_parallel
+
+if TYPE_CHECKING:
+    from ..lake import Lake
+
+
+# --------------------------------------------------------------- objects
+def upload_objects(cache: LocalObjectStore, target: ObjectStore, hashes: Iterable[str], jobs: int | None,
+                   report: TransferReport, present: set[str] | None = None, pack_size: int = packs.PACK_MAX) -> None:
+    """Send the objects ``target`` lacks; ``present`` is its listing when already known.
+
+    Small objects travel in packs of up to ``pack_size`` bytes (0: never),
+    big ones alone; every transfer is one work item in the parallel run.
+    """
+    wanted = sorted(set(hashes))
+    if present is None:
+        present = set(target.list_hashes())
+    todo = [h for h in wanted if h not in present]
+    report.skipped += len(wanted) - len(todo)
+    for h in [h for h in todo if not cache.has(h)]:
+        report.failed.append(f"{h[:12]}: not in this lake's local store, so it cannot be pushed")
+    sizes = {h: cache.size(h) for h in todo if cache.has(h)}
+    small = [(h, n) for h, n in sizes.items() if pack_size and n <= packs.PACKABLE]
+    if len(small) < 2:
+        small = []
+    packed = {h for h, _ in small}
+    loose = [("object", [h]) for h in sizes if h not in packed]
+    items = loose + [("pack", [h for h, _ in group]) for group in packs.plan_packs(small, pack_size or packs.PACK_MAX)]
+
+    def send(item: tuple[str, list[str]]) -> int:
+        kind, members = item
+        if kind == "pack":
+            return target.put_pack([(h, cache.path(h)) for h in members], cache.staging_dir())
+        target._put(cache.path(members[0]), target.object_key(members[0]), create=True)
+        return sizes[members[0]]
+
+    async def send_async(item: tuple[str, list[str]]) -> int:
+        kind, members = item
+        if kind == "pack":  # a few big requests: the thread hop is nothing next to the upload
+            return await asyncio.to_thread(send, item)
+        await target.put_async(cache.path(members[0]), target.object_key(members[0]), create=True)
+        return sizes[members[0]]
+
+    run_parallel(items, send, lambda i: sum(sizes[h] for h in i[1]), _label, jobs, "pushing", report,
+                 async_work=send_async if target.is_async else None, loop=getattr(target.fs, "loop", None),
+                 count=lambda i: len(i[1]))
+
+
+def _label(item: tuple[str, list[str]]) -> str:
+    kind, members = item
+    return members[0][:12] if kind == "object" else f"pack of {len(members)} objects"
+
+
+def download_objects(cache: LocalObjectStore, source: ObjectStore, hashes: Iterable[str], jobs: int | None,
+                     report: TransferReport, sizes: dict[str, int] | None = None) -> None:
+    """Fetch the objects the local cache lacks, verifying each.
+
+    Packed objects that make up a good share of their pack come down as the
+    whole pack, split locally; a few from a pack are ranged reads.
+    """
+    wanted = sorted(set(hashes))
+    todo = [h for h in wanted if not cache.has(h)]
+    report.skipped += len(wanted) - len(todo)
+    sizes = dict(sizes or {})
+    index = source.pack_index(refresh=True) if todo else {}
+    by_pack: dict[str, list[str]] = {}
+    for h in todo:
+        if h in index:
+            by_pack.setdefault(index[h].pack, []).append(h)
+    items: list[tuple[str, list[str]]] = [("object", [h]) for h in todo if h not in index]
+    for pack_id, members in by_pack.items():
+        pack_bytes = sum(p.size for p in source._packs[pack_id].values())
+        wanted_bytes = sum(index[h].size for h in members)
+        if len(members) >= 8 or wanted_bytes * 4 >= pack_bytes:
+            items.append(("pack", members))
+        else:
+            items += [("object", [h]) for h in members]
+
+    def fetch_pack(members: list[str]) -> int:
+        pack_id = index[members[0]].pack
+        part = cache._tmp_path("pack")
+        try:
+            source.fs.get_file(source.pack_key(pack_id), part)
+            bad = packs.split_pack(part, {h: index[h] for h in members}, cache.put_bytes)
+        finally:
+            if os.path.exists(part):
+                os.unlink(part)
+        if bad:
+            raise IntegrityError(f"{len(bad)} objects in pack {pack_id[:12]} of {redact_url(source.url)} are corrupt "
+                                 f"(first: {bad[0][:12]}); nothing of them was kept")
+        return sum(index[h].size for h in members)
+
+    def fetch(item: tuple[str, list[str]]) -> int:
+        kind, members = item
+        return fetch_pack(members) if kind == "pack" else cache.download_from(source, members[0])
+
+    async def fetch_async(item: tuple[str, list[str]]) -> int:
+        kind, members = item
+        if kind == "pack":
+            return await asyncio.to_thread(fetch_pack, members)
+        return await cache.download_from_async(source, members[0])
+
+    run_parallel(items, fetch, lambda i: sum(sizes.get(h, 0) for h in i[1]), _label, jobs, "pulling", report,
+                 async_work=fetch_async if source.is_async else None, loop=getattr(source.fs, "loop", None),
+                 count=lambda i: len(i[1]))
+
+
+# --------------------------------------------------------------- records
+def import_records(lake: Lake, source: ObjectStore, report: TransferReport) -> list[Commit]:
+    """Replay the source's records files this catalog lacks; keep a copy in the local store."""
+    known = lake.catalog.commit_ids()
+    new = [c for c in source.list_records() if c not in known]
+    if not new:
+        return []
+    commits = []
+    for cid, data in source.read_records(new).items():
+        commit = Commit.from_jsonl(data)
+        if lake.store is not source:
+            # Write-ahead: the local store holds the records before the catalog does,
+            # so a crash here is rolled forward and reindex stays complete.
+            lake.store.write_record(cid, data)
+        commits.append(commit)
+    commits.sort(key=lambda c: (c.created_at, c.id))
+    renumbered = lake.catalog.replay(commits)
+    report.records += len(commits)
+    report.renumbered += [f"{n}@{a} (numbered {n}@{b} where it was made)" for n, b, a in renumbered]
+    return commits
+
+
+def upload_records(lake: Lake, target: ObjectStore, jobs: int | None, report: TransferReport) -> None:
+    have = set(target.list_records())
+    todo = [c for c in lake.store.list_records() if c not in have]
+
+    def send(cid: str) -> int:
+        data = lake.store.read_record(cid)
+        target.write_record(cid, data)
+        return len(data)
+
+    sub = TransferReport("records")
+    run_parallel(todo, send, lambda c: 0, lambda c: f"records {c}", jobs, "pushing records", sub)
+    report.records += sub.transferred
+    report.failed += sub.failed
+
+
+# ------------------------------------------------------------- selection
+def _script_inputs(lake: Lake, script: str) -> list[FileRow]:
+    """Files that runs of ``script`` read: the inputs of what those runs wrote."""
+    target = os.path.realpath(script)
+    rel_tail = "/" + os.path.basename(target)
+    top = git_root(os.path.dirname(target))
+    if top:
+        rel_tail = "/" + os.path.relpath(target, top).replace(os.sep, "/")
+    runs = [r for r in lake.catalog.runs_with_script() if r[1] and (os.path.realpath(r[1]) == target or r[1].replace(os.sep, "/").endswith(rel_tail))]
+    ids = lake.catalog.inputs_of_runs([r[0] for r in runs])
+    return list(lake.catalog.files_by_ids(ids).values())
+
+
+def select(lake: Lake, refs: Sequence[str] | None, all_versions: bool) -> list[FileRow]:
+    """Files named by refs: a ref, a prefix (``raw/``), ``.`` for all, or a script that read them."""
+    if not refs or "." in refs:
+        return lake.catalog.all_files() if all_versions else lake.catalog.latest("")
+    out: dict[str, FileRow] = {}
+    for ref in refs:
+        if ref.endswith((".py", ".ipynb")) and (os.path.isfile(ref) or "/" not in ref):
+            out.update((r.id, r) for r in _script_inputs(lake, ref))
+            continue
+        if not ref.endswith("/"):
+            parsed = parse_ref(ref)
+            if parsed.id or parsed.version:
+                file = lake.resolve(ref)
+                out[file.id] = file._row
+                continue
+            row = lake.catalog.file_by_name(ref)
+            if row is not None:
+                out[row.id] = row
+                continue
+        prefix = validate_name(ref.rstrip("/")) + "/"
+        under = lake.catalog.latest(prefix)
+        if not under:
+            raise FileNotFound(f"{ref!r} names no file and no folder in the lake; see 'limnos ls'")
+        out.update((r.id, r) for r in under)
+    return list(out.values())
+
+
+# ------------------------------------------------------------ push, pull
+def push(lake: Lake, refs: Sequence[str] | None = None, remote: str | None = None, jobs: int | None = None,
+         pack_size: int = packs.PACK_MAX) -> TransferReport:
+    target = lake.remotes.get(remote).store
+    report = TransferReport("push")
+    rows = select(lake, refs, all_versions=not refs)
+    hashes = {r.hash for r in rows if r.kind == "object" and r.hash}
+    hashes |= lake.catalog.blob_hashes([r.id for r in rows])
+    upload_objects(lake.cache, target, hashes, jobs, report, pack_size=pack_size)
+    upload_records(lake, target, jobs, report)
+    if report.failed:
+        raise RemoteError(f"push finished with {len(report.failed)} failures; first: {report.failed[0]}; run 'limnos push' again to retry")
+    return report
+
+
+def pull(lake: Lake, refs: Sequence[str] | None = None, remote: str | None = None, jobs: int | None = None,
+         download: bool = True) -> TransferReport:
+    source = lake.remotes.get(remote).store
+    report = TransferReport("pull")
+    import_records(lake, source, report)
+    if not download:
+        return report
+    rows = select(lake, refs, all_versions=False)
+    hashes = {r.hash for r in rows if r.kind == "object" and r.hash}
+    download_objects(lake.cache, source, hashes, jobs, report, {r.hash: r.size for r in rows if r.hash})
+    if report.failed:
+        raise RemoteError(f"pull finished with {len(report.failed)} failures; first: {report.failed[0]}")
+    return report
