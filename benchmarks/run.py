@@ -43,6 +43,7 @@ DVC = DVC_VENV / "bin" / "dvc"
 RESULTS = HERE / "results.json"
 AGE_SECONDS = 3600  # source mtimes are set this far in the past (limnos' stat cache ignores racy files)
 CHUNK = 16 << 20
+BASELINE_SRC: str | None = None  # --baseline: limnos at that ref, timed beside the working tree
 
 # Run by ``python -c`` so interpreter start-up and imports count, as they do for ``dvc``.
 # Each prints one JSON line; "lib" is the time inside the library call alone.
@@ -277,8 +278,16 @@ def limnos_lake(run: Path) -> Path:
     return path
 
 
-def limnos_py(script: str, lake: Path, target: Path, run: Path) -> tuple[float, dict[str, Any]]:
+def limnos_env(src: str | None = None) -> dict[str, str]:
+    """The environment of a limnos subprocess: no progress bars; ``src`` first on the path (a --baseline)."""
     env = {**os.environ, "LIMNOS_PROGRESS": "0"}
+    if src:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")]))
+    return env
+
+
+def limnos_py(script: str, lake: Path, target: Path, run: Path, src: str | None = None) -> tuple[float, dict[str, Any]]:
+    env = limnos_env(src)
     seconds, out = timed([sys.executable, "-c", script, lake, target], run, env)
     return seconds, json.loads(out.strip().splitlines()[-1])
 
@@ -306,6 +315,36 @@ class Ctx:
     def run_dir(self) -> Path:
         RUNS.mkdir(parents=True, exist_ok=True)
         return Path(tempfile.mkdtemp(prefix=f"{self.workload}-", dir=RUNS))
+
+    def measure_rounds(self, tools: dict[str, Callable[[Path], float | dict[str, float]]]) -> dict[str, list[float]]:
+        """Like :meth:`measure` for several tools, interleaved round by round (the order rotates
+        each round), so a noisy spell of the machine hits every tool alike rather than one."""
+        times: dict[str, list[float]] = {}
+        failed: set[str] = set()
+        names = list(tools)
+        for i in range(self.args.repeat):
+            order = names[i % len(names):] + names[:i % len(names)]
+            for tool in order:
+                if tool in failed:
+                    continue
+                run = self.run_dir()
+                try:
+                    result = tools[tool](run)
+                except Exception as exc:
+                    msg = str(exc) if isinstance(exc, ToolError) else traceback.format_exc(limit=3)
+                    print(f"  [{self.workload}/{tool}] FAILED: {msg.strip()[-1500:]}", flush=True)
+                    self.errors.setdefault(self.workload, {})[tool] = msg
+                    failed.add(tool)
+                    continue
+                finally:
+                    rmtree(run)
+                result = result if isinstance(result, dict) else {tool: result}
+                for name, secs in result.items():
+                    times.setdefault(name, []).append(secs)
+                shown = ", ".join(f"{k}={v:.3f}s" for k, v in result.items())
+                print(f"  [{self.workload}] round {i + 1}: {tool}: {shown}", flush=True)
+        # a tool that failed in any round reports nothing (as measure does)
+        return {k: v for k, v in times.items() if not any(k == f or k.startswith(f + "_") for f in failed)}
 
     def measure(self, tool: str, once: Callable[[Path], float | dict[str, float]]) -> dict[str, list[float]]:
         """Call ``once(fresh_run_dir)`` ``--repeat`` times; it returns seconds, or {tool: seconds}.
@@ -369,14 +408,15 @@ def _add(ctx: Ctx, src: Path, cp_cmd: list[str]) -> dict[str, list[float]]:
     warm(src)
     out: dict[str, list[float]] = {}
 
-    def limnos_once(run: Path) -> dict[str, float]:
+    def limnos_once(run: Path, base: str | None = None) -> dict[str, float]:
         lake = limnos_lake(run)
         flush()
-        secs, info = limnos_py(LIMNOS_ADD, lake, src, run)
+        secs, info = limnos_py(LIMNOS_ADD, lake, src, run, base)
         expected = sum(1 for _, _, fs in os.walk(src) for _ in fs) if src.is_dir() else 1
         if info["files"] != expected:
             raise ToolError(f"limnos added {info['files']} files, expected {expected}")
-        return {"limnos": secs, "limnos_lib": info["lib"]}
+        tool = "limnos_base" if base else "limnos"
+        return {tool: secs, f"{tool}_lib": info["lib"]}
 
     def dvc_once(run: Path) -> float:
         repo = dvc_repo(run)
@@ -389,10 +429,13 @@ def _add(ctx: Ctx, src: Path, cp_cmd: list[str]) -> dict[str, list[float]]:
         flush()
         return timed([*cp_cmd, src, run / src.name])[0]
 
-    out.update(ctx.measure("limnos", limnos_once))
+    tools: dict[str, Callable[[Path], float | dict[str, float]]] = {"limnos": limnos_once}
+    if BASELINE_SRC:
+        tools["limnos_base"] = lambda run: limnos_once(run, BASELINE_SRC)
     if not ctx.args.skip_dvc:
-        out.update(ctx.measure("dvc", dvc_once))
-    out.update(ctx.measure("cp", cp_once))
+        tools["dvc"] = dvc_once
+    tools["cp"] = cp_once
+    out.update(ctx.measure_rounds(tools))
     return out
 
 
@@ -407,15 +450,16 @@ def status_10k(ctx: Ctx) -> dict[str, list[float]]:
     warm(src)
     out: dict[str, list[float]] = {}
 
-    def limnos_once(run: Path) -> dict[str, float]:
+    def limnos_once(run: Path, base: str | None = None) -> dict[str, float]:
         lake = limnos_lake(run)
-        limnos_py(LIMNOS_ADD, lake, src, run)  # untimed: track the folder, fill the stat cache
+        limnos_py(LIMNOS_ADD, lake, src, run, base)  # untimed: track the folder, fill the stat cache
         flush()
-        secs, info = limnos_py(LIMNOS_STATUS, lake, src, run)
+        secs, info = limnos_py(LIMNOS_STATUS, lake, src, run, base)
         ctx.note("limnos_status", info)
         if not info["clean"] or info["unchanged"] != ctx.args.small_count:
             raise ToolError(f"limnos status of unchanged data is not clean: {info}")
-        return {"limnos": secs, "limnos_lib": info["lib"]}
+        tool = "limnos_base" if base else "limnos"
+        return {tool: secs, f"{tool}_lib": info["lib"]}
 
     def dvc_once(run: Path) -> float:
         repo = dvc_repo(run)
@@ -427,9 +471,12 @@ def status_10k(ctx: Ctx) -> dict[str, list[float]]:
             raise ToolError(f"dvc status of unchanged data is not clean: {text.strip()[:500]}")
         return secs
 
-    out.update(ctx.measure("limnos", limnos_once))
+    tools: dict[str, Callable[[Path], float | dict[str, float]]] = {"limnos": limnos_once}
+    if BASELINE_SRC:
+        tools["limnos_base"] = lambda run: limnos_once(run, BASELINE_SRC)
     if not ctx.args.skip_dvc:
-        out.update(ctx.measure("dvc", dvc_once))
+        tools["dvc"] = dvc_once
+    out.update(ctx.measure_rounds(tools))
     return out
 
 
@@ -442,15 +489,18 @@ def add_1g(ctx: Ctx) -> dict[str, list[float]]:
 def step_hit(ctx: Ctx) -> dict[str, list[float]]:
     """Median time of a @step cache hit with 10 input files (SQLite catalog), over --step-calls calls."""
 
-    def limnos_once(run: Path) -> dict[str, float]:
+    def limnos_once(run: Path, base: str | None = None) -> dict[str, float]:
         lake = limnos_lake(run)
-        env = {**os.environ, "LIMNOS_PROGRESS": "0"}
-        out = json.loads(sh([sys.executable, "-c", LIMNOS_STEP_HIT, lake, str(ctx.args.step_calls)], run, env)
+        out = json.loads(sh([sys.executable, "-c", LIMNOS_STEP_HIT, lake, str(ctx.args.step_calls)], run, limnos_env(base))
                          .strip().splitlines()[-1])
         ctx.note("p95_seconds", {"file": out["file_p95"], "data": out["data_p95"]})
-        return {"limnos": out["file"], "limnos_data": out["data"]}
+        tool = "limnos_base" if base else "limnos"
+        return {tool: out["file"], f"{tool}_data": out["data"]}
 
-    return ctx.measure("limnos", limnos_once)
+    tools: dict[str, Callable[[Path], float | dict[str, float]]] = {"limnos": limnos_once}
+    if BASELINE_SRC:
+        tools["limnos_base"] = lambda run: limnos_once(run, BASELINE_SRC)
+    return ctx.measure_rounds(tools)
 
 
 # ------------------------------------------------------------- datasources
@@ -631,6 +681,17 @@ def summarize(name: str, times: dict[str, list[float]], targets: list[Target]) -
     return rows
 
 
+def print_baseline(raw: dict[str, dict[str, list[float]]]) -> None:
+    """The working tree against --baseline, per timed quantity: medians and their ratio."""
+    print("\nworking tree vs baseline (medians; ratio < 1 means the working tree is faster)")
+    for name, times in raw.items():
+        for key in sorted(k for k in times if k.startswith("limnos_base")):
+            ours = "limnos" + key[len("limnos_base"):]
+            if ours in times and times[key]:
+                a, b = median(times[ours]), median(times[key])
+                print(f"  {name:<12} {ours:<14} {a * 1000:10.3f} ms  base {b * 1000:10.3f} ms  ratio {a / b:5.2f}x")
+
+
 def print_table(rows: list[dict[str, Any]]) -> None:
     def s(v: float | None) -> str:
         return "n/a" if v is None else f"{v:.3f}" if v >= 0.1 else f"{v:.6f}"
@@ -702,9 +763,8 @@ def source_version(snapshot: str | None) -> dict[str, Any]:
         return {"error": str(exc)}
 
 
-def use_git_ref(ref: str) -> str:
-    """Benchmark the library as committed at ``ref`` (not the working tree): export its src/
-    under .work and put it first on sys.path and PYTHONPATH (ahead of the editable install)."""
+def export_ref(ref: str) -> tuple[str, str]:
+    """Export ``src/`` as committed at ``ref`` under .work; (commit, path of that src folder)."""
     commit = sh(["git", "rev-parse", "--verify", f"{ref}^{{commit}}"], HERE).strip()
     dest = WORK / f"src-{commit[:12]}"
     if not (dest / "src" / "limnos" / "__init__.py").exists():
@@ -712,7 +772,13 @@ def use_git_ref(ref: str) -> str:
         dest.mkdir(parents=True)
         archive = subprocess.run(["git", "archive", commit, "src"], cwd=HERE.parent, capture_output=True, check=True)
         subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True)
-    src = str(dest / "src")
+    return commit, str(dest / "src")
+
+
+def use_git_ref(ref: str) -> str:
+    """Benchmark the library as committed at ``ref`` (not the working tree): export its src/
+    under .work and put it first on sys.path and PYTHONPATH (ahead of the editable install)."""
+    commit, src = export_ref(ref)
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")]))
     sys.path.insert(0, src)
     print(f"benchmarking limnos at {ref} = {commit[:12]} from {src}", flush=True)
@@ -751,7 +817,7 @@ def profile_add(count: int) -> None:
 
 # -------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:
-    global WORK, DATA, RUNS
+    global WORK, DATA, RUNS, BASELINE_SRC
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--small-count", type=int, default=10000, help="number of 1 KB files (default 10000)")
     p.add_argument("--big-size-mb", type=int, default=1024, help="size of the big file in MB (default 1024)")
@@ -765,6 +831,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--clean", action="store_true", help="also delete the generated source data at the end")
     p.add_argument("--work-dir", default="", help=f"where data and runs go (default {WORK})")
     p.add_argument("--git-ref", default="", help="benchmark limnos as committed at this ref (default: the working tree)")
+    p.add_argument("--baseline", default="",
+                   help="also time limnos as committed at this ref (add, status, step_hit), interleaved with the working tree")
     p.add_argument("--profile", action="store_true",
                    help="cProfile an in-process add of the small files (and a push and pull of them, with push_10k or pull_10k)")
     args = p.parse_args(argv)
@@ -781,6 +849,10 @@ def main(argv: list[str] | None = None) -> int:
     RUNS = WORK / "runs" / str(os.getpid())  # per process: a concurrent run must not lose its folders
     WORK.mkdir(parents=True, exist_ok=True)
     snapshot = use_git_ref(args.git_ref) if args.git_ref else None
+    baseline = None
+    if args.baseline:
+        baseline, BASELINE_SRC = export_ref(args.baseline)
+        print(f"baseline: limnos at {args.baseline} = {baseline[:12]} from {BASELINE_SRC}", flush=True)
     version_before = source_version(snapshot)
     clean_stale_runs()
     dvc_version = None
@@ -829,6 +901,8 @@ def main(argv: list[str] | None = None) -> int:
             rmtree(DATA)
 
     print_table(rows)
+    if baseline:
+        print_baseline(raw)
     version_after = source_version(snapshot)
     if version_after != version_before:
         print(f"WARNING: the library changed during the run: {version_before} -> {version_after}")
@@ -836,6 +910,7 @@ def main(argv: list[str] | None = None) -> int:
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
         "duration_s": round(time.time() - started, 1),
         "command": [sys.executable, *sys.argv],
+        "baseline": baseline,
         "config": {"small_count": args.small_count, "small_file_bytes": 1024, "big_size_mb": args.big_size_mb,
                    "big_count": args.big_count, "big_each_mb": args.big_each_mb,
                    "repeat": args.repeat, "workloads": names, "skip_dvc": args.skip_dvc},
