@@ -44,6 +44,7 @@ class Lake(LakeBase):
     """
 
     def __enter__(self) -> Lake:
+        """``with limnos.open() as lake:`` gives this Lake (typed as one); leaving closes it."""
         return self
 
     # -- what the kernel leaves to the features -------------------------------------
