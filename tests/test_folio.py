@@ -312,7 +312,7 @@ def test_untrusted_models_are_refused(tmp_path: Path) -> None:
 def test_folios_in_a_lake(lake: limnos.Lake, tmp_path: Path) -> None:
     raw = tmp_path / "raw.parquet"
     sample_frame().to_parquet(raw)
-    raw_file = lake.add(str(raw), name="raw/features.parquet")
+    raw_file = lake.add(str(raw), name="raw/features.parquet").file
     folio, expected = full_folio(tmp_path)
     folio.reference_table("raw", raw_file, description="a lake file")
     saved = lake.save_folio("experiments/exp-1", folio, metadata={"study": "folio"})

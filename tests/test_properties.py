@@ -14,7 +14,8 @@ from limnos.catalog import values
 from limnos.errors import InvalidName, InvalidRef, MetadataError, SchemaError
 from limnos.names import is_file_id, new_id, parse_ref, validate_name
 
-segment = st.text(alphabet=st.characters(blacklist_characters="/\\\x00@", blacklist_categories=("Cs",)), min_size=1, max_size=20).filter(lambda s: s not in (".", ".."))
+segment = st.text(alphabet=st.characters(blacklist_characters="/\\\x00@", blacklist_categories=("Cs",)),
+                  min_size=1, max_size=20).filter(lambda s: s not in (".", ".."))
 good_names = st.lists(segment, min_size=1, max_size=5).map("/".join).filter(lambda n: len(n.encode()) <= 1024)
 
 
@@ -29,8 +30,9 @@ def test_good_names_are_accepted_and_parse_back(name):
 
 @given(good_names, st.sampled_from(["..", "", "."]), good_names)
 def test_bad_segments_are_rejected(a, bad, b):
-    with pytest.raises(InvalidName):
+    with pytest.raises(InvalidName) as exc:
         validate_name(f"{a}/{bad}/{b}")
+    assert exc.value.name == f"{a}/{bad}/{b}"
 
 
 @given(good_names, st.sampled_from(["/", "\\", "\x00"]))
@@ -50,8 +52,9 @@ def test_length_limit():
 
 def test_bad_refs():
     for bad in ("x@0", "", None, 5):
-        with pytest.raises((InvalidRef, InvalidName)):
+        with pytest.raises((InvalidRef, InvalidName)) as exc:
             parse_ref(bad)  # type: ignore[arg-type]
+        assert exc.value.ref == bad if isinstance(exc.value, InvalidRef) else exc.value.name == bad
 
 
 def test_ids_are_time_ordered_and_unique():

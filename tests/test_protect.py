@@ -47,7 +47,7 @@ def test_rm_cascade_and_locks(lake):
     chain(lake)
     lake.lock("model.bin")
     assert lake.is_locked("model.bin")
-    with pytest.raises(FileLocked, match="model.bin@1 is locked"):
+    with pytest.raises(FileLocked, match=r"model\.bin@1 is locked"):
         lake.rm("raw.csv", cascade=True)
     with pytest.raises(PermissionError):  # FileLocked is a PermissionError too
         lake.rm("model.bin")
@@ -143,4 +143,5 @@ def test_sharing_cli(tmp_path, monkeypatch):
     assert json.loads(run("--lake", "b", "rm", "f.txt", "--json"))[0]["name"] == "f.txt"
     size = runner.invoke(app, ["--lake", "b", "cache", "prune", "--max-size", "1KB"])
     assert size.exit_code == 1 and "gc" in size.stderr
-    assert "hush-hush-123" not in open(os.path.join("a", "limnos.yaml")).read()
+    with open(os.path.join("a", "limnos.yaml")) as config:
+        assert "hush-hush-123" not in config.read()

@@ -81,7 +81,7 @@ def test_hardlink_is_opt_in(sqlite_lake, tmp_path):
 def test_add_never_links_the_users_file(sqlite_lake, tmp_path):
     src = tmp_path / "mine.txt"
     src.write_text("original")
-    f = sqlite_lake.add(str(src))
+    f = sqlite_lake.add(str(src)).file
     assert os.stat(f.local_path()).st_ino != os.stat(src).st_ino
     src.write_text("edited in place")
     assert sqlite_lake.get(f.id).read_text() == "original"
@@ -157,7 +157,7 @@ def test_add_single_file_default_name_and_move(lake, tmp_path):
     os.makedirs("data", exist_ok=True)
     with open("data/x.csv", "w") as f:
         f.write("a,b\n")
-    added = lake.add("data/x.csv", move=True)
+    added = lake.add("data/x.csv", move=True).file
     assert added.name == "data/x.csv"
     assert not os.path.exists("data/x.csv")
     assert lake.get("data/x.csv").read_text() == "a,b\n"
@@ -181,7 +181,7 @@ def test_big_file_is_copied_and_hashed_in_parallel(sqlite_lake, tmp_path):
     data = os.urandom(3 << 20) + b"tail"  # over the small-file limit: the kernel-copy path
     src = tmp_path / "big.bin"
     src.write_bytes(data)
-    f = sqlite_lake.add(str(src))
+    f = sqlite_lake.add(str(src)).file
     assert f.hash == hashing.hash_bytes(data) and f.size == len(data)
     assert open(f.local_path(), "rb").read() == data
     assert os.stat(f.local_path()).st_ino != os.stat(src).st_ino

@@ -26,6 +26,7 @@ _LAZY = {
     "File": "core.files",
     "Writer": "core.files",
     "Result": "ops.query",
+    "AddResult": "ops.add",
     "step": "steps.step",
     "output": "steps.step",
     "Step": "steps.step",
@@ -42,12 +43,14 @@ if TYPE_CHECKING:
     from .datasources.source import Datasource
     from .folio.folio import Folio
     from .lake import Lake, find_lake, init, open
+    from .ops.add import AddResult
     from .ops.query import Result
     from .steps.step import Step, output, step
     from .tracking.manifest import track
 
 
 def __getattr__(name: str) -> Any:
+    """Import a public name's module on first use (PEP 562)."""
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'limnos' has no attribute {name!r}")
@@ -61,8 +64,9 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
+    """The public names, lazy ones included."""
     return sorted(__all__)
 
 
-__all__ = ["Datapoint", "Datasource", "File", "Folio", "Lake", "QueryResult", "Result", "Step", "Writer", "__version__", "find_lake", "init", "open", "output",
-           "step", "track", *_errors]
+__all__ = ["AddResult", "Datapoint", "Datasource", "File", "Folio", "Lake", "QueryResult", "Result", "Step", "Writer",
+           "__version__", "find_lake", "init", "open", "output", "step", "track", *_errors]

@@ -4,6 +4,10 @@ Each class also inherits the builtin that matches its meaning, so callers can
 catch ``KeyError`` or ``ValueError`` without knowing limnos. Messages are one
 line: what is wrong, then how to fix it. They never contain credentials; use
 :func:`redact_url` on any URL that goes into a message.
+
+An error with a subject also carries it as a field (``FileNotFound.ref``,
+``SourceNotFound.path``, ``SchemaError.key``, ``RemoteError.url``...), given
+as a keyword argument where it is raised: ``FileNotFound(message, ref=ref)``.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ __all__ = [
     "CatalogVersionError",
     "DatasetNotFound",
     "DatasourceNotFound",
+    "DestinationExists",
     "FieldNotFound",
     "FileLocked",
     "FileNotFound",
@@ -51,53 +56,165 @@ __all__ = [
 
 
 class LimnosError(Exception):
-    """Root of every error limnos raises on purpose."""
+    """Root of every error limnos raises on purpose.
+
+    Subclasses that have a subject (a ref, a path, a key, a URL...) take it as a
+    keyword argument and keep it as an attribute, so code can act on the error
+    without parsing its message: ``except FileNotFound as e: print(e.ref)``.
+    Every such field is None when the raise site did not know it.
+    """
+
+
+class _KeyErrorMessage(LimnosError, KeyError):
+    """Base of the errors that are also ``KeyError``: ``str()`` is the message itself.
+
+    ``KeyError.__str__`` shows its argument's ``repr()`` (quotes and escaped
+    newlines), which suits a missing dict key but not a sentence.
+    """
+
+    #: what ``str()`` gives when the error was raised without a message
+    empty_message = "not found"
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else self.empty_message
 
 
 class LakeNotFound(LimnosError, FileNotFoundError):
-    """No lake at the given path, in $LIMNOS_LAKE, or above the cwd."""
+    """No lake at the given path, in $LIMNOS_LAKE, or above the cwd.
+
+    Attributes:
+        path: the folder or URL that was searched, when there was one.
+    """
+
+    def __init__(self, *args: object, path: str | None = None) -> None:
+        super().__init__(*args)
+        self.path = path
 
 
 class LakeExists(LimnosError, FileExistsError):
-    """``init`` was asked to create a lake where one already is."""
+    """``init`` was asked to create a lake where one already is.
+
+    Attributes:
+        path: where the existing lake is.
+    """
+
+    def __init__(self, *args: object, path: str | None = None) -> None:
+        super().__init__(*args)
+        self.path = path
 
 
-class FileNotFound(LimnosError, KeyError):
-    """A ref (name, name@N or id) names no file in the catalog."""
+class DestinationExists(LimnosError, FileExistsError):
+    """``checkout`` would overwrite a path that already exists.
 
-    def __str__(self) -> str:  # KeyError would repr() the message in quotes
-        return str(self.args[0]) if self.args else "file not found"
+    Attributes:
+        path: the existing destination.
+    """
+
+    def __init__(self, *args: object, path: str | None = None) -> None:
+        super().__init__(*args)
+        self.path = path
+
+
+class FileNotFound(_KeyErrorMessage):
+    """A ref (name, name@N or id) names no file in the catalog.
+
+    Attributes:
+        ref: the ref (or name, or prefix) that named nothing.
+    """
+
+    empty_message = "file not found"
+
+    def __init__(self, *args: object, ref: str | None = None) -> None:
+        super().__init__(*args)
+        self.ref = ref
 
 
 class SourceNotFound(LimnosError, FileNotFoundError):
-    """A local path given to ``add`` or ``status`` does not exist."""
+    """A local path given to ``add`` or ``status`` does not exist.
+
+    Attributes:
+        path: the path (or URL) that does not exist.
+    """
+
+    def __init__(self, *args: object, path: str | None = None) -> None:
+        super().__init__(*args)
+        self.path = path
 
 
 class InvalidName(LimnosError, ValueError):
-    """A file name is not a relative POSIX path limnos accepts."""
+    """A file name is not a relative POSIX path limnos accepts.
+
+    Attributes:
+        name: the rejected name (it may not be a str).
+    """
+
+    def __init__(self, *args: object, name: object = None) -> None:
+        super().__init__(*args)
+        self.name = name
 
 
 class InvalidRef(LimnosError, ValueError):
-    """A ref is malformed, such as ``name@x``."""
+    """A ref is malformed, such as ``name@x``.
+
+    Attributes:
+        ref: the rejected ref (it may not be a str).
+    """
+
+    def __init__(self, *args: object, ref: object = None) -> None:
+        super().__init__(*args)
+        self.ref = ref
 
 
 class SchemaError(LimnosError, TypeError):
-    """A metadata value's type differs from the type fixed for its key."""
+    """A metadata value's type differs from the type fixed for its key.
+
+    Attributes:
+        key: the metadata key or datasource field.
+    """
+
+    def __init__(self, *args: object, key: str | None = None) -> None:
+        super().__init__(*args)
+        self.key = key
 
 
-class FieldNotFound(LimnosError, KeyError):
-    """A query names a metadata key that no file has."""
+class FieldNotFound(_KeyErrorMessage):
+    """A query names a metadata key that no file has.
 
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else "field not found"
+    Attributes:
+        key: the unknown key or field.
+    """
+
+    empty_message = "field not found"
+
+    def __init__(self, *args: object, key: str | None = None) -> None:
+        super().__init__(*args)
+        self.key = key
 
 
 class MetadataError(LimnosError, ValueError):
-    """A metadata key or value cannot be stored."""
+    """A metadata key or value cannot be stored.
+
+    Attributes:
+        key: the offending key, when one is to blame.
+        ref: the file whose metadata was being changed, when known.
+    """
+
+    def __init__(self, *args: object, key: str | None = None, ref: str | None = None) -> None:
+        super().__init__(*args)
+        self.key = key
+        self.ref = ref
 
 
 class CatalogError(LimnosError, RuntimeError):
-    """The catalog database cannot be reached or used."""
+    """The catalog database cannot be reached or used.
+
+    Attributes:
+        url: the catalog's URL, with any password redacted.
+    """
+
+    def __init__(self, *args: object, url: str | None = None) -> None:
+        super().__init__(*args)
+        self.url = url
 
 
 class CatalogVersionError(CatalogError):
@@ -105,30 +222,71 @@ class CatalogVersionError(CatalogError):
 
 
 class StoreError(LimnosError, OSError):
-    """The object store cannot be read or written."""
+    """The object store cannot be read or written.
+
+    Attributes:
+        url: the store's URL, with any password redacted.
+    """
+
+    def __init__(self, *args: object, url: str | None = None) -> None:
+        super().__init__(*args)
+        self.url = url
 
 
 class RemoteError(StoreError):
     """A remote store cannot be reached, listed or written (credentials, URL, network)."""
 
 
-class RemoteNotFound(LimnosError, KeyError):
-    """No remote of that name is configured."""
+class RemoteNotFound(_KeyErrorMessage):
+    """No remote of that name is configured.
 
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else "remote not found"
+    Attributes:
+        name: the remote asked for (None: the default, and there is none).
+    """
+
+    empty_message = "remote not found"
+
+    def __init__(self, *args: object, name: str | None = None) -> None:
+        super().__init__(*args)
+        self.name = name
 
 
 class ObjectNotAvailable(StoreError):
-    """An object is neither local nor on any remote that was asked."""
+    """An object is neither local nor on any remote that was asked.
+
+    Attributes:
+        digest: the object's hash.
+        url: where it was looked for, when one place was.
+    """
+
+    def __init__(self, *args: object, digest: str | None = None, url: str | None = None) -> None:
+        super().__init__(*args, url=url)
+        self.digest = digest
 
 
 class FileLocked(LimnosError, PermissionError):
-    """The file is locked (protected) and cannot be deleted."""
+    """The file is locked (protected) and cannot be deleted.
+
+    Attributes:
+        refs: the locked files, as ``name@N``.
+    """
+
+    def __init__(self, *args: object, refs: list[str] | None = None) -> None:
+        super().__init__(*args)
+        self.refs = list(refs or [])
 
 
 class IntegrityError(StoreError):
-    """Stored bytes do not match their content hash."""
+    """Stored bytes do not match their content hash.
+
+    Attributes:
+        digest: the hash the bytes should have (for a pack: its first bad object).
+        url: the store that holds them, when known.
+    """
+
+    def __init__(self, *args: object, digest: str | None = None, url: str | None = None) -> None:
+        super().__init__(*args, url=url)
+        self.digest = digest
 
 
 class GcRefused(LimnosError, RuntimeError):
@@ -136,7 +294,16 @@ class GcRefused(LimnosError, RuntimeError):
 
 
 class MissingExtra(LimnosError, ImportError):
-    """An optional dependency is needed; the message gives the pip command."""
+    """An optional dependency is needed; the message gives the pip command.
+
+    Attributes:
+        name: the module that could not be imported (as on ``ImportError``).
+        extra: the limnos extra that installs it (``pip install 'limnos[extra]'``), if there is one.
+    """
+
+    def __init__(self, *args: object, module: str | None = None, extra: str | None = None) -> None:
+        super().__init__(*args, name=module)
+        self.extra = extra
 
 
 class StepError(LimnosError, RuntimeError):
@@ -144,7 +311,15 @@ class StepError(LimnosError, RuntimeError):
 
 
 class StepParameterError(StepError, TypeError):
-    """A step parameter cannot be hashed stably into the cache key; the message names the parameter."""
+    """A step parameter cannot be hashed stably into the cache key; the message names the parameter.
+
+    Attributes:
+        param: the parameter's name, when known.
+    """
+
+    def __init__(self, *args: object, param: str | None = None) -> None:
+        super().__init__(*args)
+        self.param = param
 
 
 class StepOutputError(StepError, TypeError):
@@ -152,11 +327,27 @@ class StepOutputError(StepError, TypeError):
 
 
 class ProjectNotFound(LimnosError, FileNotFoundError):
-    """No ``limnos.lock`` in the folder or above it (``limnos init --project`` creates one)."""
+    """No ``limnos.lock`` in the folder or above it (``limnos init --project`` creates one).
+
+    Attributes:
+        path: the folder the search started from.
+    """
+
+    def __init__(self, *args: object, path: str | None = None) -> None:
+        super().__init__(*args)
+        self.path = path
 
 
 class ManifestError(LimnosError, ValueError):
-    """``limnos.lock`` cannot be read or holds an invalid entry."""
+    """``limnos.lock`` cannot be read or holds an invalid entry.
+
+    Attributes:
+        path: the manifest file, when known.
+    """
+
+    def __init__(self, *args: object, path: str | None = None) -> None:
+        super().__init__(*args)
+        self.path = path
 
 
 class FolioError(LimnosError, ValueError):
@@ -164,36 +355,81 @@ class FolioError(LimnosError, ValueError):
 
 
 class FolioItemExists(FolioError):
-    """A folio already has an item of that name (pass ``overwrite=True`` to replace it)."""
+    """A folio already has an item of that name (pass ``overwrite=True`` to replace it).
+
+    Attributes:
+        name: the item's name.
+    """
+
+    def __init__(self, *args: object, name: str | None = None) -> None:
+        super().__init__(*args)
+        self.name = name
 
 
-class FolioItemNotFound(LimnosError, KeyError):
-    """A folio has no item of that name, or not one of the asked type."""
+class FolioItemNotFound(_KeyErrorMessage):
+    """A folio has no item of that name, or not one of the asked type.
 
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else "item not found"
+    Attributes:
+        name: the item's name.
+    """
+
+    empty_message = "item not found"
+
+    def __init__(self, *args: object, name: str | None = None) -> None:
+        super().__init__(*args)
+        self.name = name
 
 
 class UnsafeArchive(FolioError):
-    """An archive member would escape its folder (``..``, an absolute path) or is a link or device."""
+    """An archive member would escape its folder (``..``, an absolute path) or is a link or device.
+
+    Attributes:
+        member: the archive member's name.
+    """
+
+    def __init__(self, *args: object, member: str | None = None) -> None:
+        super().__init__(*args)
+        self.member = member
 
 
 class UntrustedModel(LimnosError, PermissionError):
-    """Loading a model would run code from a folio that was not marked trusted."""
+    """Loading a model would run code from a folio that was not marked trusted.
+
+    Attributes:
+        name: the model item's name.
+    """
+
+    def __init__(self, *args: object, name: str | None = None) -> None:
+        super().__init__(*args)
+        self.name = name
 
 
-class DatasourceNotFound(LimnosError, KeyError):
-    """No datasource of that name exists (or it was deleted)."""
+class DatasourceNotFound(_KeyErrorMessage):
+    """No datasource of that name exists (or it was deleted).
 
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else "datasource not found"
+    Attributes:
+        name: the datasource's name (or id).
+    """
+
+    empty_message = "datasource not found"
+
+    def __init__(self, *args: object, name: str | None = None) -> None:
+        super().__init__(*args)
+        self.name = name
 
 
-class DatasetNotFound(LimnosError, KeyError):
-    """No saved dataset of that name exists."""
+class DatasetNotFound(_KeyErrorMessage):
+    """No saved dataset of that name exists.
 
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else "dataset not found"
+    Attributes:
+        name: the dataset's name.
+    """
+
+    empty_message = "dataset not found"
+
+    def __init__(self, *args: object, name: str | None = None) -> None:
+        super().__init__(*args)
+        self.name = name
 
 
 class QueryError(LimnosError, TypeError):
@@ -212,15 +448,25 @@ _USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@]*)
 
 
 def redact_url(url: str) -> str:
-    """Return ``url`` with any ``user:password@`` part shown as ``user:***@``."""
+    """Return ``url`` with any ``user:password@`` part shown as ``user:***@``.
+
+    Use it on every URL that goes into a message, a log line or a ``repr``.
+    """
     return _USERINFO.sub(lambda m: f"{m['scheme']}{m['user']}:***@", str(url))
 
 
 def require_extra(module: str, extra: str) -> None:
-    """Import ``module`` or fail with the exact install command."""
+    """Import ``module``, or fail with the exact install command.
+
+    Args:
+        module: the module to import, such as ``"psycopg"``.
+        extra: the limnos extra that installs it, such as ``"postgres"``.
+
+    Raises:
+        MissingExtra: the module cannot be imported.
+    """
     try:
         __import__(module)
     except ImportError as exc:
-        raise MissingExtra(
-            f"{module} is not installed; run: pip install 'limnos[{extra}]'"
-        ) from exc
+        raise MissingExtra(f"{module} is not installed; run: pip install 'limnos[{extra}]'",
+                           module=module, extra=extra) from exc

@@ -19,16 +19,15 @@ from .core import opening
 from .core.base import LakeBase
 from .core.files import File, Writer
 from .core.runs import current_call
-from .errors import FileNotFound, InvalidName, MetadataError
+from .errors import DestinationExists, FileNotFound, InvalidName, LimnosError, MetadataError
 from .names import validate_name
 from .store.links import LinkMode, place
 
 if TYPE_CHECKING:
     from .core.recovery import Report
-    from .core.remotes import RemoteSet  # noqa: F401
     from .datasources.source import Datasource, SavedDataset
     from .folio.folio import Folio
-    from .ops.add import Status
+    from .ops.add import AddResult, Status
     from .ops.cache import CacheReport
     from .ops.lineage import Lineage
     from .ops.query import Result
@@ -40,21 +39,34 @@ if TYPE_CHECKING:
 class Lake(LakeBase):
     """A data lake: a SQL catalog plus a content-addressed store.
 
-    Get one with :func:`limnos.init` or :func:`limnos.open`.
+    Get one with :func:`limnos.init` or :func:`limnos.open`, and close it with
+    :meth:`close` (or use it as a context manager).
     """
+
+    def __enter__(self) -> Lake:
+        """``with limnos.open() as lake:`` gives this Lake (typed as one); leaving closes it."""
+        return self
 
     # -- what the kernel leaves to the features -------------------------------------
     def open_reference(self, file: File) -> IO[bytes]:
-        """Open a reference file's external bytes, with its datasource's storage options."""
+        """Open a reference file's external bytes, with its datasource's storage options.
+
+        Raises:
+            LimnosError: ``file`` is not a reference.
+        """
         from .datasources.source import reference_fetcher
 
-        return reference_fetcher(self, file).open_reference(file._row.uri)  # type: ignore[arg-type]
+        return reference_fetcher(self, file).open_reference(_reference_uri(file))
 
     def reference_path(self, file: File) -> str:
-        """A local copy of a reference file's external bytes."""
+        """A local copy of a reference file's external bytes.
+
+        Raises:
+            LimnosError: ``file`` is not a reference.
+        """
         from .datasources.source import reference_fetcher
 
-        return reference_fetcher(self, file).reference_path(file._row.uri, file.size, None)  # type: ignore[arg-type]
+        return reference_fetcher(self, file).reference_path(_reference_uri(file), file.size, None)
 
     def step_of(self, file: File) -> StepRecord | None:
         """The ``@step`` execution that made ``file`` (function, code link, params, inputs), or None."""
@@ -78,6 +90,20 @@ class Lake(LakeBase):
 
         >>> with lake.create("reports/summary.csv", metadata={"project": "x"}) as w:
         ...     df.to_csv(w.path)
+
+        Args:
+            name: the file's name; an existing name gets a new version.
+            metadata: typed metadata to set on it.
+
+        Returns:
+            A context manager yielding a :class:`~limnos.core.files.Writer`: write to
+            ``w.path`` (or ``w.write_text``...); on a clean exit the bytes are
+            stored and committed, and ``w.file`` is the new File. On an exception
+            nothing is kept.
+
+        Raises:
+            InvalidName: ``name`` is not a valid file name.
+            MetadataError: ``metadata`` cannot be stored (raised before any work).
         """
         step_call = current_call(self)
         if step_call is not None:
@@ -102,18 +128,49 @@ class Lake(LakeBase):
                 os.unlink(staged)
 
     def add(self, path: str | os.PathLike[str], name: str | None = None,
-            metadata: Mapping[str, Any] | None = None, move: bool = False) -> File | list[File]:
+            metadata: Mapping[str, Any] | None = None, move: bool = False) -> AddResult:
         """Add a local file or a whole folder (recursively, in one commit).
 
         Re-adding unchanged content makes no new version. The user's file is
         copied (or reflinked), never hard-linked, into the store.
+
+        >>> lake.add("data/raw", name="raw")          # a folder: iterate the result
+        >>> model = lake.add("model.pt").file         # a single file: take .file
+
+        Args:
+            path: a local file or folder.
+            name: its name in the lake (for a folder, the prefix of its files' names);
+                default: the path relative to the cwd, or the base name outside it.
+            metadata: typed metadata set on every file added.
+            move: delete the local files once they are committed.
+
+        Returns:
+            An :class:`~limnos.ops.add.AddResult`: a ``list[File]`` of the latest
+            version of every name, in name order, with ``.file`` (the single
+            File), ``.new_versions`` and ``.unchanged`` (counts).
+
+        Raises:
+            SourceNotFound: ``path`` does not exist.
+            InvalidName: ``name``, or a name a file would get, is not valid.
+            MetadataError: ``metadata`` cannot be stored (nothing is written then).
         """
         from .ops.add import add_path
 
         return add_path(self, os.fspath(path), name, metadata, move)
 
     def status(self, path: str | os.PathLike[str], name: str | None = None) -> Status:
-        """Compare a local file or folder with the lake, using the stat cache."""
+        """Compare a local file or folder with the latest versions in the lake, using the stat cache.
+
+        Args:
+            path: a local file or folder.
+            name: its name (prefix) in the lake, as given to :meth:`add`.
+
+        Returns:
+            A :class:`~limnos.ops.add.Status`: names unchanged, modified, new and deleted.
+
+        Raises:
+            SourceNotFound: ``path`` does not exist.
+        """
         from .ops.add import status_path
 
         return status_path(self, os.fspath(path), name)
@@ -124,29 +181,54 @@ class Lake(LakeBase):
         Identical item bytes are one object across folios. The folio file lists
         its items, the lake files it references and the run's reads as inputs.
         Load it back with ``lake.get(name).folio()``.
+
+        Returns:
+            The folio file.
+
+        Raises:
+            FolioError: an item cannot be stored.
+            MetadataError: ``metadata`` cannot be stored.
         """
         from .folio.folio import save_to_lake
 
         return save_to_lake(self, name, folio, metadata)
 
     def set_metadata(self, ref: str | File, metadata: Mapping[str, Any]) -> File:
-        """Set typed metadata on a file; every change is kept with its time."""
+        """Set typed metadata on a file; every change is kept with its time.
+
+        Returns:
+            The file, with its metadata re-read.
+
+        Raises:
+            FileNotFound: ``ref`` names no file.
+            MetadataError: ``metadata`` is empty, or a key or value cannot be stored.
+            SchemaError: a value's type differs from the type its key holds.
+        """
         file = self.resolve(ref)
         if not metadata:
-            raise MetadataError("set_metadata needs at least one key=value")
+            raise MetadataError("set_metadata needs at least one key=value", ref=file.ref)
         commit = self.new_commit("metadata")
         commit.add_metadata([file.id], metadata)
         commit.write()
         return self.resolve(file.id)
 
     def unset_metadata(self, ref: str | File, keys: Sequence[str] | str) -> File:
-        """Remove keys from a file's metadata; their past values stay readable with ``as_of``."""
+        """Remove keys from a file's metadata; their past values stay readable with ``as_of``.
+
+        Returns:
+            The file, with its metadata re-read.
+
+        Raises:
+            FileNotFound: ``ref`` names no file.
+            MetadataError: the file has no such key (nothing is removed then).
+        """
         file = self.resolve(ref)
         keys = [keys] if isinstance(keys, str) else list(keys)
         current = file.metadata
         unknown = [k for k in keys if k not in current]
         if unknown:
-            raise MetadataError(f"{file.ref} has no metadata key {', '.join(map(repr, unknown))}; see 'limnos info {file.ref}'")
+            raise MetadataError(f"{file.ref} has no metadata key {', '.join(map(repr, unknown))}; see 'limnos info {file.ref}'",
+                                key=unknown[0], ref=file.ref)
         commit = self.new_commit("metadata")
         commit.add_metadata([file.id], None, keys)
         commit.write()
@@ -154,23 +236,37 @@ class Lake(LakeBase):
 
     # ------------------------------------------------------------------ read
     def get(self, ref: str | File) -> File:
-        """A file by name (latest version), ``name@N``, or id. Marks it as read."""
+        """A file by name (latest version), ``name@N``, or id. Marks it as read by the current run.
+
+        Raises:
+            FileNotFound: ``ref`` names no file.
+            InvalidRef: ``ref`` is malformed.
+        """
         file = self.resolve(ref)
         self.mark_read(file)
         return file
 
     def ls(self, prefix: str = "") -> list[File]:
-        """The latest version of every name under ``prefix``."""
+        """The latest version of every name under ``prefix``, sorted by name.
+
+        Raises:
+            InvalidName: ``prefix`` is not a valid name prefix.
+        """
         if prefix:
             _validate_prefix(prefix)
         return self.files_with_metadata(self.catalog.latest(prefix))
 
     def history(self, name: str) -> list[File]:
-        """Every version of a name, oldest first."""
+        """Every version of a name, oldest first (deleted versions are left out).
+
+        Raises:
+            FileNotFound: no version of ``name`` is in the lake.
+            InvalidName: ``name`` is not a valid file name.
+        """
         validate_name(name)
         rows = self.catalog.history(name)
         if not rows:
-            raise FileNotFound(f"no file named {name!r} in the lake; see 'limnos ls'")
+            raise FileNotFound(f"no file named {name!r} in the lake; see 'limnos ls'", ref=name)
         return self.files_with_metadata(rows)
 
     def query(self, filters: Mapping[str, Any] | None = None, *, latest: bool = False, **equals: Any) -> Result:
@@ -178,29 +274,63 @@ class Lake(LakeBase):
 
         ``filters`` takes keys that are not Python identifiers (or are named ``latest``);
         ``latest=True`` keeps only the newest version of each name.
+
+        Returns:
+            A lazy :class:`~limnos.ops.query.Result`; the query runs when it is first used,
+            and raises :class:`~limnos.errors.FieldNotFound` then for a key no file has.
         """
         from .ops.query import Result
 
         return Result(self, {**dict(filters or {}), **equals}, latest=latest)
 
     def checkout(self, ref: str | File, dest: str, link: LinkMode | None = None) -> str:
-        """Put a read-only working copy of a file at ``dest`` (reflink, else copy)."""
+        """Put a read-only working copy of a file at ``dest`` (reflink, else copy).
+
+        Args:
+            ref: the file.
+            dest: a path, or a folder to put the file in under its base name.
+            link: how to make the copy (``copy``, ``hardlink``, ``symlink``); default: the lake's setting.
+
+        Returns:
+            The path of the working copy.
+
+        Raises:
+            FileNotFound: ``ref`` names no file.
+            DestinationExists: something is at the destination already (a ``FileExistsError``).
+        """
         file = self.get(ref)
         if os.path.isdir(dest):
             dest = os.path.join(dest, os.path.basename(file.name))
         if os.path.lexists(dest):
-            raise FileExistsError(f"{dest} exists; remove it or choose another destination")
+            raise DestinationExists(f"{dest} exists; remove it or choose another destination", path=dest)
         place(file.local_path(), dest, link or self.link)
         return dest
 
     def lineage(self, ref: str | File, direction: str = "up", depth: int | None = None) -> Lineage:
-        """The graph of files and the steps/runs between them: ``up`` (made from), ``down`` (made into), ``both``."""
+        """The graph of files and the steps/runs between them: ``up`` (made from), ``down`` (made into), ``both``.
+
+        Args:
+            ref: the file to start from.
+            direction: ``up``, ``down`` or ``both``.
+            depth: how many file-to-file hops to follow; None: all.
+
+        Returns:
+            A :class:`~limnos.ops.lineage.Lineage` (nodes, edges; ``to_json``, ``to_dot``, ``to_mermaid``).
+
+        Raises:
+            FileNotFound: ``ref`` names no file.
+            InvalidRef: ``direction`` or ``depth`` is not an accepted value.
+        """
         from .ops.lineage import build_lineage
 
         return build_lineage(self, self.resolve(ref), direction, depth)
 
     def downstream(self, ref: str | File, depth: int | None = None) -> list[File]:
-        """Every file made from ``ref``, directly or through other files, nearest first."""
+        """Every file made from ``ref``, directly or through other files, nearest first.
+
+        Raises:
+            FileNotFound: ``ref`` names no file.
+        """
         from .ops.lineage import downstream_files
 
         return downstream_files(self, self.resolve(ref), depth)
@@ -240,33 +370,76 @@ class Lake(LakeBase):
         return get_or_create(self, name, root, storage_options=storage_options, scan=scan)
 
     def datasources(self) -> list[Datasource]:
+        """Every datasource in the lake (not the deleted ones), by name."""
         from .datasources.source import list_datasources
 
         return list_datasources(self)
 
     def dataset(self, name: str) -> Datasource:
-        """A saved dataset: its datasource with the saved query (and pinned time) applied."""
+        """A saved dataset: its datasource with the saved query (and pinned time) applied.
+
+        Raises:
+            DatasetNotFound: no dataset has that name.
+        """
         from .datasources.source import load_dataset
 
         return load_dataset(self, name)
 
     def datasets(self) -> list[SavedDataset]:
+        """Every saved dataset (``ds.save_dataset(name)``), by name: its datasource, query and pinned time."""
         from .datasources.source import list_datasets
 
         return list_datasets(self)
 
     # ---------------------------------------------------------------- checks
     def fsck(self, read_data: bool = False, subset: float | None = None) -> Report:
+        """Check that every object the catalog names is in the store; list orphans. Changes nothing.
+
+        Args:
+            read_data: also read every object and check its hash (reads all the bytes).
+            subset: with ``read_data``, check only this random share (0.1: 10%).
+
+        Returns:
+            A :class:`~limnos.core.recovery.Report`; ``report.ok`` is False when an
+            object is missing or corrupt (``missing``, ``corrupt`` list them).
+
+        Raises:
+            ValueError: ``subset`` is not in (0, 1].
+        """
         from .ops.fsck import fsck
 
         return fsck(self, read_data=read_data, subset=subset)
 
     def gc(self, dry_run: bool = True, grace: dt.timedelta = dt.timedelta(days=1)) -> Report:
+        """Delete the objects no file refers to (deleted files' bytes), older than ``grace``.
+
+        Args:
+            dry_run: only report what would go (the default); pass False to delete.
+            grace: younger unreferenced objects stay, since a writer may be about to commit them.
+
+        Returns:
+            A :class:`~limnos.core.recovery.Report`: ``deleted`` (or would be) and their ``bytes``.
+
+        Raises:
+            GcRefused: the store lacks objects the catalog names (a wrong URL looks
+                like that), so nothing was deleted.
+        """
         from .ops.gc import gc
 
         return gc(self, dry_run=dry_run, grace=grace)
 
     def reindex(self, force: bool = False) -> Report:
+        """Rebuild the catalog from the records files in the store.
+
+        Args:
+            force: wipe the catalog first when it is not empty.
+
+        Returns:
+            A :class:`~limnos.core.recovery.Report`: commits replayed, versions renumbered, files.
+
+        Raises:
+            LimnosError: the catalog is not empty and ``force`` is False.
+        """
         from .ops.reindex import reindex
 
         return reindex(self, force=force)
@@ -277,6 +450,20 @@ class Lake(LakeBase):
         """Upload the objects and records files a remote lacks (all, or the files ``refs`` name).
 
         Objects up to 1 MiB travel in packs of up to ``pack_size`` bytes (0: one request each).
+
+        Args:
+            refs: names, ``name@N``, ids, prefixes (``raw/``) or scripts; None: every version of every file.
+            remote: the remote's name; None: the default remote.
+            jobs: parallel transfers; None: the default.
+            pack_size: the most bytes in one pack.
+
+        Returns:
+            A :class:`~limnos.store.transfer.TransferReport`: what was sent and skipped.
+
+        Raises:
+            RemoteNotFound: no such remote (or none is set).
+            FileNotFound: a ref names nothing.
+            RemoteError: some transfers failed; pushing again sends the rest.
         """
         from .ops.sync import push
 
@@ -288,49 +475,110 @@ class Lake(LakeBase):
 
         A ref may be a name, ``name@N``, an id, a prefix (``raw/``), ``.``, or a
         script (``train.py``): the files that runs of that script read.
+
+        Args:
+            refs: what to download; None: the latest version of every file.
+            remote: the remote's name; None: the default remote.
+            jobs: parallel transfers; None: the default.
+            download: False imports the records only; objects come down when first read.
+
+        Returns:
+            A :class:`~limnos.store.transfer.TransferReport`: records imported, objects downloaded.
+
+        Raises:
+            RemoteNotFound: no such remote (or none is set).
+            FileNotFound: a ref names nothing.
+            RemoteError: some downloads failed; pulling again fetches the rest.
         """
         from .ops.sync import pull
 
         return pull(self, refs, remote, jobs, download)
 
     def cache_size(self) -> CacheReport:
+        """How many objects this machine's cache of the lake holds, and their bytes."""
         from .ops.cache import size
 
         return size(self)
 
     def prune_cache(self, max_size: int | str, keep_recent: float = 60.0) -> CacheReport:
-        """Shrink this machine's cache of a remote lake to ``max_size`` (``"10GB"``), LRU first."""
+        """Shrink this machine's cache of a remote lake to ``max_size`` (``"10GB"``), LRU first.
+
+        Objects being read, or used in the last ``keep_recent`` seconds, stay.
+
+        Raises:
+            LimnosError: the lake is local (its store is not a cache), or ``max_size`` is not a size.
+        """
         from .ops.cache import prune
 
         return prune(self, max_size, keep_recent)
 
     # ---------------------------------------------------------- protection
     def lock(self, ref: str | File) -> File:
-        """Protect a file: ``rm`` (also by cascade) refuses it, and ``gc`` never touches its object."""
-        from .ops.protect import lock
+        """Protect a file: ``rm`` (also by cascade) refuses it, and ``gc`` never touches its object.
+
+        Returns:
+            The file (locking a locked file does nothing).
+
+        Raises:
+            FileNotFound: ``ref`` names no file.
+        """
+        from .ops.rm import lock
 
         return lock(self, ref)
 
     def unlock(self, ref: str | File) -> File:
-        from .ops.protect import unlock
+        """Remove a file's protection, so that ``rm`` may delete it.
+
+        Returns:
+            The file (unlocking a file that is not locked does nothing).
+
+        Raises:
+            FileNotFound: ``ref`` names no file.
+        """
+        from .ops.rm import unlock
 
         return unlock(self, ref)
 
     def rm(self, ref: str | File, cascade: bool = False) -> list[File]:
-        """Delete an unlocked file from the catalog; ``cascade`` also deletes what was made from it."""
-        from .ops.protect import rm
+        """Delete an unlocked file from the catalog; ``cascade`` also deletes what was made from it.
+
+        The bytes stay in the store until :meth:`gc`, and the deletion travels with push and pull.
+
+        Returns:
+            The deleted files, ``ref``'s first.
+
+        Raises:
+            FileNotFound: ``ref`` names no file.
+            FileLocked: a file to delete is locked; nothing was deleted.
+        """
+        from .ops.rm import rm
 
         return rm(self, ref, cascade)
 
     def is_locked(self, ref: str | File) -> bool:
-        return bool(self.catalog.locked_ids([self.resolve(ref).id]))
+        """True when the file is locked (see :meth:`lock`).
+
+        Raises:
+            FileNotFound: ``ref`` names no file.
+        """
+        from .ops.rm import is_locked
+
+        return is_locked(self, ref)
+
+
+def _reference_uri(file: File) -> str:
+    """The external URL a reference file points at."""
+    if file.kind != "reference" or not file.uri:
+        raise LimnosError(f"{file.ref} is not a reference to external bytes")
+    return file.uri
 
 
 def _validate_prefix(prefix: str) -> None:
+    """Raise :class:`InvalidName` unless ``prefix`` (``raw/``, ``raw``) could begin a file name."""
     try:
         validate_name(prefix.rstrip("/") or "x")
     except InvalidName as exc:
-        raise InvalidName(f"bad prefix {prefix!r}: {exc}") from None
+        raise InvalidName(f"bad prefix {prefix!r}: {exc}", name=prefix) from None
 
 
 def init(path: str | os.PathLike[str] = opening.DEFAULT_DIR, catalog: str | None = None, link: str = "copy",

@@ -28,41 +28,57 @@ _last_ulid = [0, 0]  # (ms, random) of the last id, to stay monotonic within a m
 
 
 def validate_name(name: object) -> str:
-    """Return ``name`` if it is a valid file name, else raise :class:`InvalidName`."""
+    """Return ``name`` if it is a valid file name.
+
+    A valid name is a non-empty relative POSIX path in UTF-8, at most
+    ``MAX_NAME_BYTES`` long, with no empty, ``.`` or ``..`` segment, no
+    backslash or NUL, and no final ``@<digits>`` (which would read as a version).
+
+    Raises:
+        InvalidName: ``name`` breaks one of those rules; the message says which.
+    """
     if not isinstance(name, str):
-        raise InvalidName(f"a file name must be a str, not {type(name).__name__}")
+        raise InvalidName(f"a file name must be a str, not {type(name).__name__}", name=name)
     if not name:
-        raise InvalidName("a file name must not be empty; give a relative path such as 'raw/train.csv'")
+        raise InvalidName("a file name must not be empty; give a relative path such as 'raw/train.csv'", name=name)
     if "\x00" in name:
-        raise InvalidName(f"file name {name!r} contains a NUL byte; remove it")
+        raise InvalidName(f"file name {name!r} contains a NUL byte; remove it", name=name)
     if "\\" in name:
-        raise InvalidName(f"file name {name!r} contains a backslash; use '/' between folders")
+        raise InvalidName(f"file name {name!r} contains a backslash; use '/' between folders", name=name)
     if name.startswith("/"):
-        raise InvalidName(f"file name {name!r} is absolute; drop the leading '/'")
+        raise InvalidName(f"file name {name!r} is absolute; drop the leading '/'", name=name)
     if len(name.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
-        raise InvalidName(f"file name is longer than {MAX_NAME_BYTES} bytes; shorten it")
+        raise InvalidName(f"file name is longer than {MAX_NAME_BYTES} bytes; shorten it", name=name)
     parts = name.split("/")
     for part in parts:
         if part == "..":
-            raise InvalidName(f"file name {name!r} has a '..' segment; names cannot leave the lake")
+            raise InvalidName(f"file name {name!r} has a '..' segment; names cannot leave the lake", name=name)
         if part in ("", "."):
-            raise InvalidName(f"file name {name!r} has an empty or '.' segment; write it as 'a/b', not 'a//b' or 'a/./b'")
+            raise InvalidName(f"file name {name!r} has an empty or '.' segment; write it as 'a/b', not 'a//b' or 'a/./b'",
+                              name=name)
     if "@" in parts[-1] and parts[-1].rsplit("@", 1)[1].isdigit():
-        raise InvalidName(f"file name {name!r} ends in '@<digits>', which reads as a version; rename it")
+        raise InvalidName(f"file name {name!r} ends in '@<digits>', which reads as a version; rename it", name=name)
     try:
         name.encode("utf-8")
     except UnicodeEncodeError:
-        raise InvalidName(f"file name {name!r} is not valid UTF-8; rename the file") from None
+        raise InvalidName(f"file name {name!r} is not valid UTF-8; rename the file", name=name) from None
     return name
 
 
 def is_file_id(ref: str) -> bool:
+    """True when ``ref`` has the form of a file id (a ULID), not of a name."""
     return bool(_ULID_RE.match(ref))
 
 
 @dataclass(frozen=True)
 class Ref:
-    """A parsed ref: exactly one of ``id`` or ``name`` is set."""
+    """A parsed ref: exactly one of ``id`` or ``name`` is set.
+
+    Attributes:
+        name: the file name, for a ``name`` or ``name@N`` ref.
+        version: N for a ``name@N`` ref; None means the latest version.
+        id: the file id, for an id ref.
+    """
 
     name: str | None = None
     version: int | None = None
@@ -70,15 +86,20 @@ class Ref:
 
 
 def parse_ref(ref: object) -> Ref:
-    """Parse ``name``, ``name@N`` or a file id."""
+    """Parse ``name``, ``name@N`` or a file id into a :class:`Ref`.
+
+    Raises:
+        InvalidRef: ``ref`` is not a non-empty str, or has version 0.
+        InvalidName: the name part is not a valid file name.
+    """
     if not isinstance(ref, str) or not ref:
-        raise InvalidRef(f"a ref must be a non-empty str (a name, name@N, or an id), not {ref!r}")
+        raise InvalidRef(f"a ref must be a non-empty str (a name, name@N, or an id), not {ref!r}", ref=ref)
     if is_file_id(ref):
         return Ref(id=ref)
     name, at, version = ref.rpartition("@")
     if at and version.isdigit():
         if int(version) < 1:
-            raise InvalidRef(f"ref {ref!r} has version 0; versions count from 1, write name@1")
+            raise InvalidRef(f"ref {ref!r} has version 0; versions count from 1, write name@1", ref=ref)
         return Ref(name=validate_name(name), version=int(version))
     return Ref(name=validate_name(ref))
 
@@ -86,10 +107,8 @@ def parse_ref(ref: object) -> Ref:
 def new_id() -> str:
     """A new ULID: 48 bits of milliseconds, then 80 random bits, monotonic per process."""
     ms = time.time_ns() // 1_000_000
-    if ms == _last_ulid[0]:
-        rand = _last_ulid[1] + 1
-    else:
-        rand = _random.getrandbits(80)  # uniqueness, not secrecy: no syscall per id
+    # Uniqueness, not secrecy: a seeded PRNG, no syscall per id.
+    rand = _last_ulid[1] + 1 if ms == _last_ulid[0] else _random.getrandbits(80)
     _last_ulid[0], _last_ulid[1] = ms, rand
     value = (ms << 80) | (rand & ((1 << 80) - 1))
     # 26 Crockford characters, two at a time from a 1024-entry table (13 steps, not 26).
@@ -105,5 +124,5 @@ def ulid_seconds(ulid: str) -> float:
 
 
 def normalize_local_name(relative_path: str) -> str:
-    """Turn an OS-relative path into a POSIX name."""
+    """Turn a path relative to some local folder into a POSIX name (``/`` between folders)."""
     return relative_path.replace(os.sep, "/")

@@ -10,21 +10,40 @@ import contextlib
 import os
 import sys
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
+
+#: ``advance(n)``: n more units of work are done
 Advance = Callable[[int], None]
 
 
 def enabled() -> bool:
+    """True when bars should be drawn: stderr is a terminal and ``LIMNOS_PROGRESS`` is not ``0``."""
     if os.environ.get("LIMNOS_PROGRESS", "1") == "0":
         return False
     return sys.stderr.isatty()
 
 
+def _ignore(n: int = 1) -> None:
+    """The ``advance`` of a bar that is not drawn."""
+
+
 @contextlib.contextmanager
 def progress(total: int | None, description: str, unit: str = "files") -> Iterator[Advance]:
-    """Yield ``advance(n)``; draws a rich bar on stderr when it is a terminal."""
+    """A progress bar for ``total`` units of work, drawn on stderr when it is a terminal.
+
+    Args:
+        total: how many units there are (None: unknown). Fewer than 2 draws nothing.
+        description: the bar's label, such as ``"verifying"``.
+        unit: what a unit is, shown after the count.
+
+    Returns:
+        A context manager yielding ``advance(n)``, to call as work gets done.
+    """
     if not enabled() or (total is not None and total < 2):
-        yield lambda n=1: None
+        yield _ignore
         return
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -33,26 +52,41 @@ def progress(total: int | None, description: str, unit: str = "files") -> Iterat
                TimeElapsedColumn(), TimeRemainingColumn()]
     with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task(description, total=total)
-        yield lambda n=1: bar.advance(task, n)
+
+        def advance(n: int = 1) -> None:
+            bar.advance(task, n)
+
+        yield advance
 
 
-class _Transfer:
-    """Advances a files bar and a bytes bar together."""
+class TransferAdvance:
+    """Advances a files bar and a bytes bar together: ``advance(files, nbytes)``."""
 
-    def __init__(self, bar: object | None, files_task: int | None, bytes_task: int | None) -> None:
+    def __init__(self, bar: Progress | None = None, files_task: TaskID | None = None,
+                 bytes_task: TaskID | None = None) -> None:
         self._bar, self._files, self._bytes = bar, files_task, bytes_task
 
     def __call__(self, files: int = 1, nbytes: int = 0) -> None:
-        if self._bar is not None:
-            self._bar.advance(self._files, files)  # type: ignore[attr-defined]
-            self._bar.advance(self._bytes, nbytes)  # type: ignore[attr-defined]
+        """Count ``files`` more files and ``nbytes`` more bytes as done."""
+        if self._bar is not None and self._files is not None and self._bytes is not None:
+            self._bar.advance(self._files, files)
+            self._bar.advance(self._bytes, nbytes)
 
 
 @contextlib.contextmanager
-def transfer_progress(files: int, nbytes: int, description: str) -> Iterator[_Transfer]:
-    """A bar for push, pull and prune: files and bytes, each with its rate."""
+def transfer_progress(files: int, nbytes: int, description: str) -> Iterator[TransferAdvance]:
+    """Two bars for push, pull and prune: files and bytes, each with its rate.
+
+    Args:
+        files: how many files will move. Fewer than 2 draws nothing.
+        nbytes: how many bytes they hold (0: unknown).
+        description: the label, such as ``"pushing"``.
+
+    Returns:
+        A context manager yielding a :class:`TransferAdvance`.
+    """
     if not enabled() or files < 2:
-        yield _Transfer(None, None, None)
+        yield TransferAdvance()
         return
     from rich.console import Console
     from rich.progress import (
@@ -61,6 +95,7 @@ def transfer_progress(files: int, nbytes: int, description: str) -> Iterator[_Tr
         MofNCompleteColumn,
         Progress,
         ProgressColumn,
+        Task,
         TextColumn,
         TimeRemainingColumn,
         TransferSpeedColumn,
@@ -68,7 +103,7 @@ def transfer_progress(files: int, nbytes: int, description: str) -> Iterator[_Tr
     from rich.text import Text
 
     class RateColumn(ProgressColumn):
-        def render(self, task) -> Text:  # type: ignore[no-untyped-def, override]
+        def render(self, task: Task) -> Text:
             if task.fields.get("kind") != "files":
                 return Text("")
             speed = task.finished_speed or task.speed
@@ -79,19 +114,19 @@ def transfer_progress(files: int, nbytes: int, description: str) -> Iterator[_Tr
             super().__init__()
             self._files, self._bytes = MofNCompleteColumn(), DownloadColumn()
 
-        def render(self, task) -> Text:  # type: ignore[no-untyped-def, override]
-            return self._files.render(task) if task.fields.get("kind") == "files" else self._bytes.render(task)  # type: ignore[return-value]
+        def render(self, task: Task) -> Text:
+            return self._files.render(task) if task.fields.get("kind") == "files" else self._bytes.render(task)
 
     class SpeedColumn(ProgressColumn):
         def __init__(self) -> None:
             super().__init__()
             self._rate, self._speed = RateColumn(), TransferSpeedColumn()
 
-        def render(self, task) -> Text:  # type: ignore[no-untyped-def, override]
-            return self._rate.render(task) if task.fields.get("kind") == "files" else self._speed.render(task)  # type: ignore[return-value]
+        def render(self, task: Task) -> Text:
+            return self._rate.render(task) if task.fields.get("kind") == "files" else self._speed.render(task)
 
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), AmountColumn(), SpeedColumn(),
                   TimeRemainingColumn(), console=Console(stderr=True), transient=True) as bar:
         files_task = bar.add_task(description, total=files, kind="files")
         bytes_task = bar.add_task("", total=nbytes or None, kind="bytes")
-        yield _Transfer(bar, files_task, bytes_task)
+        yield TransferAdvance(bar, files_task, bytes_task)

@@ -229,13 +229,13 @@ def add(
     lake = _lake(ctx)
     started = dt.datetime.now(dt.timezone.utc)
     result = lake.add(path, name=name, metadata=metadata or None, move=move)
-    files = result if isinstance(result, list) else [result]
+    files = list(result)
     if as_json:
         render.print_json([f.to_dict() for f in files])
         return
     fresh = [f for f in files if f.created_at >= started]
-    if not isinstance(result, list):
-        f = result
+    if not result.from_folder:
+        f = result.file
         state = "added" if fresh else "unchanged:"
         render.message(f"{state} {f.ref} ({render.size(f.size)}, {render.short_hash(f.hash)})")
     else:

@@ -257,7 +257,7 @@ class LakeBase:
             row = self.catalog.file_by_name(parsed.name, parsed.version)  # type: ignore[arg-type]
         if row is None:
             hint = "see 'limnos ls'" if not parsed.version else f"see 'limnos history {parsed.name}'"
-            raise FileNotFound(f"no file {ref!r} in the lake; {hint}")
+            raise FileNotFound(f"no file {ref!r} in the lake; {hint}", ref=ref)
         return File(self, row)
 
     def files_with_metadata(self, rows: Sequence[FileRow]) -> list[File]:

@@ -11,29 +11,64 @@ from __future__ import annotations
 import ctypes
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..core.files import File
-from ..errors import SourceNotFound, StoreError
+from ..errors import LimnosError, SourceNotFound, StoreError, redact_url
 from ..names import normalize_local_name, validate_name
 from ..progress import progress
 from ..store import hashing
 from ..store.statcache import stat_key
 
 if TYPE_CHECKING:
-    from ..lake import Lake
+    from ..core.base import LakeBase
 
-# A file modified this recently may still change within the same mtime tick,
-# so its stat is not trusted for the cache (git's "racy clean" problem).
+#: A file modified this recently may still change within the same mtime tick, so
+#: its stat is not trusted for the stat cache (git's "racy clean" problem).
+#: Everything that fills the stat cache uses this one value.
 RACY_SECONDS = 1.0
 BIG_FILE = 4 << 20  # from this size a file is worth a thread of its own
 
 
+class AddResult(list[File]):
+    """What :meth:`limnos.Lake.add` left in the lake: the latest File of every name it added.
+
+    A ``list[File]`` in name order, so a folder's result iterates, indexes and
+    has a ``len`` like any list; a single file's result holds that one File,
+    also available as :attr:`file`.
+
+    Attributes:
+        new_versions: how many files got a new version (new names and changed content).
+        unchanged: how many files already held that content, so no version was made
+            (a metadata change alone makes no version either).
+        from_folder: True when a folder was added, False for a single file.
+    """
+
+    def __init__(self, files: Iterable[File] = (), new_versions: int = 0, from_folder: bool = False) -> None:
+        super().__init__(files)
+        self.new_versions = new_versions
+        self.unchanged = len(self) - new_versions
+        self.from_folder = from_folder
+
+    @property
+    def file(self) -> File:
+        """The one File this add holds (the usual case for adding a single file).
+
+        Raises:
+            LimnosError: the result holds no file or several; the message gives the count.
+        """
+        if len(self) != 1:
+            raise LimnosError(f"this add holds {len(self)} files, not one; iterate over the result or index it instead")
+        return self[0]
+
+
 @dataclass(eq=False)
 class Entry:
+    """One local file met by a scan, and what add or status learned about it."""
+
     path: str  # absolute local path
     name: str  # name in the lake
     stat: os.stat_result
@@ -44,7 +79,11 @@ class Entry:
 
 @dataclass
 class Status:
-    """How a local file or folder differs from the latest versions in the lake."""
+    """How a local file or folder differs from the latest versions in the lake.
+
+    Each list holds lake names: ``unchanged`` and ``modified`` exist in both,
+    ``new`` only locally, ``deleted`` only in the lake (under the same prefix).
+    """
 
     unchanged: list[str] = field(default_factory=list)
     modified: list[str] = field(default_factory=list)
@@ -53,15 +92,22 @@ class Status:
 
     @property
     def clean(self) -> bool:
+        """True when nothing is modified, new or deleted."""
         return not (self.modified or self.new or self.deleted)
 
     def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready summary (``unchanged`` as a count, the other lists as names)."""
         return {"clean": self.clean, "unchanged": len(self.unchanged), "modified": self.modified,
                 "new": self.new, "deleted": self.deleted}
 
 
 def default_name(path: str) -> str:
-    """The path relative to the cwd when inside it, else its base name."""
+    """The lake name a local path gets when none is given.
+
+    Returns:
+        The path relative to the cwd when it is inside it (``""`` for the cwd
+        itself), else its base name.
+    """
     abspath = os.path.abspath(path)
     rel = os.path.relpath(abspath, os.getcwd())
     if rel == "." or rel.startswith(".."):
@@ -70,9 +116,22 @@ def default_name(path: str) -> str:
 
 
 def scan(path: str, name: str | None, skip: Sequence[str] = ()) -> tuple[bool, list[Entry]]:
-    """(is_folder, entries) for a file or every regular file below a folder."""
+    """List a local file, or every regular file below a folder, with the lake names they get.
+
+    Args:
+        path: a local file or folder.
+        name: its name (a folder: the prefix) in the lake; None: :func:`default_name`.
+        skip: folders not to descend into (the lake's own store); ``.git`` is always skipped.
+
+    Returns:
+        ``(is_folder, entries)``, entries sorted by name.
+
+    Raises:
+        SourceNotFound: ``path`` does not exist.
+        InvalidName: a file would get a name the lake refuses.
+    """
     if not os.path.exists(path):
-        raise SourceNotFound(f"{path} does not exist; check the path")
+        raise SourceNotFound(f"{path} does not exist; check the path", path=path)
     prefix = default_name(path) if name is None else validate_name(name.rstrip("/"))
     if not os.path.isdir(path):
         st = os.stat(path)
@@ -99,7 +158,8 @@ def scan(path: str, name: str | None, skip: Sequence[str] = ()) -> tuple[bool, l
     return True, entries
 
 
-def _fill_from_statcache(lake: Lake, root: str, entries: list[Entry]) -> None:
+def _fill_from_statcache(lake: LakeBase, root: str, entries: list[Entry]) -> None:
+    """Take each entry's hash from the stat cache when its stat is unchanged since it was hashed."""
     cached = lake.statcache.lookup_many(root)
     for e in entries:
         hit = cached.get(e.path)
@@ -107,13 +167,14 @@ def _fill_from_statcache(lake: Lake, root: str, entries: list[Entry]) -> None:
             e.hash = hit[1]
 
 
-def _remember(lake: Lake, entries: Sequence[Entry]) -> None:
+def _remember(lake: LakeBase, entries: Sequence[Entry]) -> None:
+    """Put the hashes just read into the stat cache (not those of files too recently modified)."""
     limit = time.time() - RACY_SECONDS
-    lake.statcache.put_many((e.path, stat_key(e.stat), e.hash) for e in entries  # type: ignore[misc]
+    lake.statcache.put_many((e.path, stat_key(e.stat), e.hash) for e in entries
                             if e.read and e.hash and e.stat.st_mtime < limit)
 
 
-def _parallel(entries: list[Entry], work: Any, description: str) -> None:
+def _parallel(entries: list[Entry], work: Callable[[Entry], None], description: str) -> None:
     """Run ``work`` over entries: small files in this thread, big ones on a pool.
 
     A small file costs a few short syscalls, and handing the GIL between
@@ -159,8 +220,26 @@ def _sync_store(path: str) -> None:
     os.sync()
 
 
-def add_path(lake: Lake, path: str, name: str | None, metadata: Mapping[str, Any] | None,
-             move: bool) -> File | list[File]:
+def add_path(lake: LakeBase, path: str, name: str | None, metadata: Mapping[str, Any] | None,
+             move: bool) -> AddResult:
+    """Add a local file or folder to the lake in one commit (see :meth:`limnos.Lake.add`).
+
+    Args:
+        lake: the lake to add to.
+        path: a local file or folder.
+        name: its name (a folder: the prefix) in the lake; None: :func:`default_name`.
+        metadata: set on every added file (also on unchanged ones that lack it).
+        move: delete the local files once the commit is done.
+
+    Returns:
+        An :class:`AddResult` with the latest File of every name, in name order.
+
+    Raises:
+        SourceNotFound: ``path`` does not exist.
+        InvalidName: ``name``, or a name a file would get, is not valid.
+        MetadataError: ``metadata`` cannot be stored (nothing is written then).
+        StoreError: a remote lake's store did not take every new object (nothing is committed then).
+    """
     if name is not None:
         validate_name(name.rstrip("/"))
     store = lake.cache  # files are hashed into the local store (or cache), then uploaded if remote
@@ -171,7 +250,7 @@ def add_path(lake: Lake, path: str, name: str | None, metadata: Mapping[str, Any
     def ingest(e: Entry) -> None:
         if e.hash is not None and store.has(e.hash):
             return  # unchanged since it was last hashed, and its object is there: no read
-        e.hash, e.size, _new = store.ingest(e.path, e.stat.st_size)  # type: ignore[attr-defined]
+        e.hash, e.size, _new = store.ingest(e.path, e.stat.st_size)
         e.read = True
 
     _parallel(entries, ingest, f"adding {os.path.basename(os.path.abspath(path)) or path}")
@@ -184,7 +263,8 @@ def add_path(lake: Lake, path: str, name: str | None, metadata: Mapping[str, Any
     inputs = lake.current_inputs()
     new_ids = []
     for e in changed:
-        row = commit.add_file(e.name, e.hash, e.size if e.read else e.stat.st_size)  # type: ignore[arg-type]
+        assert e.hash is not None  # every entry was hashed, or its hash came from the stat cache
+        row = commit.add_file(e.name, e.hash, e.size if e.read else e.stat.st_size)
         commit.add_inputs(row["id"], inputs)
         new_ids.append(row["id"])
     meta_targets = list(new_ids)
@@ -208,11 +288,10 @@ def add_path(lake: Lake, path: str, name: str | None, metadata: Mapping[str, Any
     if move:
         for e in entries:
             os.unlink(e.path)
-    files = [result[e.name] for e in entries]
-    return files if is_folder else files[0]
+    return AddResult([result[e.name] for e in entries], new_versions=len(changed), from_folder=is_folder)
 
 
-def _upload(lake: Lake, entries: Sequence[Entry]) -> None:
+def _upload(lake: LakeBase, entries: Sequence[Entry]) -> None:
     """Upload new objects to a remote store before the catalog names them."""
     from ..store.transfer import TransferReport
     from .sync import upload_objects
@@ -225,10 +304,19 @@ def _upload(lake: Lake, entries: Sequence[Entry]) -> None:
     # concurrent writers rely on it); packs are only for pushing to remotes.
     upload_objects(lake.cache, lake.store, wanted, None, report, present=present, pack_size=0)
     if report.failed:
-        raise StoreError(f"{len(report.failed)} objects could not be uploaded, nothing was committed: {report.failed[0]}")
+        raise StoreError(f"{len(report.failed)} objects could not be uploaded, nothing was committed: {report.failed[0]}",
+                         url=redact_url(lake.store.url))
 
 
-def status_path(lake: Lake, path: str, name: str | None) -> Status:
+def status_path(lake: LakeBase, path: str, name: str | None) -> Status:
+    """Compare a local file or folder with the lake's latest versions (see :meth:`limnos.Lake.status`).
+
+    Unchanged files cost a ``stat``; the others are hashed, never copied.
+
+    Raises:
+        SourceNotFound: ``path`` does not exist.
+        InvalidName: ``name``, or a name a file would get, is not valid.
+    """
     is_folder, entries = scan(path, name, skip=[lake.cache.root])
     _fill_from_statcache(lake, os.path.abspath(path), entries)
 

@@ -19,13 +19,20 @@ from ..errors import LimnosError
 from ..progress import transfer_progress
 
 if TYPE_CHECKING:
-    from ..lake import Lake
+    from ..core.base import LakeBase
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgtp]?)(i?b?)?\s*$", re.IGNORECASE)
 
 
 def parse_size(text: str | int) -> int:
-    """``10GB``, ``500M``, ``1.5GiB`` or a plain number of bytes."""
+    """A size in bytes from ``10GB``, ``500M``, ``1.5GiB`` or a plain number.
+
+    ``k``, ``M``, ``G``, ``T``, ``P`` count in powers of 1000; with an ``i``
+    (``GiB``) in powers of 1024. Case does not matter.
+
+    Raises:
+        LimnosError: ``text`` is not a size.
+    """
     if isinstance(text, int):
         return text
     match = _SIZE.match(str(text))
@@ -38,6 +45,18 @@ def parse_size(text: str | int) -> int:
 
 @dataclass
 class CacheReport:
+    """The size of a remote lake's local cache, and what a prune removed from it.
+
+    Attributes:
+        objects: objects in the cache before pruning.
+        bytes: their total size.
+        removed: objects pruned.
+        removed_bytes: their total size.
+        kept_in_use: objects kept because someone was reading them.
+        kept_recent: objects kept because they were used within ``keep_recent`` seconds.
+        notes: sentences for the user (such as why the cache is still over the limit).
+    """
+
     objects: int = 0
     bytes: int = 0
     removed: int = 0
@@ -47,10 +66,12 @@ class CacheReport:
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
+        """The report as a JSON-ready dict."""
         return dict(self.__dict__)
 
 
-def _entries(lake: Lake) -> list[tuple[str, os.stat_result]]:
+def _entries(lake: LakeBase) -> list[tuple[str, os.stat_result]]:
+    """Every object in the local cache, with its path and stat."""
     out = []
     for info in lake.cache.iter_objects():
         path = lake.cache.path(info.hash)
@@ -61,13 +82,26 @@ def _entries(lake: Lake) -> list[tuple[str, os.stat_result]]:
     return out
 
 
-def size(lake: Lake) -> CacheReport:
+def size(lake: LakeBase) -> CacheReport:
+    """How many objects this machine's cache holds, and their total size."""
     entries = _entries(lake)
     return CacheReport(objects=len(entries), bytes=sum(st.st_size for _, st in entries))
 
 
-def prune(lake: Lake, max_size: int | str, keep_recent: float = 60.0) -> CacheReport:
-    """Remove least recently used cached objects until the cache fits in ``max_size``."""
+def prune(lake: LakeBase, max_size: int | str, keep_recent: float = 60.0) -> CacheReport:
+    """Remove least recently used cached objects until the cache fits in ``max_size``.
+
+    Args:
+        lake: a lake on a remote store (a local lake's store is not a cache).
+        max_size: the size to shrink to, in bytes or as text (``"10GB"``, see :func:`parse_size`).
+        keep_recent: objects used within this many seconds stay (their paths may be in use).
+
+    Returns:
+        What was removed and what was kept.
+
+    Raises:
+        LimnosError: the lake is local, or ``max_size`` is not a size.
+    """
     if lake.store.local:
         raise LimnosError("this lake keeps its objects in its own folder, which is not a cache; use 'limnos gc' to free space")
     limit = parse_size(max_size)
@@ -83,16 +117,15 @@ def prune(lake: Lake, max_size: int | str, keep_recent: float = 60.0) -> CacheRe
                 report.kept_recent += 1
                 continue
             try:
-                handle = open(path, "rb")
+                with open(path, "rb") as handle:
+                    try:
+                        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    except BlockingIOError:
+                        report.kept_in_use += 1  # someone is reading it right now
+                        continue
+                    os.unlink(path)  # under our exclusive lock: no reader can be mid-way
             except FileNotFoundError:
-                continue
-            with handle:
-                try:
-                    fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    report.kept_in_use += 1  # someone is reading it right now
-                    continue
-                os.unlink(path)  # under our exclusive lock: no reader can be mid-way
+                continue  # gone already (another prune, or a concurrent gc)
             total -= st.st_size
             report.removed += 1
             report.removed_bytes += st.st_size

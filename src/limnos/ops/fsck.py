@@ -6,7 +6,7 @@ As restic's ``check --read-data-subset``, ``subset`` verifies a random share.
 from __future__ import annotations
 
 import random
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO, cast
 
 from ..core.recovery import ROLL_FORWARD_GRACE, Report, pending_records
 from ..errors import LimnosError
@@ -22,6 +22,16 @@ def split_absent(lake: LakeBase, absent: set[str]) -> tuple[list[str], list[str]
 
     A local lake that pulled other people's records legitimately lacks their
     objects until they are read; one listing per remote tells those apart.
+
+    Args:
+        lake: the lake whose store lacks the objects.
+        absent: hashes of referenced objects its store does not list.
+
+    Returns:
+        Both lists sorted. A remote lake has no remotes to ask: all are missing.
+
+    Raises:
+        LimnosError: a remote cannot be listed (checking it was asked for, so it is not skipped).
     """
     if not absent or not lake.store.local:
         return sorted(absent), []
@@ -35,11 +45,27 @@ def split_absent(lake: LakeBase, absent: set[str]) -> tuple[list[str], list[str]
 
 
 def fsck(lake: LakeBase, read_data: bool = False, subset: float | None = None) -> Report:
-    """Every cataloged object exists (and with ``read_data``, hashes right); list orphans."""
+    """Check that every cataloged object exists (and with ``read_data``, hashes right); list orphans.
+
+    Args:
+        lake: the lake to check; nothing in it is changed.
+        read_data: also read every object and compare its hash (slow: reads all the bytes).
+        subset: with ``read_data``, read only this random share of the objects (0.1: 10%).
+
+    Returns:
+        A :class:`~limnos.core.recovery.Report`: ``missing``, ``remote_only``,
+        ``corrupt`` and ``orphans`` hold object hashes; ``ok`` is False when
+        an object is missing or corrupt.
+
+    Raises:
+        ValueError: ``subset`` is not in (0, 1].
+        LimnosError: a remote that may hold the absent objects cannot be listed.
+    """
     report = Report("fsck")
     pending = pending_records(lake, grace=ROLL_FORWARD_GRACE)
     if pending:
-        report.notes.append(f"{len(pending)} records files are not in the catalog; open the lake or run 'limnos reindex' to roll them forward")
+        report.notes.append(f"{len(pending)} records files are not in the catalog; "
+                            "open the lake or run 'limnos reindex' to roll them forward")
     sizes = lake.catalog.object_sizes()
     referenced = lake.catalog.referenced_hashes()
     report.files = lake.catalog.count_files()
@@ -59,7 +85,7 @@ def fsck(lake: LakeBase, read_data: bool = False, subset: float | None = None) -
         with progress(len(todo), "verifying") as advance:
             for digest in todo:
                 with lake.store.open(digest) as f:
-                    actual, size = hashing.hash_stream(f)
+                    actual, size = hashing.hash_stream(cast(BinaryIO, f))
                 report.bytes += size
                 if actual != digest:
                     report.corrupt.append(digest)

@@ -22,7 +22,25 @@ if TYPE_CHECKING:
 
 
 def gc(lake: LakeBase, dry_run: bool = True, grace: dt.timedelta = dt.timedelta(days=1)) -> Report:
-    """Delete objects that no file refers to and that are older than ``grace``."""
+    """Delete objects that no file refers to and that are older than ``grace``.
+
+    Objects named by a records file the catalog lacks yet (a commit in flight,
+    or one to roll forward) count as referenced. A local lake's old staging
+    files go too.
+
+    Args:
+        lake: the lake to collect.
+        dry_run: only report what would be deleted (the default).
+        grace: unreferenced objects younger than this stay; a writer may be about to commit them.
+
+    Returns:
+        A :class:`~limnos.core.recovery.Report`: ``orphans`` (every unreferenced
+        object), ``deleted`` (those deleted, or that would be) and their ``bytes``.
+
+    Raises:
+        GcRefused: the store lacks objects the catalog refers to (a wrong URL or
+            credentials look like that), so nothing was deleted.
+    """
     report = Report("gc", dry_run=dry_run)
     referenced = lake.catalog.referenced_hashes()
     # A records file the catalog lacks is a commit in flight (or to roll forward): keep its objects.
@@ -38,7 +56,8 @@ def gc(lake: LakeBase, dry_run: bool = True, grace: dt.timedelta = dt.timedelta(
     report.objects = len(listed)
     missing, _remote_only = split_absent(lake, referenced - present)
     if missing and not listed:
-        raise GcRefused("the store lists no objects but the catalog refers to some; check the store URL and credentials, nothing was deleted")
+        raise GcRefused("the store lists no objects but the catalog refers to some; "
+                        "check the store URL and credentials, nothing was deleted")
     if missing:
         raise GcRefused(f"{len(missing)} referenced objects are missing from the store (run 'limnos fsck'); nothing was deleted")
     cutoff = time.time() - grace.total_seconds()
@@ -55,6 +74,6 @@ def gc(lake: LakeBase, dry_run: bool = True, grace: dt.timedelta = dt.timedelta(
         for o in victims:
             lake.store.delete(o.hash)
             advance(1)
-    if lake.store.local:
-        lake.store.clean_staging(grace.total_seconds())  # type: ignore[attr-defined]
+    if lake.store.local:  # a local lake's cache is its store: its staging files are the store's
+        lake.cache.clean_staging(grace.total_seconds())
     return report

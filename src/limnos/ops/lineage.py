@@ -10,21 +10,33 @@ the step or run to each file it made. ``depth`` counts file-to-file hops.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..core.files import File
 from ..errors import InvalidRef
 
 if TYPE_CHECKING:
-    from ..core.files import File
-    from ..lake import Lake
+    from ..core.base import LakeBase
 
+#: the values ``direction`` takes: ``up`` (made from), ``down`` (made into), ``both``
 DIRECTIONS = ("up", "down", "both")
 
 
 @dataclass
 class Lineage:
+    """A lineage graph: files, the steps and runs between them, and the edges that link them.
+
+    Attributes:
+        root: the key of the file the graph was built around.
+        nodes: key -> node. A key is ``f:<file id>``, ``s:<step id>`` or ``r:<run id>``;
+            a node is a JSON-ready dict whose ``type`` is ``file``, ``step`` or ``run``.
+        edges: ``(from, to)`` key pairs, from an input to what made something, and
+            from the maker to what it made.
+    """
+
     root: str
     nodes: dict[str, dict[str, Any]] = field(default_factory=dict)
     edges: list[tuple[str, str]] = field(default_factory=list)
@@ -38,18 +50,23 @@ class Lineage:
         self._seen: set[tuple[str, str]] = set()
 
     def files(self) -> list[dict[str, Any]]:
+        """The file nodes (the root among them)."""
         return [n for n in self.nodes.values() if n["type"] == "file"]
 
     def steps(self) -> list[dict[str, Any]]:
+        """The ``@step`` execution nodes."""
         return [n for n in self.nodes.values() if n["type"] == "step"]
 
     def parents(self, node: str) -> list[str]:
+        """The keys with an edge into ``node``."""
         return [s for s, d in self.edges if d == node]
 
     def children(self, node: str) -> list[str]:
+        """The keys ``node`` has an edge to."""
         return [d for s, d in self.edges if s == node]
 
     def to_json(self) -> str:
+        """The graph as indented JSON: ``root``, ``nodes`` (a list) and ``edges`` (``from``/``to`` pairs)."""
         return json.dumps({"root": self.root, "nodes": list(self.nodes.values()),
                            "edges": [{"from": s, "to": d} for s, d in self.edges]}, indent=2, default=str)
 
@@ -111,8 +128,7 @@ def _mermaid_text(text: str) -> str:
 
 
 def _code_short(node: dict[str, Any]) -> str:
-    import os
-
+    """``file.py:line`` of a step's code, for a node's label."""
     if not node.get("source_file"):
         return ""
     base = os.path.basename(node["source_file"])
@@ -124,7 +140,7 @@ def _file_node(f: File) -> dict[str, Any]:
             "size": f.size, "created_at": f.created_at.isoformat(), "user": f.user}
 
 
-def _run_node(lake: Lake, run_id: str) -> dict[str, Any]:
+def _run_node(lake: LakeBase, run_id: str) -> dict[str, Any]:
     run = lake.catalog.run(run_id) or {}
     argv = run.get("argv") or []
     label = run.get("name") or (" ".join(str(a) for a in argv[:3]) if argv else None)
@@ -151,12 +167,13 @@ class _Makers:
     A maker's node enters the graph only with its first edge, so no node dangles.
     """
 
-    def __init__(self, lake: Lake, graph: Lineage) -> None:
+    def __init__(self, lake: LakeBase, graph: Lineage) -> None:
         self.lake, self.graph = lake, graph
         self.made_by: dict[str, str | None] = {}  # file id -> maker key
         self._steps: dict[str, dict[str, Any]] = {}  # step key -> its row
 
     def load(self, files: Iterable[File]) -> None:
+        """Learn which step or run made each of ``files`` (one query for those not known yet)."""
         todo = [f for f in files if f.id not in self.made_by]
         if not todo:
             return
@@ -170,6 +187,7 @@ class _Makers:
                 self.made_by[f.id] = f"r:{f.run_id}" if f.run_id else None
 
     def edge(self, src: str, dst: str) -> None:
+        """Add an edge, and any step or run node at its ends that the graph lacks."""
         for key in (src, dst):
             if key not in self.graph.nodes:
                 if key.startswith("s:"):
@@ -179,6 +197,7 @@ class _Makers:
         self.graph._edge(src, dst)
 
     def link(self, src: File, dst: File) -> None:
+        """Link input ``src`` to ``dst`` through the step or run that made ``dst`` (directly if none is known)."""
         maker = self.made_by.get(dst.id)
         if maker is None:
             self.edge(f"f:{src.id}", f"f:{dst.id}")
@@ -187,7 +206,18 @@ class _Makers:
             self.edge(maker, f"f:{dst.id}")
 
 
-def build_lineage(lake: Lake, root: File, direction: str = "up", depth: int | None = None) -> Lineage:
+def build_lineage(lake: LakeBase, root: File, direction: str = "up", depth: int | None = None) -> Lineage:
+    """The lineage graph around ``root`` (see :meth:`limnos.Lake.lineage`).
+
+    Args:
+        lake: the lake to walk.
+        root: the file to start from.
+        direction: ``up`` (what it was made from), ``down`` (what was made from it) or ``both``.
+        depth: how many file-to-file hops to follow; None: all.
+
+    Raises:
+        InvalidRef: ``direction`` or ``depth`` is not one of the accepted values.
+    """
     if direction not in DIRECTIONS:
         raise InvalidRef(f"direction must be one of {', '.join(DIRECTIONS)}, not {direction!r}")
     if depth is not None and (isinstance(depth, bool) or not isinstance(depth, int) or depth < 0):
@@ -207,9 +237,8 @@ def build_lineage(lake: Lake, root: File, direction: str = "up", depth: int | No
     return graph
 
 
-def _walk(lake: Lake, graph: Lineage, makers: _Makers, start: list[File], depth: int | None, up: bool) -> None:
-    from ..core.files import File
-
+def _walk(lake: LakeBase, graph: Lineage, makers: _Makers, start: list[File], depth: int | None, up: bool) -> None:
+    """Breadth-first from ``start`` through inputs (``up``) or outputs, adding nodes and edges."""
     frontier = list(start)
     seen = {f.id for f in frontier}
     level = 0
@@ -244,10 +273,14 @@ def _walk(lake: Lake, graph: Lineage, makers: _Makers, start: list[File], depth:
         level += 1
 
 
-def downstream_files(lake: Lake, root: File, depth: int | None = None) -> list[File]:
-    """Every file made from ``root`` (through any number of steps/runs), breadth first."""
-    from ..core.files import File
+def downstream_files(lake: LakeBase, root: File, depth: int | None = None) -> list[File]:
+    """Every file made from ``root`` (through any number of steps/runs), nearest first.
 
+    Args:
+        lake: the lake to walk.
+        root: the file to start from; it is not in the result.
+        depth: how many hops to follow; None: all.
+    """
     graph = build_lineage(lake, root, "down", depth)
     ids = [n["id"] for key, n in graph.nodes.items() if n["type"] == "file" and key != graph.root]
     rows = lake.catalog.files_by_ids(ids)

@@ -14,21 +14,36 @@ from ..core.files import File
 if TYPE_CHECKING:
     import pandas as pd
 
-    from ..lake import Lake
+    from ..core.base import LakeBase
 
+#: the columns every :attr:`Result.dataframe` starts with, before the metadata keys
 BASE_COLUMNS = ["name", "version", "id", "hash", "size", "created_at", "user"]
 
 
 class Result:
-    """The files matching a query. Evaluated when first iterated, then kept."""
+    """The files matching a query. Evaluated when first used, then kept.
 
-    def __init__(self, lake: Lake, equals: dict[str, Any], latest: bool = False) -> None:
+    Iterate it, index it, take its ``len``, or read it as :attr:`dataframe`.
+
+    Attributes:
+        filters: metadata key -> the value a file must have.
+        latest: only the newest version of each name matches.
+    """
+
+    def __init__(self, lake: LakeBase, equals: dict[str, Any], latest: bool = False) -> None:
+        """Hold a query; nothing runs until the result is first used.
+
+        Using it then raises :class:`~limnos.errors.FieldNotFound` when a key is
+        no file's metadata key, and :class:`~limnos.errors.SchemaError` when a
+        value's type differs from its key's type.
+        """
         self._lake = lake
         self.filters = dict(equals)
         self.latest = latest
         self._files: list[File] | None = None
 
     def _load(self) -> list[File]:
+        """Run the query once; later calls return the same files."""
         if self._files is None:
             rows = self._lake.catalog.query_equals(self.filters, latest_only=self.latest)
             meta = self._lake.catalog.metadata_of([r.id for r in rows])
@@ -52,6 +67,7 @@ class Result:
         return f"<Result {where}: {len(self)} files>"
 
     def files(self) -> list[File]:
+        """The matching files, as a new list."""
         return list(self._load())
 
     @property
@@ -73,5 +89,6 @@ class Result:
         return frame
 
     def to_dicts(self) -> list[dict[str, Any]]:
+        """Each matching file as a JSON-ready dict (:meth:`File.to_dict`)."""
         return [f.to_dict() for f in self._load()]
 

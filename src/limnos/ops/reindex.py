@@ -12,7 +12,23 @@ if TYPE_CHECKING:
 
 
 def reindex(lake: LakeBase, force: bool = False) -> Report:
-    """Rebuild the catalog from the records files in the store."""
+    """Rebuild the catalog from the records files in the store.
+
+    Commits replay in time order; a name@N that two replayed commits both
+    claim is renumbered, and the report says so.
+
+    Args:
+        lake: the lake whose catalog to rebuild.
+        force: wipe a catalog that is not empty first.
+
+    Returns:
+        A :class:`~limnos.core.recovery.Report`: ``rolled_forward`` lists the
+        commits replayed, ``renumbered`` the versions that moved, ``files`` the
+        count afterwards.
+
+    Raises:
+        LimnosError: the catalog is not empty and ``force`` is False.
+    """
     report = Report("reindex")
     if not lake.catalog.is_empty():
         if not force:

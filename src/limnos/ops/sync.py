@@ -22,7 +22,7 @@ from ..store import LocalObjectStore, ObjectStore, packs
 from ..store.transfer import TransferReport, run_parallel
 
 if TYPE_CHECKING:
-    from ..lake import Lake
+    from ..core.base import LakeBase
 
 
 # --------------------------------------------------------------- objects
@@ -32,6 +32,15 @@ def upload_objects(cache: LocalObjectStore, target: ObjectStore, hashes: Iterabl
 
     Small objects travel in packs of up to ``pack_size`` bytes (0: never),
     big ones alone; every transfer is one work item in the parallel run.
+
+    Args:
+        cache: the local store the objects are read from.
+        target: the store to send them to.
+        hashes: the objects wanted on ``target``.
+        jobs: parallel transfers (None: the default).
+        report: counts and failures are added to it; failures do not raise.
+        present: hashes ``target`` already holds (None: list them first).
+        pack_size: the most bytes in one pack; 0 sends every object alone.
     """
     wanted = sorted(set(hashes))
     if present is None:
@@ -68,6 +77,7 @@ def upload_objects(cache: LocalObjectStore, target: ObjectStore, hashes: Iterabl
 
 
 def _label(item: tuple[str, list[str]]) -> str:
+    """How a transfer item is named in a failure message."""
     kind, members = item
     return members[0][:12] if kind == "object" else f"pack of {len(members)} objects"
 
@@ -78,6 +88,14 @@ def download_objects(cache: LocalObjectStore, source: ObjectStore, hashes: Itera
 
     Packed objects that make up a good share of their pack come down as the
     whole pack, split locally; a few from a pack are ranged reads.
+
+    Args:
+        cache: the local store to download into.
+        source: the store to download from.
+        hashes: the objects wanted locally.
+        jobs: parallel transfers (None: the default).
+        report: counts and failures are added to it; failures do not raise.
+        sizes: object sizes when known, for the progress bar.
     """
     wanted = sorted(set(hashes))
     todo = [h for h in wanted if not cache.has(h)]
@@ -89,17 +107,19 @@ def download_objects(cache: LocalObjectStore, source: ObjectStore, hashes: Itera
         if h in index:
             by_pack.setdefault(index[h].pack, []).append(h)
     items: list[tuple[str, list[str]]] = [("object", [h]) for h in todo if h not in index]
+    pack_bytes: dict[str, int] = {}
+    for packed in index.values() if by_pack else ():
+        pack_bytes[packed.pack] = pack_bytes.get(packed.pack, 0) + packed.size
     for pack_id, members in by_pack.items():
-        pack_bytes = sum(p.size for p in source._packs[pack_id].values())
         wanted_bytes = sum(index[h].size for h in members)
-        if len(members) >= 8 or wanted_bytes * 4 >= pack_bytes:
+        if len(members) >= 8 or wanted_bytes * 4 >= pack_bytes[pack_id]:
             items.append(("pack", members))
         else:
             items += [("object", [h]) for h in members]
 
     def fetch_pack(members: list[str]) -> int:
         pack_id = index[members[0]].pack
-        part = cache._tmp_path("pack")
+        part = cache.new_staging_path(".pack")
         try:
             source.fs.get_file(source.pack_key(pack_id), part)
             bad = packs.split_pack(part, {h: index[h] for h in members}, cache.put_bytes)
@@ -108,7 +128,8 @@ def download_objects(cache: LocalObjectStore, source: ObjectStore, hashes: Itera
                 os.unlink(part)
         if bad:
             raise IntegrityError(f"{len(bad)} objects in pack {pack_id[:12]} of {redact_url(source.url)} are corrupt "
-                                 f"(first: {bad[0][:12]}); nothing of them was kept")
+                                 f"(first: {bad[0][:12]}); nothing of them was kept",
+                                 digest=bad[0], url=redact_url(source.url))
         return sum(index[h].size for h in members)
 
     def fetch(item: tuple[str, list[str]]) -> int:
@@ -127,8 +148,13 @@ def download_objects(cache: LocalObjectStore, source: ObjectStore, hashes: Itera
 
 
 # --------------------------------------------------------------- records
-def import_records(lake: Lake, source: ObjectStore, report: TransferReport) -> list[Commit]:
-    """Replay the source's records files this catalog lacks; keep a copy in the local store."""
+def import_records(lake: LakeBase, source: ObjectStore, report: TransferReport) -> list[Commit]:
+    """Replay the source's records files this catalog lacks; keep a copy in the local store.
+
+    Returns:
+        The commits replayed, oldest first (versions that clash are renumbered;
+        ``report.renumbered`` says which).
+    """
     known = lake.catalog.commit_ids()
     new = [c for c in source.list_records() if c not in known]
     if not new:
@@ -148,7 +174,8 @@ def import_records(lake: Lake, source: ObjectStore, report: TransferReport) -> l
     return commits
 
 
-def upload_records(lake: Lake, target: ObjectStore, jobs: int | None, report: TransferReport) -> None:
+def upload_records(lake: LakeBase, target: ObjectStore, jobs: int | None, report: TransferReport) -> None:
+    """Send every records file ``target`` lacks; failures go to ``report``."""
     have = set(target.list_records())
     todo = [c for c in lake.store.list_records() if c not in have]
 
@@ -164,23 +191,37 @@ def upload_records(lake: Lake, target: ObjectStore, jobs: int | None, report: Tr
 
 
 # ------------------------------------------------------------- selection
-def _script_inputs(lake: Lake, script: str) -> list[FileRow]:
+def _script_inputs(lake: LakeBase, script: str) -> list[FileRow]:
     """Files that runs of ``script`` read: the inputs of what those runs wrote."""
     target = os.path.realpath(script)
     rel_tail = "/" + os.path.basename(target)
     top = git_root(os.path.dirname(target))
     if top:
         rel_tail = "/" + os.path.relpath(target, top).replace(os.sep, "/")
-    runs = [r for r in lake.catalog.runs_with_script() if r[1] and (os.path.realpath(r[1]) == target or r[1].replace(os.sep, "/").endswith(rel_tail))]
+    runs = [r for r in lake.catalog.runs_with_script()
+            if r[1] and (os.path.realpath(r[1]) == target or r[1].replace(os.sep, "/").endswith(rel_tail))]
     ids = lake.catalog.inputs_of_runs([r[0] for r in runs])
     return list(lake.catalog.files_by_ids(ids).values())
 
 
-def select(lake: Lake, refs: Sequence[str] | None, all_versions: bool) -> list[FileRow]:
-    """Files named by refs: a ref, a prefix (``raw/``), ``.`` for all, or a script that read them."""
+def select(lake: LakeBase, refs: Sequence[str] | None, all_versions: bool) -> list[FileRow]:
+    """The files that refs name, for push and pull.
+
+    Args:
+        lake: the lake to look in.
+        refs: each a ref (``name``, ``name@N``, an id), a prefix (``raw/``),
+            ``.`` for every file, or a script (``train.py``): the files its runs read.
+            None or empty: every file.
+        all_versions: for every file, take every version rather than the latest.
+
+    Raises:
+        FileNotFound: a ref names no file and no folder.
+        InvalidRef: a ref is malformed.
+    """
     if not refs or "." in refs:
         return lake.catalog.all_files() if all_versions else lake.catalog.latest("")
     out: dict[str, FileRow] = {}
+    pinned: list[str] = []  # ids of refs to one version, looked up together at the end
     for ref in refs:
         if ref.endswith((".py", ".ipynb")) and (os.path.isfile(ref) or "/" not in ref):
             out.update((r.id, r) for r in _script_inputs(lake, ref))
@@ -188,8 +229,7 @@ def select(lake: Lake, refs: Sequence[str] | None, all_versions: bool) -> list[F
         if not ref.endswith("/"):
             parsed = parse_ref(ref)
             if parsed.id or parsed.version:
-                file = lake.resolve(ref)
-                out[file.id] = file._row
+                pinned.append(lake.resolve(ref).id)
                 continue
             row = lake.catalog.file_by_name(ref)
             if row is not None:
@@ -198,14 +238,34 @@ def select(lake: Lake, refs: Sequence[str] | None, all_versions: bool) -> list[F
         prefix = validate_name(ref.rstrip("/")) + "/"
         under = lake.catalog.latest(prefix)
         if not under:
-            raise FileNotFound(f"{ref!r} names no file and no folder in the lake; see 'limnos ls'")
+            raise FileNotFound(f"{ref!r} names no file and no folder in the lake; see 'limnos ls'", ref=ref)
         out.update((r.id, r) for r in under)
+    out.update(lake.catalog.files_by_ids(pinned))
     return list(out.values())
 
 
 # ------------------------------------------------------------ push, pull
-def push(lake: Lake, refs: Sequence[str] | None = None, remote: str | None = None, jobs: int | None = None,
+def push(lake: LakeBase, refs: Sequence[str] | None = None, remote: str | None = None, jobs: int | None = None,
          pack_size: int = packs.PACK_MAX) -> TransferReport:
+    """Send a remote the objects and records files it lacks (see :meth:`limnos.Lake.push`).
+
+    Objects go before records, so the remote never names an object it lacks.
+
+    Args:
+        lake: the lake to push from.
+        refs: what to push (see :func:`select`); None: every version of every file.
+        remote: the remote's name; None: the default remote.
+        jobs: parallel transfers (None: the default).
+        pack_size: the most bytes in one pack of small objects; 0 sends each alone.
+
+    Returns:
+        What was sent and skipped.
+
+    Raises:
+        RemoteNotFound: no such remote (or no default).
+        FileNotFound: a ref names nothing.
+        RemoteError: some transfers failed; the rest were done, so pushing again resumes.
+    """
     target = lake.remotes.get(remote).store
     report = TransferReport("push")
     rows = select(lake, refs, all_versions=not refs)
@@ -214,12 +274,30 @@ def push(lake: Lake, refs: Sequence[str] | None = None, remote: str | None = Non
     upload_objects(lake.cache, target, hashes, jobs, report, pack_size=pack_size)
     upload_records(lake, target, jobs, report)
     if report.failed:
-        raise RemoteError(f"push finished with {len(report.failed)} failures; first: {report.failed[0]}; run 'limnos push' again to retry")
+        raise RemoteError(f"push finished with {len(report.failed)} failures; first: {report.failed[0]}; "
+                          "run 'limnos push' again to retry", url=redact_url(target.url))
     return report
 
 
-def pull(lake: Lake, refs: Sequence[str] | None = None, remote: str | None = None, jobs: int | None = None,
+def pull(lake: LakeBase, refs: Sequence[str] | None = None, remote: str | None = None, jobs: int | None = None,
          download: bool = True) -> TransferReport:
+    """Import a remote's new records, then download the objects refs name (see :meth:`limnos.Lake.pull`).
+
+    Args:
+        lake: the lake to pull into.
+        refs: what to download (see :func:`select`); None: the latest version of every file.
+        remote: the remote's name; None: the default remote.
+        jobs: parallel transfers (None: the default).
+        download: False imports the records only; objects come down when read.
+
+    Returns:
+        What was imported, downloaded and skipped.
+
+    Raises:
+        RemoteNotFound: no such remote (or no default).
+        FileNotFound: a ref names nothing.
+        RemoteError: some downloads failed; the rest were kept, so pulling again resumes.
+    """
     source = lake.remotes.get(remote).store
     report = TransferReport("pull")
     import_records(lake, source, report)
@@ -229,5 +307,6 @@ def pull(lake: Lake, refs: Sequence[str] | None = None, remote: str | None = Non
     hashes = {r.hash for r in rows if r.kind == "object" and r.hash}
     download_objects(lake.cache, source, hashes, jobs, report, {r.hash: r.size for r in rows if r.hash})
     if report.failed:
-        raise RemoteError(f"pull finished with {len(report.failed)} failures; first: {report.failed[0]}")
+        raise RemoteError(f"pull finished with {len(report.failed)} failures; first: {report.failed[0]}",
+                          url=redact_url(source.url))
     return report

@@ -389,7 +389,7 @@ class Project:
             if newest is not None and digest != newest.hash:
                 self._check_hardlink_edit(rel, abspath, st, newest)
             if newest is None or digest != newest.hash or not lake.cache.has(digest):
-                file = lake.add(abspath, name=rel)
+                file = lake.add(abspath, name=rel).file
                 digest, size = file.hash, file.size  # type: ignore[assignment]
                 self._link_working(abspath, st, digest)
             else:
