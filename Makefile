@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: install dev torch demo test bench clean
+.PHONY: install dev torch demo test test-fast lint bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -29,8 +29,17 @@ torch: $(VENV)/.installed-dev
 demo: $(VENV)/.installed
 	$(VENV)/bin/limnos demo
 
+# Everything: SQLite and PostgreSQL, the S3 servers, the slow tests (what CI runs).
 test: $(VENV)/.installed-dev
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The quick loop: SQLite only, no S3 server, nothing slow (markers set in tests/conftest.py).
+test-fast: $(VENV)/.installed-dev
+	$(PY) -m pytest -m "not postgres and not s3 and not slow" $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed-dev
+	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/mypy
 
 bench: $(VENV)/.installed-dev
 	$(PY) benchmarks/run.py
