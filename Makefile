@@ -37,9 +37,12 @@ test: $(VENV)/.installed-dev
 test-fast: $(VENV)/.installed-dev
 	$(PY) -m pytest -m "not postgres and not s3 and not slow" $(PYTEST_ARGS)
 
+# Both checks always run, so one pass shows every problem; fails if either does.
 lint: $(VENV)/.installed-dev
-	$(VENV)/bin/ruff check src tests
-	$(VENV)/bin/mypy
+	@status=0; \
+	$(VENV)/bin/ruff check src tests || status=1; \
+	$(VENV)/bin/mypy || status=1; \
+	exit $$status
 
 bench: $(VENV)/.installed-dev
 	$(PY) benchmarks/run.py
