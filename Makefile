@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: install dev torch demo test bench clean
+.PHONY: install dev torch demo test test-fast lint bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -29,8 +29,20 @@ torch: $(VENV)/.installed-dev
 demo: $(VENV)/.installed
 	$(VENV)/bin/limnos demo
 
+# Everything: SQLite and PostgreSQL, the S3 servers, the slow tests (what CI runs).
 test: $(VENV)/.installed-dev
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The quick loop: SQLite only, no S3 server, nothing slow (markers set in tests/conftest.py).
+test-fast: $(VENV)/.installed-dev
+	$(PY) -m pytest -m "not postgres and not s3 and not slow" $(PYTEST_ARGS)
+
+# Both checks always run, so one pass shows every problem; fails if either does.
+lint: $(VENV)/.installed-dev
+	@status=0; \
+	$(VENV)/bin/ruff check src tests || status=1; \
+	$(VENV)/bin/mypy || status=1; \
+	exit $$status
 
 bench: $(VENV)/.installed-dev
 	$(PY) benchmarks/run.py

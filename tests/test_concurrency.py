@@ -6,6 +6,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 import limnos
 
 WRITER = textwrap.dedent(
@@ -20,6 +22,7 @@ WRITER = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_four_processes_create_same_name(lake, catalog_url):
     procs, per = 4, 200
     lake.close()

@@ -53,6 +53,7 @@ def watchdog():  # type: ignore[no-untyped-def]
     faulthandler.cancel_dump_traceback_later()
 
 
+@pytest.mark.slow
 def test_map_a_step_over_20_inputs_on_a_local_cluster(tmp_path, pg_database, monkeypatch, watchdog):
     counter = tmp_path / "executions.txt"
     counter.touch()

@@ -177,12 +177,54 @@ def test_add_bad_metadata_writes_nothing(lake, tmp_path):
     assert objects_in(lake) == [] and records_in(lake) == [] and lake.ls() == []
 
 
-def test_big_file_is_copied_and_hashed_in_parallel(sqlite_lake, tmp_path):
-    data = os.urandom(3 << 20) + b"tail"  # over the small-file limit: the kernel-copy path
+def test_big_file_is_copied_and_hashed_in_parallel(sqlite_lake, tmp_path, monkeypatch):
+    """One thread copies a big file while another hashes the source, blake3 on all cores.
+
+    Proven without timing: spies on the copy (``links.place``) and the hash
+    (``hashing.hash_file``) meet at a rendezvous that opens only while both are
+    running at once, so a serial ingest (hash, then copy) fails here.
+    """
+    import threading
+    from types import SimpleNamespace
+    from typing import Any
+
+    from helpers import Rendezvous
+    from limnos.store import links
+
     src = tmp_path / "big.bin"
-    src.write_bytes(data)
-    f = sqlite_lake.add(str(src)).file
-    assert f.hash == hashing.hash_bytes(data) and f.size == len(data)
-    assert open(f.local_path(), "rb").read() == data
+    with open(src, "wb") as out:  # 64 MiB and more: blake3's multithreaded size; a hole in the middle keeps it cheap
+        out.write(os.urandom(1 << 20))
+        out.seek(64 << 20)
+        out.write(os.urandom(4096) + b"tail")
+    data = src.read_bytes()
+    expected = hashing.hash_bytes(data)
+
+    meet = Rendezvous(("copy", "hash"))
+    real_blake3 = hashing.blake3.blake3
+    hasher_threads: list[tuple[int, int]] = []  # (thread, max_threads) of every hasher made
+
+    class Blake3Spy:
+        """Stands in for ``blake3.blake3``: notes who made a hasher, and for how many threads."""
+
+        AUTO = real_blake3.AUTO
+
+        def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+            hasher_threads.append((threading.get_ident(), kwargs.get("max_threads", 1)))
+            return real_blake3(*args, **kwargs)
+
+    with monkeypatch.context() as patch:  # undone before the checks below, which hash again
+        patch.setattr(links, "place", meet.wrap("copy", links.place))
+        patch.setattr(hashing, "hash_file", meet.wrap("hash", hashing.hash_file))
+        patch.setattr(hashing, "blake3", SimpleNamespace(blake3=Blake3Spy))
+        f = sqlite_lake.add(str(src)).file
+
+    assert meet.overlapped, f"the copy and the hash never ran at the same time: {meet.calls}"
+    copy, hash_ = meet.first("copy"), meet.first("hash")
+    assert copy.thread != hash_.thread
+    assert str(copy.args[0]) == str(src) and str(hash_.args[0]) == str(src)  # the hash reads the source, not the copy
+    assert (hash_.thread, real_blake3.AUTO) in hasher_threads, f"blake3 was not asked for all cores: {hasher_threads}"
+    assert f.hash == expected and f.size == len(data)
+    with open(f.local_path(), "rb") as stored:
+        assert stored.read() == data
     assert os.stat(f.local_path()).st_ino != os.stat(src).st_ino
     assert sqlite_lake.fsck(read_data=True).ok

@@ -93,6 +93,7 @@ TEAM_WRITER = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_team_mode_eight_writers(tmp_path, s3_lake_url, pg_database, rclone_s3):
     url, options = s3_lake_url
     limnos.init(url, catalog=pg_database, cache=str(tmp_path / "init-cache"), **options).close()
