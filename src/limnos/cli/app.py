@@ -59,9 +59,12 @@ class RootGroup(Group):
         return sorted(super().list_commands(ctx), key=lambda name: rank.get(name, len(rank)))
 
 
-def sub_app(help: str, epilog: str) -> typer.Typer:
-    """A command group such as ``limnos remote``: its help line and its example (``Example: limnos ...``)."""
-    return typer.Typer(cls=Group, help=help, epilog=epilog, no_args_is_help=True)
+def sub_app(help_text: str, epilog: str) -> typer.Typer:
+    """A command group such as ``limnos remote``, with its help line and its example (``Example: limnos ...``).
+
+    Register it on :data:`app` with ``app.add_typer(group, name=...)``; without a command it prints its help.
+    """
+    return typer.Typer(cls=Group, help=help_text, epilog=epilog, no_args_is_help=True)
 
 
 app = typer.Typer(
