@@ -9,20 +9,25 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import stat
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
+import typer
+from typer.core import TyperGroup
 from typer.testing import CliRunner
 
 import limnos
-from limnos.cli.main import CliError, app, parse_pairs, parse_value
+from limnos.cli import errors as cli_errors
+from limnos.cli.app import HELP_ORDER, app, parse_pairs, parse_value
+from limnos.cli.errors import CliError
+from limnos.errors import FileNotFound, LimnosError
 
-COMMANDS = ["init", "add", "ls", "info", "get", "cat", "history", "meta", "query", "lineage", "status",
-            "fsck", "gc", "reindex", "demo"]
 LIMNOS_BIN = Path(sys.executable).with_name("limnos")
 
 
@@ -123,14 +128,45 @@ def test_parse_pairs() -> None:
 
 
 # -------------------------------------------------------------------- help
+def command_tree() -> list[tuple[tuple[str, ...], Any]]:
+    """Every group and command of ``limnos`` (the root as ``()``), walked from the real click command."""
+    found: list[tuple[tuple[str, ...], Any]] = []
+
+    def walk(command: Any, path: tuple[str, ...]) -> None:
+        found.append((path, command))
+        for name, sub in getattr(command, "commands", {}).items():
+            walk(sub, (*path, name))
+
+    walk(typer.main.get_command(app), ())
+    return found
+
+
 def test_help_lists_every_command_with_an_example() -> None:
-    out = cli("--help").stdout
-    for command in COMMANDS:
-        assert command in out
-    for command in [*COMMANDS, "meta set", "meta unset"]:
-        text = cli(*command.split(), "--help").stdout
-        assert "Example: limnos" in text, command
-        assert "Usage:" in text
+    tree = command_tree()
+    paths = {path for path, _ in tree}
+    # The walk reaches nested groups and the commands registered by every command module.
+    for path in [("meta", "unset"), ("remote", "remove"), ("cache", "prune"), ("ds", "save-dataset"), ("datasets",),
+                 ("track",), ("push",), ("rm",), ("demo",), ("status",)]:
+        assert path in paths, path
+    groups = [path for path, command in tree if isinstance(command, TyperGroup)]
+    assert sorted(groups) == [(), ("cache",), ("ds",), ("meta",), ("remote",)]
+    for path, command in tree:
+        text = cli(*path, "--help").stdout
+        shown = " ".join(("limnos", *path))
+        assert "Usage:" in text and "Example: limnos" in text, shown
+        assert (command.help or "").strip(), f"{shown} has no help text"
+        # The example (the epilog) shows this very command at work.
+        assert command.epilog and command.epilog.startswith("Example: limnos"), shown
+        assert shown in command.epilog, f"{shown}: {command.epilog}"
+        for name in getattr(command, "commands", {}):  # a group's help lists each of its commands
+            assert re.search(rf"^\W*{re.escape(name)}\s", text, re.MULTILINE), f"{shown} --help lacks {name}"
+
+
+def test_help_order_places_every_command() -> None:
+    root = typer.main.get_command(app)
+    assert isinstance(root, TyperGroup)
+    assert sorted(HELP_ORDER) == sorted(root.commands)  # every command has its place in `limnos --help`
+    assert root.list_commands(typer.Context(root)) == list(HELP_ORDER)
 
 
 def test_version() -> None:
@@ -416,6 +452,19 @@ def test_errors_are_one_line(tmp_path: Path, added: Path) -> None:
     result = cli("ls", ok=False, env={"LIMNOS_LAKE": str(tmp_path / "nowhere")})
     assert result.exit_code == 1
     assert_one_line_error(result, "no lake at", "limnos init")
+
+
+def test_error_hints_follow_the_message(tmp_path: Path, added: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(cli_errors.HINTS, LimnosError, lambda exc: "a hint for every lake error")
+    assert_one_line_error(cli("info", "nope.csv", ok=False),
+                          "no file 'nope.csv' in the lake; see 'limnos ls'; a hint for every lake error")
+    monkeypatch.setitem(cli_errors.HINTS, FileNotFound, lambda exc: f"hinted {type(exc).__name__}")  # nearest class wins
+    result = cli("info", "nope.csv", ok=False)
+    assert result.stderr.strip() == "error: no file 'nope.csv' in the lake; see 'limnos ls'; hinted FileNotFound"
+    monkeypatch.setitem(cli_errors.HINTS, FileNotFound, lambda exc: None)  # None: no hint for this one
+    assert cli("info", "nope.csv", ok=False).stderr.strip() == "error: no file 'nope.csv' in the lake; see 'limnos ls'"
+    assert_one_line_error(cli("add", str(tmp_path), "--meta", "oops", ok=False), "key=value")  # not a LimnosError
+    assert "hint" not in cli("add", str(tmp_path), "--meta", "oops", ok=False).stderr
 
 
 def test_no_lake_here(monkeypatch: pytest.MonkeyPatch) -> None:

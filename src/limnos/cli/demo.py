@@ -22,6 +22,7 @@ from rich.text import Text
 import limnos
 
 from . import render
+from .app import app
 
 MONTHS = ("2024-01", "2024-02", "2024-03")
 STORES = ("north", "south", "east", "west")
@@ -57,8 +58,14 @@ def _make_csvs(folder: str) -> list[str]:
     return paths
 
 
+@app.command(epilog="Example: limnos demo")
+def demo() -> None:
+    """Build a sample lake in a temporary folder and tour limnos on it."""
+    run_demo(render.out_console())
+
+
 def run_demo(console: Console) -> str:
-    """Build the sample lake; return its path."""
+    """Build the sample lake and tour it on ``console``; return the lake's path."""
     import pandas as pd
 
     started = time.perf_counter()

@@ -1,37 +1,45 @@
 """CLI commands for datasources: ``limnos ds ...`` and ``limnos datasets``.
 
-Registered on the main app by ``cli/main.py``. Queries are written in the
-small textual syntax of :mod:`limnos.datasources.text` (parsed, never evaluated).
+A datasource is a typed metadata table over a lake prefix, a folder or a
+bucket. Queries are written in the small textual syntax of
+:mod:`limnos.datasources.text` (parsed, never evaluated).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import warnings
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
-from rich.table import Table
 
 from limnos.errors import redact_url
 
 from . import render
-from .main import CliError, _Group, _lake, app, parse_pairs, parse_value
-from .sync_cmds import parse_options
+from .app import CliError, JsonFlag, app, open_lake, parse_options, parse_pairs, parse_value, sub_app
 
-ds_app = typer.Typer(cls=_Group, no_args_is_help=True,
-                     help="Datasources: typed metadata tables over lake prefixes, folders and buckets.",
-                     epilog="Example: limnos ds create birds s3://bucket/birds && limnos ds query birds 'species == \"owl\"'")
+if TYPE_CHECKING:
+    from limnos.datasources.source import Datasource
+
+T = TypeVar("T")
+
+ds_app = sub_app("Datasources: typed metadata tables over lake prefixes, folders and buckets.",
+                 "Example: limnos ds create birds s3://bucket/birds && limnos ds query birds 'species == \"owl\"'")
 app.add_typer(ds_app, name="ds")
 
 QUERY_HELP = ("A query such as: episode > 5 and has_yoda == true. Operators: == != < <= > >=, contains, startswith, "
               "endswith, in [..], is null, is not null; combine with and, or, not and parentheses.")
 
+SourceName = Annotated[str, typer.Argument(help="The datasource's name.")]
+Query = Annotated[str | None, typer.Argument(help=QUERY_HELP)]
 
-def _datasource(ctx: typer.Context, name: str, query: str | None = None, as_of: str | None = None) -> Any:
+
+def _datasource(ctx: typer.Context, name: str, query: str | None = None, as_of: str | None = None) -> Datasource:
+    """The datasource ``name``, narrowed to ``query`` and seen ``as_of`` a time when given."""
     from limnos.datasources.text import parse
 
-    ds = _lake(ctx).datasource(name)
+    ds = open_lake(ctx).datasource(name)
     if query:
         ds = ds[parse(query)]
     if as_of:
@@ -42,7 +50,7 @@ def _datasource(ctx: typer.Context, name: str, query: str | None = None, as_of: 
     return ds
 
 
-def _quietly(fn: Any) -> Any:
+def _quietly(fn: Callable[[], T]) -> T:
     """Run ``fn``; a partial-results warning becomes one ``warning:`` line on stderr."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -52,26 +60,30 @@ def _quietly(fn: Any) -> Any:
     return result
 
 
-def _source_row(ds: Any) -> dict[str, Any]:
-    info = ds._shared.info
+def _source_row(ds: Datasource) -> dict[str, Any]:
+    """A datasource as ``ds list --json`` prints it."""
+    info = ds._shared.info  # Datasource has no public accessor for its scan and creation times yet
     return {"name": ds.name, "kind": ds.kind, "root": redact_url(ds.root),
             "datapoints": ds.count(), "fields": ds.fields,
             "scanned_at": info.scanned_at.isoformat() if info.scanned_at else None,
             "created_at": info.created_at.isoformat()}
 
 
-@ds_app.command("create", epilog="Example: limnos ds create birds s3://bucket/birds -o client_kwargs.endpoint_url=http://minio:9000")
+@ds_app.command("create", epilog="Example: limnos ds create birds s3://bucket/birds "
+                                 "-o client_kwargs.endpoint_url=http://minio:9000")
 def ds_create(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="The datasource's name.")],
+    name: SourceName,
     root: Annotated[str, typer.Argument(help="A lake prefix (raw/images), a folder (/data/imgs, ./imgs) or a URL (s3://...).")],
-    option: Annotated[list[str] | None, typer.Option("--option", "-o", metavar="KEY=VALUE",
-                                                        help="A storage option for fsspec (repeatable; dots nest); kept on this machine.")] = None,
-    scan: Annotated[bool, typer.Option("--scan/--no-scan", help="Scan the root now (default) or later with 'limnos ds scan'.")] = True,
+    option: Annotated[list[str] | None, typer.Option(
+        "--option", "-o", metavar="KEY=VALUE",
+        help="A storage option for fsspec (repeatable; dots nest); kept on this machine.")] = None,
+    scan: Annotated[bool, typer.Option(
+        "--scan/--no-scan", help="Scan the root now (default) or later with 'limnos ds scan'.")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print the datasource as JSON.")] = False,
 ) -> None:
     """Create a datasource over a lake prefix, a folder or a bucket, and scan it."""
-    lake = _lake(ctx)
+    lake = open_lake(ctx)
     if any(d.name == name for d in lake.datasources()):
         raise CliError(f"datasource {name!r} exists; scan it with 'limnos ds scan {name}'")
     ds = lake.datasource(name, root, storage_options=parse_options(option) if option else None, scan=scan)
@@ -82,36 +94,27 @@ def ds_create(
 
 
 @ds_app.command("list", epilog="Example: limnos ds list --json")
-def ds_list(
-    ctx: typer.Context,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-) -> None:
+def ds_list(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """List datasources with their roots, sizes and fields."""
-    rows = [_source_row(ds) for ds in _lake(ctx).datasources()]
+    rows = [_source_row(ds) for ds in open_lake(ctx).datasources()]
     if as_json:
         render.print_json(rows)
         return
     if not rows:
         render.message("no datasources; create one with 'limnos ds create NAME ROOT'")
         return
-    table = Table(box=None, header_style="bold")
-    for col in ("name", "kind", "root", "datapoints", "fields", "scanned"):
-        table.add_column(col)
-    for r in rows:
-        fields = ", ".join(f"{k}:{v}" for k, v in r["fields"].items() if k not in ("path", "size"))
-        table.add_row(r["name"], r["kind"], r["root"] or "(the whole lake)", str(r["datapoints"]), fields or "-",
-                      render.when(dt.datetime.fromisoformat(r["scanned_at"])) if r["scanned_at"] else "scanning")
-    render.out_console().print(table)
+    render.show(render.datasources_table(rows))
 
 
 @ds_app.command("scan", epilog="Example: limnos ds scan birds --json")
 def ds_scan(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="The datasource's name.")],
+    name: SourceName,
     as_json: Annotated[bool, typer.Option("--json", help="Print the scan report as JSON.")] = False,
 ) -> None:
     """Scan a datasource's root again: new files are added, changed ones followed, vanished ones removed."""
-    report = _lake(ctx).datasource(name).scan()
+    report = open_lake(ctx).datasource(name).scan()
+    assert report is not None  # only a background scan returns None
     if as_json:
         render.print_json(report.to_dict())
         return
@@ -121,11 +124,12 @@ def ds_scan(
         render.warning_line(f"skipped {line}")
 
 
-@ds_app.command("query", epilog="Example: limnos ds query birds 'episode > 5 and has_yoda == true' --select episode --limit 20 --json")
+@ds_app.command("query", epilog="Example: limnos ds query birds 'episode > 5 and has_yoda == true' "
+                                "--select episode --limit 20 --json")
 def ds_query(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="The datasource's name.")],
-    query: Annotated[str | None, typer.Argument(help=QUERY_HELP)] = None,
+    name: SourceName,
+    query: Query = None,
     select: Annotated[str | None, typer.Option(help="Comma-separated fields to show (default: all).")] = None,
     order_by: Annotated[str | None, typer.Option("--order-by", help="Order by this field (then by path).")] = None,
     desc: Annotated[bool, typer.Option("--desc", help="With --order-by: largest first.")] = False,
@@ -144,36 +148,32 @@ def ds_query(
         ds = ds.limit(limit)
     if count:
         n = ds.count()
-        render.print_json({"count": n}) if as_json else print(n)
+        if as_json:
+            render.print_json({"count": n})
+        else:
+            print(n)
         return
-    result = _quietly(ds.all)
-    rows = result.to_dicts()
+    rows = _quietly(ds.all).to_dicts()
     if as_json:
         render.print_json(rows)
         return
     if not rows:
         render.message("no datapoint matches")
         return
-    table = Table(box=None, header_style="bold")
-    names = list(rows[0])
-    for col in names:
-        table.add_column(col, overflow="fold")
-    for row in rows:
-        table.add_row(*[render.value_text(row[c]) if row[c] is not None else "" for c in names])
-    render.out_console().print(table)
+    render.show(render.datapoints_table(rows))
     render.message(f"{len(rows)} datapoints", "dim")
 
 
 @ds_app.command("meta", epilog="Example: limnos ds meta birds images/005.jpg episode=5 has_yoda=true")
 def ds_meta(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="The datasource's name.")],
+    name: SourceName,
     path: Annotated[str, typer.Argument(help="A datapoint's path, relative to the datasource's root.")],
     pairs: Annotated[list[str], typer.Argument(metavar="KEY=VALUE", help="Typed values, as in 'limnos meta set'.")],
 ) -> None:
     """Set fields on one datapoint."""
     metadata = parse_pairs(pairs)
-    ds = _lake(ctx).datasource(name)
+    ds = open_lake(ctx).datasource(name)
     with ds.metadata_context() as meta:
         meta.update_metadata(path, metadata)
     render.message(f"set {', '.join(metadata)} on {path}")
@@ -182,8 +182,8 @@ def ds_meta(
 @ds_app.command("download", epilog="Example: limnos ds download birds 'label == \"owl\"' --target ./owls")
 def ds_download(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="The datasource's name.")],
-    query: Annotated[str | None, typer.Argument(help=QUERY_HELP)] = None,
+    name: SourceName,
+    query: Query = None,
     target: Annotated[str | None, typer.Option(help="Folder to download into (default: limnos' data folder).")] = None,
     source_prefix: Annotated[bool, typer.Option("--source-prefix/--no-source-prefix",
                                                 help="Keep the root's own folder in the paths.")] = True,
@@ -192,8 +192,7 @@ def ds_download(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Download the files of a datasource (or of the datapoints a query matches)."""
-    ds = _datasource(ctx, name, query)
-    result = _quietly(ds.all)
+    result = _quietly(_datasource(ctx, name, query).all)
     report = result.download_files(target, keep_source_prefix=source_prefix, redownload=redownload, jobs=jobs)
     if as_json:
         render.print_json(report.to_dict())
@@ -205,9 +204,9 @@ def ds_download(
 @ds_app.command("save-dataset", epilog="Example: limnos ds save-dataset birds owls 'label == \"owl\"' --pin")
 def ds_save_dataset(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="The datasource's name.")],
+    name: SourceName,
     dataset: Annotated[str, typer.Argument(help="A name for the dataset.")],
-    query: Annotated[str | None, typer.Argument(help=QUERY_HELP)] = None,
+    query: Query = None,
     pin: Annotated[bool, typer.Option("--pin", help="Pin it to now: later changes to the metadata do not show.")] = False,
     as_of: Annotated[str | None, typer.Option("--as-of", help="Pin it to this time instead.")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a dataset of that name.")] = False,
@@ -221,32 +220,24 @@ def ds_save_dataset(
 @ds_app.command("delete", epilog="Example: limnos ds delete birds --yes")
 def ds_delete(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="The datasource's name.")],
+    name: SourceName,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Really delete.")] = False,
 ) -> None:
     """Delete a datasource and its saved datasets (its files stay where they are)."""
     if not yes:
         raise CliError(f"this deletes datasource {name!r} and its datasets; add --yes to confirm")
-    _lake(ctx).datasource(name).delete_source()
+    open_lake(ctx).datasource(name).delete_source()
     render.message(f"deleted datasource {name}")
 
 
 @app.command("datasets", epilog="Example: limnos datasets --json")
-def datasets(
-    ctx: typer.Context,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-) -> None:
+def datasets(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """List saved datasets: their datasource, query and pinned time."""
-    rows = [d.to_dict() for d in _lake(ctx).datasets()]
+    rows = [d.to_dict() for d in open_lake(ctx).datasets()]
     if as_json:
         render.print_json(rows)
         return
     if not rows:
         render.message("no datasets; save one with 'limnos ds save-dataset SOURCE NAME QUERY'")
         return
-    table = Table(box=None, header_style="bold")
-    for col in ("name", "datasource", "query", "pinned to"):
-        table.add_column(col, overflow="fold")
-    for r in rows:
-        table.add_row(r["name"], r["datasource"], r["query"], r["as_of"] or "-")
-    render.out_console().print(table)
+    render.show(render.datasets_table(rows))

@@ -1,40 +1,66 @@
-"""CLI for project data dependencies: ``track``, and the project side of ``init``, ``status`` and ``pull``.
+"""CLI commands for lakes and projects: init (and ``init --project``), track, and a project's status and pull.
 
-Registered on the main app by ``cli/main.py``. ``init --project``, ``status``
-without a PATH and ``pull`` of tracked paths, scripts or folders call into
-here; everything else about those commands stays where it was.
+A project is a folder with a limnos.lock listing the data files its code
+tracks. ``status`` without a PATH and ``pull`` of tracked paths, scripts,
+folders or ``.`` call :func:`project_status` and :func:`project_pull` here.
+:mod:`limnos.tracking` is imported inside the commands: it loads the whole
+library, which ``limnos --help`` should not pay for.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.text import Text
 
+import limnos
 from limnos.errors import ProjectNotFound
-from limnos.tracking import manifest as tracking
 
 from . import render
-from .main import CliError, app
+from .app import CliError, LinkMode, app, lake_path
+
+if TYPE_CHECKING:
+    from limnos.tracking.manifest import Project
 
 
-def _lake_path(ctx: typer.Context) -> str | None:
-    root = ctx.find_root()
-    return (root.obj or {}).get("lake_path") if isinstance(root.obj, dict) else None
+def _project(ctx: typer.Context, start: str, create: bool = False) -> Project:
+    """The project at or above ``start`` (made there with ``create``), closed with the command."""
+    from limnos.tracking import manifest as tracking
 
-
-def _project(ctx: typer.Context, start: str, create: bool = False) -> tracking.Project:
-    """The project at or above ``start``, closed with the command."""
-    project = tracking.project_for(start, lake=_lake_path(ctx), create=create)
+    project = tracking.project_for(start, lake=lake_path(ctx), create=create)
     ctx.find_root().call_on_close(project.close)
     return project
 
 
-def init_project_cmd(ctx: typer.Context, path: str | None, catalog: str | None, link: str) -> None:
+@app.command(epilog="Example: limnos init  |  limnos init /data/lake --catalog postgresql://me@db/lake")
+def init(
+    ctx: typer.Context,
+    path: Annotated[str | None, typer.Argument(help="Folder for the new lake (default: .limnos).")] = None,
+    catalog: Annotated[str | None, typer.Option(help="SQLAlchemy URL of the catalog (default: SQLite inside the lake).")] = None,
+    link: Annotated[LinkMode, typer.Option(help="How working copies are made.")] = LinkMode.copy,
+    project: Annotated[bool, typer.Option("--project", help=(
+        "Start tracking data in this project: limnos.lock in PATH (default: the git root, else here) "
+        "and a .limnos lake beside it if none is found."))] = False,
+) -> None:
+    """Create a new lake (a .limnos folder here by default), or with --project, a project's limnos.lock."""
+    if project:
+        init_project(ctx, path, catalog, link.value)
+        return
+    target = path or lake_path(ctx) or ".limnos"
+    lake = limnos.init(target, catalog=catalog, link=link.value)
+    where = lake.path
+    lake.close()
+    render.message(f"created a lake at {where}")
+    if os.path.basename(where) != ".limnos" or os.path.dirname(where) != os.getcwd():
+        render.message(f"use it with: limnos --lake {target} ls   (or export LIMNOS_LAKE={where})", "dim")
+
+
+def init_project(ctx: typer.Context, path: str | None, catalog: str | None, link: str) -> None:
     """``limnos init --project [FOLDER]``: limnos.lock here (or in FOLDER, or the git root) and a lake if none is found."""
-    project, created = tracking.init_project(path, lake=_lake_path(ctx), link=link, catalog=catalog)
+    from limnos.tracking import manifest as tracking
+
+    project, created = tracking.init_project(path, lake=lake_path(ctx), link=link, catalog=catalog)
     try:
         for item in created:
             render.message(f"created {item}")
@@ -54,7 +80,9 @@ def track(
     as_json: Annotated[bool, typer.Option("--json", help="Print what happened to each file as JSON.")] = False,
 ) -> None:
     """Track data files in limnos.lock (as limnos.track() does in code): store new or changed ones in the lake."""
-    projects: dict[str, tracking.Project] = {}
+    from limnos.tracking import manifest as tracking
+
+    projects: dict[str, Project] = {}
     results = []
     for path in tracking.expand(paths):
         folder = os.path.dirname(os.path.abspath(path))
@@ -69,11 +97,15 @@ def track(
     if as_json:
         render.print_json(results)
     elif results and all(r["state"] == "unchanged" for r in results):
-        render.message(f"{_count(results, 'tracked file')} unchanged")
+        render.message(f"{render.count(results, 'tracked file')} unchanged")
 
 
 def project_status(ctx: typer.Context, as_json: bool) -> None:
-    """``limnos status`` without a PATH: the project's tracked files against limnos.lock."""
+    """``limnos status`` without a PATH: the project's tracked files against its limnos.lock.
+
+    Raises:
+        CliError: When there is no limnos.lock here or above.
+    """
     try:
         project = _project(ctx, os.getcwd())
     except ProjectNotFound:
@@ -83,28 +115,26 @@ def project_status(ctx: typer.Context, as_json: bool) -> None:
     if as_json:
         render.print_json(st.to_dict())
         return
-    console = render.out_console()
     here = os.getcwd()
 
     def shown(rel: str) -> str:  # paths as the user would type them from here
         return os.path.relpath(os.path.join(project.root, rel), here)
 
-    for label, names, style in (("changed", st.changed, "yellow"), ("missing", st.missing, "red")):
-        for n in names:
-            console.print(Text.assemble((f"{label + ':':<10}", style), shown(n)), soft_wrap=True)
-    for ref in st.newer:
-        console.print(Text.assemble(("newer:    ", "cyan"), ref, (" in the lake, not in limnos.lock", "dim")),
-                      soft_wrap=True)
-    summary = f"{len(st.unchanged)} of {len(st.unchanged) + len(st.changed) + len(st.missing)} tracked files unchanged"
-    console.print(Text(("clean: " if st.clean else "") + summary, style="dim"), soft_wrap=True)
-    if st.changed:
-        render.message("changed files become new versions at the next limnos.track() or 'limnos track'", "dim")
-    if st.missing:
-        render.message("'limnos pull .' puts missing files back", "dim")
+    render.show(render.project_status_renderable(st, shown), soft_wrap=True)
+    render.project_status_hints(st)
 
 
 def project_pull(ctx: typer.Context, refs: list[str], remote: str | None, jobs: int | None, as_json: bool) -> bool:
-    """``limnos pull`` of tracked paths, scripts in their usage, folders or ``.``; False if the refs are lake refs."""
+    """``limnos pull`` of tracked paths, scripts in their usage, folders or ``.``, as limnos.lock lists them.
+
+    Returns:
+        False when there is no project here or the refs are not its paths: they are lake refs, for a plain pull.
+
+    Raises:
+        CliError: When limnos.lock lists nothing under the refs.
+    """
+    from limnos.tracking import manifest as tracking
+
     if not refs or tracking.find_manifest(os.getcwd()) is None:
         return False
     project = _project(ctx, os.getcwd())
@@ -116,19 +146,6 @@ def project_pull(ctx: typer.Context, refs: list[str], remote: str | None, jobs: 
     report = project.pull(paths, remote=remote, jobs=jobs)
     if as_json:
         render.print_json(report.to_dict())
-        return True
-    if report.downloaded:
-        fetched = f"downloaded {report.downloaded} objects ({render.size(report.bytes)}) from {', '.join(report.sources)}; "
     else:
-        fetched = "everything was in the local lake; "
-    render.message(f"{fetched}restored {_count(report.restored, 'file')}, {len(report.present)} already in place")
-    for rel in report.kept:
-        render.warning_line(f"kept {rel}: its bytes differ from limnos.lock (delete it and pull again for the listed version)")
+        render.project_pull_report(report)
     return True
-
-
-def _count(items: Any, noun: str) -> str:
-    return f"{len(items)} {noun}{'' if len(items) == 1 else 's'}"
-
-
-__all__: list[Any] = ["init_project_cmd", "project_pull", "project_status", "track"]

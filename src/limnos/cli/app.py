@@ -1,0 +1,234 @@
+"""The typer application and what every command module shares.
+
+Command modules (``files_cmds``, ``lineage_cmds``, ``checks_cmds``,
+``sync_cmds``, ``project_cmds``, ``ds_cmds``, ``demo``) import :data:`app`
+from here and register their commands on it; ``cli/main.py`` imports them all
+and runs it. Also here: the group class that turns errors into one
+``error:`` line, the global ``--lake`` option and :func:`open_lake`, and the
+parsers for ``key=value`` arguments.
+
+Importing this module stays cheap (no SQLAlchemy, no pandas) so that
+``limnos --help`` starts fast: a lake is only opened inside a command.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import json
+import logging
+import re
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from typer.core import TyperGroup
+
+import limnos
+
+from . import render
+from .errors import CliError, error_shell
+
+if TYPE_CHECKING:
+    from typer._click import Context as ClickContext  # what TyperGroup's methods take
+
+    from limnos.lake import Lake
+
+#: The order ``limnos --help`` lists commands in: everyday ones first, groups last.
+#: Commands missing here follow, in the order they were registered.
+HELP_ORDER = (
+    "init", "add", "ls", "info", "get", "cat", "history", "query", "lineage", "steps", "status", "fsck", "gc",
+    "reindex", "demo", "push", "pull", "lock", "unlock", "rm", "datasets", "track", "meta", "remote", "cache", "ds",
+)
+
+
+class Group(TyperGroup):
+    """A command group whose commands' errors become one ``error:`` line and exit code 1 (see :mod:`.errors`)."""
+
+    def invoke(self, ctx: ClickContext) -> Any:
+        """Run the chosen command inside :func:`~limnos.cli.errors.error_shell`."""
+        with error_shell():
+            return super().invoke(ctx)
+
+
+class RootGroup(Group):
+    """The ``limnos`` group: lists its commands in :data:`HELP_ORDER`."""
+
+    def list_commands(self, ctx: ClickContext) -> list[str]:
+        """Command names in :data:`HELP_ORDER`, then any others in registration order."""
+        rank = {name: i for i, name in enumerate(HELP_ORDER)}
+        return sorted(super().list_commands(ctx), key=lambda name: rank.get(name, len(rank)))
+
+
+def sub_app(help_text: str, epilog: str) -> typer.Typer:
+    """A command group such as ``limnos remote``, with its help line and its example (``Example: limnos ...``).
+
+    Register it on :data:`app` with ``app.add_typer(group, name=...)``; without a command it prints its help.
+    """
+    return typer.Typer(cls=Group, help=help_text, epilog=epilog, no_args_is_help=True)
+
+
+app = typer.Typer(
+    cls=RootGroup,
+    name="limnos",
+    help="limnos: turn any folder into a content-addressed data lake for data science.",
+    epilog="Example: limnos init && limnos add data/ --name raw && limnos ls",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+# ------------------------------------------------------- shared parameters
+class LinkMode(str, enum.Enum):
+    """How a working copy is made from the store."""
+
+    copy = "copy"
+    reflink = "reflink"
+    hardlink = "hardlink"
+    symlink = "symlink"
+
+
+Ref = Annotated[str, typer.Argument(help="name, name@N or id.")]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+
+# ------------------------------------------------------- the root and lakes
+class _LogHandler(logging.Handler):
+    """Library warnings (such as a roll-forward on open) as ``warning:`` lines on the current stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        render.warning_line(record.getMessage())
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"limnos {limnos.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    lake: Annotated[str | None, typer.Option("--lake", envvar="LIMNOS_LAKE", metavar="PATH",
+                                                help="The lake to use (default: the nearest .limnos/ above the cwd).")] = None,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """limnos: turn any folder into a content-addressed data lake for data science."""
+    ctx.obj = {"lake_path": lake, "lake": None}
+    logger = logging.getLogger("limnos")
+    handler = _LogHandler(logging.WARNING)
+    logger.addHandler(handler)
+    ctx.call_on_close(lambda: logger.removeHandler(handler))
+
+
+def _state(ctx: typer.Context) -> dict[str, Any]:
+    """The root context's state: the --lake path and the lake once opened."""
+    root = ctx.find_root()
+    if not isinstance(root.obj, dict):
+        root.obj = {}
+    state: dict[str, Any] = root.obj
+    return state
+
+
+def lake_path(ctx: typer.Context) -> str | None:
+    """The lake chosen by ``--lake`` or ``$LIMNOS_LAKE``; None to look for one from the cwd."""
+    path = _state(ctx).get("lake_path")
+    return path if isinstance(path, str) else None
+
+
+def open_lake(ctx: typer.Context) -> Lake:
+    """The lake chosen by ``--lake``, ``$LIMNOS_LAKE`` or the cwd, opened once per command and closed with it.
+
+    Raises:
+        LakeNotFound: When there is no lake there.
+    """
+    state = _state(ctx)
+    lake: Lake | None = state.get("lake")
+    if lake is None:
+        lake = limnos.open(lake_path(ctx))
+        state["lake"] = lake
+        ctx.find_root().call_on_close(lake.close)
+    return lake
+
+
+# ------------------------------------------------------------ key=value
+_INT = re.compile(r"[+-]?(0|[1-9][0-9]*)")
+_FLOAT = re.compile(r"[+-]?((0|[1-9][0-9]*)(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?")
+_DATETIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?(Z|[+-][0-9]{2}:?[0-9]{2})?")
+
+
+def parse_value(text: str) -> Any:
+    """A command-line value to a typed one.
+
+    ``42`` -> int, ``0.5``/``1e-3`` -> float, ``true``/``false`` -> bool,
+    ``2024-01-02T03:04:05Z`` -> datetime (UTC when no offset is given),
+    ``{...}``/``[...]`` -> JSON, ``"..."`` -> the quoted text; anything else
+    stays text. Numbers with leading zeros (``007``, a zip code) stay text.
+
+    Raises:
+        CliError: For text that looks like a datetime or JSON but is not valid.
+    """
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if _INT.fullmatch(text):
+        return int(text)
+    if _FLOAT.fullmatch(text):
+        return float(text)
+    if _DATETIME.fullmatch(text):
+        try:
+            value = dt.datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
+        except ValueError as exc:
+            raise CliError(f"{text!r} looks like a datetime but is not one ({exc}); quote it as '\"{text}\"' for text") from None
+        return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+    if text[:1] in ("{", "[") or (text[:1] == '"' and len(text) > 1 and text.endswith('"')):
+        try:
+            return json.loads(text)
+        except ValueError as exc:
+            raise CliError(f"{text!r} starts like JSON but is not valid JSON ({exc.args[0]})") from None
+    return text
+
+
+def parse_pairs(pairs: list[str] | None) -> dict[str, Any]:
+    """``["a=1", "b=x"]`` -> ``{"a": 1, "b": "x"}``, typed by :func:`parse_value`; a key given twice keeps its last value.
+
+    Raises:
+        CliError: For an item without ``=`` or with an empty key.
+    """
+    out: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, eq, value = pair.partition("=")
+        key = key.strip()
+        if not eq or not key:
+            raise CliError(f"expected key=value, got {pair!r}")
+        out[key] = parse_value(value)
+    return out
+
+
+def parse_options(pairs: list[str] | None) -> dict[str, Any]:
+    """``["client_kwargs.endpoint_url=http://x", "anon=true"]`` -> nested, typed storage options for fsspec.
+
+    Raises:
+        CliError: For an item without ``=``, or a dotted key under a plain value.
+    """
+    out: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, eq, value = pair.partition("=")
+        if not eq or not key.strip():
+            raise CliError(f"expected key=value for --option, got {pair!r}")
+        *parents, leaf = key.strip().split(".")
+        target = out
+        for part in parents:
+            target = target.setdefault(part, {})
+            if not isinstance(target, dict):
+                raise CliError(f"--option {key}: {part} is already a plain value")
+        target[leaf] = parse_value(value)
+    return out
+
+
+__all__ = [
+    "HELP_ORDER", "CliError", "Group", "JsonFlag", "LinkMode", "Ref", "RootGroup", "app", "lake_path", "open_lake",
+    "parse_options", "parse_pairs", "parse_value", "sub_app",
+]

@@ -1,0 +1,107 @@
+"""CLI commands that keep a lake sound: fsck, gc and reindex; lock, unlock and rm.
+
+``rm`` deletes catalog entries, ``gc`` the bytes nothing refers to any more,
+and ``lock`` protects a file from both.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+import typer
+
+from . import render
+from .app import CliError, JsonFlag, Ref, app, open_lake
+
+
+def parse_subset(text: str | None) -> float | None:
+    """``--subset``: ``0.1`` or ``10%`` -> 0.1; None when not given.
+
+    Raises:
+        CliError: For anything that is not a number or a percentage.
+    """
+    if text is None:
+        return None
+    try:
+        return float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        raise CliError(f"--subset takes a fraction such as 0.1 or a percentage such as 10%, not {text!r}") from None
+
+
+@app.command(epilog="Example: limnos fsck --read-data --subset 10%")
+def fsck(
+    ctx: typer.Context,
+    read_data: Annotated[bool, typer.Option("--read-data", help="Re-hash every object's bytes.")] = False,
+    subset: Annotated[str | None, typer.Option(
+        metavar="FRACTION", help="With --read-data, a random part: 0.1 or 10% (implies --read-data).")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Check that every file's object exists (and with --read-data, hashes right). Exit 1 on a problem."""
+    fraction = parse_subset(subset)
+    report = open_lake(ctx).fsck(read_data=read_data or fraction is not None, subset=fraction)
+    if as_json:
+        render.print_json(report.to_dict())
+    else:
+        render.show(render.report_renderable(report))
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@app.command(epilog="Example: limnos gc  (a dry run), then: limnos gc --yes --grace-days 7")
+def gc(
+    ctx: typer.Context,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would be deleted (the default).")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Really delete.")] = False,
+    grace_days: Annotated[float, typer.Option(min=0, help="Keep unreferenced objects younger than this.")] = 1.0,
+    as_json: JsonFlag = False,
+) -> None:
+    """Delete objects no file refers to; a dry run unless --yes."""
+    if dry_run and yes:
+        raise CliError("--dry-run and --yes contradict each other; give one")
+    report = open_lake(ctx).gc(dry_run=not yes, grace=dt.timedelta(days=grace_days))
+    if as_json:
+        render.print_json(report.to_dict())
+        return
+    render.show(render.report_renderable(report))
+
+
+@app.command(epilog="Example: limnos reindex --force")
+def reindex(
+    ctx: typer.Context,
+    force: Annotated[bool, typer.Option("--force", help="Wipe a non-empty catalog and rebuild it.")] = False,
+) -> None:
+    """Rebuild the catalog from the records files in the store."""
+    report = open_lake(ctx).reindex(force=force)
+    render.message(f"rebuilt the catalog from {len(report.rolled_forward)} commits: {report.files} files")
+    for line in report.renumbered + report.notes:
+        render.warning_line(line)
+
+
+@app.command(epilog="Example: limnos lock models/final.pkl")
+def lock(ctx: typer.Context, ref: Ref) -> None:
+    """Protect a file: rm, cascades and gc leave it alone."""
+    file = open_lake(ctx).lock(ref)
+    render.message(f"locked {file.ref}")
+
+
+@app.command(epilog="Example: limnos unlock models/final.pkl")
+def unlock(ctx: typer.Context, ref: Ref) -> None:
+    """Remove a file's protection."""
+    file = open_lake(ctx).unlock(ref)
+    render.message(f"unlocked {file.ref}")
+
+
+@app.command(epilog="Example: limnos rm raw/bad.csv@2  |  limnos rm raw/bad.csv --cascade")
+def rm(
+    ctx: typer.Context,
+    ref: Ref,
+    cascade: Annotated[bool, typer.Option("--cascade", help="Also delete every file made from it.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the deleted files as JSON.")] = False,
+) -> None:
+    """Delete a file from the catalog (its bytes go at the next gc); locked files are refused."""
+    deleted = open_lake(ctx).rm(ref, cascade=cascade)
+    if as_json:
+        render.print_json([{"id": f.id, "name": f.name, "version": f.version} for f in deleted])
+        return
+    render.message(f"deleted {', '.join(f.ref for f in deleted)}; 'limnos gc' frees the space")

@@ -1,0 +1,162 @@
+"""CLI commands for files: add, ls, info, get, cat, history, query, and ``meta set/unset``.
+
+Each command parses its arguments, calls one :class:`limnos.Lake` method and
+prints the result: data (tables, JSON, bytes) on stdout, messages on stderr.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from typing import Annotated
+
+import typer
+
+from . import render
+from .app import JsonFlag, LinkMode, Ref, app, open_lake, parse_pairs, sub_app
+
+meta_app = sub_app("Set or remove metadata on a file.", "Example: limnos meta set raw/train.csv rows=1000 reviewed=true")
+app.add_typer(meta_app, name="meta")
+
+TYPED_VALUES_HELP = ("Typed values: 42 int, 0.5 float, true/false bool, 2024-01-02T03:04:05Z datetime, "
+                     "{...} or [...] JSON, '\"42\"' forces text; anything else is text.")
+
+
+@app.command(epilog="Example: limnos add data/ --name raw --meta project=x")
+def add(
+    ctx: typer.Context,
+    path: Annotated[str, typer.Argument(help="A local file or folder.")],
+    name: Annotated[str | None, typer.Option(help="Name (or prefix, for a folder) in the lake; default: the path.")] = None,
+    meta: Annotated[list[str] | None, typer.Option("--meta", "-m", metavar="KEY=VALUE",
+                                                      help="Metadata to set, typed (repeatable).")] = None,
+    move: Annotated[bool, typer.Option("--move", help="Delete the local files once they are stored.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the added files as JSON.")] = False,
+) -> None:
+    """Add a file or a whole folder; changed content becomes a new version."""
+    metadata = parse_pairs(meta)
+    lake = open_lake(ctx)
+    result = lake.add(path, name=name, metadata=metadata or None, move=move)
+    if as_json:
+        render.print_json([f.to_dict() for f in result])
+        return
+    if not result.from_folder:
+        f = result.file
+        state = "added" if result.new_versions else "unchanged:"
+        render.message(f"{state} {f.ref} ({render.size(f.size)}, {render.short_hash(f.hash)})")
+    else:
+        render.message(f"added {len(result)} files from {path}: {result.new_versions} new versions, "
+                       f"{result.unchanged} unchanged")
+
+
+@app.command("ls", epilog="Example: limnos ls raw/ --json")
+def ls(
+    ctx: typer.Context,
+    prefix: Annotated[str, typer.Argument(help="Only names under this prefix, such as raw/.")] = "",
+    as_json: JsonFlag = False,
+) -> None:
+    """List the latest version of every file (under a prefix)."""
+    files = open_lake(ctx).ls(prefix)
+    if as_json:
+        render.print_json([{**f.to_dict(), "local": f.is_local} for f in files])
+        return
+    if not files:
+        render.message("no files" + (f" under {prefix!r}" if prefix else "") + "; add some with 'limnos add PATH'")
+        return
+    render.show(render.files_table(files, local=True))
+
+
+@app.command(epilog="Example: limnos info raw/train.csv@2")
+def info(ctx: typer.Context, ref: Ref, as_json: JsonFlag = False) -> None:
+    """Show a file: its fields, metadata, inputs and the step or run that made it."""
+    file = open_lake(ctx).get(ref)
+    if as_json:
+        record = file.step
+        data = {**file.to_dict(), "ref": file.ref, "local": file.is_local,
+                "inputs": [{"id": f.id, "name": f.name, "version": f.version, "ref": f.ref} for f in file.inputs],
+                "step": record.to_dict() if record is not None else None,
+                "provenance": file.run}
+        render.print_json(data)
+        return
+    render.print_all(render.out_console(), render.info_renderables(file))
+
+
+@app.command(epilog="Example: limnos get raw/train.csv@2 ./train.csv")
+def get(
+    ctx: typer.Context,
+    ref: Ref,
+    dest: Annotated[str, typer.Argument(help="Destination file or folder.")] = ".",
+    link: Annotated[LinkMode | None, typer.Option(help="How to make the copy (default: the lake's setting).")] = None,
+) -> None:
+    """Put a read-only working copy of a file on disk; prints its path."""
+    path = open_lake(ctx).checkout(ref, dest, link=link.value if link else None)
+    print(path)
+
+
+@app.command(epilog="Example: limnos cat raw/train.csv | head")
+def cat(ctx: typer.Context, ref: Ref) -> None:
+    """Write a file's bytes to stdout."""
+    file = open_lake(ctx).get(ref)
+    sys.stdout.flush()
+    out = sys.stdout.buffer
+    with file.open("rb") as src:
+        shutil.copyfileobj(src, out, 1 << 20)
+    out.flush()
+
+
+@app.command(epilog="Example: limnos history raw/train.csv --json")
+def history(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="A file name.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """List every version of a name, oldest first."""
+    files = open_lake(ctx).history(name)
+    if as_json:
+        render.print_json([f.to_dict() for f in files])
+        return
+    render.show(render.files_table(files))
+
+
+@app.command(epilog="Example: limnos query project=x reviewed=true --latest --json")
+def query(
+    ctx: typer.Context,
+    pairs: Annotated[list[str] | None, typer.Argument(
+        metavar="KEY=VALUE", help="Metadata that must be equal (typed as in 'meta set').")] = None,
+    latest: Annotated[bool, typer.Option("--latest", help="Only the latest version of each name.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Find files whose metadata equals every KEY=VALUE."""
+    filters = parse_pairs(pairs)
+    result = open_lake(ctx).query(filters, latest=latest)
+    if as_json:
+        render.print_json(result.to_dicts())
+        return
+    files = result.files()
+    if not files:
+        render.message("no file matches")
+        return
+    keys = sorted({k for f in files for k in f.metadata})
+    render.show(render.files_table(files, meta_keys=keys))
+
+
+@meta_app.command("set", epilog="Example: limnos meta set raw/train.csv rows=1000 reviewed=true when=2024-01-02T03:04:05Z")
+def meta_set(
+    ctx: typer.Context,
+    ref: Ref,
+    pairs: Annotated[list[str], typer.Argument(metavar="KEY=VALUE", help=TYPED_VALUES_HELP)],
+) -> None:
+    """Set typed metadata on a file."""
+    metadata = parse_pairs(pairs)
+    file = open_lake(ctx).set_metadata(ref, metadata)
+    render.message(f"set {', '.join(metadata)} on {file.ref}")
+
+
+@meta_app.command("unset", epilog="Example: limnos meta unset raw/train.csv reviewed")
+def meta_unset(
+    ctx: typer.Context,
+    ref: Ref,
+    keys: Annotated[list[str], typer.Argument(metavar="KEY", help="Keys to remove.")],
+) -> None:
+    """Remove metadata keys from a file (their past values stay in its history)."""
+    file = open_lake(ctx).unset_metadata(ref, keys)
+    render.message(f"removed {', '.join(keys)} from {file.ref}")

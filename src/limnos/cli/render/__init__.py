@@ -1,0 +1,55 @@
+"""Drawing for the CLI: every table, tree, box and report the commands print.
+
+Commands call these functions and never build rich tables themselves; the
+functions only format what the library returns and decide nothing about the
+lake. By topic:
+
+* :mod:`.console`: consoles, ``message``/``warning``/``error`` lines, JSON, short text formats;
+* :mod:`.tables`: listings (files, step executions, datasources, datapoints, datasets, remotes);
+* :mod:`.info`: ``limnos info`` (a file's fields, metadata, inputs, step or run);
+* :mod:`.lineage`: ``limnos lineage`` boxes and trees;
+* :mod:`.reports`: fsck/gc reports, ``status`` of a folder, of step outputs and of a project, push/pull reports.
+"""
+
+from .console import (
+    PIPE_WIDTH,
+    argv_text,
+    count,
+    dumps,
+    duration,
+    err_console,
+    error_line,
+    message,
+    out_console,
+    params_text,
+    print_all,
+    print_json,
+    short_hash,
+    show,
+    size,
+    type_name,
+    value_text,
+    warning_line,
+    when,
+)
+from .info import info_renderables, kv_table, run_fields, step_panel
+from .lineage import MAX_BOX_ITEMS, lineage_renderables, lineage_tree, step_box
+from .reports import (
+    project_pull_report,
+    project_status_hints,
+    project_status_renderable,
+    report_renderable,
+    stale_renderable,
+    status_renderable,
+    transfer_report,
+)
+from .tables import datapoints_table, datasets_table, datasources_table, files_table, remotes_lines, steps_table
+
+__all__ = [
+    "MAX_BOX_ITEMS", "PIPE_WIDTH", "argv_text", "count", "datapoints_table", "datasets_table", "datasources_table", "dumps",
+    "duration", "err_console", "error_line", "files_table", "info_renderables", "kv_table", "lineage_renderables",
+    "lineage_tree", "message", "out_console", "params_text", "print_all", "print_json", "project_pull_report",
+    "project_status_hints", "project_status_renderable", "remotes_lines", "report_renderable", "run_fields", "short_hash",
+    "show", "size", "stale_renderable", "status_renderable", "step_box", "step_panel", "steps_table", "transfer_report",
+    "type_name", "value_text", "warning_line", "when",
+]

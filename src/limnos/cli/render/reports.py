@@ -1,0 +1,141 @@
+"""Reports: what a check, a comparison or a transfer found or did.
+
+``fsck``/``gc`` reports and ``status`` (of a folder, of step outputs, of a
+project) are drawn on stdout, as data; what push and pull moved is told on
+stderr, as messages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+from rich.console import Group, RenderableType
+from rich.text import Text
+
+from .console import count, message, size, warning_line
+
+if TYPE_CHECKING:
+    from limnos.core.recovery import Report
+    from limnos.ops.add import Status
+    from limnos.steps.stale import StaleOutput
+    from limnos.store.transfer import TransferReport
+    from limnos.tracking.manifest import ProjectStatus, PullReport
+
+
+def _hash_list(title: str, digests: Sequence[str], style: str, limit: int = 20) -> Text:
+    text = Text(f"{title} ({len(digests)}):", style=f"bold {style}")
+    for digest in digests[:limit]:
+        text.append(f"\n  {digest}", style=style)
+    if len(digests) > limit:
+        text.append(f"\n  … and {len(digests) - limit} more (see --json)", style="dim")
+    return text
+
+
+def report_renderable(report: Report) -> Group:
+    """An fsck or a gc report: counts, the objects missing, corrupt or deleted, notes, and the verdict."""
+    parts: list[RenderableType] = []
+    if report.action == "fsck":
+        line = f"checked {report.files} files and {report.objects} objects"
+        if report.bytes:
+            line += f", re-hashed {size(report.bytes)}"
+        parts.append(Text(line))
+        if report.missing:
+            parts.append(_hash_list("missing objects", report.missing, "red"))
+        if report.corrupt:
+            parts.append(_hash_list("corrupt objects (bytes do not match their hash)", report.corrupt, "red"))
+        if report.orphans:
+            parts.append(Text(f"{len(report.orphans)} unreferenced objects; 'limnos gc' removes them", style="dim"))
+    else:
+        verb = "would delete" if report.dry_run else "deleted"
+        parts.append(Text(f"{verb} {len(report.deleted)} unreferenced objects ({size(report.bytes)}) "
+                          f"of {report.objects} in the store"))
+        if report.deleted:
+            parts.append(_hash_list("objects", report.deleted, "yellow" if report.dry_run else "dim"))
+    for note in report.notes:
+        parts.append(Text(f"note: {note}", style="yellow"))
+    if report.action == "fsck":
+        parts.append(Text("ok", style="bold green") if report.ok else Text("problems found", style="bold red"))
+    elif report.dry_run and report.deleted:
+        parts.append(Text("this was a dry run; run 'limnos gc --yes' to delete them", style="dim"))
+    return Group(*parts)
+
+
+def stale_renderable(stale: Sequence[StaleOutput]) -> Group:
+    """``limnos status --steps``: each stale step output with its reasons, then a summary line."""
+    parts: list[RenderableType] = []
+    for item in stale:
+        parts.append(Text.assemble(("stale:    ", "yellow"), (item.file.ref, "bold"), (f"  ({item.step.function})", "dim")))
+        for reason in item.reasons:
+            parts.append(Text(f"          {reason}", style="yellow"))
+    if stale:
+        parts.append(Text(f"{len(stale)} step outputs are stale; call their steps again to refresh them", style="dim"))
+    else:
+        parts.append(Text("clean: every step output is up to date with its code and inputs", style="dim"))
+    return Group(*parts)
+
+
+def _labelled(label: str, style: str, name: str) -> Text:
+    return Text.assemble((f"{label + ':':<10}", style), name)
+
+
+def status_renderable(st: Status) -> Group:
+    """``limnos status PATH``: modified, new and deleted names, then how many are unchanged (print with soft_wrap)."""
+    parts: list[RenderableType] = []
+    for label, names, style in (("modified", st.modified, "yellow"), ("new", st.new, "green"),
+                                ("deleted", st.deleted, "red")):
+        parts += [_labelled(label, style, n) for n in names]
+    parts.append(Text(("clean: " if st.clean else "") + f"{len(st.unchanged)} unchanged", style="dim"))
+    return Group(*parts)
+
+
+def project_status_renderable(st: ProjectStatus, shown: Callable[[str], str]) -> Group:
+    """``limnos status`` in a project: changed and missing tracked files, lake versions limnos.lock lacks, a summary.
+
+    Args:
+        st: The project's status.
+        shown: Turns a path relative to the project's root into the path to show (as the user would type it).
+    """
+    parts: list[RenderableType] = []
+    for label, names, style in (("changed", st.changed, "yellow"), ("missing", st.missing, "red")):
+        parts += [_labelled(label, style, shown(n)) for n in names]
+    for ref in st.newer:
+        parts.append(Text.assemble(("newer:    ", "cyan"), ref, (" in the lake, not in limnos.lock", "dim")))
+    summary = f"{len(st.unchanged)} of {len(st.unchanged) + len(st.changed) + len(st.missing)} tracked files unchanged"
+    parts.append(Text(("clean: " if st.clean else "") + summary, style="dim"))
+    return Group(*parts)
+
+
+def project_status_hints(st: ProjectStatus) -> None:
+    """After a project's status: how to record changed files and restore missing ones (on stderr)."""
+    if st.changed:
+        message("changed files become new versions at the next limnos.track() or 'limnos track'", "dim")
+    if st.missing:
+        message("'limnos pull .' puts missing files back", "dim")
+
+
+def transfer_report(report: TransferReport, verb: str) -> None:
+    """What a push or pull moved, on stderr: ``pushed 4 objects (1.0 kB), 2 already there, 7 records files in 0.12 s``.
+
+    Args:
+        report: The push or pull report.
+        verb: ``pushed`` or ``pulled``.
+    """
+    parts = [f"{verb} {report.transferred} objects ({size(report.bytes)})"]
+    if report.skipped:
+        parts.append(f"{report.skipped} already there")
+    parts.append(f"{report.records} records files")
+    message(", ".join(parts) + f" in {report.seconds:.2f} s")
+    for line in report.renumbered:
+        warning_line(f"imported as {line}")
+
+
+def project_pull_report(report: PullReport) -> None:
+    """What a pull of a project's tracked files did, on stderr: downloads, restored files, files kept as they are."""
+    if report.downloaded:
+        fetched = f"downloaded {report.downloaded} objects ({size(report.bytes)}) from {', '.join(report.sources)}; "
+    else:
+        fetched = "everything was in the local lake; "
+    message(f"{fetched}restored {count(report.restored, 'file')}, {len(report.present)} already in place")
+    for rel in report.kept:
+        warning_line(f"kept {rel}: its bytes differ from limnos.lock (delete it and pull again for the listed version)")
