@@ -323,10 +323,10 @@ def test_sqlite_plans_on_a_bigger_table(sqlite_lake, tmp_path) -> None:  # type:
 @given(cond=conditions, plan=st.sampled_from(["index", "scan", None]), limit=st.one_of(st.none(), st.integers(0, 10)))
 def test_every_plan_gives_the_same_answer(table, monkeypatch, cond, plan, limit) -> None:  # type: ignore[no-untyped-def]
     """The SQLite plan hints (drive from an index, or probe in path order) never change a result."""
-    import limnos.datasources.query
+    import limnos.catalog.dsquery
 
     ds, frame = table
-    monkeypatch.setattr(limnos.datasources.query, "choose_plan", lambda *a, **k: plan)
+    monkeypatch.setattr(limnos.catalog.dsquery, "choose_plan", lambda *a, **k: plan)
     expected = sorted(frame.loc[reference(frame, cond), "path"])[:limit]
     view = ds[cond] if limit is None else ds[cond].limit(limit)
     assert [dp.path for dp in view.all()] == expected, (plan, describe(cond))

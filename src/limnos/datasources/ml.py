@@ -34,6 +34,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from ..errors import FieldNotFound, LimnosError, MetadataError, require_extra
+from .fetch import safe_target
 
 try:  # a real torch Dataset when torch is installed; as_dataset() asks for it otherwise
     from torch.utils.data import Dataset as _Base
@@ -176,8 +177,6 @@ class DatapointDataset(_Base):  # type: ignore[misc,valid-type]
         self._lock = threading.Lock()
         self.set_tensorizers(tensorizers)
         if self.savedir is not None:
-            from .results import safe_target
-
             for item in self._items:
                 safe_target(self.savedir, item[0])  # refuse an escaping path before anything is written
         from ..store.transfer import default_jobs
@@ -216,19 +215,12 @@ class DatapointDataset(_Base):  # type: ignore[misc,valid-type]
 
     def _fetch(self, i: int) -> str:
         path, kind, digest, uri, size, fingerprint, _values = self._items[i]
-        fetcher = self._fetcher
         if self.savedir is None:
-            if kind == "reference":
-                return fetcher.reference_path(uri, size, fingerprint)  # type: ignore[no-any-return]
-            return fetcher.object_path(digest)  # type: ignore[no-any-return]
-        from .results import _copy_checked, safe_target
-
+            return self._fetcher.datapoint_path(path, kind, digest, uri, size, fingerprint)
         dest = safe_target(self.savedir, path)
         if os.path.exists(dest) and os.path.getsize(dest) == size:
             return dest
-        if kind == "reference":
-            return fetcher.reference_path(uri, size, fingerprint, dest=dest)  # type: ignore[no-any-return]
-        return _copy_checked(fetcher.object_path(digest), dest, size, path)
+        return self._fetcher.datapoint_path(path, kind, digest, uri, size, fingerprint, dest=dest)
 
     def local_path(self, i: int) -> str:
         """The local file of item ``i``, fetched now if no one has yet."""
