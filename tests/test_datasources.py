@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import threading
 import time
 import warnings
 
@@ -131,28 +132,72 @@ def test_roots_names_and_get_or_create(lake, tmp_path, monkeypatch) -> None:  # 
     assert [d.name for d in lake.datasources()] == ["rel"]
 
 
-def test_background_scan_warns_partial_and_close_waits(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_background_scan_warns_partial_and_close_waits(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A query during a background scan warns and says partial; lake.close() waits for the scan to end.
+
+    The scan is held after listing, before its first commit, until the test releases it, so
+    neither claim depends on which thread wins a race.
+    """
+    from limnos.datasources import scan as scan_module
+    from limnos.datasources import source as source_module
+
+    held, release = threading.Event(), threading.Event()
+    events: list[str] = []
+    real_list, real_scan = scan_module.list_entries, source_module.run_scan
+
+    def held_listing(*args):  # type: ignore[no-untyped-def]
+        found = real_list(*args)
+        held.set()
+        assert release.wait(60), "the test never released the scan"
+        return found
+
+    def recorded_scan(*args):  # type: ignore[no-untyped-def]
+        try:
+            return real_scan(*args)
+        finally:
+            events.append("scan ended")
+
+    monkeypatch.setattr(scan_module, "list_entries", held_listing)
+    monkeypatch.setattr(source_module, "run_scan", recorded_scan)
     src = tmp_path / "many"
     src.mkdir()
     for i in range(300):
         (src / f"{i:03d}.txt").write_text(str(i))
     lake = limnos.init(str(tmp_path / "lake"))
-    ds = lake.datasource("many", str(src))  # scans in the background
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        first = ds.all()
-    if first.partial:
-        assert any(issubclass(w.category, PartialResultsWarning) for w in caught)
-    ds.wait()
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", PartialResultsWarning)
-        done = ds.all()
-    assert len(done) == 300 and not done.partial
-    unscanned = lake.datasource("later", str(src), scan=False)
-    with pytest.warns(PartialResultsWarning, match="still being scanned"):
-        assert unscanned.all().partial
-    lake.datasource("again", str(src))
-    lake.close()  # stops and joins the background scan of "again"
+    try:
+        ds = lake.datasource("many", str(src))  # scans in the background
+        assert held.wait(60) and ds.scanning
+        with pytest.warns(PartialResultsWarning, match="still being scanned"):
+            first = ds.all()
+        assert first.partial and len(first) == 0  # nothing committed yet
+        release.set()
+        ds.wait()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", PartialResultsWarning)
+            done = ds.all()
+        assert len(done) == 300 and not done.partial
+        unscanned = lake.datasource("later", str(src), scan=False)
+        with pytest.warns(PartialResultsWarning, match="still being scanned"):
+            assert unscanned.all().partial
+
+        held.clear()
+        release.clear()
+        events.clear()
+        again = lake.datasource("again", str(src))
+        assert held.wait(60)
+        scan_thread = again._shared.thread
+        closer = threading.Thread(target=lambda: (lake.close(), events.append("closed")))
+        closer.start()
+        assert again._shared.stop.wait(60)  # close() has begun: it asked the scan to stop
+        closer.join(0.5)
+        assert closer.is_alive(), "lake.close() returned while the background scan was still running"
+        events.append("released")
+        release.set()
+        closer.join(60)
+        assert not closer.is_alive() and not scan_thread.is_alive()
+        assert events == ["released", "scan ended", "closed"]
+    finally:
+        release.set()
     lake = limnos.open(str(tmp_path / "lake"))
     assert {d.name for d in lake.datasources()} == {"many", "later", "again"}
     lake.close()
