@@ -8,6 +8,7 @@ import os
 import threading
 import time
 import warnings
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -59,7 +60,7 @@ def test_scan_folder_automatic_fields_and_incremental_rescan(lake, tmp_path) -> 
     assert png["modified"] == dt.datetime.fromtimestamp(os.path.getmtime(src / "img/2.png"), dt.timezone.utc)
     notes = ds[ds["path"] == "notes.txt"].all()[0]
     assert notes["width"] is None and notes["content_type"] == "text/plain"
-    assert open(notes.local_path()).read() == "hello"  # a local folder's file is served where it is
+    assert Path(notes.local_path()).read_text() == "hello"  # a local folder's file is served where it is
     with ds.metadata_context() as ctx:
         ctx.update_metadata("notes.txt", {"label": "keep me"})
     before_change = dt.datetime.now(dt.timezone.utc)
@@ -275,7 +276,7 @@ def test_blobs(lake, tmp_path) -> None:  # type: ignore[no-untyped-def]
     result = ds[ds["mask"].is_not_null()].all()
     assert [len(dp["mask"]) for dp in result] == [64, 64]  # the hash, until fetched
     assert result[0].get_blob("mask") == b"mask-0"
-    assert open(result[0]["mask"], "rb").read() == b"mask-0"  # now the blob's local path
+    assert Path(result[0]["mask"]).read_bytes() == b"mask-0"  # now the blob's local path
     frame = ds.all().get_blob_fields("mask", "thumb", load_into_memory=True).dataframe
     by_path = frame.set_index("path")
     assert by_path.loc["img/1.png", "mask"] == b"mask-1" and by_path.loc["img/0.png", "thumb"] == b"t0"
@@ -463,7 +464,7 @@ def test_external_s3_root(rclone_s3, tmp_path, catalog_url) -> None:  # type: ig
     assert paths(ds.all()) == ["deep/er/data.csv", "img/0.png", "img/1.png", "img/2.png", "notes.txt"]
     png = ds[ds["path"] == "img/2.png"].all()[0]
     assert (png["width"], png["height"]) == (12, 20) and png.uri == f"s3://{bucket}/data/img/2.png"
-    assert open(png.local_path(), "rb").read() == (local / "img/2.png").read_bytes()  # downloaded, size-checked
+    assert Path(png.local_path()).read_bytes() == (local / "img/2.png").read_bytes()  # downloaded, size-checked
     assert lake.get(".datasources/bucket/notes.txt").read_text() == "hello"
     with ds.metadata_context() as ctx:
         ctx.update_metadata("img/2.png", {"label": "owl"})
@@ -474,10 +475,10 @@ def test_external_s3_root(rclone_s3, tmp_path, catalog_url) -> None:  # type: ig
     scan = ds.scan()
     assert (scan.added, scan.removed, scan.unchanged) == (1, 1, 4)
     assert "img/3.txt" in paths(ds.all()) and "notes.txt" not in paths(ds.all())
-    secrets = open(os.path.join(lake.state_dir, "datasources.yaml")).read()
+    secrets = Path(lake.state_dir, "datasources.yaml").read_text()
     assert rclone_s3.secret in secrets and oct(os.stat(os.path.join(lake.state_dir, "datasources.yaml")).st_mode)[-3:] == "600"
     for name in os.listdir(os.path.join(lake.path, "records")):
-        assert rclone_s3.secret not in open(os.path.join(lake.path, "records", name)).read()
+        assert rclone_s3.secret not in Path(lake.path, "records", name).read_text()
     lake.close()
 
 

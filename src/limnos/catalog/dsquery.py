@@ -128,6 +128,7 @@ class Compiler:
     """Compiles conditions on one datasource; ``types`` maps each field to its type."""
 
     def __init__(self, types: Mapping[str, str], dialect: str, as_of: dt.datetime | None, plan: str | None = None) -> None:
+        """A compiler for ``dialect`` (``"sqlite"``/``"postgresql"``) reading values at ``as_of`` (None: now)."""
         self.types = types
         self.plan = plan  # None: let the database choose; "index" / "scan": see choose_plan
         self.dialect = dialect

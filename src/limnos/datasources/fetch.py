@@ -103,9 +103,11 @@ class Fetcher:
             try:
                 fs.get_file(path, part)
             except FileNotFoundError:
-                raise ObjectNotAvailable(f"{redact_url(uri)} is gone from its source; run ds.scan() to update the datasource") from None
+                raise ObjectNotAvailable(f"{redact_url(uri)} is gone from its source; "
+                                         "run ds.scan() to update the datasource") from None
             except Exception as exc:
-                raise StoreError(f"cannot download {redact_url(uri)}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+                detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                raise StoreError(f"cannot download {redact_url(uri)}: {detail}") from None
             got = os.path.getsize(part)
             if got != size:
                 raise IntegrityError(f"{redact_url(uri)} has {got} bytes but the scan saw {size}; it changed at the source, "

@@ -3,11 +3,10 @@
 A :class:`QueryResult` holds the datapoints of one query (their paths, sizes
 and field values) and fetches bytes only when asked: ``dp.local_path()``,
 ``dp.get_blob(field)``, ``result.get_blob_fields(...)`` or
-``result.download_files()``. A :class:`Fetcher` brings bytes to a local path
-for lake objects (through ``Lake.fetch``: the cache, else a verified
-download) and for references (the file itself for a local folder, else a
-download into this machine's reference cache, checked against the size the
-scan saw). Fetchers pickle, so torch DataLoader workers use them too.
+``result.download_files()``, through a :class:`~limnos.datasources.fetch.Fetcher`
+(lake objects from the cache or a verified download; references from their
+folder or this machine's reference cache). Fetchers pickle, so torch
+DataLoader workers use them too (:mod:`limnos.datasources.ml`).
 """
 
 from __future__ import annotations
@@ -82,10 +81,12 @@ class Datapoint:
                             f"{', '.join(['path', 'size', *sorted(self.metadata)])}")
 
     def get(self, field: str, default: Any = None) -> Any:
+        """The field's value, or ``default`` when the datapoint has none."""
         value = self.metadata.get(field, default) if field not in ("path", "size") else self[field]
         return default if value is None else value
 
     def to_dict(self) -> dict[str, Any]:
+        """Path, size and every field value."""
         return {"path": self.path, "size": self.size, **self.metadata}
 
     @property
@@ -98,9 +99,11 @@ class Datapoint:
         return self._result._fetcher.datapoint_path(self.path, self.kind, self.hash, self.uri, self.size, self.fingerprint)
 
     def open(self) -> IO[bytes]:
+        """Open the bytes for reading (fetched first if needed)."""
         return open(self.local_path(), "rb")
 
     def read_bytes(self) -> bytes:
+        """The bytes (fetched first if needed)."""
         with self.open() as f:
             return f.read()
 
@@ -127,6 +130,8 @@ class Datapoint:
 # ------------------------------------------------------------------- results
 @dataclass
 class DownloadReport:
+    """What ``download_files`` did; it is also the target folder (``os.fspath(report)``)."""
+
     target_dir: str
     downloaded: int = 0
     skipped: int = 0
@@ -136,6 +141,7 @@ class DownloadReport:
         return self.target_dir
 
     def to_dict(self) -> dict[str, Any]:
+        """The report as JSON-compatible data."""
         return {"target_dir": self.target_dir, "downloaded": self.downloaded, "skipped": self.skipped, "bytes": self.bytes}
 
 
@@ -173,6 +179,7 @@ class QueryResult:
 
     @property
     def datasource(self) -> Datasource:
+        """The datasource (view) the query ran on."""
         return self._datasource
 
     def field_names(self) -> list[str]:
@@ -186,6 +193,7 @@ class QueryResult:
         return ["path", "size", *sorted(set(seen) | set(known))]
 
     def to_dicts(self) -> list[dict[str, Any]]:
+        """One dict per datapoint, with the keys of :meth:`field_names` (None for a missing value)."""
         names = self.field_names()
         return [{n: dp[n] if n in ("path", "size") else dp.metadata.get(n) for n in names} for dp in self.datapoints]
 
@@ -233,7 +241,7 @@ class QueryResult:
         from ..store.transfer import default_jobs
 
         with ThreadPoolExecutor(max(1, min(jobs or default_jobs(), len(digests) or 1))) as pool:
-            paths = dict(zip(digests, pool.map(self._fetcher.object_path, digests)))
+            paths = dict(zip(digests, pool.map(self._fetcher.object_path, digests), strict=True))
         for dp, name in todo:
             digest = dp._blobs.get(name) or dp.metadata[name]
             dp._blobs[name] = digest

@@ -187,20 +187,22 @@ def _image_size(lake: LakeBase, fetcher: Fetcher, entry: Entry) -> tuple[int, in
     except ImportError:
         return None
     try:
-        handle: IO[bytes]
-        if entry.file is not None:
-            digest = entry.file.hash
-            if not digest:
-                return None
-            handle = lake.cache.open(digest) if lake.cache.has(digest) else lake.store.open(digest)
-        elif entry.uri is not None:
-            handle = fetcher.open_reference(entry.uri) if "://" in entry.uri else open(entry.uri, "rb")
-        else:
-            return None
-        with handle, Image.open(handle) as image:
+        with _open_entry(lake, fetcher, entry) as handle, Image.open(handle) as image:
             return int(image.size[0]), int(image.size[1])
-    except Exception:
+    except Exception:  # not an image after all, or unreadable: no dimensions
         return None
+
+
+def _open_entry(lake: LakeBase, fetcher: Fetcher, entry: Entry) -> IO[bytes]:
+    """Open an entry's bytes: a lake file's object, or the referenced file."""
+    if entry.file is not None:
+        digest = entry.file.hash
+        if not digest:
+            raise FileNotFound(f"{entry.path} has no object")
+        return lake.cache.open(digest) if lake.cache.has(digest) else lake.store.open(digest)
+    if entry.uri is None:
+        raise FileNotFound(f"{entry.path} has no URL")
+    return fetcher.open_reference(entry.uri) if "://" in entry.uri else open(entry.uri, "rb")  # the caller closes it
 
 
 def _fill_dims(lake: LakeBase, state: SourceState, entries: Sequence[Entry]) -> None:
@@ -209,7 +211,7 @@ def _fill_dims(lake: LakeBase, state: SourceState, entries: Sequence[Entry]) -> 
         return
     fetcher = source_fetcher(lake, state.info)
     with ThreadPoolExecutor(max(1, min(16, len(images)))) as pool:
-        for entry, dims in zip(images, pool.map(lambda e: _image_size(lake, fetcher, e), images)):
+        for entry, dims in zip(images, pool.map(lambda e: _image_size(lake, fetcher, e), images), strict=True):
             entry.dims = dims
 
 

@@ -529,7 +529,8 @@ class Datasource:
             datasets = [d.name for d in saved_datasets(catalog, self.id)]
             commit.extra.extend([{"type": "datapoint_end", "id": c.id} for c in current])
             if self.kind == "external":
-                commit.extra.extend([{"type": "tombstone", "file_id": c.file_id, "deleted_at": commit.created_at} for c in current])
+                commit.extra.extend([{"type": "tombstone", "file_id": c.file_id, "deleted_at": commit.created_at}
+                                     for c in current])
             commit.extra.extend([{"type": "dataset_delete", "name": n} for n in datasets])
             commit.extra.append({"type": "datasource_delete", "datasource_id": self.id})
             commit.write()
