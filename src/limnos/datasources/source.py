@@ -19,6 +19,13 @@ only through commits.
 Storage options (credentials) of an external root are this machine's own:
 they live in ``<lake>/state/datasources.yaml`` (mode 600), never in the
 catalog or the records.
+
+The feature, bottom up: :mod:`.state` (names, per-process state, options),
+:mod:`.fetch` (bytes to local paths), :mod:`.scan` (scans and metadata
+commits), :mod:`.query` and :mod:`.text` (conditions), :mod:`.results` and
+:mod:`.ml` (what a query returns), then this module. Reads go through
+:mod:`limnos.catalog.datasources` and :mod:`limnos.catalog.dsquery`; writes
+are commits, built with ``lake.new_commit``.
 """
 
 from __future__ import annotations
