@@ -5,8 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import threading
 import time
 import warnings
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -58,7 +60,7 @@ def test_scan_folder_automatic_fields_and_incremental_rescan(lake, tmp_path) -> 
     assert png["modified"] == dt.datetime.fromtimestamp(os.path.getmtime(src / "img/2.png"), dt.timezone.utc)
     notes = ds[ds["path"] == "notes.txt"].all()[0]
     assert notes["width"] is None and notes["content_type"] == "text/plain"
-    assert open(notes.local_path()).read() == "hello"  # a local folder's file is served where it is
+    assert Path(notes.local_path()).read_text() == "hello"  # a local folder's file is served where it is
     with ds.metadata_context() as ctx:
         ctx.update_metadata("notes.txt", {"label": "keep me"})
     before_change = dt.datetime.now(dt.timezone.utc)
@@ -131,28 +133,72 @@ def test_roots_names_and_get_or_create(lake, tmp_path, monkeypatch) -> None:  # 
     assert [d.name for d in lake.datasources()] == ["rel"]
 
 
-def test_background_scan_warns_partial_and_close_waits(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_background_scan_warns_partial_and_close_waits(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A query during a background scan warns and says partial; lake.close() waits for the scan to end.
+
+    The scan is held after listing, before its first commit, until the test releases it, so
+    neither claim depends on which thread wins a race.
+    """
+    from limnos.datasources import scan as scan_module
+    from limnos.datasources import source as source_module
+
+    held, release = threading.Event(), threading.Event()
+    events: list[str] = []
+    real_list, real_scan = scan_module.list_entries, source_module.run_scan
+
+    def held_listing(*args):  # type: ignore[no-untyped-def]
+        found = real_list(*args)
+        held.set()
+        assert release.wait(60), "the test never released the scan"
+        return found
+
+    def recorded_scan(*args):  # type: ignore[no-untyped-def]
+        try:
+            return real_scan(*args)
+        finally:
+            events.append("scan ended")
+
+    monkeypatch.setattr(scan_module, "list_entries", held_listing)
+    monkeypatch.setattr(source_module, "run_scan", recorded_scan)
     src = tmp_path / "many"
     src.mkdir()
     for i in range(300):
         (src / f"{i:03d}.txt").write_text(str(i))
     lake = limnos.init(str(tmp_path / "lake"))
-    ds = lake.datasource("many", str(src))  # scans in the background
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        first = ds.all()
-    if first.partial:
-        assert any(issubclass(w.category, PartialResultsWarning) for w in caught)
-    ds.wait()
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", PartialResultsWarning)
-        done = ds.all()
-    assert len(done) == 300 and not done.partial
-    unscanned = lake.datasource("later", str(src), scan=False)
-    with pytest.warns(PartialResultsWarning, match="still being scanned"):
-        assert unscanned.all().partial
-    lake.datasource("again", str(src))
-    lake.close()  # stops and joins the background scan of "again"
+    try:
+        ds = lake.datasource("many", str(src))  # scans in the background
+        assert held.wait(60) and ds.scanning
+        with pytest.warns(PartialResultsWarning, match="still being scanned"):
+            first = ds.all()
+        assert first.partial and len(first) == 0  # nothing committed yet
+        release.set()
+        ds.wait()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", PartialResultsWarning)
+            done = ds.all()
+        assert len(done) == 300 and not done.partial
+        unscanned = lake.datasource("later", str(src), scan=False)
+        with pytest.warns(PartialResultsWarning, match="still being scanned"):
+            assert unscanned.all().partial
+
+        held.clear()
+        release.clear()
+        events.clear()
+        again = lake.datasource("again", str(src))
+        assert held.wait(60)
+        scan_thread = again._shared.thread
+        closer = threading.Thread(target=lambda: (lake.close(), events.append("closed")))
+        closer.start()
+        assert again._shared.stop.wait(60)  # close() has begun: it asked the scan to stop
+        closer.join(0.5)
+        assert closer.is_alive(), "lake.close() returned while the background scan was still running"
+        events.append("released")
+        release.set()
+        closer.join(60)
+        assert not closer.is_alive() and not scan_thread.is_alive()
+        assert events == ["released", "scan ended", "closed"]
+    finally:
+        release.set()
     lake = limnos.open(str(tmp_path / "lake"))
     assert {d.name for d in lake.datasources()} == {"many", "later", "again"}
     lake.close()
@@ -230,7 +276,7 @@ def test_blobs(lake, tmp_path) -> None:  # type: ignore[no-untyped-def]
     result = ds[ds["mask"].is_not_null()].all()
     assert [len(dp["mask"]) for dp in result] == [64, 64]  # the hash, until fetched
     assert result[0].get_blob("mask") == b"mask-0"
-    assert open(result[0]["mask"], "rb").read() == b"mask-0"  # now the blob's local path
+    assert Path(result[0]["mask"]).read_bytes() == b"mask-0"  # now the blob's local path
     frame = ds.all().get_blob_fields("mask", "thumb", load_into_memory=True).dataframe
     by_path = frame.set_index("path")
     assert by_path.loc["img/1.png", "mask"] == b"mask-1" and by_path.loc["img/0.png", "thumb"] == b"t0"
@@ -418,7 +464,7 @@ def test_external_s3_root(rclone_s3, tmp_path, catalog_url) -> None:  # type: ig
     assert paths(ds.all()) == ["deep/er/data.csv", "img/0.png", "img/1.png", "img/2.png", "notes.txt"]
     png = ds[ds["path"] == "img/2.png"].all()[0]
     assert (png["width"], png["height"]) == (12, 20) and png.uri == f"s3://{bucket}/data/img/2.png"
-    assert open(png.local_path(), "rb").read() == (local / "img/2.png").read_bytes()  # downloaded, size-checked
+    assert Path(png.local_path()).read_bytes() == (local / "img/2.png").read_bytes()  # downloaded, size-checked
     assert lake.get(".datasources/bucket/notes.txt").read_text() == "hello"
     with ds.metadata_context() as ctx:
         ctx.update_metadata("img/2.png", {"label": "owl"})
@@ -429,10 +475,10 @@ def test_external_s3_root(rclone_s3, tmp_path, catalog_url) -> None:  # type: ig
     scan = ds.scan()
     assert (scan.added, scan.removed, scan.unchanged) == (1, 1, 4)
     assert "img/3.txt" in paths(ds.all()) and "notes.txt" not in paths(ds.all())
-    secrets = open(os.path.join(lake.state_dir, "datasources.yaml")).read()
+    secrets = Path(lake.state_dir, "datasources.yaml").read_text()
     assert rclone_s3.secret in secrets and oct(os.stat(os.path.join(lake.state_dir, "datasources.yaml")).st_mode)[-3:] == "600"
     for name in os.listdir(os.path.join(lake.path, "records")):
-        assert rclone_s3.secret not in open(os.path.join(lake.path, "records", name)).read()
+        assert rclone_s3.secret not in Path(lake.path, "records", name).read_text()
     lake.close()
 
 

@@ -92,8 +92,8 @@ def reference(frame: pd.DataFrame, cond) -> pd.Series:  # type: ignore[no-untype
     return hit
 
 
-FIELDS = {"i": INTS + [4, 6], "f": FLOATS + [1, 2.0], "b": [True, False], "s": STRS + ["ca", "og", "É"],
-          "d": DATES + [BASE + dt.timedelta(days=2)], "size": [0, 3, 6, 9], "path": ["a/001.txt", "b/", "a", ".txt", "B/0"]}
+FIELDS = {"i": [*INTS, 4, 6], "f": [*FLOATS, 1, 2.0], "b": [True, False], "s": [*STRS, "ca", "og", "É"],
+          "d": [*DATES, BASE + dt.timedelta(days=2)], "size": [0, 3, 6, 9], "path": ["a/001.txt", "b/", "a", ".txt", "B/0"]}
 COMPARE = ["eq", "ne", "lt", "le", "gt", "ge"]
 TEXT = ["contains", "startswith", "endswith"]
 
@@ -159,7 +159,7 @@ def test_order_and_limit_match_pandas(table, field, desc, limit, cond) -> None: 
 
 
 def test_chained_views_are_and(table) -> None:  # type: ignore[no-untyped-def]
-    ds, frame = table
+    ds, _ = table
     a = ds[ds["i"] > 0]
     b = a[a["s"].contains("a")]
     both = ds[(ds["i"] > 0) & (ds["s"].contains("a"))]
@@ -192,7 +192,7 @@ def test_precedence_mistake_says_parentheses(table) -> None:  # type: ignore[no-
         ds["i"] == 1 | ds["s"] == "cat"  # noqa: B015
     with pytest.raises(QueryError, match="parentheses"):
         ds["i"] > 5 & (ds["b"] == True)  # noqa: B015,E712
-    with pytest.raises(QueryError, match="& | ~"):
+    with pytest.raises(QueryError, match=r"& | ~"):
         (ds["i"] > 5) and (ds["b"] == True)  # noqa: E712
 
 
@@ -231,10 +231,10 @@ def test_metadata_types_are_enforced(table) -> None:  # type: ignore[no-untyped-
     path = ds.head(1)[0].path
     with pytest.raises(SchemaError, match="'i'"), ds.metadata_context() as ctx:
         ctx.update_metadata(path, {"i": "seven"})
-    with pytest.raises(SchemaError, match="'fresh'"):
-        with ds.metadata_context() as ctx:  # the first use in a batch fixes the type for the rest
-            ctx.update_metadata(path, {"fresh": 1})
-            ctx.update_metadata(ds.head(2)[1].path, {"fresh": "one"})
+    # the first use in a batch fixes the type for the rest
+    with pytest.raises(SchemaError, match="'fresh'"), ds.metadata_context() as ctx:
+        ctx.update_metadata(path, {"fresh": 1})
+        ctx.update_metadata(ds.head(2)[1].path, {"fresh": "one"})
     assert "fresh" not in ds.fields  # nothing of the failed batch was written
     with pytest.raises(SchemaError, match="'s'"):
         ds.upload_metadata_from_dataframe(pd.DataFrame({"path": [path], "s": [3]}))
@@ -269,7 +269,7 @@ def test_text_queries_parse(text, expected) -> None:  # type: ignore[no-untyped-
     ("__import__('os').system('x') == 1", "unexpected character"),
 ])
 def test_text_query_errors_point_at_the_spot(text, fragment) -> None:  # type: ignore[no-untyped-def]
-    with pytest.raises(QuerySyntaxError, match="column|empty") as info:
+    with pytest.raises(QuerySyntaxError, match=r"column|empty") as info:
         ds_text.parse(text)
     assert fragment in str(info.value)
 
@@ -323,10 +323,10 @@ def test_sqlite_plans_on_a_bigger_table(sqlite_lake, tmp_path) -> None:  # type:
 @given(cond=conditions, plan=st.sampled_from(["index", "scan", None]), limit=st.one_of(st.none(), st.integers(0, 10)))
 def test_every_plan_gives_the_same_answer(table, monkeypatch, cond, plan, limit) -> None:  # type: ignore[no-untyped-def]
     """The SQLite plan hints (drive from an index, or probe in path order) never change a result."""
-    import limnos.datasources.query
+    import limnos.catalog.dsquery
 
     ds, frame = table
-    monkeypatch.setattr(limnos.datasources.query, "choose_plan", lambda *a, **k: plan)
+    monkeypatch.setattr(limnos.catalog.dsquery, "choose_plan", lambda *a, **k: plan)
     expected = sorted(frame.loc[reference(frame, cond), "path"])[:limit]
     view = ds[cond] if limit is None else ds[cond].limit(limit)
     assert [dp.path for dp in view.all()] == expected, (plan, describe(cond))

@@ -34,14 +34,19 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from ..errors import FieldNotFound, LimnosError, MetadataError, require_extra
-
-try:  # a real torch Dataset when torch is installed; as_dataset() asks for it otherwise
-    from torch.utils.data import Dataset as _Base
-except ImportError:  # pragma: no cover - exercised only without torch
-    _Base = object  # type: ignore[assignment,misc]
+from .fetch import safe_target
 
 if TYPE_CHECKING:
+    from torch.utils.data import Dataset
+
     from .results import QueryResult
+
+    _Base = Dataset[list[Any]]
+else:
+    try:  # a real torch Dataset when torch is installed; as_dataset() asks for it otherwise
+        from torch.utils.data import Dataset as _Base
+    except ImportError:  # pragma: no cover - exercised only without torch
+        _Base = object
 
 STRATEGIES = ("lazy", "background", "preload")
 _DATASET_OPTIONS = ("metadata_columns", "strategy", "tensorizers", "savedir", "jobs")
@@ -50,7 +55,8 @@ _DATASET_OPTIONS = ("metadata_columns", "strategy", "tensorizers", "savedir", "j
 # ---------------------------------------------------------------- tensorizers
 def _read(value: Any) -> bytes:
     if hasattr(value, "read"):
-        return value.read()  # type: ignore[no-any-return]
+        data: bytes = value.read()
+        return data
     if isinstance(value, str) and os.path.exists(value):
         with open(value, "rb") as f:
             return f.read()
@@ -113,6 +119,7 @@ def raw_tensor(value: Any) -> Any:
 
 
 def identity(value: Any) -> Any:
+    """The value unchanged (the ``"none"`` tensorizer)."""
     return value
 
 
@@ -141,18 +148,26 @@ def _pick(spec: Any, auto: Callable[[Any], Any]) -> Callable[[Any], Any]:
     if spec == "auto":
         return auto
     if callable(spec):
-        return spec  # type: ignore[no-any-return]
+        chosen: Callable[[Any], Any] = spec
+        return chosen
     if isinstance(spec, str) and spec in TENSORIZERS:
         return TENSORIZERS[spec]
     raise LimnosError(f"unknown tensorizer {spec!r}; use 'auto', {', '.join(map(repr, TENSORIZERS))} or a callable")
 
 
 # --------------------------------------------------------------------- dataset
-class DatapointDataset(_Base):  # type: ignore[misc,valid-type]
+class DatapointDataset(_Base):
     """A torch Dataset over a query result: item i is [file tensor, *metadata column tensors]."""
 
     def __init__(self, result: QueryResult, metadata_columns: Sequence[str] = (), strategy: str = "lazy",
                  tensorizers: Any = "auto", savedir: str | os.PathLike[str] | None = None, jobs: int | None = None) -> None:
+        """A dataset over ``result``'s datapoints, their files fetched by ``strategy`` (see the module's docs).
+
+        Raises:
+            LimnosError: the strategy or tensorizers are unknown.
+            FieldNotFound: a metadata column is no field of the datasource.
+            InvalidName: with ``savedir``, a datapoint's path would land outside it.
+        """
         if strategy not in STRATEGIES:
             raise LimnosError(f"strategy must be one of {', '.join(STRATEGIES)}, not {strategy!r}")
         columns = [metadata_columns] if isinstance(metadata_columns, str) else list(metadata_columns)
@@ -176,8 +191,6 @@ class DatapointDataset(_Base):  # type: ignore[misc,valid-type]
         self._lock = threading.Lock()
         self.set_tensorizers(tensorizers)
         if self.savedir is not None:
-            from .results import safe_target
-
             for item in self._items:
                 safe_target(self.savedir, item[0])  # refuse an escaping path before anything is written
         from ..store.transfer import default_jobs
@@ -199,7 +212,7 @@ class DatapointDataset(_Base):  # type: ignore[misc,valid-type]
             raise LimnosError(f"tensorizers has {len(specs)} entries; give {count}: the file, then "
                               f"{', '.join(self.metadata_columns) or 'no metadata columns'}")
         autos = [_auto_for_file([i[0] for i in self._items])] + [_auto_for_field(self._types[c]) for c in self.metadata_columns]
-        self.tensorizers = [_pick(s, a) for s, a in zip(specs, autos)]
+        self.tensorizers = [_pick(s, a) for s, a in zip(specs, autos, strict=True)]
 
     def __getstate__(self) -> dict[str, Any]:
         # Workers get the dataset without its threads: they serve what is on disk and fetch the rest.
@@ -216,29 +229,20 @@ class DatapointDataset(_Base):  # type: ignore[misc,valid-type]
 
     def _fetch(self, i: int) -> str:
         path, kind, digest, uri, size, fingerprint, _values = self._items[i]
-        fetcher = self._fetcher
         if self.savedir is None:
-            if kind == "reference":
-                return fetcher.reference_path(uri, size, fingerprint)  # type: ignore[no-any-return]
-            return fetcher.object_path(digest)  # type: ignore[no-any-return]
-        from .results import _copy_checked, safe_target
-
+            return self._fetcher.datapoint_path(path, kind, digest, uri, size, fingerprint)
         dest = safe_target(self.savedir, path)
         if os.path.exists(dest) and os.path.getsize(dest) == size:
             return dest
-        if kind == "reference":
-            return fetcher.reference_path(uri, size, fingerprint, dest=dest)  # type: ignore[no-any-return]
-        return _copy_checked(fetcher.object_path(digest), dest, size, path)
+        return self._fetcher.datapoint_path(path, kind, digest, uri, size, fingerprint, dest=dest)
 
     def local_path(self, i: int) -> str:
         """The local file of item ``i``, fetched now if no one has yet."""
         if i in self._local:
             return self._local[i]
         future = self._futures.get(i) if os.getpid() == self._pid else None
-        if future is not None and (future.done() or not future.cancel()):
-            path = future.result()
-        else:
-            path = self._fetch(i)
+        # A future that already ran (or cannot be cancelled, as it runs) gives the path; else fetch it here.
+        path = future.result() if future is not None and (future.done() or not future.cancel()) else self._fetch(i)
         self._local[i] = path
         return path
 
@@ -249,7 +253,7 @@ class DatapointDataset(_Base):  # type: ignore[misc,valid-type]
         path, _kind, _digest, _uri, _size, _fp, values = self._items[i]
         with open(self.local_path(i), "rb") as f:
             out = [self.tensorizers[0](f)]
-        for column, value, tensorize in zip(self.metadata_columns, values, self.tensorizers[1:]):
+        for column, value, tensorize in zip(self.metadata_columns, values, self.tensorizers[1:], strict=True):
             if value is None:
                 raise MetadataError(f"datapoint {path!r} has no value for {column!r}; "
                                     f"filter first, as in ds[ds[{column!r}].is_not_null()]")
@@ -279,6 +283,12 @@ def _check_flavor(flavor: str) -> None:
 
 
 def as_dataset(result: QueryResult, flavor: str = "torch", **kwargs: Any) -> DatapointDataset:
+    """A :class:`DatapointDataset` over ``result``; ``kwargs`` are its options (metadata_columns, strategy...).
+
+    Raises:
+        LimnosError: an option or the flavor is unknown (only ``"torch"`` is supported).
+        MissingExtra: torch is not installed.
+    """
     unknown = set(kwargs) - set(_DATASET_OPTIONS)
     if unknown:
         raise LimnosError(f"unknown dataset options {', '.join(sorted(unknown))}; use {', '.join(_DATASET_OPTIONS)}")

@@ -3,145 +3,33 @@
 A :class:`QueryResult` holds the datapoints of one query (their paths, sizes
 and field values) and fetches bytes only when asked: ``dp.local_path()``,
 ``dp.get_blob(field)``, ``result.get_blob_fields(...)`` or
-``result.download_files()``. A :class:`Fetcher` brings bytes to a local path
-for lake objects (through ``Lake.fetch``: the cache, else a verified
-download) and for references (the file itself for a local folder, else a
-download into this machine's reference cache, checked against the size the
-scan saw). Fetchers pickle, so torch DataLoader workers use them too.
+``result.download_files()``, through a :class:`~limnos.datasources.fetch.Fetcher`
+(lake objects from the cache or a verified download; references from their
+folder or this machine's reference cache). Fetchers pickle, so torch
+DataLoader workers use them too (:mod:`limnos.datasources.ml`).
 """
 
 from __future__ import annotations
 
 import os
-import pickle
-import shutil
 import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
 
-from ..errors import FieldNotFound, IntegrityError, InvalidName, ObjectNotAvailable, StoreError, redact_url
+from ..catalog.dsquery import DatapointRow
+from ..errors import FieldNotFound
 from ..store import hashing
+from .fetch import Fetcher, safe_target
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from ..core.files import File
-    from ..lake import Lake
     from .source import Datasource
 
 _PANDAS_TYPES = {"int": "Int64", "float": "float64", "bool": "boolean"}
-
-
-# ------------------------------------------------------------------ fetching
-class Fetcher:
-    """Local paths for objects and references; works in this process and, pickled, in workers."""
-
-    def __init__(self, lake: Lake, ref_options: dict[str, Any], ref_dir: str) -> None:
-        self._lake: Lake | None = lake
-        self._pid = os.getpid()
-        self.cache_root = lake.cache.root
-        self.ref_options = dict(ref_options)
-        self.ref_dir = ref_dir
-        self._sources: list[Any] | None = None
-        self._cache: Any = None
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__, _lake=None, _cache=None)
-        if self._lake is not None and state["_sources"] is None:
-            try:  # the stores a missing object can come from, if they can travel to another process
-                sources = self._lake.sources()
-                pickle.dumps(sources)
-                state["_sources"] = sources
-            except Exception:
-                state["_sources"] = []
-        return state
-
-    def _here(self) -> bool:
-        return self._lake is not None and os.getpid() == self._pid
-
-    def object_path(self, digest: str) -> str:
-        """The local path of a lake object, downloaded and verified first if needed."""
-        if self._here():
-            return self._lake.fetch(digest)  # type: ignore[union-attr]
-        from ..store import LocalObjectStore
-
-        if self._cache is None:
-            self._cache = LocalObjectStore(self.cache_root)
-        if self._cache.has(digest):
-            return self._cache.path(digest)  # type: ignore[no-any-return]
-        for source in self._sources or []:
-            try:
-                self._cache.download_from(source, digest)
-                return self._cache.path(digest)  # type: ignore[no-any-return]
-            except ObjectNotAvailable:
-                continue
-        raise ObjectNotAvailable(f"object {digest[:12]} is not on this machine; fetch it first (strategy='preload')")
-
-    def _fs(self, uri: str) -> tuple[Any, str]:
-        import fsspec
-
-        return fsspec.core.url_to_fs(uri, **self.ref_options)  # type: ignore[no-any-return]
-
-    def reference_path(self, uri: str, size: int, fingerprint: str | None, dest: str | None = None) -> str:
-        """A local copy of a referenced file (the file itself when it is on this machine)."""
-        if "://" not in uri or uri.startswith("file://"):
-            local = uri.removeprefix("file://")
-            if dest is None:
-                _check_size(local, size, uri)
-                return local
-            return _copy_checked(local, dest, size, uri)
-        if dest is None:
-            key = hashing.hash_bytes(f"{uri}\n{fingerprint}".encode())
-            dest = os.path.join(self.ref_dir, key[:2], key[2:], os.path.basename(uri.rstrip("/")) or "file")
-            if os.path.exists(dest) and os.path.getsize(dest) == size:
-                return dest
-        fs, path = self._fs(uri)
-        os.makedirs(os.path.dirname(dest), exist_ok=True)
-        part = f"{dest}.part-{os.getpid()}-{threading.get_ident()}"
-        try:
-            try:
-                fs.get_file(path, part)
-            except FileNotFoundError:
-                raise ObjectNotAvailable(f"{redact_url(uri)} is gone from its source; run ds.scan() to update the datasource") from None
-            except Exception as exc:
-                raise StoreError(f"cannot download {redact_url(uri)}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
-            got = os.path.getsize(part)
-            if got != size:
-                raise IntegrityError(f"{redact_url(uri)} has {got} bytes but the scan saw {size}; it changed at the source, "
-                                     "run ds.scan() to pick the new version up")
-            os.replace(part, dest)
-        finally:
-            if os.path.exists(part):
-                os.unlink(part)
-        return dest
-
-    def open_reference(self, uri: str) -> IO[bytes]:
-        fs, path = self._fs(uri)
-        return fs.open(path, "rb")  # type: ignore[no-any-return]
-
-
-def _check_size(path: str, size: int, uri: str) -> None:
-    try:
-        got = os.path.getsize(path)
-    except FileNotFoundError:
-        raise ObjectNotAvailable(f"{uri} is gone from its folder; run ds.scan() to update the datasource") from None
-    if got != size:
-        raise IntegrityError(f"{uri} has {got} bytes but the scan saw {size}; it changed, run ds.scan()")
-
-
-def _copy_checked(src: str, dest: str, size: int, what: str) -> str:
-    _check_size(src, size, what)
-    os.makedirs(os.path.dirname(dest), exist_ok=True)
-    part = f"{dest}.part-{os.getpid()}-{threading.get_ident()}"
-    try:
-        shutil.copyfile(src, part)
-        os.replace(part, dest)
-    finally:
-        if os.path.exists(part):
-            os.unlink(part)
-    return dest
 
 
 # ---------------------------------------------------------------- datapoints
@@ -162,7 +50,8 @@ class Datapoint:
         "uri",
     )
 
-    def __init__(self, result: QueryResult, row: Any, metadata: dict[str, Any]) -> None:
+    def __init__(self, result: QueryResult, row: DatapointRow) -> None:
+        """The datapoint ``row`` of ``result``."""
         self._result = result
         self.path: str = row.path
         self.datapoint_id: str = row.dp_id
@@ -173,7 +62,7 @@ class Datapoint:
         self.uri: str | None = row.uri
         self.fingerprint: str | None = row.fingerprint
         #: field -> value; a blob is its object hash until fetched
-        self.metadata = metadata
+        self.metadata = row.metadata
         self._blobs: dict[str, str] = {}
 
     def __repr__(self) -> str:
@@ -192,10 +81,12 @@ class Datapoint:
                             f"{', '.join(['path', 'size', *sorted(self.metadata)])}")
 
     def get(self, field: str, default: Any = None) -> Any:
+        """The field's value, or ``default`` when the datapoint has none."""
         value = self.metadata.get(field, default) if field not in ("path", "size") else self[field]
         return default if value is None else value
 
     def to_dict(self) -> dict[str, Any]:
+        """Path, size and every field value."""
         return {"path": self.path, "size": self.size, **self.metadata}
 
     @property
@@ -205,15 +96,14 @@ class Datapoint:
 
     def local_path(self) -> str:
         """A local path to the bytes, downloaded first if needed (read-only for lake objects)."""
-        fetcher = self._result._fetcher
-        if self.kind == "reference":
-            return fetcher.reference_path(self.uri, self.size, self.fingerprint)  # type: ignore[arg-type]
-        return fetcher.object_path(self.hash)  # type: ignore[arg-type]
+        return self._result._fetcher.datapoint_path(self.path, self.kind, self.hash, self.uri, self.size, self.fingerprint)
 
     def open(self) -> IO[bytes]:
+        """Open the bytes for reading (fetched first if needed)."""
         return open(self.local_path(), "rb")
 
     def read_bytes(self) -> bytes:
+        """The bytes (fetched first if needed)."""
         with self.open() as f:
             return f.read()
 
@@ -240,6 +130,8 @@ class Datapoint:
 # ------------------------------------------------------------------- results
 @dataclass
 class DownloadReport:
+    """What ``download_files`` did; it is also the target folder (``os.fspath(report)``)."""
+
     target_dir: str
     downloaded: int = 0
     skipped: int = 0
@@ -249,21 +141,23 @@ class DownloadReport:
         return self.target_dir
 
     def to_dict(self) -> dict[str, Any]:
+        """The report as JSON-compatible data."""
         return {"target_dir": self.target_dir, "downloaded": self.downloaded, "skipped": self.skipped, "bytes": self.bytes}
 
 
 class QueryResult:
     """The datapoints a query matched, in order. Iterate it, or take ``.dataframe``."""
 
-    def __init__(self, datasource: Datasource, rows: Sequence[tuple[Any, dict[str, Any]]], types: dict[str, str],
-                 fields: Sequence[str] | None, partial: bool) -> None:
+    def __init__(self, datasource: Datasource, rows: Sequence[DatapointRow], types: dict[str, str],
+                 fields: Sequence[str] | None, partial: bool, fetcher: Fetcher) -> None:
+        """The ``rows`` a query on ``datasource`` matched; ``types`` gives each field's type."""
         self._datasource = datasource
         self._types = dict(types)
         self._fields = list(fields) if fields is not None else None
         #: True when the datasource was still being scanned, so datapoints may be missing
         self.partial = partial
-        self._fetcher = datasource._fetcher()
-        self.datapoints = [Datapoint(self, row, meta) for row, meta in rows]
+        self._fetcher = fetcher
+        self.datapoints = [Datapoint(self, row) for row in rows]
         for dp in self.datapoints:
             dp._blobs = {k: v for k, v in dp.metadata.items() if self._types.get(k) == "blob" and isinstance(v, str)}
 
@@ -285,6 +179,7 @@ class QueryResult:
 
     @property
     def datasource(self) -> Datasource:
+        """The datasource (view) the query ran on."""
         return self._datasource
 
     def field_names(self) -> list[str]:
@@ -298,6 +193,7 @@ class QueryResult:
         return ["path", "size", *sorted(set(seen) | set(known))]
 
     def to_dicts(self) -> list[dict[str, Any]]:
+        """One dict per datapoint, with the keys of :meth:`field_names` (None for a missing value)."""
         names = self.field_names()
         return [{n: dp[n] if n in ("path", "size") else dp.metadata.get(n) for n in names} for dp in self.datapoints]
 
@@ -345,7 +241,7 @@ class QueryResult:
         from ..store.transfer import default_jobs
 
         with ThreadPoolExecutor(max(1, min(jobs or default_jobs(), len(digests) or 1))) as pool:
-            paths = dict(zip(digests, pool.map(self._fetcher.object_path, digests)))
+            paths = dict(zip(digests, pool.map(self._fetcher.object_path, digests), strict=True))
         for dp, name in todo:
             digest = dp._blobs.get(name) or dp.metadata[name]
             dp._blobs[name] = digest
@@ -388,11 +284,7 @@ class QueryResult:
             if os.path.lexists(dest):
                 os.unlink(dest)
             os.makedirs(os.path.dirname(dest), exist_ok=True)
-            if dp.kind == "reference":
-                self._fetcher.reference_path(dp.uri, dp.size, dp.fingerprint, dest=dest)  # type: ignore[arg-type]
-            else:
-                src = self._fetcher.object_path(dp.hash)  # type: ignore[arg-type]
-                _copy_checked(src, dest, dp.size, dp.path)
+            self._fetcher.datapoint_path(dp.path, dp.kind, dp.hash, dp.uri, dp.size, dp.fingerprint, dest=dest)
             with lock:
                 report.downloaded += 1
                 report.bytes += dp.size
@@ -424,16 +316,6 @@ class QueryResult:
         return as_dataloader(self, flavor_or_dataset, **kwargs)
 
 
-def safe_target(root: str, relpath: str) -> str:
-    """``root/relpath``, or InvalidName when it would land outside ``root``."""
-    bad = (not relpath or "\x00" in relpath or relpath.startswith(("/", "\\")) or os.path.isabs(relpath)
-           or ".." in relpath.replace("\\", "/").split("/"))
-    dest = os.path.realpath(os.path.join(root, relpath))
-    if bad or os.path.commonpath([root, dest]) != root or dest == root:
-        raise InvalidName(f"datapoint path {relpath!r} would be written outside {root}; refusing to download anything")
-    return dest
-
-
 def _is_current(dp: Datapoint, dest: str) -> bool:
     try:
         if os.path.islink(dest) or os.path.getsize(dest) != dp.size:
@@ -445,4 +327,4 @@ def _is_current(dp: Datapoint, dest: str) -> bool:
     return hashing.hash_file(dest)[0] == dp.hash
 
 
-__all__ = ["Datapoint", "DownloadReport", "Fetcher", "QueryResult", "safe_target"]
+__all__ = ["Datapoint", "DownloadReport", "QueryResult"]

@@ -21,24 +21,24 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
-import sqlalchemy as sa
-
-from ..catalog import Commit, FileRow
-from ..catalog import schema as t
+from ..catalog import FileRow
 from ..catalog import values as metavalues
+from ..catalog.datasources import CurrentDatapoint, current_datapoints, current_values, keys_set
 from ..errors import FileNotFound, InvalidName, MetadataError, redact_url
 from ..names import new_id, validate_name
 from ..progress import progress
+from .fetch import Fetcher, source_fetcher
+from .state import AUTO_FIELDS, REF_PREFIX, SourceState, known_fields, load_options, ref_name
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from .source import Datasource
+    from ..core.base import LakeBase
+    from ..core.commits import CommitBuilder
 
 BATCH = 2000  # datapoints per commit while scanning
-_CHUNK = 500
 
 
 @dataclass
@@ -55,13 +55,6 @@ class Entry:
 
 
 @dataclass
-class Current:
-    id: str
-    file_id: str
-    fingerprint: str | None
-
-
-@dataclass
 class ScanReport:
     """What a scan changed."""
 
@@ -75,39 +68,19 @@ class ScanReport:
     seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
+        """The report as JSON-compatible data (for ``--json``)."""
         return {"datasource": self.datasource, "added": self.added, "changed": self.changed, "removed": self.removed,
                 "unchanged": self.unchanged, "skipped": self.skipped, "complete": self.complete,
                 "seconds": round(self.seconds, 3)}
 
 
-def ref_name(ds: Datasource, path: str) -> str:
-    from .source import REF_PREFIX
-
-    return f"{REF_PREFIX}/{ds.name}/{path}"
-
-
-def current_datapoints(ds: Datasource, paths: Iterable[str] | None = None) -> dict[str, Current]:
-    dp = t.datapoints
-    stmt = sa.select(dp.c.id, dp.c.path, dp.c.file_id, dp.c.fingerprint).where(
-        dp.c.datasource_id == ds.id, dp.c.removed_at.is_(None))
-    out: dict[str, Current] = {}
-    with ds._lake.catalog.engine.connect() as conn:
-        if paths is None:
-            rows = list(conn.execute(stmt))
-        else:
-            wanted, rows = sorted(set(paths)), []
-            for i in range(0, len(wanted), _CHUNK):
-                rows += conn.execute(stmt.where(dp.c.path.in_(wanted[i : i + _CHUNK]))).all()
-    for r in rows:
-        out[r.path] = Current(r.id, r.file_id, r.fingerprint)
-    return out
+def _current(lake: LakeBase, state: SourceState, paths: Iterable[str] | None = None) -> dict[str, CurrentDatapoint]:
+    return current_datapoints(lake.catalog, state.info.id, paths)
 
 
 # ------------------------------------------------------------------ listing
-def _lake_entries(ds: Datasource, rows: Iterable[FileRow]) -> dict[str, Entry]:
-    from .source import REF_PREFIX
-
-    prefix = ds.root
+def _lake_entries(state: SourceState, rows: Iterable[FileRow]) -> dict[str, Entry]:
+    prefix = state.info.root
     out = {}
     for r in rows:
         if r.name.startswith(REF_PREFIX + "/") or not r.name.startswith(prefix):
@@ -117,23 +90,21 @@ def _lake_entries(ds: Datasource, rows: Iterable[FileRow]) -> dict[str, Entry]:
     return out
 
 
-def _external_fs(ds: Datasource) -> tuple[Any, str]:
+def _external_fs(lake: LakeBase, state: SourceState) -> tuple[Any, str]:
     import fsspec
 
-    from .source import load_options
-
-    fs, path = fsspec.core.url_to_fs(ds.root, **load_options(ds._lake, ds.name))
+    fs, path = fsspec.core.url_to_fs(state.info.root, **load_options(lake, state.info.name))
     fs.invalidate_cache()  # listings must be fresh: a rescan looks for changes
-    return fs, path.rstrip("/")
+    return fs, str(path).rstrip("/")
 
 
-def _entry_from_info(ds: Datasource, base: str, info: Mapping[str, Any], skipped: list[str]) -> Entry | None:
+def _entry_from_info(state: SourceState, base: str, info: Mapping[str, Any], skipped: list[str]) -> Entry | None:
     name = str(info["name"]).rstrip("/")
     if not name.startswith(base + "/"):
         return None
     path = name[len(base) + 1 :]
     try:
-        validate_name(ref_name(ds, path))
+        validate_name(ref_name(state.info.name, path))
     except InvalidName as exc:
         skipped.append(f"{path}: {exc}")
         return None
@@ -152,15 +123,15 @@ def _entry_from_info(ds: Datasource, base: str, info: Mapping[str, Any], skipped
     etag = info.get("ETag") or info.get("etag") or info.get("md5Hash")
     mtime_key = int(modified.timestamp() * 1e6) if modified else 0
     fingerprint = str(etag).strip('"') if etag else f"{size}:{mtime_key}"
-    uri = f"{ds.root}/{path}"
+    uri = f"{state.info.root}/{path}"
     return Entry(path, size, fingerprint, modified, uri=uri)
 
 
-def list_entries(ds: Datasource) -> tuple[dict[str, Entry], list[str]]:
-    """Every file under the root, and the paths skipped (with why)."""
-    if ds.kind == "lake":
-        return _lake_entries(ds, ds._lake.catalog.latest(ds.root)), []
-    fs, base = _external_fs(ds)
+def list_entries(lake: LakeBase, state: SourceState) -> tuple[dict[str, Entry], list[str]]:
+    """Every file under the datasource's root, by path, and the paths skipped (with why)."""
+    if state.info.kind == "lake":
+        return _lake_entries(state, lake.catalog.latest(state.info.root)), []
+    fs, base = _external_fs(lake, state)
     skipped: list[str] = []
     try:
         top = fs.ls(base, detail=True)
@@ -168,7 +139,7 @@ def list_entries(ds: Datasource) -> tuple[dict[str, Entry], list[str]]:
         top = []
     infos = [i for i in top if i.get("type") != "directory"]
     folders = [str(i["name"]).rstrip("/") for i in top if i.get("type") == "directory"]
-    with progress(len(folders) or None, f"listing {ds.name}", "folders") as advance:
+    with progress(len(folders) or None, f"listing {state.info.name}", "folders") as advance:
         def find(folder: str) -> list[Mapping[str, Any]]:
             found = list(fs.find(folder, detail=True).values())
             advance(1)
@@ -181,18 +152,18 @@ def list_entries(ds: Datasource) -> tuple[dict[str, Entry], list[str]]:
     for info in infos:
         if info.get("type") == "directory":
             continue
-        entry = _entry_from_info(ds, base, info, skipped)
+        entry = _entry_from_info(state, base, info, skipped)
         if entry is not None:
             out[entry.path] = entry
     return out, skipped
 
 
-def stat_entries(ds: Datasource, paths: Sequence[str]) -> dict[str, Entry]:
+def stat_entries(lake: LakeBase, state: SourceState, paths: Sequence[str]) -> dict[str, Entry]:
     """Entries for these paths (for metadata set before a scan found them); absent ones are left out."""
-    if ds.kind == "lake":
-        rows = ds._lake.catalog.latest_rows([ds.root + p for p in paths])
-        return _lake_entries(ds, rows.values())
-    fs, base = _external_fs(ds)
+    if state.info.kind == "lake":
+        rows = lake.catalog.latest_rows([state.info.root + p for p in paths])
+        return _lake_entries(state, rows.values())
+    fs, base = _external_fs(lake, state)
     skipped: list[str] = []
 
     def one(path: str) -> Entry | None:
@@ -202,7 +173,7 @@ def stat_entries(ds: Datasource, paths: Sequence[str]) -> dict[str, Entry]:
             return None
         if info.get("type") == "directory":
             return None
-        return _entry_from_info(ds, base, info, skipped)
+        return _entry_from_info(state, base, info, skipped)
 
     with ThreadPoolExecutor(max(1, min(16, len(paths)))) as pool:
         found = [e for e in pool.map(one, paths) if e is not None]
@@ -210,32 +181,37 @@ def stat_entries(ds: Datasource, paths: Sequence[str]) -> dict[str, Entry]:
 
 
 # --------------------------------------------------------- automatic fields
-def _image_size(ds: Datasource, entry: Entry) -> tuple[int, int] | None:
+def _image_size(lake: LakeBase, fetcher: Fetcher, entry: Entry) -> tuple[int, int] | None:
     try:
         from PIL import Image
     except ImportError:
         return None
     try:
-        if entry.file is not None:
-            lake = ds._lake
-            digest = entry.file.hash
-            if not digest:
-                return None
-            handle = lake.cache.open(digest) if lake.cache.has(digest) else lake.store.open(digest)
-        else:
-            handle = ds._fetcher().open_reference(entry.uri) if "://" in entry.uri else open(entry.uri, "rb")  # type: ignore[arg-type,operator]
-        with handle, Image.open(handle) as image:
+        with _open_entry(lake, fetcher, entry) as handle, Image.open(handle) as image:
             return int(image.size[0]), int(image.size[1])
-    except Exception:
+    except Exception:  # not an image after all, or unreadable: no dimensions
         return None
 
 
-def _fill_dims(ds: Datasource, entries: Sequence[Entry]) -> None:
+def _open_entry(lake: LakeBase, fetcher: Fetcher, entry: Entry) -> IO[bytes]:
+    """Open an entry's bytes: a lake file's object, or the referenced file."""
+    if entry.file is not None:
+        digest = entry.file.hash
+        if not digest:
+            raise FileNotFound(f"{entry.path} has no object")
+        return lake.cache.open(digest) if lake.cache.has(digest) else lake.store.open(digest)
+    if entry.uri is None:
+        raise FileNotFound(f"{entry.path} has no URL")
+    return fetcher.open_reference(entry.uri) if "://" in entry.uri else open(entry.uri, "rb")  # the caller closes it
+
+
+def _fill_dims(lake: LakeBase, state: SourceState, entries: Sequence[Entry]) -> None:
     images = [e for e in entries if (mimetypes.guess_type(e.path)[0] or "").startswith("image/")]
     if not images:
         return
+    fetcher = source_fetcher(lake, state.info)
     with ThreadPoolExecutor(max(1, min(16, len(images)))) as pool:
-        for entry, dims in zip(images, pool.map(lambda e: _image_size(ds, e), images)):
+        for entry, dims in zip(images, pool.map(lambda e: _image_size(lake, fetcher, e), images), strict=True):
             entry.dims = dims
 
 
@@ -252,12 +228,10 @@ def _meta_row(file_id: str, key: str, value: Any, vtype: str) -> dict[str, Any]:
             "deleted": False}
 
 
-def stage(ds: Datasource, commit: Commit, entries: Sequence[Entry], current: Mapping[str, Current],
-          report: ScanReport | None = None) -> dict[str, str]:
+def stage(lake: LakeBase, state: SourceState, commit: CommitBuilder, entries: Sequence[Entry],
+          current: Mapping[str, CurrentDatapoint], report: ScanReport | None = None) -> dict[str, str]:
     """Add datapoint rows for new or changed entries to ``commit``; return path -> file id."""
-    from .source import AUTO_FIELDS
-
-    lake = ds._lake
+    info = state.info
     fixed = lake.catalog.key_types(AUTO_FIELDS)
     lake_meta = lake.catalog.metadata_of([e.file.id for e in entries if e.file is not None])
     carried: list[tuple[str, str]] = []
@@ -273,10 +247,10 @@ def stage(ds: Datasource, commit: Commit, entries: Sequence[Entry], current: Map
             file_id, existing = e.file.id, lake_meta.get(e.file.id, {})
             used.update(existing)
         else:
-            file_id = commit.add_file(ref_name(ds, e.path), None, e.size, kind="reference", uri=e.uri)["id"]  # type: ignore[arg-type]
+            file_id = commit.add_file(ref_name(info.name, e.path), None, e.size, kind="reference", uri=e.uri)["id"]
             existing = {}
         out[e.path] = file_id
-        commit.extra.append({"type": "datapoint", "id": new_id(), "datasource_id": ds.id, "path": e.path,
+        commit.extra.append({"type": "datapoint", "id": new_id(), "datasource_id": info.id, "path": e.path,
                              "file_id": file_id, "fingerprint": e.fingerprint})
         if old is not None:
             commit.extra.append({"type": "datapoint_end", "id": old.id})
@@ -293,70 +267,70 @@ def stage(ds: Datasource, commit: Commit, entries: Sequence[Entry], current: Map
                 report.added += 1
             else:
                 report.changed += 1
-    used.update(_carry(ds, commit, carried, lake_meta))
-    register_fields(ds, commit, used)
+    used.update(_carry(lake, commit, carried, lake_meta))
+    register_fields(lake, state, commit, used)
     return out
 
 
-def _carry(ds: Datasource, commit: Commit, pairs: list[tuple[str, str]], lake_meta: Mapping[str, dict[str, Any]]) -> set[str]:
+def _carry(lake: LakeBase, commit: CommitBuilder, pairs: list[tuple[str, str]],
+           lake_meta: Mapping[str, dict[str, Any]]) -> set[str]:
     """Copy user fields from each replaced file to its successor (which keeps its own values)."""
-    from .source import AUTO_FIELDS
-
     if not pairs:
         return set()
-    m = t.metadata_current
     successor = dict(pairs)
     keys: set[str] = set()
-    with ds._lake.catalog.engine.connect() as conn:
-        olds = list(successor)
-        for i in range(0, len(olds), _CHUNK):
-            stmt = sa.select(m).where(m.c.file_id.in_(olds[i : i + _CHUNK]), m.c.key.not_in(AUTO_FIELDS))
-            for r in conn.execute(stmt):
-                new = successor[r.file_id]
-                if r.key in lake_meta.get(new, {}):
-                    continue
-                commit.metadata.append({"file_id": new, "key": r.key, "vtype": r.type, "v_int": r.v_int,
-                                        "v_float": r.v_float, "v_str": r.v_str, "deleted": False})
-                keys.add(r.key)
+    for v in current_values(lake.catalog, list(successor), exclude_keys=AUTO_FIELDS):
+        new = successor[v.file_id]
+        if v.key in lake_meta.get(new, {}):
+            continue
+        commit.metadata.append({"file_id": new, "key": v.key, "vtype": v.type, "v_int": v.v_int,
+                                "v_float": v.v_float, "v_str": v.v_str, "deleted": False})
+        keys.add(v.key)
     return keys
 
 
-def register_fields(ds: Datasource, commit: Commit, keys: Iterable[str]) -> None:
-    known = ds._registered()
+def register_fields(lake: LakeBase, state: SourceState, commit: CommitBuilder, keys: Iterable[str]) -> None:
+    """Add to ``commit`` a registration of each of ``keys`` the datasource does not have yet."""
+    known = known_fields(lake, state)
     for key in sorted(set(keys) - set(known)):
-        commit.extra.append({"type": "datasource_field", "datasource_id": ds.id, "key": key})
+        commit.extra.append({"type": "datasource_field", "datasource_id": state.info.id, "key": key})
 
 
 # --------------------------------------------------------------------- scan
-def scan(ds: Datasource, stop: threading.Event | None) -> ScanReport:
+def scan(lake: LakeBase, state: SourceState, stop: threading.Event | None) -> ScanReport:
+    """Scan the datasource's root: add new files, follow changed ones, end vanished ones.
+
+    Commits every :data:`BATCH` datapoints; when ``stop`` is set, returns
+    (incomplete) before the next batch. The last commit marks the scan complete.
+    """
     started = time.perf_counter()
-    report = ScanReport(ds.name)
-    lake = ds._lake
-    entries, report.skipped = list_entries(ds)
-    before = current_datapoints(ds)
+    info = state.info
+    report = ScanReport(info.name)
+    entries, report.skipped = list_entries(lake, state)
+    before = _current(lake, state)
     todo = [e for p, e in sorted(entries.items()) if p not in before or before[p].fingerprint != e.fingerprint]
     report.unchanged = len(entries) - len(todo)
-    with progress(len(todo), f"scanning {ds.name}") as advance:
+    with progress(len(todo), f"scanning {info.name}") as advance:
         for i in range(0, len(todo), BATCH):
             if stop is not None and stop.is_set():
                 report.seconds = time.perf_counter() - started
                 return report
             batch = todo[i : i + BATCH]
-            _fill_dims(ds, batch)
-            with ds._shared.lock:
+            _fill_dims(lake, state, batch)
+            with state.lock:
                 commit = lake.new_commit("scan")
-                stage(ds, commit, batch, current_datapoints(ds, [e.path for e in batch]), report)
+                stage(lake, state, commit, batch, _current(lake, state, [e.path for e in batch]), report)
                 if commit.files or commit.extra or commit.metadata:
                     commit.write()
-                    ds._shared.fields = None
+                    state.fields = None
             advance(len(batch))
-    with ds._shared.lock:
+    with state.lock:
         commit = lake.new_commit("scan")
-        gone = [c for p, c in current_datapoints(ds).items() if p not in entries]
+        gone = [c for p, c in _current(lake, state).items() if p not in entries]
         commit.extra.extend([{"type": "datapoint_end", "id": c.id} for c in gone])
-        if ds.kind == "external":
+        if info.kind == "external":
             commit.extra.extend([{"type": "tombstone", "file_id": c.file_id, "deleted_at": commit.created_at} for c in gone])
-        commit.extra.append({"type": "datasource_scan", "datasource_id": ds.id})
+        commit.extra.append({"type": "datasource_scan", "datasource_id": info.id})
         commit.write()
     report.removed = len(gone)
     report.complete = True
@@ -365,9 +339,14 @@ def scan(ds: Datasource, stop: threading.Event | None) -> ScanReport:
 
 
 # ----------------------------------------------------------------- metadata
-def write_metadata(ds: Datasource, updates: Mapping[str, Mapping[str, Any]], deletes: Mapping[str, set[str]]) -> None:
-    """One commit: datapoints for paths not scanned yet, then every value set and key removed."""
-    lake = ds._lake
+def write_metadata(lake: LakeBase, state: SourceState, updates: Mapping[str, Mapping[str, Any]],
+                   deletes: Mapping[str, set[str]]) -> None:
+    """One commit: datapoints for paths not scanned yet, then every value set and key removed.
+
+    Raises:
+        FileNotFound: a path is neither a datapoint nor a file under the root.
+        MetadataError, SchemaError: a value is invalid or does not match its field's type.
+    """
     paths = sorted(set(updates) | set(deletes))
     keys = sorted({k for m in updates.values() for k in m})
     fixed = lake.catalog.key_types(keys)
@@ -382,44 +361,37 @@ def write_metadata(ds: Datasource, updates: Mapping[str, Mapping[str, Any]], del
                 raise MetadataError(f"field {key!r} of {path!r}: {exc}") from None
             batch.setdefault(key, vtype)
             typed.append((path, key, value, vtype))
-    with ds._shared.lock:
-        current = current_datapoints(ds, paths)
+    with state.lock:
+        current = _current(lake, state, paths)
         commit = lake.new_commit("metadata")
         file_of = {p: c.file_id for p, c in current.items()}
         missing = [p for p in paths if p not in current]
         if missing:
-            found = stat_entries(ds, missing)
+            found = stat_entries(lake, state, missing)
             absent = [p for p in missing if p not in found]
             if absent:
                 shown = ", ".join(repr(p) for p in absent[:5]) + (f" and {len(absent) - 5} more" if len(absent) > 5 else "")
-                where = redact_url(ds.root) or "the lake"
+                where = redact_url(state.info.root) or "the lake"
                 raise FileNotFound(f"no file {shown} under {where}; datapoint paths are relative to the datasource's root")
-            _fill_dims(ds, list(found.values()))
-            file_of.update(stage(ds, commit, list(found.values()), {}))
+            _fill_dims(lake, state, list(found.values()))
+            file_of.update(stage(lake, state, commit, list(found.values()), {}))
         blobs: dict[int, str] = {}
         for path, key, value, vtype in typed:
             if vtype == "blob":
                 value = blobs.get(id(value)) or blobs.setdefault(id(value), lake.store_blob(bytes(value)))
             commit.metadata.append(_meta_row(file_of[path], key, value, vtype))
         if deletes:
-            commit.metadata.extend(_deletion_rows({file_of[p]: ks for p, ks in deletes.items()}, lake))
-        register_fields(ds, commit, keys)
+            commit.metadata.extend(_deletion_rows(lake, {file_of[p]: ks for p, ks in deletes.items()}))
+        register_fields(lake, state, commit, keys)
         commit.write()
-        ds._shared.fields = None
+        state.fields = None
 
 
-def _deletion_rows(wanted: Mapping[str, set[str]], lake: Any) -> list[dict[str, Any]]:
+def _deletion_rows(lake: LakeBase, wanted: Mapping[str, set[str]]) -> list[dict[str, Any]]:
     """Deletion rows for the (file, key) pairs that are set; others have nothing to delete."""
-    m = t.metadata_current
-    rows = []
-    ids = sorted(wanted)
-    with lake.catalog.engine.connect() as conn:
-        for i in range(0, len(ids), _CHUNK):
-            for fid, key in conn.execute(sa.select(m.c.file_id, m.c.key).where(m.c.file_id.in_(ids[i : i + _CHUNK]))):
-                if key in wanted[fid]:
-                    rows.append({"file_id": fid, "key": key, "vtype": "deleted", "v_int": None, "v_float": None,
-                                 "v_str": None, "deleted": True})
-    return rows
+    have = keys_set(lake.catalog, list(wanted))
+    return [{"file_id": fid, "key": key, "vtype": "deleted", "v_int": None, "v_float": None, "v_str": None, "deleted": True}
+            for fid in sorted(have) for key in sorted(have[fid] & wanted[fid])]
 
 
 def frame_updates(df: pd.DataFrame, path_column: str | int | None,
@@ -474,5 +446,5 @@ def frame_updates(df: pd.DataFrame, path_column: str | int | None,
     return updates
 
 
-__all__ = ["Entry", "ScanReport", "current_datapoints", "frame_updates", "list_entries", "scan", "stage",
-           "write_metadata"]
+__all__ = ["BATCH", "Entry", "ScanReport", "frame_updates", "list_entries", "register_fields", "scan", "stage",
+           "stat_entries", "write_metadata"]

@@ -19,27 +19,37 @@ only through commits.
 Storage options (credentials) of an external root are this machine's own:
 they live in ``<lake>/state/datasources.yaml`` (mode 600), never in the
 catalog or the records.
+
+The feature, bottom up: :mod:`.state` (names, per-process state, options),
+:mod:`.fetch` (bytes to local paths), :mod:`.scan` (scans and metadata
+commits), :mod:`.query` and :mod:`.text` (conditions), :mod:`.results` and
+:mod:`.ml` (what a query returns), then this module. Reads go through
+:mod:`limnos.catalog.datasources` and :mod:`limnos.catalog.dsquery`; writes
+are commits, built with ``lake.new_commit``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import difflib
 import os
-import re
 import threading
 import warnings
-import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
-import sqlalchemy as sa
-import yaml
-
-from ..catalog import schema as t
 from ..catalog import values as metavalues
-from ..catalog.catalog import utc
+from ..catalog.datasources import (
+    SourceInfo,
+    current_datapoints,
+    datasource_by_id,
+    find_datasource,
+    live_datasources,
+    saved_datasets,
+)
+from ..catalog.dsquery import count_datapoints, select_datapoints
 from ..errors import (
     DatasetNotFound,
     DatasourceNotFound,
@@ -50,107 +60,41 @@ from ..errors import (
     SourceNotFound,
     redact_url,
 )
-from ..names import validate_name
-from .query import BUILTINS, Condition, Field, Query, check_fields, compile_count, compile_select, describe
+from ..names import new_id, validate_name
+from .fetch import Fetcher, reference_fetcher, source_fetcher
+from .query import BUILTINS, Condition, Field, Query, check_fields, describe
+from .results import QueryResult
+from .scan import ScanReport, frame_updates, write_metadata
+from .scan import scan as run_scan
+from .state import (
+    AUTO_FIELDS,
+    REF_PREFIX,
+    SourceState,
+    check_name,
+    join_scan,
+    known_fields,
+    load_options,
+    save_options,
+    shared_state,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from ..lake import Lake
-    from .results import Fetcher, QueryResult
-    from .scan import ScanReport
-
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
-REF_PREFIX = ".datasources"
-#: fields a scan fills in (besides the built-in path and size)
-AUTO_FIELDS = ("modified", "content_type", "width", "height")
-
-
-@dataclass
-class SourceInfo:
-    id: str
-    name: str
-    root: str  # a lake prefix ("" or "raw/img/") or an external URL or absolute folder
-    kind: str  # lake | external
-    created_at: dt.datetime
-    scanned_at: dt.datetime | None
-    deleted_at: dt.datetime | None = None
-
-
-def _info(r: Any) -> SourceInfo:
-    return SourceInfo(r.id, r.name, r.root, r.kind, utc(r.created_at), utc(r.scanned_at), utc(r.deleted_at))  # type: ignore[arg-type]
-
-
-@dataclass
-class _Shared:
-    """What every view of one datasource shares in this process."""
-
-    info: SourceInfo
-    lock: threading.RLock = field(default_factory=threading.RLock)
-    thread: threading.Thread | None = None
-    stop: threading.Event = field(default_factory=threading.Event)
-    scan_error: BaseException | None = None
-    fields: dict[str, str] | None = None  # registered field -> type
-
-
-_SHARED: weakref.WeakKeyDictionary[Lake, dict[str, _Shared]] = weakref.WeakKeyDictionary()
-_SHARED_LOCK = threading.Lock()
-
-
-def _shared(lake: Lake, info: SourceInfo) -> _Shared:
-    with _SHARED_LOCK:
-        table = _SHARED.setdefault(lake, {})
-        found = table.get(info.id)
-        if found is None:
-            found = table[info.id] = _Shared(info)
-            lake.on_close(found.stop.set)
-            lake.on_close(lambda: _join(found))
-        return found
-
-
-def _join(shared: _Shared) -> None:
-    thread = shared.thread
-    if thread is not None and thread is not threading.current_thread():
-        thread.join()
-
-
-# ------------------------------------------------------------------ options
-def _options_path(lake: Lake) -> str:
-    return os.path.join(lake.state_dir, "datasources.yaml")
-
-
-def load_options(lake: Lake, name: str) -> dict[str, Any]:
-    try:
-        with open(_options_path(lake)) as f:
-            data = yaml.safe_load(f) or {}
-    except FileNotFoundError:
-        return {}
-    return dict((data.get(name) or {}).get("options") or {})
-
-
-def _save_options(lake: Lake, name: str, options: dict[str, Any] | None) -> None:
-    path = _options_path(lake)
-    try:
-        with open(path) as f:
-            data = yaml.safe_load(f) or {}
-    except FileNotFoundError:
-        data = {}
-    if options:
-        data[name] = {"options": options}
-    else:
-        data.pop(name, None)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = path + ".tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it may hold credentials
-    with os.fdopen(fd, "w") as f:
-        yaml.safe_dump(data, f, sort_keys=True)
-    os.replace(tmp, path)
+    from ..core.base import LakeBase
 
 
 # -------------------------------------------------------------------- roots
 def parse_root(root: str | os.PathLike[str]) -> tuple[str, str]:
-    """(kind, normalized root). A URL, an absolute path or one starting with ./ ../ ~ is an
-    external folder or bucket; anything else is a prefix of the lake ("" for the whole lake)."""
+    """(kind, normalized root) of a datasource root.
+
+    A URL, an absolute path or one starting with ./ ../ ~ is an external folder
+    or bucket; anything else is a prefix of the lake ("" for the whole lake).
+
+    Raises:
+        SourceNotFound: a local root is not a folder.
+        LimnosError: the root holds credentials, or is not a valid lake prefix.
+    """
     if isinstance(root, os.PathLike):
         root = os.fspath(root)
         if not root.startswith(("/", "~")):
@@ -178,42 +122,35 @@ def parse_root(root: str | os.PathLike[str]) -> tuple[str, str]:
     return "lake", f"{prefix}/" if prefix else ""
 
 
-def _check_name(name: str, what: str = "datasource") -> str:
-    if not isinstance(name, str) or not NAME_RE.match(name):
-        raise LimnosError(f"{what} name {name!r} is not valid; use letters, digits, '-', '_' or '.' (at most 128)")
-    return name
-
-
 # ----------------------------------------------------------------- registry
-def _find(lake: Lake, name: str) -> SourceInfo | None:
-    ds = t.datasources
-    stmt = (sa.select(ds).where(ds.c.name == name, ds.c.deleted_at.is_(None))
-            .order_by(ds.c.created_at, ds.c.id).limit(1))
-    with lake.catalog.engine.connect() as conn:
-        r = conn.execute(stmt).first()
-    return _info(r) if r else None
-
-
-def _by_id(lake: Lake, source_id: str) -> SourceInfo:
-    with lake.catalog.engine.connect() as conn:
-        r = conn.execute(sa.select(t.datasources).where(t.datasources.c.id == source_id)).first()
-    if r is None:
+def _by_id(lake: LakeBase, source_id: str) -> SourceInfo:
+    info = datasource_by_id(lake.catalog, source_id)
+    if info is None:
         raise DatasourceNotFound(f"no datasource with id {source_id}")
-    return _info(r)
+    return info
 
 
-def get_or_create(lake: Lake, name: str, root: str | os.PathLike[str] | None = None, *,
+def get_or_create(lake: LakeBase, name: str, root: str | os.PathLike[str] | None = None, *,
                   storage_options: Mapping[str, Any] | None = None, scan: bool | str = "background") -> Datasource:
-    """``lake.datasource(name, root)``: the datasource ``name``, created over ``root`` if new."""
-    _check_name(name)
-    info = _find(lake, name)
+    """``lake.datasource(name, root)``: the datasource ``name``, created over ``root`` if new.
+
+    A new datasource is scanned in the background (``scan="background"``),
+    before returning (``scan=True``) or not at all (``scan=False``).
+
+    Raises:
+        DatasourceNotFound: there is no such datasource and no ``root`` to create it.
+        LimnosError: it exists over another root.
+        SourceNotFound: an external root cannot be read.
+    """
+    check_name(name)
+    info = find_datasource(lake.catalog, name)
     if storage_options is not None:
-        _save_options(lake, name, dict(storage_options))
+        save_options(lake, name, dict(storage_options))
     if info is not None:
         if root is not None and parse_root(root) != (info.kind, info.root):
             raise LimnosError(f"datasource {name!r} exists over {info.root or '(the whole lake)'}; "
                               "pick another name or delete it first (ds.delete_source())")
-        return Datasource(lake, _shared(lake, info))
+        return Datasource(lake, shared_state(lake, info))
     if root is None:
         raise DatasourceNotFound(f"no datasource named {name!r}; create it with lake.datasource({name!r}, root) "
                                  "or see 'limnos ds list'")
@@ -221,17 +158,16 @@ def get_or_create(lake: Lake, name: str, root: str | os.PathLike[str] | None = N
     if kind == "external":
         _check_reachable(lake, name, normalized)
     commit = lake.new_commit("datasource")
-    from ..names import new_id
-
-    commit.extra.append({"type": "datasource", "id": new_id(), "name": name, "root": normalized, "kind": kind})
+    ours = new_id()
+    commit.extra.append({"type": "datasource", "id": ours, "name": name, "root": normalized, "kind": kind})
     commit.write()
-    info = _find(lake, name)
-    assert info is not None
-    ds = Datasource(lake, _shared(lake, info))
-    if info.id != commit.extra[0]["id"]:
+    info = find_datasource(lake.catalog, name)
+    assert info is not None  # we just created it
+    ds = Datasource(lake, shared_state(lake, info))
+    if info.id != ours:
         # Another process created the same name at the same moment: theirs (the older) wins.
         loser = lake.new_commit("datasource")
-        loser.extra.append({"type": "datasource_delete", "datasource_id": commit.extra[0]["id"]})
+        loser.extra.append({"type": "datasource_delete", "datasource_id": ours})
         loser.write()
         return ds
     if scan == "background":
@@ -241,7 +177,7 @@ def get_or_create(lake: Lake, name: str, root: str | os.PathLike[str] | None = N
     return ds
 
 
-def _check_reachable(lake: Lake, name: str, root: str) -> None:
+def _check_reachable(lake: LakeBase, name: str, root: str) -> None:
     import fsspec
 
     try:
@@ -254,14 +190,11 @@ def _check_reachable(lake: Lake, name: str, root: str) -> None:
         raise SourceNotFound(f"{redact_url(root)} does not exist; check the URL")
 
 
-def list_datasources(lake: Lake) -> list[Datasource]:
-    ds = t.datasources
-    stmt = sa.select(ds).where(ds.c.deleted_at.is_(None)).order_by(ds.c.name, ds.c.created_at)
-    with lake.catalog.engine.connect() as conn:
-        infos = [_info(r) for r in conn.execute(stmt)]
+def list_datasources(lake: LakeBase) -> list[Datasource]:
+    """``lake.datasources()``: every datasource, by name."""
     seen: dict[str, Datasource] = {}
-    for info in infos:
-        seen.setdefault(info.name, Datasource(lake, _shared(lake, info)))
+    for info in live_datasources(lake.catalog):
+        seen.setdefault(info.name, Datasource(lake, shared_state(lake, info)))
     return list(seen.values())
 
 
@@ -275,43 +208,51 @@ class SavedDataset:
     query: dict[str, Any]
     as_of: dt.datetime | None
     created_at: dt.datetime
-    _lake: Any = field(default=None, repr=False, compare=False)
+    _lake: LakeBase | None = field(default=None, repr=False, compare=False)
+
+    def _owner(self) -> LakeBase:
+        if self._lake is None:
+            raise LimnosError(f"dataset {self.name!r} is not bound to a lake; get it from lake.datasets()")
+        return self._lake
 
     def load(self) -> Datasource:
-        return load_dataset(self._lake, self.name)
+        """The datasource view with this query (and pinned time) applied."""
+        return load_dataset(self._owner(), self.name)
 
     def delete(self) -> None:
-        commit = self._lake.new_commit("dataset")
+        """Delete the saved dataset (its datasource stays)."""
+        commit = self._owner().new_commit("dataset")
         commit.extra.append({"type": "dataset_delete", "name": self.name})
         commit.write()
 
     def to_dict(self) -> dict[str, Any]:
+        """The dataset as JSON-compatible data, its query both readable and as saved."""
         where = Query.from_json(self.query).where
         return {"name": self.name, "datasource": self.datasource, "query": describe(where), "saved_query": self.query,
                 "as_of": self.as_of.isoformat() if self.as_of else None, "created_at": self.created_at.isoformat()}
 
 
-def list_datasets(lake: Lake) -> list[SavedDataset]:
-    d, ds = t.datasets, t.datasources
-    stmt = sa.select(d, ds.c.name.label("source")).join(ds, ds.c.id == d.c.datasource_id).order_by(d.c.name)
-    with lake.catalog.engine.connect() as conn:
-        return [SavedDataset(r.name, r.source, r.datasource_id, r.query, utc(r.as_of), utc(r.created_at), lake)  # type: ignore[arg-type]
-                for r in conn.execute(stmt)]
+def list_datasets(lake: LakeBase) -> list[SavedDataset]:
+    """``lake.datasets()``: every saved dataset, by name."""
+    return [SavedDataset(r.name, r.datasource, r.datasource_id, r.query, r.as_of, r.created_at, lake)
+            for r in saved_datasets(lake.catalog)]
 
 
-def load_dataset(lake: Lake, name: str) -> Datasource:
-    """``lake.dataset(name)``: the datasource view with the saved query (and pinned time) applied."""
-    found = [d for d in list_datasets(lake) if d.name == name]
+def load_dataset(lake: LakeBase, name: str) -> Datasource:
+    """``lake.dataset(name)``: the datasource view with the saved query (and pinned time) applied.
+
+    Raises:
+        DatasetNotFound: no dataset has that name (close names are suggested).
+    """
+    datasets = list_datasets(lake)
+    found = [d for d in datasets if d.name == name]
     if not found:
-        import difflib
-
-        names = [d.name for d in list_datasets(lake)]
-        close = difflib.get_close_matches(name, names, n=3)
+        close = difflib.get_close_matches(name, [d.name for d in datasets], n=3)
         hint = f"did you mean {', '.join(map(repr, close))}?" if close else "see 'limnos datasets'"
         raise DatasetNotFound(f"no dataset named {name!r}; {hint}")
     saved = found[0]
     info = _by_id(lake, saved.datasource_id)
-    return Datasource(lake, _shared(lake, info), Query.from_json(saved.query, saved.as_of), dataset=name)
+    return Datasource(lake, shared_state(lake, info), Query.from_json(saved.query, saved.as_of), dataset=name)
 
 
 # --------------------------------------------------------------- datasource
@@ -322,7 +263,8 @@ class Datasource:
     and ``as_of`` return new views and never change ``ds``.
     """
 
-    def __init__(self, lake: Lake, shared: _Shared, query: Query | None = None, dataset: str | None = None) -> None:
+    def __init__(self, lake: LakeBase, shared: SourceState, query: Query | None = None, dataset: str | None = None) -> None:
+        """A view of the datasource whose shared state is ``shared``; get one from ``lake.datasource(name)``."""
         self._lake = lake
         self._shared = shared
         self.query = query or Query()
@@ -332,19 +274,28 @@ class Datasource:
     # -- identity ----------------------------------------------------------
     @property
     def name(self) -> str:
+        """The datasource's name."""
         return self._shared.info.name
 
     @property
     def id(self) -> str:
+        """The datasource's id (a ULID)."""
         return self._shared.info.id
 
     @property
     def root(self) -> str:
+        """Its root: a lake prefix (``""`` for the whole lake), a folder or a URL."""
         return self._shared.info.root
 
     @property
     def kind(self) -> str:
+        """``"lake"`` (a lake prefix) or ``"external"`` (a folder or a URL)."""
         return self._shared.info.kind
+
+    @property
+    def info(self) -> SourceInfo:
+        """The datasource's row as last read: its times of creation, last complete scan and deletion."""
+        return self._shared.info
 
     @property
     def source_prefix(self) -> str:
@@ -361,10 +312,7 @@ class Datasource:
         return Datasource(self._lake, self._shared, query, self.dataset)
 
     def _fetcher(self) -> Fetcher:
-        from .results import Fetcher
-
-        return Fetcher(self._lake, load_options(self._lake, self.name),
-                       os.path.join(self._lake.state_dir, "refcache", self.id))
+        return source_fetcher(self._lake, self._shared.info)
 
     def _reload(self) -> SourceInfo:
         self._shared.info = _by_id(self._lake, self.id)
@@ -372,16 +320,11 @@ class Datasource:
 
     # -- fields ------------------------------------------------------------
     def _registered(self, refresh: bool = False) -> dict[str, str]:
-        if self._shared.fields is None or refresh:
-            f, k = t.datasource_fields, t.key_types
-            stmt = (sa.select(k.c.key, k.c.type).join(f, f.c.key == k.c.key)
-                    .where(f.c.datasource_id == self.id).order_by(k.c.key))
-            with self._lake.catalog.engine.connect() as conn:
-                self._shared.fields = dict(conn.execute(stmt).all())  # type: ignore[arg-type]
-        return self._shared.fields
+        return known_fields(self._lake, self._shared, refresh)
 
     def _types(self, names: Iterable[str] = (), refresh: bool = False) -> dict[str, str]:
         """Field -> type for the fields this datasource knows (and, over a lake prefix, any lake key)."""
+        names = list(names)
         types = {**BUILTINS, **self._registered(refresh)}
         missing = [n for n in names if n not in types]
         if missing and self.kind == "lake":
@@ -399,6 +342,7 @@ class Datasource:
 
     # -- views -------------------------------------------------------------
     def __getitem__(self, key: Any) -> Any:
+        """``ds["f"]``: a :class:`Field`; ``ds[condition]``: a filtered view; ``ds[["a", "b"]]``: ``select``."""
         if isinstance(key, str):
             self._types([key])
             return Field(key)
@@ -422,6 +366,7 @@ class Datasource:
         return self._view(replace(self.query, order=(*self.query.order, (field, bool(desc)))))
 
     def limit(self, n: int) -> Datasource:
+        """A view of at most ``n`` datapoints (a smaller limit already set stays)."""
         if not isinstance(n, int) or isinstance(n, bool) or n < 0:
             raise QueryError(f"limit takes a count >= 0, not {n!r}")
         current = self.query.limit
@@ -436,41 +381,31 @@ class Datasource:
     # -- running -----------------------------------------------------------
     @property
     def scanning(self) -> bool:
-        thread = self._shared.thread
-        return thread is not None and thread.is_alive()
+        """True while a background scan of this datasource runs in this process."""
+        return self._shared.scanning
 
     def _partial(self) -> bool:
-        if self._shared.scan_error is not None and not self.scanning:
-            error, self._shared.scan_error = self._shared.scan_error, None
+        """Whether results now may miss datapoints (a scan runs, failed or never ended); warns if so."""
+        state = self._shared
+        if state.scan_error is not None and not state.scanning:
+            error, state.scan_error = state.scan_error, None
             warnings.warn(PartialResultsWarning(f"the background scan of {self.name!r} failed ({error}); "
                                                 "results may be partial, run ds.scan() again"), stacklevel=4)
             return True
-        info = self._shared.info if self.scanning else self._reload()
-        if self.scanning or info.scanned_at is None:
+        info = state.info if state.scanning else self._reload()
+        if state.scanning or info.scanned_at is None:
             warnings.warn(PartialResultsWarning(f"datasource {self.name!r} is still being scanned; results may be "
                                                 "partial (ds.wait() waits for the scan)"), stacklevel=4)
             return True
         return False
 
     def _run(self, query: Query) -> QueryResult:
-        from .query import choose_plan
-        from .results import QueryResult
-
         types = self._types(query.fields())
         partial = self._partial()
-        engine = self._lake.catalog.engine
-        dialect = engine.dialect.name
-        rows: list[tuple[Any, dict[str, Any]]] = []
-        with engine.connect() as conn:
-            plan = choose_plan(conn, query, types, dialect)
-            stmt = compile_select(query, self.id, types, dialect, fields=query.select, plan=plan)
-            for r in conn.execute(stmt):
-                if not rows or rows[-1][0].dp_id != r.dp_id:
-                    rows.append((r, {}))
-                if r.key is not None:
-                    rows[-1][1][r.key] = metavalues.decode(r.type, r.v_int, r.v_float, r.v_str)
-                    types.setdefault(r.key, r.type)
-        return QueryResult(self, rows, types, query.select, partial)
+        rows, found = select_datapoints(self._lake.catalog, query, self.id, types)
+        for key, vtype in found.items():
+            types.setdefault(key, vtype)
+        return QueryResult(self, rows, types, query.select, partial, self._fetcher())
 
     def all(self) -> QueryResult:
         """Every datapoint the view matches (respecting its limit)."""
@@ -481,16 +416,9 @@ class Datasource:
         return self._run(self.limit(n).query)
 
     def count(self) -> int:
-        """How many datapoints the view matches (ignoring any limit), in one COUNT query."""
-        from .query import choose_plan
-
+        """How many datapoints the view matches (respecting its limit), in one COUNT query."""
         types = self._types(self.query.fields())
-        engine = self._lake.catalog.engine
-        dialect = engine.dialect.name
-        unlimited = replace(self.query, limit=None)
-        with engine.connect() as conn:
-            plan = choose_plan(conn, unlimited, types, dialect)
-            n = int(conn.execute(compile_count(unlimited, self.id, types, dialect, plan)).scalar() or 0)
+        n = count_datapoints(self._lake.catalog, self.query, self.id, types)
         return n if self.query.limit is None else min(n, self.query.limit)
 
     def __len__(self) -> int:
@@ -500,37 +428,46 @@ class Datasource:
         return iter(self.all())
 
     # -- scanning ----------------------------------------------------------
+    @overload
+    def scan(self, background: Literal[False] = False) -> ScanReport: ...
+
+    @overload
+    def scan(self, background: Literal[True]) -> None: ...
+
+    @overload
+    def scan(self, background: bool) -> ScanReport | None: ...
+
     def scan(self, background: bool = False) -> ScanReport | None:
         """Scan the root: add new files, follow changed ones, end vanished ones. Incremental.
 
-        ``background=True`` scans in a thread and returns at once; queries
+        ``background=True`` scans in a thread and returns None at once; queries
         meanwhile warn that their results may be partial. Otherwise waits for
         any running scan first, then scans and returns the report.
         """
-        from .scan import scan as run_scan
-
+        state = self._shared
         if background:
-            with self._shared.lock:
-                if self.scanning:
+            with state.lock:
+                if state.scanning:
                     return None
-                self._shared.stop.clear()
-                self._shared.scan_error = None
+                state.stop.clear()
+                state.scan_error = None
+                lake = self._lake
 
                 def work() -> None:
                     try:
-                        run_scan(self, self._shared.stop)
+                        run_scan(lake, state, state.stop)
                     except BaseException as exc:
-                        self._shared.scan_error = exc
+                        state.scan_error = exc
 
-                self._shared.thread = threading.Thread(target=work, name=f"limnos-scan-{self.name}", daemon=True)
-                self._shared.thread.start()
+                state.thread = threading.Thread(target=work, name=f"limnos-scan-{self.name}", daemon=True)
+                state.thread.start()
             return None
         self.wait(raise_error=False)
-        return run_scan(self, None)
+        return run_scan(self._lake, state, None)
 
     def wait(self, raise_error: bool = True) -> None:
-        """Wait for a background scan; raise its error, if it failed."""
-        _join(self._shared)
+        """Wait for a background scan; raise its error, if it failed (unless ``raise_error=False``)."""
+        join_scan(self._shared)
         self._shared.thread = None
         error, self._shared.scan_error = self._shared.scan_error, None
         if error is not None and raise_error:
@@ -552,8 +489,6 @@ class Datasource:
         """Set fields from a DataFrame: one row per datapoint, its path in ``path_column``
         (a name or position; the first column by default), every other column a field.
         Types come from the dtypes; missing values (NaN, None, NaT) are skipped. Returns the rows written."""
-        from .scan import frame_updates
-
         fixed = self._lake.catalog.key_types([str(c) for c in df.columns])
         updates = frame_updates(df, path_column, fixed)
         ctx = MetadataContext(self)
@@ -576,8 +511,11 @@ class Datasource:
         """Save this view's query as a dataset; ``lake.dataset(name)`` brings it back.
 
         A view with ``as_of`` is saved pinned to that time; ``pin=True`` pins it to now.
+
+        Raises:
+            LimnosError: a dataset has that name already (and ``overwrite`` is not set).
         """
-        _check_name(name, "dataset")
+        check_name(name, "dataset")
         if not overwrite and any(d.name == name for d in list_datasets(self._lake)):
             raise LimnosError(f"a dataset named {name!r} exists; pass overwrite=True to replace it")
         when = self.query.as_of or (metavalues.to_utc(dt.datetime.now(dt.timezone.utc)) if pin else None)
@@ -591,20 +529,19 @@ class Datasource:
         """Delete the datasource, its saved datasets and (for an external root) its references."""
         self._shared.stop.set()
         self.wait(raise_error=False)
+        catalog = self._lake.catalog
         with self._shared.lock:
             commit = self._lake.new_commit("datasource")
-            dp = t.datapoints
-            with self._lake.catalog.engine.connect() as conn:
-                current = conn.execute(sa.select(dp.c.id, dp.c.file_id)
-                                       .where(dp.c.datasource_id == self.id, dp.c.removed_at.is_(None))).all()
-                datasets = conn.execute(sa.select(t.datasets.c.name).where(t.datasets.c.datasource_id == self.id)).scalars().all()
-            commit.extra.extend([{"type": "datapoint_end", "id": r.id} for r in current])
+            current = list(current_datapoints(catalog, self.id).values())
+            datasets = [d.name for d in saved_datasets(catalog, self.id)]
+            commit.extra.extend([{"type": "datapoint_end", "id": c.id} for c in current])
             if self.kind == "external":
-                commit.extra.extend([{"type": "tombstone", "file_id": r.file_id, "deleted_at": commit.created_at} for r in current])
+                commit.extra.extend([{"type": "tombstone", "file_id": c.file_id, "deleted_at": commit.created_at}
+                                     for c in current])
             commit.extra.extend([{"type": "dataset_delete", "name": n} for n in datasets])
             commit.extra.append({"type": "datasource_delete", "datasource_id": self.id})
             commit.write()
-        _save_options(self._lake, self.name, None)
+        save_options(self._lake, self.name, None)
         self._reload()
 
 
@@ -612,12 +549,17 @@ class MetadataContext:
     """``ds.metadata_context()``: updates collected here are committed together on exit."""
 
     def __init__(self, datasource: Datasource) -> None:
+        """An empty batch of updates to ``datasource``."""
         self._ds = datasource
         self._updates: dict[str, dict[str, Any]] = {}
         self._deletes: dict[str, set[str]] = {}
 
     def update_metadata(self, paths: str | Sequence[str], metadata: Mapping[str, Any]) -> None:
-        """Set ``metadata`` on one path or several, relative to the datasource's root."""
+        """Set ``metadata`` on one path or several, relative to the datasource's root.
+
+        Raises:
+            MetadataError: a field name or value is invalid (raised here, not at commit).
+        """
         if not isinstance(metadata, Mapping):
             raise MetadataError(f"metadata must be a dict of field -> value, not {type(metadata).__name__}")
         for key, value in metadata.items():
@@ -631,6 +573,7 @@ class MetadataContext:
                 self._deletes[path] -= set(metadata)
 
     def delete_metadata(self, paths: str | Sequence[str], keys: str | Sequence[str]) -> None:
+        """Remove ``keys`` from one path or several (cancelling updates of them collected so far)."""
         keys = [keys] if isinstance(keys, str) else list(keys)
         for path in [paths] if isinstance(paths, str) else list(paths):
             self._deletes.setdefault(path, set()).update(keys)
@@ -638,10 +581,9 @@ class MetadataContext:
                 self._updates.get(path, {}).pop(key, None)
 
     def commit(self) -> None:
+        """Write what was collected in one commit (nothing, if nothing was), and start afresh."""
         if self._updates or self._deletes:
-            from .scan import write_metadata
-
-            write_metadata(self._ds, self._updates, self._deletes)
+            write_metadata(self._ds._lake, self._ds._shared, self._updates, self._deletes)
             self._updates, self._deletes = {}, {}
 
 
@@ -652,12 +594,4 @@ def _check_field_name(key: Any) -> None:
 
 
 __all__ = ["AUTO_FIELDS", "Datasource", "MetadataContext", "SavedDataset", "SourceInfo", "get_or_create",
-           "list_datasets", "list_datasources", "load_dataset", "load_options", "parse_root"]
-
-
-def reference_fetcher(lake: Lake, file: Any) -> Fetcher:
-    """A fetcher for a reference file, with the storage options of the datasource that made it."""
-    from .results import Fetcher
-
-    name = file.name.split("/")[1] if file.name.startswith(REF_PREFIX + "/") else ""
-    return Fetcher(lake, load_options(lake, name) if name else {}, os.path.join(lake.state_dir, "refcache", "files"))
+           "list_datasets", "list_datasources", "load_dataset", "load_options", "parse_root", "reference_fetcher"]

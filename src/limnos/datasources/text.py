@@ -49,6 +49,8 @@ _ESCAPES = {"n": "\n", "t": "\t", "\\": "\\", '"': '"', "'": "'"}
 
 @dataclass(frozen=True)
 class Token:
+    """One token of a textual query: its kind, its text, where it starts and its value (numbers, strings, fields)."""
+
     kind: str  # number | string | field | op | punct | keyword | end
     text: str
     pos: int
@@ -56,6 +58,11 @@ class Token:
 
 
 def tokenize(text: str) -> list[Token]:
+    """The tokens of a textual query, ending with an ``end`` token.
+
+    Raises:
+        QuerySyntaxError: a character or escape is not part of the syntax.
+    """
     tokens: list[Token] = []
     pos = 0
     while pos < len(text):
