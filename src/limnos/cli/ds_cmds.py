@@ -62,7 +62,7 @@ def _quietly(fn: Callable[[], T]) -> T:
 
 def _source_row(ds: Datasource) -> dict[str, Any]:
     """A datasource as ``ds list --json`` prints it."""
-    info = ds._shared.info  # Datasource has no public accessor for its scan and creation times yet
+    info = ds.info
     return {"name": ds.name, "kind": ds.kind, "root": redact_url(ds.root),
             "datapoints": ds.count(), "fields": ds.fields,
             "scanned_at": info.scanned_at.isoformat() if info.scanned_at else None,
