@@ -64,7 +64,7 @@ class Lake(LakeBase):
 
     def load_folio(self, file: File) -> Folio:
         """The folio ``file`` holds (saved with :meth:`save_folio`); items are read when first used."""
-        from .folio.folio import load_from_file
+        from .folio.in_lake import load_from_file
 
         return load_from_file(file)
 
@@ -125,7 +125,7 @@ class Lake(LakeBase):
         its items, the lake files it references and the run's reads as inputs.
         Load it back with ``lake.get(name).folio()``.
         """
-        from .folio.folio import save_to_lake
+        from .folio.in_lake import save_to_lake
 
         return save_to_lake(self, name, folio, metadata)
 
