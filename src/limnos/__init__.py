@@ -29,7 +29,7 @@ _LAZY = {
     "step": "steps.step",
     "output": "steps.step",
     "Step": "steps.step",
-    "track": "tracking.manifest",
+    "track": "tracking.project",
     "Folio": "folio.folio",
     "Datasource": "datasources.source",
     "QueryResult": "datasources.results",
@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from .lake import Lake, find_lake, init, open
     from .ops.query import Result
     from .steps.step import Step, output, step
-    from .tracking.manifest import track
+    from .tracking.project import track
 
 
 def __getattr__(name: str) -> Any:
