@@ -225,7 +225,7 @@ class ArchiveReader:
             raise FolioError(f"cannot open {redact_url(url)}: {_first_line(exc)}") from None
         self.bytes_read = 0
         self.requests = 0
-        self._gz: IO[bytes] | None = None  # an open gzip stream and how far into it we are:
+        self._gz: io.BufferedIOBase | None = None  # an open gzip stream and how far into it we are:
         self._gz_pos = 0  # items read in archive order then cost one pass, not one per item
         self._head = self._range(0, min(HEAD_READ, self.size))
         self.compressed = self._head[:2] == b"\x1f\x8b"
@@ -236,12 +236,12 @@ class ArchiveReader:
         self.requests += 1
         return data
 
-    def _stream(self) -> IO[bytes]:
+    def _stream(self) -> io.BufferedIOBase:
         """The uncompressed tar stream from its start."""
         raw = self.fs.open(self.path, "rb", block_size=HEAD_READ)
         counting = io.BufferedReader(_Counting(raw, self), buffer_size=HEAD_READ)
         self.requests += 1
-        return gzip.GzipFile(fileobj=counting, mode="rb") if self.compressed else counting  # type: ignore[return-value]
+        return gzip.GzipFile(fileobj=counting, mode="rb") if self.compressed else counting
 
     # -- manifest ------------------------------------------------------------
     def read_manifest(self) -> dict[str, Any]:
@@ -363,7 +363,7 @@ class ArchiveReader:
             if os.path.exists(tmp):
                 os.unlink(tmp)
 
-    def _gz_at(self, pos: int) -> IO[bytes]:
+    def _gz_at(self, pos: int) -> io.BufferedIOBase:
         """The gzip stream positioned at ``pos`` (uncompressed): forward from where it is, else from the start."""
         if self._gz is None or pos < self._gz_pos:
             self.close()
@@ -386,7 +386,7 @@ class ArchiveReader:
             raise FolioError(f"{redact_url(self.url)}: the bytes at item {member}'s offset are not that item")
 
 
-def _skip(stream: IO[bytes], count: int) -> None:
+def _skip(stream: io.BufferedIOBase, count: int) -> None:
     while count > 0:
         chunk = stream.read(min(CHUNK, count))
         if not chunk:

@@ -222,11 +222,12 @@ class Canonicalizer:
             return special
         raise self._refuse(param, path, f"is a {_type_name(v)}, which limnos cannot hash stably")
 
-    def _array_like(self, v: Any, param: str, path: str) -> dict[str, Any] | None:
+    def _array_like(self, v: Any, param: str, path: str) -> Any:
+        """The canonical form of a numpy or pandas value, or None when ``v`` is neither."""
         np = sys.modules.get("numpy")
         if np is not None:
             if isinstance(v, np.generic):
-                return self.value(v.item(), param, path)  # type: ignore[no-any-return]
+                return self.value(v.item(), param, path)
             if isinstance(v, np.ndarray):
                 if v.dtype.hasobject:
                     raise self._refuse(param, path, "is a numpy array of Python objects")

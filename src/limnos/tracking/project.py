@@ -30,6 +30,7 @@ import errno
 import os
 import sys
 import time
+import types
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -539,9 +540,9 @@ def project_for(start: str, lake: str | Lake | None = None, create: bool = False
 
 def _caller_script() -> str | None:
     """The script or notebook that called into limnos: the first frame outside this package."""
-    frame = sys._getframe(1)
+    frame: types.FrameType | None = sys._getframe(1)
     while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE_DIR + os.sep):
-        frame = frame.f_back  # type: ignore[assignment]
+        frame = frame.f_back
     filename = frame.f_code.co_filename if frame is not None else ""
     if filename and not filename.startswith("<") and "ipykernel_" not in filename and os.path.isfile(filename):
         return os.path.abspath(filename)
