@@ -66,6 +66,7 @@ T = TypeVar("T")
 #: What ``version=`` accepts: part of the cache key, recorded as text.
 Version: TypeAlias = "str | int | float | None"
 
+
 @contextlib.contextmanager
 def output(name: str | None = None, metadata: Mapping[str, Any] | None = None) -> Iterator[Writer]:
     """Inside a step, write one output file (like ``lake.create``), committed with the step.
