@@ -296,7 +296,7 @@ def test_many_outputs_keep_their_order(lake):
     assert hit.hit and not miss.hit and len(calls) == 1
     names = [f"parts/{i:02d}.txt" for i in range(13)]
     assert [f.name for f in miss.value] == names == [f.name for f in hit.value]
-    assert [f.name for f in hit.files] == names + [f"steps/{split.function}/{hit.key[:16]}/13"]
+    assert [f.name for f in hit.files] == [*names, f"steps/{split.function}/{hit.key[:16]}/13"]
     assert [f.id for f in miss.files] == [f.id for f in hit.files]
     assert [f.read_text() for f in hit.value] == [f"seed-{i}" for i in range(13)]
     assert hit.value[7].metadata == {"part": 7}
@@ -310,7 +310,7 @@ def test_many_outputs_keep_their_order(lake):
     again = frames.call(12)
     assert again.hit and [int(df["i"][0]) for df in again.value] == list(range(12))
     assert [f.name for f in again.files] == [f"steps/{frames.function}/{again.key[:16]}/{i}" for i in range(12)]
-    assert all(a.equals(b) for a, b in zip(got, again.value))
+    assert all(a.equals(b) for a, b in zip(got, again.value, strict=True))
 
 
 def test_plain_data_round_trips(lake):
@@ -352,7 +352,7 @@ def assert_same(got, want):  # type: ignore[no-untyped-def]
         assert got.dtype == want.dtype and np.array_equal(got, want)
     elif isinstance(want, tuple):
         assert len(got) == len(want)
-        for g, w in zip(got, want):
+        for g, w in zip(got, want, strict=True):
             assert_same(g, w)
     elif isinstance(want, dict) and any(isinstance(v, pd.DataFrame) for v in want.values()):
         assert list(got) == list(want)
@@ -767,3 +767,63 @@ def test_stale_outputs(lake, modules):
     assert "2 step outputs are stale" in result.stdout
     bad = CliRunner().invoke(app, ["status"], env={"LIMNOS_LAKE": lake.path})
     assert bad.exit_code == 1 and "--steps" in bad.stderr
+
+
+# ------------------------------------------------------------------ typing
+TYPED_SNIPPET = '''
+import limnos
+from limnos import File
+from limnos.steps.step import StepCall
+
+
+@limnos.step
+def clean(raw: File, min_sales: int = 0) -> dict[str, int]:
+    return {}
+
+
+@limnos.step(version=2, allow_pickle=True)
+def load(path: str, *, rows: int | None = None) -> list[float]:
+    return []
+
+
+class Model:
+    @limnos.step
+    def fit(self, data: list[float], depth: int = 3) -> float:
+        return 0.0
+
+
+raw = limnos.open().get("raw/sales.csv")
+reveal_type(clean(raw, min_sales=10))
+reveal_type(load("x.csv", rows=5))
+reveal_type(clean.call(raw))
+reveal_type(load.key("x.csv"))
+reveal_type(Model().fit([1.0], depth=2))
+result: StepCall = load.call("y.csv")
+clean(raw, min_sales="ten")  # E: arg-type
+clean("not a file")  # E: arg-type
+load(3)  # E: arg-type
+load("x.csv", 5)  # E: call-arg
+clean.key(raw, colour="red")  # E: call-arg
+Model().fit("no")  # E: arg-type
+'''
+
+
+def test_step_keeps_the_function_signature_for_type_checkers(tmp_path):
+    """@step and @step(...) are transparent to mypy: same parameters, same return type; call() and key() too."""
+    mypy_api = pytest.importorskip("mypy.api")
+    snippet = tmp_path / "typed_steps.py"
+    snippet.write_text(TYPED_SNIPPET)
+    src = pathlib.Path(limnos.__file__).resolve().parents[1]  # the limnos under test, not an installed copy
+    config = tmp_path / "mypy.ini"
+    config.write_text(f"[mypy]\nmypy_path = {src}\npython_version = 3.10\nfollow_imports = silent\n"
+                      f"ignore_missing_imports = True\ncache_dir = {tmp_path / 'mypy-cache'}\n")
+    stdout, stderr, _status = mypy_api.run([str(snippet), "--config-file", str(config), "--no-error-summary"])
+    assert stderr == ""
+    revealed = [line.split('Revealed type is "', 1)[1].rstrip('"').replace("builtins.", "")  # older mypy prints it
+                for line in stdout.splitlines() if "Revealed type is" in line]
+    assert revealed == ["dict[str, int]", "list[float]", "limnos.steps.step.StepCall", "str", "float"], stdout
+    errors = sorted((int(line.split(":")[1]), line.rsplit("[", 1)[1].rstrip("]"))
+                    for line in stdout.splitlines() if ": error: " in line)
+    expected = sorted((n, line.split("# E: ")[1]) for n, line in enumerate(TYPED_SNIPPET.splitlines(), 1)
+                      if "# E: " in line)
+    assert errors == expected, stdout

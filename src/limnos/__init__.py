@@ -30,7 +30,7 @@ _LAZY = {
     "step": "steps.step",
     "output": "steps.step",
     "Step": "steps.step",
-    "track": "tracking.manifest",
+    "track": "tracking.project",
     "Folio": "folio.folio",
     "Datasource": "datasources.source",
     "QueryResult": "datasources.results",
@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from .ops.add import AddResult
     from .ops.query import Result
     from .steps.step import Step, output, step
-    from .tracking.manifest import track
+    from .tracking.project import track
 
 
 def __getattr__(name: str) -> Any:

@@ -76,7 +76,7 @@ class Lake(LakeBase):
 
     def load_folio(self, file: File) -> Folio:
         """The folio ``file`` holds (saved with :meth:`save_folio`); items are read when first used."""
-        from .folio.folio import load_from_file
+        from .folio.in_lake import load_from_file
 
         return load_from_file(file)
 
@@ -189,7 +189,7 @@ class Lake(LakeBase):
             FolioError: an item cannot be stored.
             MetadataError: ``metadata`` cannot be stored.
         """
-        from .folio.folio import save_to_lake
+        from .folio.in_lake import save_to_lake
 
         return save_to_lake(self, name, folio, metadata)
 

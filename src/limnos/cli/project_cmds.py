@@ -21,12 +21,12 @@ from . import render
 from .app import CliError, LinkMode, app, lake_path
 
 if TYPE_CHECKING:
-    from limnos.tracking.manifest import Project
+    from limnos.tracking.project import Project
 
 
 def _project(ctx: typer.Context, start: str, create: bool = False) -> Project:
     """The project at or above ``start`` (made there with ``create``), closed with the command."""
-    from limnos.tracking import manifest as tracking
+    from limnos import tracking
 
     project = tracking.project_for(start, lake=lake_path(ctx), create=create)
     ctx.find_root().call_on_close(project.close)
@@ -58,7 +58,7 @@ def init(
 
 def init_project(ctx: typer.Context, path: str | None, catalog: str | None, link: str) -> None:
     """``limnos init --project [FOLDER]``: limnos.lock here (or in FOLDER, or the git root) and a lake if none is found."""
-    from limnos.tracking import manifest as tracking
+    from limnos import tracking
 
     project, created = tracking.init_project(path, lake=lake_path(ctx), link=link, catalog=catalog)
     try:
@@ -80,7 +80,7 @@ def track(
     as_json: Annotated[bool, typer.Option("--json", help="Print what happened to each file as JSON.")] = False,
 ) -> None:
     """Track data files in limnos.lock (as limnos.track() does in code): store new or changed ones in the lake."""
-    from limnos.tracking import manifest as tracking
+    from limnos import tracking
 
     projects: dict[str, Project] = {}
     results = []
@@ -133,7 +133,7 @@ def project_pull(ctx: typer.Context, refs: list[str], remote: str | None, jobs: 
     Raises:
         CliError: When limnos.lock lists nothing under the refs.
     """
-    from limnos.tracking import manifest as tracking
+    from limnos import tracking
 
     if not refs or tracking.find_manifest(os.getcwd()) is None:
         return False

@@ -25,6 +25,11 @@ class File:
         self._metadata = metadata
         self._inputs: list[File] | None = None
 
+    @property
+    def lake(self) -> LakeBase:
+        """The lake this file version belongs to."""
+        return self._lake
+
     # -- identity ------------------------------------------------------------
     @property
     def id(self) -> str:

@@ -32,7 +32,7 @@ import tarfile
 import time
 import zlib
 from collections.abc import Sequence
-from typing import IO, Any
+from typing import IO, Any, Final
 
 import fsspec
 
@@ -47,7 +47,7 @@ HEAD_READ = 64 * 1024  # first read: the manifest of any ordinary folio fits
 MAX_MANIFEST = 64 << 20  # a bigger "manifest" is not one: refuse it rather than read it into memory
 CHUNK = 8 << 20  # items are streamed in ranged reads of this size, never read whole
 _BLOCK = tarfile.BLOCKSIZE
-_TAR_FORMAT = tarfile.GNU_FORMAT
+_TAR_FORMAT: Final = tarfile.GNU_FORMAT
 _ENCODING, _ERRORS = "utf-8", "surrogateescape"
 MEMBER_RE = re.compile(r"^items/[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -127,23 +127,29 @@ def write_archive(dest: str, manifest: dict[str, Any], members: Sequence[tuple[s
         data = _dumps(manifest)
         if len(data) < guess:
             data += b" " * (guess - len(data))
-        if _blocks(len(data)) == _blocks(guess) and _header_len(MANIFEST_MEMBER, len(data)) == _header_len(MANIFEST_MEMBER, guess):
+        same_header = _header_len(MANIFEST_MEMBER, len(data)) == _header_len(MANIFEST_MEMBER, guess)
+        if _blocks(len(data)) == _blocks(guess) and same_header:
             break
         guess = len(data)
     else:  # pragma: no cover - the sizes only grow, so this converges in two or three rounds
         raise FolioError("could not lay out the folio archive; please report this")
 
-    mode = "w:gz" if compress else "w"
-    kwargs: dict[str, Any] = {"compresslevel": 6} if compress else {}
-    with tarfile.open(dest, mode, format=_TAR_FORMAT, encoding=_ENCODING, errors=_ERRORS, **kwargs) as tar:  # type: ignore[call-overload]
+    with _open_for_writing(dest, compress) as tar:
         tar.addfile(_tarinfo(MANIFEST_MEMBER, len(data), mtime), io.BytesIO(data))
         tar.addfile(_tarinfo(METADATA_MEMBER, len(metadata), mtime), io.BytesIO(metadata))
-        for (name, path), (_, size) in zip(members, sizes):
+        for (name, path), (_, size) in zip(members, sizes, strict=True):
             info = _tarinfo(name, size, mtime)
             if tar.offset + len(info.tobuf(_TAR_FORMAT, _ENCODING, _ERRORS)) != offsets[name]:  # pragma: no cover
                 raise FolioError(f"folio archive layout mismatch at {name}; please report this")
             with open(path, "rb") as f:
                 tar.addfile(info, f)
+
+
+def _open_for_writing(dest: str, compress: bool) -> tarfile.TarFile:
+    """A new archive at ``dest`` in our tar dialect (GNU, UTF-8), gzip-compressed or not."""
+    if compress:
+        return tarfile.open(dest, "w:gz", format=_TAR_FORMAT, encoding=_ENCODING, errors=_ERRORS, compresslevel=6)
+    return tarfile.open(dest, "w", format=_TAR_FORMAT, encoding=_ENCODING, errors=_ERRORS)
 
 
 def put(local_path: str, url: str, storage_options: dict[str, Any] | None) -> None:
@@ -157,7 +163,13 @@ def put(local_path: str, url: str, storage_options: dict[str, Any] | None) -> No
     try:
         fs.put_file(local_path, path)  # a whole object PUT: never a partial archive at the final key
     except Exception as exc:
-        raise FolioError(f"cannot write {redact_url(url)}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+        raise FolioError(f"cannot write {redact_url(url)}: {_first_line(exc)}") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first line of an error's message, else its type's name: enough for a one-line message."""
+    text = str(exc)
+    return text.splitlines()[0] if text.strip() else type(exc).__name__
 
 
 def fs_options(url: str, options: dict[str, Any] | None) -> dict[str, Any]:
@@ -210,10 +222,10 @@ class ArchiveReader:
         except FileNotFoundError:
             raise FolioError(f"no folio at {redact_url(url)}; check the path") from None
         except Exception as exc:
-            raise FolioError(f"cannot open {redact_url(url)}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+            raise FolioError(f"cannot open {redact_url(url)}: {_first_line(exc)}") from None
         self.bytes_read = 0
         self.requests = 0
-        self._gz: IO[bytes] | None = None  # an open gzip stream and how far into it we are:
+        self._gz: io.BufferedIOBase | None = None  # an open gzip stream and how far into it we are:
         self._gz_pos = 0  # items read in archive order then cost one pass, not one per item
         self._head = self._range(0, min(HEAD_READ, self.size))
         self.compressed = self._head[:2] == b"\x1f\x8b"
@@ -224,12 +236,12 @@ class ArchiveReader:
         self.requests += 1
         return data
 
-    def _stream(self) -> IO[bytes]:
+    def _stream(self) -> io.BufferedIOBase:
         """The uncompressed tar stream from its start."""
         raw = self.fs.open(self.path, "rb", block_size=HEAD_READ)
         counting = io.BufferedReader(_Counting(raw, self), buffer_size=HEAD_READ)
         self.requests += 1
-        return gzip.GzipFile(fileobj=counting, mode="rb") if self.compressed else counting  # type: ignore[return-value]
+        return gzip.GzipFile(fileobj=counting, mode="rb") if self.compressed else counting
 
     # -- manifest ------------------------------------------------------------
     def read_manifest(self) -> dict[str, Any]:
@@ -351,7 +363,7 @@ class ArchiveReader:
             if os.path.exists(tmp):
                 os.unlink(tmp)
 
-    def _gz_at(self, pos: int) -> IO[bytes]:
+    def _gz_at(self, pos: int) -> io.BufferedIOBase:
         """The gzip stream positioned at ``pos`` (uncompressed): forward from where it is, else from the start."""
         if self._gz is None or pos < self._gz_pos:
             self.close()
@@ -361,6 +373,7 @@ class ArchiveReader:
         return self._gz
 
     def close(self) -> None:
+        """Close the open gzip stream, if any (a later read opens a new one)."""
         if self._gz is not None:
             self._gz.close()
             self._gz = None
@@ -373,7 +386,7 @@ class ArchiveReader:
             raise FolioError(f"{redact_url(self.url)}: the bytes at item {member}'s offset are not that item")
 
 
-def _skip(stream: IO[bytes], count: int) -> None:
+def _skip(stream: io.BufferedIOBase, count: int) -> None:
     while count > 0:
         chunk = stream.read(min(CHUNK, count))
         if not chunk:
@@ -387,6 +400,12 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
 def validate_item_name(name: object) -> str:
+    """Return ``name`` if it is a valid item name (it becomes a file name in archives and lakes).
+
+    Raises:
+        FolioError: it is not a str of up to 128 letters, digits, ``_``, ``-`` or ``.``, starting with a
+            letter or digit, without ``..``.
+    """
     if not isinstance(name, str) or not _NAME_RE.match(name) or ".." in name:
         raise FolioError(f"item name {name!r} is not valid: use up to 128 letters, digits, '_', '-' or '.', "
                          "starting with a letter or digit (no '/', no '..')")
@@ -394,6 +413,11 @@ def validate_item_name(name: object) -> str:
 
 
 def validate_manifest(manifest: Any, where: str) -> dict[str, Any]:
+    """Return ``manifest`` if it is a folio manifest this limnos can read; ``where`` names it in errors.
+
+    Raises:
+        FolioError: not a folio manifest, a newer format version, or an invalid or repeated item.
+    """
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
         raise FolioError(f"{where} is not a limnos folio (its manifest has no format {FORMAT_NAME!r})")
     if int(manifest.get("version", 0)) > FORMAT_VERSION:

@@ -5,15 +5,13 @@ datafolio's model, on limnos::
     folio = limnos.Folio(metadata={"experiment": "rf-01", "params": {"depth": 8}})
     folio.reference_table("train", "s3://lake/features.parquet", num_rows=10_000_000)
     folio.add_table("results", results_df).add_model("clf", model).add_artifact("roc", "roc.png", category="plots")
-    folio.save("s3://bucket/rf-01.tar")            # a portable archive (see folio_archive.py)
+    folio.save("s3://bucket/rf-01.tar")            # a portable archive (see archive.py)
     loaded = limnos.Folio.load("s3://bucket/rf-01.tar")   # reads the manifest only
     loaded.get_table("results")                     # now reads that item's bytes, and only those
 
-In a lake, ``lake.save_folio("experiments/rf-01", folio)`` stores each
-included item as a lake file under ``.folios/<folio name>/`` (identical bytes
-are one object, whichever folios hold them) and the folio itself as a file
-whose content is the manifest, with lineage to its items, to the lake files it
-references and to what the run read. ``lake.get(name).folio()`` loads it back.
+In a lake, ``lake.save_folio("experiments/rf-01", folio)`` stores the items
+as lake files and the folio as a file holding its manifest (see
+:mod:`limnos.folio.in_lake`); ``lake.get(name).folio()`` loads it back.
 
 Items are written to bytes when they are added, so a later change to the
 DataFrame or model does not change the folio, and every item has its hash and
@@ -30,7 +28,7 @@ import os
 import shutil
 import tempfile
 import weakref
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -38,9 +36,8 @@ from ..errors import (
     FolioError,
     FolioItemExists,
     FolioItemNotFound,
-    IntegrityError,
-    LimnosError,
     MissingExtra,
+    RemoteError,
     SourceNotFound,
     UntrustedModel,
     redact_url,
@@ -57,20 +54,23 @@ from .archive import (
     fs_options,
     put,
     validate_item_name,
-    validate_manifest,
     write_archive,
 )
 
 if TYPE_CHECKING:
     import pandas as pd
 
+    from ..core.base import LakeBase
     from ..core.files import File
-    from ..lake import Lake
 
 TABLE_FORMATS = ("parquet", "csv", "delta")
 MODEL_FORMATS = ("joblib", "skops")
-ITEMS_PREFIX = ".folios"  # lake names of folio items: .folios/<folio name>/<item><ext>
 _EXT = {"parquet": ".parquet", "joblib": ".joblib", "skops": ".skops", "npy": ".npy", "json": ".json", "tar": ".tar"}
+
+
+def item_extension(format: str, suffix: str | None = None) -> str:
+    """The file extension of an item's bytes: its format's (``.parquet``...), else an artifact's own ``suffix``."""
+    return _EXT.get(format, suffix or "")
 
 
 def _require(module: str, what: str) -> Any:
@@ -144,7 +144,7 @@ class Folio:
         self._workdir: str | None = None
         self._counter = itertools.count()
         self._reader: ArchiveReader | None = None
-        self._lake: Lake | None = None
+        self._lake: LakeBase | None = None  # set for a folio read from a lake: its items are lake files
         self._trusted = True  # a folio built here holds only what this process put in it
         #: where the folio was loaded from (a URL or a lake ref), None if built here
         self.source: str | None = None
@@ -214,9 +214,9 @@ class Folio:
             item.hash, item.size = hashing.hash_file(path)
             item.local, item.trusted = path, True
         old = self._items.get(item.name)
-        if old is not None and old.local and self._workdir and old.local.startswith(self._workdir + os.sep):
-            if os.path.exists(old.local):
-                os.unlink(old.local)
+        old_path = old.local if old is not None else None
+        if old_path and self._workdir and old_path.startswith(self._workdir + os.sep) and os.path.exists(old_path):
+            os.unlink(old_path)  # the replaced item's bytes, written by this folio
         self._items.pop(item.name, None)  # a replaced item moves to the end, like a new one
         self._items[item.name] = item
         return self
@@ -356,6 +356,11 @@ class Folio:
         return self._put(item, path)
 
     def remove(self, name: str) -> Folio:
+        """Drop an item from the folio; returns the folio, for chaining.
+
+        Raises:
+            FolioItemNotFound: the folio has no item ``name``.
+        """
         self._get(name)
         del self._items[name]
         return self
@@ -379,7 +384,7 @@ class Folio:
             dest = os.path.join(self._dir(), f"{item.name}{os.path.splitext(check_member_name(item.member))[1]}")
             self._reader.extract(item.to_manifest() | {"member": item.member, "offset": item.offset}, dest)
         elif item.file_id and self._lake is not None:
-            dest = self._lake.get(item.file_id).local_path()  # marks the item file as read (lineage)
+            dest = self._lake_file(item.file_id).local_path()
         else:
             raise FolioError(f"item {item.name!r} has no bytes here (the folio was closed or its source is gone)")
         item.local = dest
@@ -392,8 +397,7 @@ class Folio:
         path = self._local(item)
         if not (item.file_id and self._lake is not None):
             return path
-        ext = _EXT.get(item.format, item.info.get("suffix", ""))
-        copy = os.path.join(self._dir(), f"{item.name}{ext}")
+        copy = os.path.join(self._dir(), f"{item.name}{item_extension(item.format, item.info.get('suffix'))}")
         if not os.path.exists(copy):
             place(path, copy, "copy", readonly=True)
         return copy
@@ -417,16 +421,30 @@ class Folio:
             return pd.read_parquet(path)
         return self._read_reference(item, dict(storage_options or {}))
 
+    def _lake_file(self, file_id: str) -> File:
+        """A lake file of this (lake) folio, marked as read: lineage sees what the folio's user used."""
+        assert self._lake is not None
+        file = self._lake.resolve(file_id)
+        self._lake.mark_read(file)
+        return file
+
+    def _referenced_file(self, item: _Item) -> File | None:
+        """The lake file a reference points at, when it is one and that lake is at hand."""
+        if item.ref_file is not None:
+            return item.ref_file
+        lake_ref = item.info.get("lake")
+        return self._lake_file(lake_ref["id"]) if lake_ref and self._lake is not None else None
+
     def _read_reference(self, item: _Item, options: dict[str, Any]) -> Any:
         import pandas as pd
 
-        lake_ref = item.info.get("lake")
         url = item.info["path"]
-        if item.ref_file is not None or (lake_ref and self._lake is not None):
-            file = item.ref_file if item.ref_file is not None else self._lake.get(lake_ref["id"])  # type: ignore[union-attr]
+        file = self._referenced_file(item)
+        if file is not None:
             url, options = file.local_path(), {}
         else:
             options = {**item.info.get("storage_options", {}), **item.options, **options}
+        secrets = secret_values(options)
         remote = "://" in url and not url.startswith("file://")
         options = fs_options(url, options) if remote else options
         kwargs = {"storage_options": options} if remote and options else {}
@@ -439,6 +457,15 @@ class Folio:
             return deltalake.DeltaTable(url, storage_options=options or None).to_pandas()
         except FileNotFoundError:
             raise FolioError(f"referenced table {item.name!r} is not at {redact_url(url)} any more") from None
+        except OSError as exc:
+            if not remote:
+                raise
+            # Credentials refused, endpoint unreachable: say where, never echo a secret back.
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            for secret in secrets:
+                reason = reason.replace(secret, "***")
+            raise RemoteError(f"cannot read referenced table {item.name!r} at {redact_url(url)}: {reason}; "
+                              "check its storage_options (endpoint, credentials)") from None
 
     def get_model(self, name: str, trusted: bool = False) -> Any:
         """A model. From a folio loaded from storage, a joblib model needs ``trusted=True``: unpickling runs code."""
@@ -459,11 +486,13 @@ class Folio:
         return _require("joblib", "loading a joblib model").load(path)
 
     def get_array(self, name: str) -> Any:
+        """An included numpy array (read without pickle)."""
         import numpy as np
 
         return np.load(self._local(self._get(name, "array")), allow_pickle=False)
 
     def get_json(self, name: str) -> Any:
+        """Included JSON data, parsed."""
         with open(self._local(self._get(name, "json")), encoding="utf-8") as f:
             return json.load(f)
 
@@ -472,6 +501,7 @@ class Folio:
         return self._path_for_user(self._get(name, "artifact"))
 
     def get_folio(self, name: str) -> Folio:
+        """An included folio, opened lazily; it is trusted only when this folio is."""
         item = self._get(name, "folio")
         inner = Folio.load(self._local(item), lazy=True, trusted=self._trusted or item.trusted)
         inner.source = f"{self.source or 'folio'}#{name}"
@@ -481,9 +511,8 @@ class Folio:
         """Where an item's data is: a reference's URL, or the local path of an included item."""
         item = self._get(name)
         if item.type == "reference":
-            if item.ref_file is None and item.info.get("lake") and self._lake is not None:
-                return self._lake.get(item.info["lake"]["id"]).local_path()
-            return str(item.info["path"])
+            file = self._referenced_file(item) if item.ref_file is None else None
+            return file.local_path() if file is not None else str(item.info["path"])
         return self._path_for_user(item)
 
     # ------------------------------------------------------------- listing
@@ -542,10 +571,10 @@ class Folio:
             raise FolioError(f"compression is 'gz' or 'none', not {compression!r}")
         manifest = self._manifest()
         members = []
-        for entry, item in zip(manifest["items"], self._items.values()):
+        for entry, item in zip(manifest["items"], self._items.values(), strict=True):
             if item.type == "reference":
                 continue
-            ext = _EXT.get(item.format, item.info.get("suffix", ""))
+            ext = item_extension(item.format, item.info.get("suffix"))
             entry["member"] = check_member_name(f"items/{item.name}{ext}")
             members.append((entry["member"], self._local(item)))
         local_target = "://" not in url or url.startswith("file://")
@@ -621,87 +650,31 @@ def _importable(module: str) -> bool:
     return True
 
 
-# ------------------------------------------------------------------ lakes
-def save_to_lake(lake: Lake, name: str, folio: Folio, metadata: Mapping[str, Any] | None = None) -> File:
-    """Store a folio in a lake (see :meth:`Lake.save_folio`), in one commit."""
-    from ..names import validate_name
+# -------------------------------------------------- for limnos.folio.in_lake
+# Saving into a lake and reading back from one live in in_lake.py; these three
+# are all it needs of a Folio's insides.
+def manifest_of(folio: Folio) -> dict[str, Any]:
+    """The manifest ``folio`` is saved with: format, version, metadata and one JSON-ready entry per item, in order.
 
-    validate_name(name)
-    if not isinstance(folio, Folio):
-        raise FolioError(f"save_folio takes a Folio, not {type(folio).__name__}")
-    lake.check_metadata(metadata)
-    manifest = folio._manifest()
-    item_names = {i.name: f"{ITEMS_PREFIX}/{name}/{i.name}{_EXT.get(i.format, i.info.get('suffix', ''))}"
-                  for i in folio._items.values() if i.type != "reference"}
-    for lake_name in item_names.values():
-        validate_name(lake_name)
-    latest = lake.catalog.latest_rows(list(item_names.values()))
-    commit = lake.new_commit("folio")
-    inputs: dict[str, None] = {}
-    for entry, item in zip(manifest["items"], folio._items.values()):
-        if item.type == "reference":
-            ref = item.info.get("lake")
-            if ref and lake.catalog.file_by_id(ref["id"]) is not None:
-                inputs[ref["id"]] = None
-            continue
-        src = folio._local(item)
-        staged = lake.staging_path()
-        os.unlink(staged)
-        place(src, staged, "copy", readonly=False)
-        digest, size = lake.store_staged(staged)
-        if digest != item.hash:
-            raise IntegrityError(f"item {item.name!r} changed while it was stored ({digest[:12]} != "
-                                 f"{str(item.hash)[:12]}); nothing was committed")
-        row = latest.get(item_names[item.name])
-        if row is not None and row.hash == digest:
-            file_id = row.id  # the same bytes under the same name: no new version
-        else:
-            new = commit.add_file(item_names[item.name], digest, size)
-            commit.add_inputs(new["id"], _input_ids(lake, item.inputs))
-            file_id = new["id"]
-        entry["file"] = file_id
-        inputs[file_id] = None
-    data = json.dumps(manifest, indent=1, ensure_ascii=False, allow_nan=True).encode("utf-8")
-    staged = lake.staging_path(".json")
-    with open(staged, "wb") as f:
-        f.write(data)
-    digest, size = lake.store_staged(staged)
-    inputs.update(dict.fromkeys(lake.current_inputs()))
-    row = commit.add_file(name, digest, size)
-    commit.add_inputs(row["id"], list(inputs))
-    commit.add_metadata([row["id"]], metadata)
-    commit.write()
-    return commit.file(row)
+    Raises:
+        FolioError: the folio's metadata is not JSON.
+    """
+    return folio._manifest()
 
 
-def _input_ids(lake: Lake, inputs: Sequence[Any]) -> list[str]:
-    """The lake files among an item's inputs (ids, refs or names); other inputs (URLs, paths) are kept in the manifest only."""
-    out: dict[str, None] = {}
-    for value in inputs:
-        ref = value.get("id") if isinstance(value, dict) else value
-        if not isinstance(ref, str) or "://" in ref:
-            continue
-        try:
-            out[lake.resolve(ref).id] = None
-        except (LimnosError, ValueError):
-            continue
-    return list(out)
+def item_bytes_path(folio: Folio, name: str) -> str:
+    """A local path of an included item's bytes (extracted or fetched on first use), only to be read."""
+    return folio._local(folio._get(name))
 
 
-def load_from_file(file: File) -> Folio:
-    """The folio a lake file holds (see ``File.folio``); items are read from the lake when first used."""
-    try:
-        manifest = json.loads(file.read_bytes().decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        raise FolioError(f"{file.ref} is not a folio (its content is not a folio manifest)") from None
-    validate_manifest(manifest, file.ref)
-    for entry in manifest["items"]:
-        if entry.get("member"):
-            raise FolioError(f"{file.ref} is a folio archive, not a lake folio; open it with "
-                             f"limnos.Folio.load(lake.get({file.ref!r}).local_path())")
-    folio = Folio._from_manifest(manifest, file.ref, trusted=False)
-    folio._lake = file._lake
+def lake_folio(manifest: dict[str, Any], source: str, lake: LakeBase) -> Folio:
+    """A folio from a manifest stored in ``lake``: its items' bytes are the lake files the entries name.
+
+    The folio is untrusted (its models need ``trusted=True``), like any folio read back from storage.
+    """
+    folio = Folio._from_manifest(manifest, source, trusted=False)
+    folio._lake = lake
     return folio
 
 
-__all__ = ["ITEMS_PREFIX", "Folio", "load_from_file", "save_to_lake"]
+__all__ = ["MODEL_FORMATS", "TABLE_FORMATS", "Folio", "item_bytes_path", "item_extension", "lake_folio", "manifest_of"]

@@ -83,6 +83,7 @@ def normalize_def(node: ast.FunctionDef | ast.AsyncFunctionDef) -> str:
 
 
 def code_hash_of_def(node: ast.FunctionDef | ast.AsyncFunctionDef) -> str:
+    """The code hash of a parsed function definition (its normalized source, see :func:`normalize_def`)."""
     return _hash("limnos-step-code/1\n" + normalize_def(node))
 
 
@@ -155,6 +156,11 @@ class Canonicalizer:
         self.files: list[tuple[str, File]] = []  # (parameter path, file), in argument order
 
     def arguments(self, arguments: dict[str, Any]) -> dict[str, Any]:
+        """Every bound argument (name -> value) in canonical form.
+
+        Raises:
+            StepParameterError: a value cannot be hashed stably; the message names the parameter.
+        """
         return {name: self.value(v, name, "") for name, v in arguments.items()}
 
     def _refuse(self, param: str, path: str, why: str) -> StepParameterError:
@@ -164,6 +170,7 @@ class Canonicalizer:
         )
 
     def value(self, v: Any, param: str, path: str) -> Any:
+        """One value in canonical form; ``param`` and ``path`` (such as ``[0]['a']``) say where it is, for errors."""
         if v is None or isinstance(v, (bool, str)):
             return v
         if isinstance(v, int) and type(v) in (int, bool):
@@ -215,11 +222,12 @@ class Canonicalizer:
             return special
         raise self._refuse(param, path, f"is a {_type_name(v)}, which limnos cannot hash stably")
 
-    def _array_like(self, v: Any, param: str, path: str) -> dict[str, Any] | None:
+    def _array_like(self, v: Any, param: str, path: str) -> Any:
+        """The canonical form of a numpy or pandas value, or None when ``v`` is neither."""
         np = sys.modules.get("numpy")
         if np is not None:
             if isinstance(v, np.generic):
-                return self.value(v.item(), param, path)  # type: ignore[no-any-return]
+                return self.value(v.item(), param, path)
             if isinstance(v, np.ndarray):
                 if v.dtype.hasobject:
                     raise self._refuse(param, path, "is a numpy array of Python objects")

@@ -23,10 +23,10 @@ from typing import TYPE_CHECKING, Any
 
 from ..core.files import File
 from .key import UNKNOWN, code_hash_of_def, declared_version, find_def
+from .step import StepRecord
 
 if TYPE_CHECKING:
-    from ..lake import Lake
-    from .step import StepRecord
+    from ..core.base import LakeBase
 
 
 @dataclass
@@ -38,6 +38,7 @@ class StaleOutput:
     reasons: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
+        """The stale output as JSON-ready data, for ``limnos status --steps --json``."""
         return {"name": self.file.name, "version": self.file.version, "ref": self.file.ref, "id": self.file.id,
                 "function": self.step.function, "step": self.step.id, "reasons": list(self.reasons)}
 
@@ -79,9 +80,8 @@ def current_code(step: StepRecord) -> _Code:
     return _Code(None, UNKNOWN)
 
 
-def find_stale(lake: Lake) -> list[StaleOutput]:
-    from .step import StepRecord
-
+def find_stale(lake: LakeBase) -> list[StaleOutput]:
+    """Every current step output whose step's code, declared version or input files changed since it was made."""
     made = lake.catalog.current_step_files()
     if not made:
         return []

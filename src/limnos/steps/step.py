@@ -22,6 +22,11 @@ catalog for a successful execution with that key:
 
 Which lake: the one of ``@lake.step``; else the lake of the File arguments;
 else, inside another step, that step's lake; else :func:`limnos.open`.
+
+For type checkers a step is its function: ``Step[P, R]`` keeps the wrapped
+function's parameters ``P`` and return type ``R`` (``ParamSpec``), so a call
+with wrong arguments is a type error and ``clean(raw)`` has ``clean``'s
+return type. (A returned :class:`Writer` comes back as the File it became.)
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ import time
 import types
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, Protocol, TypeAlias, TypeVar, cast, overload
 
 from ..core.files import File, Writer
 from ..core.runs import StagedOutput, StepExecution, current_call, current_execution, executing, note_read, now, unlink_quietly
@@ -49,11 +54,18 @@ from .key import Canonicalizer, CodeInfo, code_info, make_key
 
 if TYPE_CHECKING:
     from ..catalog.catalog import StepHit
+    from ..core.base import LakeBase
     from ..core.commits import CommitBuilder
-    from ..lake import Lake
 
 log = logging.getLogger("limnos")
-F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+R = TypeVar("R")
+P2 = ParamSpec("P2")
+R2 = TypeVar("R2")
+T = TypeVar("T")
+#: What ``version=`` accepts: part of the cache key, recorded as text.
+Version: TypeAlias = "str | int | float | None"
+
 
 @contextlib.contextmanager
 def output(name: str | None = None, metadata: Mapping[str, Any] | None = None) -> Iterator[Writer]:
@@ -124,6 +136,7 @@ class StepRecord:
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> StepRecord:
+        """Build a record from a catalog row of ``steps`` (unknown columns are ignored)."""
         names = {f for f in cls.__dataclass_fields__}
         values = {k: v for k, v in row.items() if k in names}
         values.setdefault("outputs", [])
@@ -140,6 +153,7 @@ class StepRecord:
         return None
 
     def to_dict(self) -> dict[str, Any]:
+        """The record as JSON-ready data (times as ISO 8601 text), for ``--json`` output."""
         out = asdict(self)
         for key in ("started_at", "ended_at"):
             if out[key] is not None:
@@ -147,12 +161,20 @@ class StepRecord:
         return out
 
 
-def list_steps(lake: Lake, failed: bool | None = None, function: str | None = None,
+def list_steps(lake: LakeBase, failed: bool | None = None, function: str | None = None,
                limit: int | None = None) -> list[StepRecord]:
+    """Recorded step executions, oldest first.
+
+    Args:
+        lake: the lake whose catalog is read.
+        failed: True for failures only, False for successes only, None for both.
+        function: only executions of this ``module.qualname``.
+        limit: at most this many records.
+    """
     return [StepRecord.from_row(r) for r in lake.catalog.steps(failed=failed, function=function, limit=limit)]
 
 
-def step_of(lake: Lake, file: File) -> StepRecord | None:
+def step_of(lake: LakeBase, file: File) -> StepRecord | None:
     """The step execution that made ``file``, or None (made by ``add``/``create``)."""
     row = lake.catalog.steps_of_files([file.id]).get(file.id)
     if row is None:
@@ -162,11 +184,15 @@ def step_of(lake: Lake, file: File) -> StepRecord | None:
 
 
 # ------------------------------------------------------------ default lake
-_default_lakes: dict[tuple[int, str], Lake] = {}
+_default_lakes: dict[tuple[int, str], LakeBase] = {}
 
 
-def default_lake() -> Lake:
-    """``limnos.open()`` once per process and lake folder (a Dask worker opens it once, not per task)."""
+def default_lake() -> LakeBase:
+    """``limnos.open()`` once per process and lake folder (a Dask worker opens it once, not per task).
+
+    Raises:
+        LakeNotFound: no ``$LIMNOS_LAKE`` and no ``.limnos/`` lake at or above the working folder.
+    """
     from ..core import opening
 
     path = os.environ.get("LIMNOS_LAKE") or opening.find_lake()
@@ -176,26 +202,37 @@ def default_lake() -> Lake:
     ident = (os.getpid(), path)
     lake = _default_lakes.get(ident)
     if lake is None:
-        lake = _default_lakes[ident] = opening.open_default(path)  # type: ignore[assignment]
+        lake = _default_lakes[ident] = opening.open_default(path)
     return lake
 
 
-def _same_lake(a: Lake, b: Lake) -> bool:
+def _same_lake(a: LakeBase, b: LakeBase) -> bool:
     return a is b or (a.path == b.path and a.catalog.url == b.catalog.url)
 
 
 # ---------------------------------------------------------------- the step
-class Step:
+class Step(Generic[P, R]):
     """A function wrapped by ``@step``; calling it returns the (possibly cached) result.
 
     ``fn.call(...)`` returns a :class:`StepCall` (hit or miss, the output Files,
-    the key) and ``fn.key(...)`` only computes the cache key.
+    the key) and ``fn.key(...)`` only computes the cache key. All three take
+    the wrapped function's arguments (``P``); calling returns its type ``R``.
+
+    Args:
+        fn: a plain function (not async, not a generator, not a class).
+        lake: the lake to record in; None: found per call (see the module docs).
+        version: part of the cache key: change it to force new results.
+        cache: False always runs the function (and still records it).
+        allow_pickle: let the step store, and load back, values only pickle can hold.
+
+    Raises:
+        StepError: ``fn`` cannot be a step, or ``version`` is not a str or a number.
     """
 
-    __wrapped__: Callable[..., Any]  # set by functools.update_wrapper, with __qualname__ and __doc__
+    __wrapped__: Callable[P, R]  # set by functools.update_wrapper, with __qualname__ and __doc__
     __qualname__: str
 
-    def __init__(self, fn: Callable[..., Any], *, lake: Lake | None = None, version: Any = None,
+    def __init__(self, fn: Callable[P, R], *, lake: LakeBase | None = None, version: Version = None,
                  cache: bool = True, allow_pickle: bool = False, _code: CodeInfo | None = None) -> None:
         if not callable(fn) or isinstance(fn, (type, Step)):
             raise StepError(f"@step decorates a function, not {fn!r}")
@@ -219,7 +256,14 @@ class Step:
     def __repr__(self) -> str:
         return f"<step {self.function}>"
 
-    def __get__(self, instance: Any, owner: type | None = None) -> Any:
+    @overload
+    def __get__(self, instance: None, owner: type | None = None) -> Step[P, R]: ...
+
+    @overload
+    def __get__(self: Step[Concatenate[T, P2], R2], instance: T, owner: type | None = None) -> Callable[P2, R2]: ...
+
+    def __get__(self, instance: object | None, owner: type | None = None) -> Step[P, R] | Callable[..., Any]:
+        # A step defined in a class body binds like a method: the instance becomes its first argument.
         return self if instance is None else types.MethodType(self, instance)
 
     def __reduce__(self) -> Any:
@@ -237,8 +281,9 @@ class Step:
         return (_rebuild, (self.__wrapped__, self.version, self.cache, self.allow_pickle, self.code))
 
     # -- the call ------------------------------------------------------------
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self.call(*args, **kwargs).value
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run the step (or, on a cache hit, load its recorded result) and return the function's result."""
+        return cast(R, self.call(*args, **kwargs).value)
 
     def _bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> inspect.BoundArguments:
         try:
@@ -248,13 +293,25 @@ class Step:
         bound.apply_defaults()
         return bound
 
-    def key(self, *args: Any, **kwargs: Any) -> str:
-        """The cache key of a call with these arguments (nothing runs, nothing is read)."""
+    def key(self, *args: P.args, **kwargs: P.kwargs) -> str:
+        """The cache key of a call with these arguments (nothing runs, nothing is read).
+
+        Raises:
+            StepParameterError: an argument cannot be hashed stably.
+        """
         canon = Canonicalizer(self.function)
         params = canon.arguments(self._bind(args, kwargs).arguments)
         return make_key(self.function, self.code.hash, params, self.version)
 
-    def call(self, *args: Any, **kwargs: Any) -> StepCall:
+    def call(self, *args: P.args, **kwargs: P.kwargs) -> StepCall:
+        """Call the step and say what happened: hit or miss, the key, the output Files and the value.
+
+        Raises:
+            StepParameterError: an argument cannot be hashed stably into the key.
+            StepError: a File argument belongs to another lake.
+            StepOutputError: the function returned something that cannot be stored.
+            Exception: whatever the function raised (recorded as a failed execution first).
+        """
         bound = self._bind(args, kwargs)
         canon = Canonicalizer(self.function)
         params = canon.arguments(bound.arguments)
@@ -266,22 +323,22 @@ class Step:
                 return self._from_record(lake, key, hit, was_hit=True)
         return self._run(lake, key, bound, canon.files)
 
-    def _lake_for(self, files: list[tuple[str, File]]) -> Lake:
+    def _lake_for(self, files: list[tuple[str, File]]) -> LakeBase:
         if self._lake is not None:
             lake = self._lake
         elif files:
-            lake = files[0][1]._lake
+            lake = files[0][1].lake
         else:
             outer = current_execution.get()
             lake = outer.lake if outer is not None else default_lake()
         for where, f in files:
-            if not _same_lake(f._lake, lake):
+            if not _same_lake(f.lake, lake):
                 raise StepError(f"parameter {where!r} of step {self.function} is a File of another lake "
-                                f"({redact_url(f._lake.path)}); a step's inputs must be in its lake ({redact_url(lake.path)})")
+                                f"({redact_url(f.lake.path)}); a step's inputs must be in its lake ({redact_url(lake.path)})")
         return lake
 
     # -- hit -----------------------------------------------------------------
-    def _from_record(self, lake: Lake, key: str, hit: StepHit, was_hit: bool) -> StepCall:
+    def _from_record(self, lake: LakeBase, key: str, hit: StepHit, was_hit: bool) -> StepCall:
         files = {pos: File(lake, row) for pos, _label, row in hit.outputs}
         spec = json.loads(hit.output_kind) if hit.output_kind else None
         ordered = [files[p] for p in sorted(files)]
@@ -314,7 +371,7 @@ class Step:
         raise StepOutputError(f"the record of step {self.function} has an output shape this limnos does not know; upgrade limnos")
 
     # -- miss ----------------------------------------------------------------
-    def _run(self, lake: Lake, key: str, bound: inspect.BoundArguments, files: list[tuple[str, File]]) -> StepCall:
+    def _run(self, lake: LakeBase, key: str, bound: inspect.BoundArguments, files: list[tuple[str, File]]) -> StepCall:
         call = StepExecution(lake, self, key)
         started, t0 = now(), time.perf_counter()
         ended: dt.datetime | None = None
@@ -349,7 +406,7 @@ class Step:
         out_files = [made.get(p) or plan.existing[p] for p in range(len(plan.outs))]
         return StepCall(key, False, commit.extra[0]["id"], out_files, _value=plan.returned_value(value, made))
 
-    def _step_row(self, lake: Lake, key: str, bound: inspect.BoundArguments, files: list[tuple[str, File]],
+    def _step_row(self, lake: LakeBase, key: str, bound: inspect.BoundArguments, files: list[tuple[str, File]],
                   call: StepExecution, started: dt.datetime, ended: dt.datetime, duration: float, run: Mapping[str, Any],
                   run_id: str | None) -> dict[str, Any]:
         from .. import __version__
@@ -366,7 +423,7 @@ class Step:
             "status": "ok", "error": None, "output_kind": None, "run_id": run_id,
         }
 
-    def _commit_for(self, lake: Lake, call: StepExecution, plan: _Plan, spec: Any, bound: inspect.BoundArguments,
+    def _commit_for(self, lake: LakeBase, call: StepExecution, plan: _Plan, spec: Any, bound: inspect.BoundArguments,
                     files: list[tuple[str, File]], started: dt.datetime, ended: dt.datetime,
                     duration: float) -> tuple[CommitBuilder, dict[int, dict[str, Any]]]:
         stored = plan.store(lake)  # objects first: a crash from here on leaves only unreferenced objects
@@ -389,8 +446,9 @@ class Step:
                                  "file_id": file_id, "label": out.label})
         return commit, rows
 
-    def _record_failure(self, lake: Lake, key: str, bound: inspect.BoundArguments, files: list[tuple[str, File]],
-                        call: StepExecution, started: dt.datetime, ended: dt.datetime, duration: float, exc: BaseException) -> None:
+    def _record_failure(self, lake: LakeBase, key: str, bound: inspect.BoundArguments, files: list[tuple[str, File]],
+                        call: StepExecution, started: dt.datetime, ended: dt.datetime, duration: float,
+                        exc: BaseException) -> None:
         """A failed step row in a commit of its own; never masks the step's own exception."""
         try:
             commit = lake.new_commit("step")
@@ -415,7 +473,8 @@ def _inputs_list(files: list[tuple[str, File]], call: StepExecution) -> list[dic
     return out
 
 
-def _rebuild(fn: Callable[..., Any], version: Any, cache: bool, allow_pickle: bool, code: CodeInfo | None = None) -> Step:
+def _rebuild(fn: Callable[P, R], version: Version, cache: bool, allow_pickle: bool,
+             code: CodeInfo | None = None) -> Step[P, R]:
     return Step(fn, version=version, cache=cache, allow_pickle=allow_pickle, _code=code)
 
 
@@ -443,7 +502,7 @@ class _Plan:
     returned, in the order they were written.
     """
 
-    def __init__(self, step: Step, call: StepExecution) -> None:
+    def __init__(self, step: Step[..., Any], call: StepExecution) -> None:
         self.step = step
         self.call = call
         self.outs: list[_Out] = []
@@ -478,7 +537,7 @@ class _Plan:
             pos = self._add(value, _Out(name=staged.name, metadata=staged.metadata, path=value.path, label=label or None))
             return {"o": pos, "as": "file"}
         if isinstance(value, File):
-            if not _same_lake(value._lake, self.call.lake):
+            if not _same_lake(value.lake, self.call.lake):
                 raise StepOutputError(f"{where} of step {self.step.function} is a File of another lake")
             return {"o": self._add(value, _Out(existing=value, label=label or None)), "as": "file"}
         if data_formats.is_data_leaf(value):
@@ -520,7 +579,8 @@ class _Plan:
             if used != out.fmt and out.node is not None:
                 out.fmt = out.node["as"] = used
 
-    def store(self, lake: Lake) -> dict[int, tuple[str, int]]:
+    def store(self, lake: LakeBase) -> dict[int, tuple[str, int]]:
+        """Store every new output's staging file as an object; position -> (hash, size)."""
         stored = {}
         for pos, out in enumerate(self.outs):
             if out.existing is not None:
@@ -557,29 +617,59 @@ def _holds_outputs(value: Any) -> bool:
 
 
 # -------------------------------------------------------------- decorator
-@overload
-def step(fn: F, *, lake: Lake | None = None, version: Any = None, cache: bool = True,
-         allow_pickle: bool = False) -> Step: ...
+class StepDecorator(Protocol):
+    """What ``@step(...)`` (the factory form) returns: it turns a function into a :class:`Step` of its signature."""
+
+    def __call__(self, fn: Callable[P2, R2], /) -> Step[P2, R2]:
+        """Wrap ``fn`` as a step with the options given to the factory."""
+        ...
 
 
 @overload
-def step(fn: None = None, *, lake: Lake | None = None, version: Any = None, cache: bool = True,
-         allow_pickle: bool = False) -> Callable[[F], Step]: ...
+def step(fn: Callable[P, R], *, lake: LakeBase | None = None, version: Version = None, cache: bool = True,
+         allow_pickle: bool = False) -> Step[P, R]: ...
 
 
-def step(fn: Callable[..., Any] | None = None, *, lake: Lake | None = None, version: Any = None,
-         cache: bool = True, allow_pickle: bool = False) -> Step | Callable[[Callable[..., Any]], Step]:
+@overload
+def step(fn: None = None, *, lake: LakeBase | None = None, version: Version = None, cache: bool = True,
+         allow_pickle: bool = False) -> StepDecorator: ...
+
+
+def step(fn: Callable[P, R] | None = None, *, lake: LakeBase | None = None, version: Version = None,
+         cache: bool = True, allow_pickle: bool = False) -> Step[P, R] | StepDecorator:
     """Make a function a cached, recorded pipeline step (``@limnos.step`` or ``@limnos.step(...)``).
 
-    ``version`` is part of the cache key: change it to force new results.
-    ``cache=False`` always runs (and still records). ``allow_pickle=True``
-    lets the step return (and load back) values that only pickle can store.
+    Args:
+        fn: the function, when used as ``@limnos.step`` without parentheses.
+        lake: the lake to record in (``@lake.step`` passes its own); None: found per call.
+        version: part of the cache key: change it to force new results.
+        cache: False always runs (and still records).
+        allow_pickle: let the step return (and load back) values that only pickle can store.
+
+    Returns:
+        The :class:`Step` (typed as the function: same parameters, same return type), or,
+        without ``fn``, a decorator that makes one.
+
+    Raises:
+        StepError: the function cannot be a step (async, a generator, a class), or ``version`` is not a str or a number.
     """
-    def wrap(f: Callable[..., Any]) -> Step:
+    def wrap(f: Callable[P2, R2]) -> Step[P2, R2]:
         return Step(f, lake=lake, version=version, cache=cache, allow_pickle=allow_pickle)
 
     return wrap(fn) if fn is not None else wrap
 
 
-__all__ = ["Step", "StepCall", "StepRecord", "current_call", "default_lake", "list_steps", "note_read", "output",
-           "step", "step_of"]
+__all__ = [
+    "Step",
+    "StepCall",
+    "StepDecorator",
+    "StepRecord",
+    "Version",
+    "current_call",
+    "default_lake",
+    "list_steps",
+    "note_read",
+    "output",
+    "step",
+    "step_of",
+]

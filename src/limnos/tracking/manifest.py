@@ -1,73 +1,49 @@
-"""Project data dependencies: ``limnos.track(path)`` and the ``limnos.lock`` manifest.
+"""The ``limnos.lock`` manifest: which bytes each tracked path of a project must hold.
 
-lazydata's model, on a lake. Code says ``pd.read_csv(limnos.track("data/x.csv"))``;
-the file's bytes go into the project's lake and one entry (path, hash, size,
-usage) goes into ``limnos.lock``, a YAML file committed to git beside the
-code. A clone of the repository then knows exactly which bytes each path
-must hold, and ``track`` (or ``limnos pull``) puts them back from the local
-lake or a remote.
+A YAML file committed to git beside the code (lazydata's model), listing for
+each tracked path (relative to the manifest's folder, POSIX) every version it
+has held: its BLAKE3 hash, its size and the scripts that used it::
 
-Where things are:
+    version: 1
+    files:
+    - path: data/x.csv
+      hash: 3a7bd3e2...
+      size: 1024
+      usage: train.py
 
-* the manifest is the nearest ``limnos.lock`` at or above the tracked file's
-  folder (nested manifests: the nearest wins); with none, one is created at
-  the git repository's root. Its paths are relative to its own folder.
-* the lake is ``$LIMNOS_LAKE``, else the nearest ``.limnos`` at or above the
-  manifest's folder, which ``limnos init --project`` (or the first track in a
-  git repository) creates.
+The file is written for git: sorted by path, one entry per version (newest
+last), fixed key order, and rewritten only when its content changes, so a run
+that changes nothing leaves the file (and ``git status``) alone. Both sides of
+a git merge may list the same version: reading keeps one entry with both
+usages. Writers take :func:`locked`, so concurrent ``track()`` calls lose no entry.
 
-The manifest is written for git: sorted by path, one entry per version
-(newest last), fixed key order, and rewritten only when its content changes,
-so a run that changes nothing leaves the file (and ``git status``) alone.
+The project around a manifest (its lake, ``track``, status, pull) is
+:mod:`limnos.tracking.project`.
 """
 
 from __future__ import annotations
 
-import atexit
 import contextlib
-import errno
 import fcntl
 import os
-import sys
-import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import yaml
 
-from ..core.provenance import git_root
-from ..errors import (
-    FileNotFound,
-    LakeNotFound,
-    LimnosError,
-    ManifestError,
-    ObjectNotAvailable,
-    ProjectNotFound,
-    RemoteError,
-    redact_url,
-)
+from ..errors import LimnosError, ManifestError
 from ..names import validate_name
 from ..store import hashing
-from ..store.links import _UNSUPPORTED, place, reflink
-from ..store.statcache import stat_key
 
-if TYPE_CHECKING:
-    from ..lake import Lake
-
+#: The manifest's file name.
 MANIFEST_NAME = "limnos.lock"
+#: The manifest format this limnos writes (and the newest it reads).
 FORMAT = 1
-RACY_SECONDS = 1.0  # as in adding.py: a file written this recently may still change within its mtime tick
 _HEADER = (
     "# limnos.lock: the data this project's code depends on, written by limnos.track().\n"
     "# Commit it with the code; 'limnos pull' fetches what it lists. One entry per version, newest last.\n"
 )
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
-
-
-def _say(text: str) -> None:
-    """One line on stderr, as lazydata prints: users see what track did without a logger set up."""
-    print(f"limnos: {text}", file=sys.stderr, flush=True)
 
 
 # ------------------------------------------------------------------ manifest
@@ -81,6 +57,7 @@ class LockEntry:
     usage: list[str] = field(default_factory=list)
 
     def to_yaml(self) -> dict[str, Any]:
+        """The entry as written: path, hash, size, then usage (one path as a str, several as a sorted list)."""
         out: dict[str, Any] = {"path": self.path, "hash": self.hash, "size": self.size}
         if self.usage:
             usage = sorted(set(self.usage))
@@ -99,6 +76,12 @@ class Manifest:
     # -- reading -------------------------------------------------------------
     @classmethod
     def load(cls, path: str) -> Manifest:
+        """Read a manifest; a missing file is an empty manifest. Entries repeated by a git merge become one.
+
+        Raises:
+            ManifestError: the file has merge conflict markers, is not valid YAML, is of a newer format,
+                or holds an invalid entry.
+        """
         try:
             with open(path, encoding="utf-8") as f:
                 text = f.read()
@@ -129,21 +112,31 @@ class Manifest:
         return manifest
 
     def paths(self) -> list[str]:
+        """Every tracked path, sorted."""
         return sorted({e.path for e in self.entries})
 
     def versions(self, rel: str) -> list[LockEntry]:
+        """The listed versions of a path, oldest first."""
         return [e for e in self.entries if e.path == rel]
 
     def newest(self, rel: str) -> LockEntry | None:
+        """The newest listed version of a path, or None if it is not tracked."""
         versions = self.versions(rel)
         return versions[-1] if versions else None
 
     def relpath(self, abspath: str) -> str:
-        """A local path as a manifest path (relative, POSIX), or an error if it is outside the manifest's folder."""
+        """A local path as a manifest path (relative, POSIX).
+
+        Raises:
+            LimnosError: the path is outside the manifest's folder.
+            InvalidName: the relative path is not a name limnos accepts.
+        """
         rel = os.path.relpath(abspath, self.root)
         if rel == "." or rel.startswith(".." + os.sep) or rel == ".." or os.path.isabs(rel):
             raise LimnosError(f"{abspath} is outside the project at {self.root}; track files inside it")
-        return validate_name(rel.replace(os.sep, "/"))
+        name = rel.replace(os.sep, "/")
+        validate_name(name)
+        return name
 
     # -- changing ------------------------------------------------------------
     def record(self, rel: str, digest: str, size: int, usage: str | None) -> str:
@@ -165,9 +158,10 @@ class Manifest:
         return state
 
     def text(self) -> str:
+        """The file's content: a header comment, then the entries sorted by path, each path's newest last."""
         # A stable sort by path keeps each path's versions in their order, newest last.
         ordered = sorted(self.entries, key=lambda e: e.path)
-        body = yaml.safe_dump({"version": FORMAT, "files": [e.to_yaml() for e in ordered]}, sort_keys=False,
+        body: str = yaml.safe_dump({"version": FORMAT, "files": [e.to_yaml() for e in ordered]}, sort_keys=False,
                               default_flow_style=False, allow_unicode=True, width=4096)
         return _HEADER + body
 
@@ -208,7 +202,7 @@ def _parse_entry(raw: Any, where: str) -> LockEntry:
     return LockEntry(path, digest, size, list(usage))
 
 
-# ------------------------------------------------------------------ discovery
+# ------------------------------------------------------------------ discovery and locking
 def find_manifest(start: str) -> str | None:
     """The nearest ``limnos.lock`` in ``start`` (a folder) or its parents."""
     here = os.path.abspath(start)
@@ -222,536 +216,26 @@ def find_manifest(start: str) -> str | None:
         here = parent
 
 
-def _ignore_lake(root: str, lake_dir: str) -> None:
-    """Keep the lake out of git: add it to the project's .gitignore (data lives in the lake, not in git)."""
-    rel = os.path.relpath(lake_dir, root)
-    if rel.startswith("..") or not os.path.exists(os.path.join(root, ".git")):
-        return
-    line = rel.replace(os.sep, "/").rstrip("/") + "/"
-    path = os.path.join(root, ".gitignore")
-    try:
-        with open(path, encoding="utf-8") as f:
-            current = f.read()
-    except FileNotFoundError:
-        current = ""
-    if line in current.splitlines() or f"/{line}" in current.splitlines():
-        return
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(("" if not current or current.endswith("\n") else "\n") + line + "\n")
 
+@contextlib.contextmanager
+def locked(manifest_path: str, lock_dir: str) -> Iterator[Manifest]:
+    """The manifest at ``manifest_path``, read and then saved under an exclusive lock.
 
-def _open_project_lake(root: str, lake: str | Lake | None, create: bool, link: str = "copy",
-                       catalog: str | None = None) -> tuple[Lake, bool]:
-    """(lake, created) for a project at ``root``."""
-    from .. import lake as api
-    from ..core import opening
-    from ..lake import Lake
-
-    if isinstance(lake, Lake):
-        return lake, False
-    where = lake or os.environ.get("LIMNOS_LAKE") or api.find_lake(root)
-    if where:
+    The lock is a file in ``lock_dir`` (the lake's state folder: the manifest's own
+    folder is the user's, and may be read-only), so concurrent ``track()`` calls of
+    one project, in threads or processes, serialize their read-modify-write.
+    """
+    key = hashing.hash_bytes(os.path.abspath(manifest_path).encode())[:16]
+    lock_path = os.path.join(lock_dir, f"project-{key}.lock")
+    os.makedirs(lock_dir, exist_ok=True)
+    with open(lock_path, "a") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
         try:
-            return api.open(where), False
-        except LakeNotFound:
-            if not (create and lake):
-                raise
-            return api.init(lake, catalog=catalog, link=link), True
-    if not create:
-        raise LakeNotFound(f"no lake for the project at {root}; run 'limnos init --project' there")
-    path = os.path.join(root, opening.DEFAULT_DIR)
-    new = api.init(path, catalog=catalog, link=link)
-    _ignore_lake(root, path)
-    return new, True
-
-
-# ------------------------------------------------------------------- project
-@dataclass
-class ProjectStatus:
-    """How the working files differ from ``limnos.lock`` (and the lake from it)."""
-
-    manifest: str
-    unchanged: list[str] = field(default_factory=list)
-    changed: list[str] = field(default_factory=list)  # local bytes differ: the next track() records a new version
-    missing: list[str] = field(default_factory=list)  # listed, not on disk: 'limnos pull' restores them
-    newer: list[str] = field(default_factory=list)  # name@N: a version in the lake the manifest does not list
-
-    @property
-    def clean(self) -> bool:
-        return not (self.changed or self.missing or self.newer)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"manifest": self.manifest, "clean": self.clean, "unchanged": len(self.unchanged),
-                "changed": self.changed, "missing": self.missing, "newer": self.newer}
-
-
-@dataclass
-class PullReport:
-    """What a manifest-driven pull did."""
-
-    paths: list[str] = field(default_factory=list)  # the manifest paths asked for
-    restored: list[str] = field(default_factory=list)  # working files put back
-    present: list[str] = field(default_factory=list)  # already there with the listed bytes
-    kept: list[str] = field(default_factory=list)  # on disk with other bytes: left alone
-    downloaded: int = 0
-    bytes: int = 0
-    sources: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-
-class Project:
-    """A folder with a ``limnos.lock`` and the lake its tracked files live in."""
-
-    def __init__(self, manifest_path: str, lake: str | Lake | None = None, owns_lake: bool = False) -> None:
-        from ..lake import Lake
-
-        self.manifest_path = os.path.abspath(manifest_path)
-        self.root = os.path.dirname(self.manifest_path)
-        self._lake_path = lake if isinstance(lake, str) else None
-        self._lake: Lake | None = lake if isinstance(lake, Lake) else None
-        # A lake we opened ourselves is ours to close; one handed to us belongs to the caller.
-        self._owns_lake = owns_lake if self._lake is not None else True
-
-    def __repr__(self) -> str:
-        return f"<Project {self.root}>"
-
-    @property
-    def lake(self) -> Lake:
-        if self._lake is None:
-            self._lake, _ = _open_project_lake(self.root, self._lake_path, create=False)
-        return self._lake
-
-    def close(self) -> None:
-        if self._lake is not None and self._owns_lake:
-            self._lake.close()
-        self._lake = None
-
-    def manifest(self) -> Manifest:
-        return Manifest.load(self.manifest_path)
-
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[Manifest]:
-        """The manifest, read and saved under an exclusive lock: concurrent track() calls lose no entry."""
-        key = hashing.hash_bytes(self.manifest_path.encode())[:16]
-        lock_path = os.path.join(self.lake.state_dir, f"project-{key}.lock")
-        os.makedirs(os.path.dirname(lock_path), exist_ok=True)
-        with open(lock_path, "a") as handle:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-            try:
-                manifest = Manifest.load(self.manifest_path)
-                yield manifest
-                manifest.save()
-            finally:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-
-    # -- hashing with the stat cache -----------------------------------------
-    def _hash(self, abspath: str, st: os.stat_result) -> str:
-        """The content hash; an unchanged file (same inode, size, mtime) costs only the stat already made."""
-        cached = self.lake.statcache.get(abspath, stat_key(st))
-        if cached is not None:
-            return cached
-        digest, _size = hashing.hash_file(abspath)
-        self._remember(abspath, st, digest)
-        return digest
-
-    def _remember(self, abspath: str, st: os.stat_result, digest: str) -> None:
-        if st.st_mtime < time.time() - RACY_SECONDS:
-            self.lake.statcache.put_many([(abspath, stat_key(st), digest)])
-
-    # -- track ---------------------------------------------------------------
-    def track(self, path: str | os.PathLike[str], usage: str | None = None) -> str:
-        """Track one file (see :func:`track`); ``usage`` is an absolute script path or None.
-
-        Returns what happened: ``new``, ``changed``, ``unchanged`` or ``restored``.
-        """
-        shown = os.fspath(path)
-        abspath = os.path.abspath(shown)
-        rel = Manifest(self.manifest_path).relpath(abspath)
-        usage_rel = self._usage(usage)
-        lake = self.lake
-        with self._locked() as manifest:
-            newest = manifest.newest(rel)
-            try:
-                st = os.stat(abspath)
-            except FileNotFoundError:
-                if newest is None:
-                    raise FileNotFound(f"{shown} does not exist and {self.manifest_path} does not list it; "
-                                       "check the path, or create the file before tracking it") from None
-                source = self._restore([newest])
-                _say(f"restored {rel} from {source}")
-                manifest.record(rel, newest.hash, newest.size, usage_rel)
-                return "restored"
-            if not os.path.isfile(abspath):
-                raise LimnosError(f"{shown} is not a file; track each file (the CLI expands folders)")
-            digest = self._hash(abspath, st)
-            if newest is not None and digest != newest.hash:
-                self._check_hardlink_edit(rel, abspath, st, newest)
-            if newest is None or digest != newest.hash or not lake.cache.has(digest):
-                file = lake.add(abspath, name=rel).file
-                digest, size = file.hash, file.size  # type: ignore[assignment]
-                self._link_working(abspath, st, digest)
-            else:
-                size = newest.size
-            state = manifest.record(rel, digest, size, usage_rel)
-        if state == "new":
-            _say(f"tracking a new file {rel}")
-        elif state == "changed":
-            _say(f"{rel} changed; recorded a new version ({digest[:12]})")
-        return state
-
-    def _usage(self, script: str | None) -> str | None:
-        if not script:
-            return None
-        rel = os.path.relpath(os.path.abspath(script), self.root)
-        if rel.startswith(".."):
-            return None  # code outside the project (a library, a shell) is not a usage the project can name
-        return rel.replace(os.sep, "/")
-
-    def _check_hardlink_edit(self, rel: str, abspath: str, st: os.stat_result, newest: LockEntry) -> None:
-        """Catch a working file hard-linked to the store that was edited in place: the object changed too.
-
-        The object then holds bytes that do not match its name, so it is taken
-        out of the store: restoring that version must fetch good bytes from a
-        remote (verified) or fail, never hand out the edited ones as the old version.
-        """
-        lake = self.lake
-        if not lake.cache.has(newest.hash):
-            return
-        path = lake.cache.path(newest.hash)
-        obj = os.stat(path)
-        if (obj.st_ino, obj.st_dev) == (st.st_ino, st.st_dev):
-            os.unlink(path)  # the working file keeps the inode: nothing the user sees is lost
-            _say(f"warning: {rel} was edited in place while hard-linked to the lake, which changed the stored "
-                 f"object {newest.hash[:12]} too; limnos removed it, so the previous version is gone unless a "
-                 "remote has it ('limnos pull' gets it back from there; 'limnos fsck' lists it as missing)")
-
-    # -- working files -------------------------------------------------------
-    def _link_working(self, abspath: str, st: os.stat_result, digest: str) -> None:
-        """Replace a just-stored working file by a link to its object when that saves disk and is allowed.
-
-        reflink: shares extents copy-on-write, so an edit can never reach the
-        object; always done where the file system can. hardlink/symlink: only
-        when the lake's ``link`` setting opts in, since an in-place edit of a
-        hard link rewrites the object (read-only bits do not stop root).
-        """
-        lake = self.lake
-        if not lake.cache.has(digest):
-            return
-        obj = lake.cache.path(digest)
-        now = os.stat(abspath)
-        if stat_key(now) != stat_key(st):
-            return  # written again since we hashed it: leave it be
-        tmp = os.path.join(os.path.dirname(abspath), f".{os.path.basename(abspath)}.limnos-{os.getpid()}")
-        method = None
-        try:
-            if lake.link in ("hardlink", "symlink"):
-                try:
-                    if lake.link == "hardlink":
-                        os.link(obj, tmp)
-                    else:
-                        os.symlink(obj, tmp)
-                    method = lake.link
-                except OSError as exc:
-                    if exc.errno not in _UNSUPPORTED and exc.errno != errno.EMLINK:
-                        raise
-            if method is None:
-                try:
-                    reflink(obj, tmp)
-                    os.chmod(tmp, st.st_mode & 0o7777)
-                    method = "reflink"
-                except OSError as exc:
-                    if exc.errno not in _UNSUPPORTED:
-                        raise
-                    return  # no reflinks here: the working file stays an independent copy
-            os.replace(tmp, abspath)
+            manifest = Manifest.load(manifest_path)
+            yield manifest
+            manifest.save()
         finally:
-            if os.path.lexists(tmp):
-                os.unlink(tmp)
-        self._remember(abspath, os.stat(abspath), digest)
-
-    def _place(self, digest: str, abspath: str) -> None:
-        """Put an object at a working path, atomically (a half-copied file would look like an edit)."""
-        lake = self.lake
-        os.makedirs(os.path.dirname(abspath), exist_ok=True)
-        tmp = os.path.join(os.path.dirname(abspath), f".{os.path.basename(abspath)}.limnos-{os.getpid()}")
-        if os.path.lexists(tmp):
-            os.unlink(tmp)
-        # Copies and reflinks are independent bytes, so they stay writable (an edit becomes the next
-        # version); hard links and symlinks share the object, so they are read-only as a guard.
-        linked = lake.link in ("hardlink", "symlink")
-        try:
-            place(lake.cache.path(digest), tmp, lake.link, readonly=linked)
-            os.replace(tmp, abspath)
-        finally:
-            if os.path.lexists(tmp):
-                os.unlink(tmp)
-        st = os.stat(abspath)
-        self._remember(abspath, st, digest)
-
-    def _restore(self, entries: Sequence[LockEntry]) -> str:
-        """Put listed versions back on disk; returns where the bytes came from (``cache`` or a remote)."""
-        lake = self.lake
-        wanted = [e for e in entries if not lake.cache.has(e.hash)]
-        source = "cache"
-        if wanted:
-            sources = self._download({e.hash: e.size for e in wanted}, None, None).sources
-            source = sources[-1] if sources else source
-        for entry in entries:
-            self._place(entry.hash, os.path.join(self.root, entry.path))
-        return source
-
-    def _download(self, sizes: dict[str, int], remote: str | None, jobs: int | None,
-                  report: PullReport | None = None) -> PullReport:
-        """Fetch objects into the local lake: from the lake's own store if it is remote, else from its remotes."""
-        from ..ops.sync import download_objects, import_records
-        from ..store.transfer import TransferReport
-
-        lake = self.lake
-        report = report or PullReport()
-        todo = {h: s for h, s in sizes.items() if not lake.cache.has(h)}
-        if not todo:
-            return report
-        if not lake.store.local:
-            candidates = [(redact_url(lake.store.url), lake.store)]
-        else:
-            remotes = lake.remotes
-            if remote is None and not len(remotes):
-                first = next(iter(todo))
-                raise ObjectNotAvailable(f"object {first[:12]} is not in the lake at {lake.path} and no remote is "
-                                         "set; add one with 'limnos remote add origin URL', or push from a "
-                                         "machine that has the data")
-            chosen = [remotes.get(remote)] if remote else sorted(remotes.list(), key=lambda r: r.name != remotes.default)
-            candidates = [(f"remote {r.name}", r.store) for r in chosen]
-        failures: list[str] = []
-        for n, (label, store) in enumerate(candidates):
-            transfer = TransferReport("pull")
-            if lake.store.local and n == 0:
-                import_records(lake, store, transfer)  # so this catalog knows the files it now holds
-            download_objects(lake.cache, store, list(todo), jobs, transfer, todo)
-            report.downloaded += transfer.transferred
-            report.bytes += transfer.bytes
-            if transfer.transferred:
-                report.sources.append(label)
-            failures = transfer.failed
-            todo = {h: s for h, s in todo.items() if not lake.cache.has(h)}
-            if not todo:
-                return report
-        raise RemoteError(f"{len(todo)} objects are on none of the lake's remotes "
-                          f"({', '.join(label for label, _ in candidates)}); first: "
-                          f"{failures[0] if failures else next(iter(todo))[:12]}; push them from a machine that has them")
-
-    # -- status and pull -----------------------------------------------------
-    def status(self) -> ProjectStatus:
-        """Tracked files that changed or are missing, and lake versions the manifest lacks (stat-cached)."""
-        manifest = self.manifest()
-        lake = self.lake
-        result = ProjectStatus(self.manifest_path)
-        paths = manifest.paths()
-        cached = lake.statcache.lookup_many(self.root + os.sep)
-        for rel in paths:
-            newest = manifest.newest(rel)
-            abspath = os.path.join(self.root, *rel.split("/"))
-            try:
-                st = os.stat(abspath)
-            except FileNotFoundError:
-                result.missing.append(rel)
-                continue
-            hit = cached.get(abspath)
-            if hit is not None and hit[0] == stat_key(st):
-                digest = hit[1]
-            else:
-                digest, _ = hashing.hash_file(abspath)
-                self._remember(abspath, st, digest)
-            (result.unchanged if newest and digest == newest.hash else result.changed).append(rel)
-        latest = lake.catalog.latest_rows(paths)
-        for rel, row in sorted(latest.items()):
-            if row.hash not in {e.hash for e in manifest.versions(rel)}:
-                result.newer.append(f"{rel}@{row.version}")
-        return result
-
-    def select(self, targets: Sequence[str], cwd: str | None = None) -> list[str] | None:
-        """Manifest paths that targets name (tracked paths, scripts in usage, folders, ``.``), or None
-        when some target is none of these (it is then a lake ref, for the plain pull)."""
-        manifest = self.manifest()
-        paths = manifest.paths()
-        cwd = os.path.abspath(cwd or os.getcwd())
-        out: dict[str, None] = {}
-        for target in targets:
-            abspath = os.path.abspath(os.path.join(cwd, target))
-            rel = os.path.relpath(abspath, self.root).replace(os.sep, "/")
-            if rel == ".." or rel.startswith("../"):
-                return None
-            if rel == ".":
-                out.update(dict.fromkeys(paths))
-                continue
-            if rel in paths:
-                out[rel] = None
-                continue
-            users = [p for p in paths if any(rel in e.usage for e in manifest.versions(p))]
-            if users:
-                out.update(dict.fromkeys(users))
-                continue
-            under = [p for p in paths if p.startswith(rel + "/")]
-            if under and (os.path.isdir(abspath) or not os.path.exists(abspath)):
-                out.update(dict.fromkeys(under))
-                continue
-            return None
-        return list(out)
-
-    def pull(self, paths: Sequence[str], remote: str | None = None, jobs: int | None = None) -> PullReport:
-        """Download the newest listed version of ``paths`` and put missing working files back.
-
-        A working file whose bytes differ from the manifest is kept (it may be
-        an edit not yet tracked); delete it and pull again to get the listed one.
-        """
-        manifest = self.manifest()
-        report = PullReport(paths=list(paths))
-        entries = [e for e in (manifest.newest(p) for p in paths) if e is not None]
-        self._download({e.hash: e.size for e in entries}, remote, jobs, report)
-        for entry in entries:
-            abspath = os.path.join(self.root, *entry.path.split("/"))
-            try:
-                st = os.stat(abspath)
-            except FileNotFoundError:
-                self._place(entry.hash, abspath)
-                report.restored.append(entry.path)
-                continue
-            (report.present if self._hash(abspath, st) == entry.hash else report.kept).append(entry.path)
-        return report
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
-# --------------------------------------------------------------- module API
-_projects: dict[str, Project] = {}
-
-
-def _close_all() -> None:
-    for project in list(_projects.values()):
-        with contextlib.suppress(Exception):
-            project.close()
-    _projects.clear()
-
-
-atexit.register(_close_all)
-
-
-def close_projects() -> None:
-    """Close the lakes ``track`` opened in this process (they are also closed at exit)."""
-    _close_all()
-
-
-def init_project(path: str | os.PathLike[str] | None = None, lake: str | Lake | None = None,
-                 link: str = "copy", catalog: str | None = None) -> tuple[Project, list[str]]:
-    """Create ``limnos.lock`` (in ``path``, else the git root, else the cwd) and a lake if none is found.
-
-    Returns the project and what was created, for messages.
-    """
-    folder = os.path.abspath(os.fspath(path)) if path is not None else (git_root(os.getcwd()) or os.getcwd())
-    if not os.path.isdir(folder):
-        raise LimnosError(f"{folder} is not a folder; create it first")
-    manifest_path = os.path.join(folder, MANIFEST_NAME)
-    created = []
-    if not os.path.exists(manifest_path):
-        Manifest(manifest_path).save()
-        created.append(manifest_path)
-    opened, new = _open_project_lake(folder, lake, create=True, link=link, catalog=catalog)
-    if new:
-        created.append(opened.path)
-    return Project(manifest_path, opened, owns_lake=not (lake is not None and not isinstance(lake, str))), created
-
-
-def project_for(start: str, lake: str | Lake | None = None, create: bool = False) -> Project:
-    """The project whose ``limnos.lock`` is nearest at or above ``start`` (a folder).
-
-    With ``create``, a git repository without one gets a manifest (and a lake if
-    none is found) at its root.
-    """
-    manifest = find_manifest(start)
-    if manifest is None:
-        root = git_root(start) if create else None
-        if root is None:
-            raise ProjectNotFound(f"no {MANIFEST_NAME} in {os.path.abspath(start)} or above; run 'limnos init "
-                                  "--project' in your project's root folder")
-        project, created = init_project(root, lake)
-        for item in created:
-            _say(f"created {item}")
-        if lake is None:
-            _projects[project.manifest_path] = project
-        return project
-    if lake is not None:
-        return Project(manifest, lake)
-    if manifest not in _projects:
-        _projects[manifest] = Project(manifest)
-    return _projects[manifest]
-
-
-def _caller_script() -> str | None:
-    """The script or notebook that called into limnos: the first frame outside this package."""
-    frame = sys._getframe(1)
-    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE_DIR + os.sep):
-        frame = frame.f_back  # type: ignore[assignment]
-    filename = frame.f_code.co_filename if frame is not None else ""
-    if filename and not filename.startswith("<") and "ipykernel_" not in filename and os.path.isfile(filename):
-        return os.path.abspath(filename)
-    from ..core.provenance import notebook_path
-
-    notebook = notebook_path()
-    if notebook and os.path.isfile(notebook):
-        return os.path.abspath(notebook)
-    argv0 = sys.argv[0] if sys.argv else ""
-    return os.path.abspath(argv0) if argv0 and os.path.isfile(argv0) and argv0.endswith((".py", ".ipynb")) else None
-
-
-def track(path: str | os.PathLike[str]) -> str:
-    """Track a data file the calling code depends on, and return ``path`` unchanged.
-
-    >>> df = pd.read_csv(limnos.track("data/x.csv"))
-
-    * a new file is stored in the project's lake and listed in ``limnos.lock``;
-    * an unchanged file costs a ``stat`` (stat cache) and only its usage is updated;
-    * a changed file is stored as a new version, listed after the older ones;
-    * a listed file that is missing is put back from the local lake, or from a
-      remote (a message says which);
-    * a missing file that is not listed raises :class:`FileNotFound`.
-
-    The usage recorded is the calling script or notebook, relative to the manifest.
-    """
-    shown = os.fspath(path)
-    if not isinstance(shown, str):
-        raise TypeError(f"track takes a str path, not {type(shown).__name__}")
-    abspath = os.path.abspath(shown)
-    project = project_for(os.path.dirname(abspath), create=True)
-    project.track(abspath, usage=_caller_script())
-    return shown
-
-
-def expand(paths: Iterable[str]) -> list[str]:
-    """Files named by paths, folders expanded (for ``limnos track DIR``); lake and git folders skipped."""
-    out: list[str] = []
-    for path in paths:
-        if not os.path.isdir(path):
-            out.append(path)
-            continue
-        for folder, dirs, files in os.walk(path):
-            dirs[:] = sorted(d for d in dirs if d not in (".git", ".limnos"))
-            # limnos.lock itself and our own half-placed working files are never data.
-            out += [os.path.join(folder, f) for f in sorted(files)
-                    if f != MANIFEST_NAME and not f.startswith(f"{MANIFEST_NAME}.tmp-") and ".limnos-" not in f]
-    return out
-
-
-__all__ = [
-    "MANIFEST_NAME",
-    "LockEntry",
-    "Manifest",
-    "Project",
-    "ProjectStatus",
-    "PullReport",
-    "close_projects",
-    "expand",
-    "find_manifest",
-    "init_project",
-    "project_for",
-    "track",
-]
+__all__ = ["FORMAT", "MANIFEST_NAME", "LockEntry", "Manifest", "find_manifest", "locked"]

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from limnos.ops.add import Status
     from limnos.steps.stale import StaleOutput
     from limnos.store.transfer import TransferReport
-    from limnos.tracking.manifest import ProjectStatus, PullReport
+    from limnos.tracking.project import ProjectStatus, PullReport
 
 
 def _hash_list(title: str, digests: Sequence[str], style: str, limit: int = 20) -> Text:

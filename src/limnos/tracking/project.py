@@ -1,0 +1,602 @@
+"""Projects: ``limnos.track(path)``, and the project's status and manifest-driven pull.
+
+lazydata's model, on a lake. Code says ``pd.read_csv(limnos.track("data/x.csv"))``;
+the file's bytes go into the project's lake and one entry (path, hash, size,
+usage) goes into ``limnos.lock``, a YAML file committed to git beside the
+code. A clone of the repository then knows exactly which bytes each path
+must hold, and ``track`` (or ``limnos pull``) puts them back from the local
+lake or a remote.
+
+Where things are:
+
+* the manifest is the nearest ``limnos.lock`` at or above the tracked file's
+  folder (nested manifests: the nearest wins); with none, one is created at
+  the git repository's root. Its paths are relative to its own folder.
+* the lake is ``$LIMNOS_LAKE``, else the nearest ``.limnos`` at or above the
+  manifest's folder, which ``limnos init --project`` (or the first track in a
+  git repository) creates.
+
+The manifest file itself (format, merging, locking) is :mod:`limnos.tracking.manifest`.
+This package sits above :mod:`limnos.lake`: a project opens its lake with
+``limnos.open``/``limnos.init``. Those imports are made when a lake is first
+needed, so importing this module (as the CLI does at start) stays light.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import errno
+import os
+import sys
+import time
+import types
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..core.provenance import git_root
+from ..errors import (
+    FileNotFound,
+    LakeNotFound,
+    LimnosError,
+    ObjectNotAvailable,
+    ProjectNotFound,
+    RemoteError,
+    redact_url,
+)
+from ..ops.add import RACY_SECONDS
+from ..store import hashing
+from ..store.links import _UNSUPPORTED, place, reflink
+from ..store.statcache import stat_key
+from .manifest import MANIFEST_NAME, LockEntry, Manifest, find_manifest, locked
+
+if TYPE_CHECKING:
+    from ..lake import Lake
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def _say(text: str) -> None:
+    """One line on stderr, as lazydata prints: users see what track did without a logger set up."""
+    print(f"limnos: {text}", file=sys.stderr, flush=True)
+
+
+def _ignore_lake(root: str, lake_dir: str) -> None:
+    """Keep the lake out of git: add it to the project's .gitignore (data lives in the lake, not in git)."""
+    rel = os.path.relpath(lake_dir, root)
+    if rel.startswith("..") or not os.path.exists(os.path.join(root, ".git")):
+        return
+    line = rel.replace(os.sep, "/").rstrip("/") + "/"
+    path = os.path.join(root, ".gitignore")
+    try:
+        with open(path, encoding="utf-8") as f:
+            current = f.read()
+    except FileNotFoundError:
+        current = ""
+    if line in current.splitlines() or f"/{line}" in current.splitlines():
+        return
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(("" if not current or current.endswith("\n") else "\n") + line + "\n")
+
+
+def _open_project_lake(root: str, lake: str | Lake | None, create: bool, link: str = "copy",
+                       catalog: str | None = None) -> tuple[Lake, bool]:
+    """(lake, created) for a project at ``root``."""
+    from .. import lake as api
+    from ..core import opening
+    from ..lake import Lake
+
+    if isinstance(lake, Lake):
+        return lake, False
+    where = lake or os.environ.get("LIMNOS_LAKE") or api.find_lake(root)
+    if where:
+        try:
+            return api.open(where), False
+        except LakeNotFound:
+            if not (create and lake):
+                raise
+            return api.init(lake, catalog=catalog, link=link), True
+    if not create:
+        raise LakeNotFound(f"no lake for the project at {root}; run 'limnos init --project' there")
+    path = os.path.join(root, opening.DEFAULT_DIR)
+    new = api.init(path, catalog=catalog, link=link)
+    _ignore_lake(root, path)
+    return new, True
+
+
+# ------------------------------------------------------------------- project
+@dataclass
+class ProjectStatus:
+    """How the working files differ from ``limnos.lock`` (and the lake from it)."""
+
+    manifest: str
+    unchanged: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)  # local bytes differ: the next track() records a new version
+    missing: list[str] = field(default_factory=list)  # listed, not on disk: 'limnos pull' restores them
+    newer: list[str] = field(default_factory=list)  # name@N: a version in the lake the manifest does not list
+
+    @property
+    def clean(self) -> bool:
+        """True when nothing changed, nothing is missing and the lake holds no unlisted version."""
+        return not (self.changed or self.missing or self.newer)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The status as JSON-ready data (``unchanged`` as a count), for ``limnos status --json``."""
+        return {"manifest": self.manifest, "clean": self.clean, "unchanged": len(self.unchanged),
+                "changed": self.changed, "missing": self.missing, "newer": self.newer}
+
+
+@dataclass
+class PullReport:
+    """What a manifest-driven pull did."""
+
+    paths: list[str] = field(default_factory=list)  # the manifest paths asked for
+    restored: list[str] = field(default_factory=list)  # working files put back
+    present: list[str] = field(default_factory=list)  # already there with the listed bytes
+    kept: list[str] = field(default_factory=list)  # on disk with other bytes: left alone
+    downloaded: int = 0
+    bytes: int = 0
+    sources: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report as JSON-ready data, for ``limnos pull --json``."""
+        return dict(self.__dict__)
+
+
+class Project:
+    """A folder with a ``limnos.lock`` and the lake its tracked files live in.
+
+    Args:
+        manifest_path: the project's ``limnos.lock`` (it need not exist yet).
+        lake: an open Lake (the caller's: left open by :meth:`close`, unless ``owns_lake``), a lake
+            path or URL, or None for ``$LIMNOS_LAKE`` or the nearest ``.limnos`` at or above the project.
+        owns_lake: with an open ``lake``, whether :meth:`close` closes it.
+    """
+
+    def __init__(self, manifest_path: str, lake: str | Lake | None = None, owns_lake: bool = False) -> None:
+        from ..lake import Lake
+
+        self.manifest_path = os.path.abspath(manifest_path)
+        self.root = os.path.dirname(self.manifest_path)
+        self._lake_path = lake if isinstance(lake, str) else None
+        self._lake: Lake | None = lake if isinstance(lake, Lake) else None
+        # A lake we opened ourselves is ours to close; one handed to us belongs to the caller.
+        self._owns_lake = owns_lake if self._lake is not None else True
+
+    def __repr__(self) -> str:
+        return f"<Project {self.root}>"
+
+    @property
+    def lake(self) -> Lake:
+        """The project's lake, opened on first use.
+
+        Raises:
+            LakeNotFound: no lake was given and none is found for the project.
+        """
+        if self._lake is None:
+            self._lake, _ = _open_project_lake(self.root, self._lake_path, create=False)
+        return self._lake
+
+    def close(self) -> None:
+        """Close the lake if this project opened it; a later use opens it again."""
+        if self._lake is not None and self._owns_lake:
+            self._lake.close()
+        self._lake = None
+
+    def manifest(self) -> Manifest:
+        """The project's ``limnos.lock`` as it is on disk now (empty if there is none yet).
+
+        Raises:
+            ManifestError: the file cannot be read or holds an invalid entry.
+        """
+        return Manifest.load(self.manifest_path)
+
+    # -- hashing with the stat cache -----------------------------------------
+    def _hash(self, abspath: str, st: os.stat_result) -> str:
+        """The content hash; an unchanged file (same inode, size, mtime) costs only the stat already made."""
+        cached: str | None = self.lake.statcache.get(abspath, stat_key(st))
+        if cached is not None:
+            return cached
+        digest, _size = hashing.hash_file(abspath)
+        self._remember(abspath, st, digest)
+        return digest
+
+    def _remember(self, abspath: str, st: os.stat_result, digest: str) -> None:
+        """Cache a path's hash for its stat, unless it was written so recently that it may still change unseen."""
+        if st.st_mtime < time.time() - RACY_SECONDS:
+            self.lake.statcache.put_many([(abspath, stat_key(st), digest)])
+
+    # -- track ---------------------------------------------------------------
+    def track(self, path: str | os.PathLike[str], usage: str | None = None) -> str:
+        """Track one file (see :func:`track`); ``usage`` is an absolute script path or None.
+
+        Returns what happened: ``new``, ``changed``, ``unchanged`` or ``restored``.
+        """
+        shown = os.fspath(path)
+        abspath = os.path.abspath(shown)
+        rel = Manifest(self.manifest_path).relpath(abspath)
+        usage_rel = self._usage(usage)
+        lake = self.lake
+        with locked(self.manifest_path, self.lake.state_dir) as manifest:
+            newest = manifest.newest(rel)
+            try:
+                st = os.stat(abspath)
+            except FileNotFoundError:
+                if newest is None:
+                    raise FileNotFound(f"{shown} does not exist and {self.manifest_path} does not list it; "
+                                       "check the path, or create the file before tracking it") from None
+                source = self._restore([newest])
+                _say(f"restored {rel} from {source}")
+                manifest.record(rel, newest.hash, newest.size, usage_rel)
+                return "restored"
+            if not os.path.isfile(abspath):
+                raise LimnosError(f"{shown} is not a file; track each file (the CLI expands folders)")
+            digest = self._hash(abspath, st)
+            if newest is not None and digest != newest.hash:
+                self._check_hardlink_edit(rel, abspath, st, newest)
+            if newest is None or digest != newest.hash or not lake.cache.has(digest):
+                file = lake.add(abspath, name=rel).file
+                assert file.hash is not None  # a local file is stored as an object, never as a reference
+                # What the lake stored is what the manifest lists (the file may have changed since we hashed it).
+                digest, size = file.hash, file.size
+                self._link_working(abspath, st, digest)
+            else:
+                size = newest.size
+            state = manifest.record(rel, digest, size, usage_rel)
+        if state == "new":
+            _say(f"tracking a new file {rel}")
+        elif state == "changed":
+            _say(f"{rel} changed; recorded a new version ({digest[:12]})")
+        return state
+
+    def _usage(self, script: str | None) -> str | None:
+        if not script:
+            return None
+        rel = os.path.relpath(os.path.abspath(script), self.root)
+        if rel.startswith(".."):
+            return None  # code outside the project (a library, a shell) is not a usage the project can name
+        return rel.replace(os.sep, "/")
+
+    def _check_hardlink_edit(self, rel: str, abspath: str, st: os.stat_result, newest: LockEntry) -> None:
+        """Catch a working file hard-linked to the store that was edited in place: the object changed too.
+
+        The object then holds bytes that do not match its name, so it is taken
+        out of the store: restoring that version must fetch good bytes from a
+        remote (verified) or fail, never hand out the edited ones as the old version.
+        """
+        lake = self.lake
+        if not lake.cache.has(newest.hash):
+            return
+        path = lake.cache.path(newest.hash)
+        obj = os.stat(path)
+        if (obj.st_ino, obj.st_dev) == (st.st_ino, st.st_dev):
+            os.unlink(path)  # the working file keeps the inode: nothing the user sees is lost
+            _say(f"warning: {rel} was edited in place while hard-linked to the lake, which changed the stored "
+                 f"object {newest.hash[:12]} too; limnos removed it, so the previous version is gone unless a "
+                 "remote has it ('limnos pull' gets it back from there; 'limnos fsck' lists it as missing)")
+
+    # -- working files -------------------------------------------------------
+    def _link_working(self, abspath: str, st: os.stat_result, digest: str) -> None:
+        """Replace a just-stored working file by a link to its object when that saves disk and is allowed.
+
+        reflink: shares extents copy-on-write, so an edit can never reach the
+        object; always done where the file system can. hardlink/symlink: only
+        when the lake's ``link`` setting opts in, since an in-place edit of a
+        hard link rewrites the object (read-only bits do not stop root).
+        """
+        lake = self.lake
+        if not lake.cache.has(digest):
+            return
+        obj = lake.cache.path(digest)
+        now = os.stat(abspath)
+        if stat_key(now) != stat_key(st):
+            return  # written again since we hashed it: leave it be
+        tmp = os.path.join(os.path.dirname(abspath), f".{os.path.basename(abspath)}.limnos-{os.getpid()}")
+        method: str | None = None
+        try:
+            if lake.link in ("hardlink", "symlink"):
+                try:
+                    if lake.link == "hardlink":
+                        os.link(obj, tmp)
+                    else:
+                        os.symlink(obj, tmp)
+                    method = lake.link
+                except OSError as exc:
+                    if exc.errno not in _UNSUPPORTED and exc.errno != errno.EMLINK:
+                        raise
+            if method is None:
+                try:
+                    reflink(obj, tmp)
+                    os.chmod(tmp, st.st_mode & 0o7777)
+                    method = "reflink"
+                except OSError as exc:
+                    if exc.errno not in _UNSUPPORTED:
+                        raise
+                    return  # no reflinks here: the working file stays an independent copy
+            os.replace(tmp, abspath)
+        finally:
+            if os.path.lexists(tmp):
+                os.unlink(tmp)
+        self._remember(abspath, os.stat(abspath), digest)
+
+    def _place(self, digest: str, abspath: str) -> None:
+        """Put an object at a working path, atomically (a half-copied file would look like an edit)."""
+        lake = self.lake
+        os.makedirs(os.path.dirname(abspath), exist_ok=True)
+        tmp = os.path.join(os.path.dirname(abspath), f".{os.path.basename(abspath)}.limnos-{os.getpid()}")
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+        # Copies and reflinks are independent bytes, so they stay writable (an edit becomes the next
+        # version); hard links and symlinks share the object, so they are read-only as a guard.
+        linked = lake.link in ("hardlink", "symlink")
+        try:
+            place(lake.cache.path(digest), tmp, lake.link, readonly=linked)
+            os.replace(tmp, abspath)
+        finally:
+            if os.path.lexists(tmp):
+                os.unlink(tmp)
+        st = os.stat(abspath)
+        self._remember(abspath, st, digest)
+
+    def _restore(self, entries: Sequence[LockEntry]) -> str:
+        """Put listed versions back on disk; returns where the bytes came from (``cache`` or a remote)."""
+        lake = self.lake
+        wanted = [e for e in entries if not lake.cache.has(e.hash)]
+        source = "cache"
+        if wanted:
+            sources = self._download({e.hash: e.size for e in wanted}, None, None).sources
+            source = sources[-1] if sources else source
+        for entry in entries:
+            self._place(entry.hash, os.path.join(self.root, entry.path))
+        return source
+
+    def _download(self, sizes: dict[str, int], remote: str | None, jobs: int | None,
+                  report: PullReport | None = None) -> PullReport:
+        """Fetch objects into the local lake: from the lake's own store if it is remote, else from its remotes."""
+        from ..ops.sync import download_objects, import_records
+        from ..store.transfer import TransferReport
+
+        lake = self.lake
+        report = report or PullReport()
+        todo = {h: s for h, s in sizes.items() if not lake.cache.has(h)}
+        if not todo:
+            return report
+        if not lake.store.local:
+            candidates = [(redact_url(lake.store.url), lake.store)]
+        else:
+            remotes = lake.remotes
+            if remote is None and not len(remotes):
+                first = next(iter(todo))
+                raise ObjectNotAvailable(f"object {first[:12]} is not in the lake at {lake.path} and no remote is "
+                                         "set; add one with 'limnos remote add origin URL', or push from a "
+                                         "machine that has the data")
+            chosen = [remotes.get(remote)] if remote else sorted(remotes.list(), key=lambda r: r.name != remotes.default)
+            candidates = [(f"remote {r.name}", r.store) for r in chosen]
+        failures: list[str] = []
+        for n, (label, store) in enumerate(candidates):
+            transfer = TransferReport("pull")
+            if lake.store.local and n == 0:
+                import_records(lake, store, transfer)  # so this catalog knows the files it now holds
+            download_objects(lake.cache, store, list(todo), jobs, transfer, todo)
+            report.downloaded += transfer.transferred
+            report.bytes += transfer.bytes
+            if transfer.transferred:
+                report.sources.append(label)
+            failures = transfer.failed
+            todo = {h: s for h, s in todo.items() if not lake.cache.has(h)}
+            if not todo:
+                return report
+        raise RemoteError(f"{len(todo)} objects are on none of the lake's remotes "
+                          f"({', '.join(label for label, _ in candidates)}); first: "
+                          f"{failures[0] if failures else next(iter(todo))[:12]}; push them from a machine that has them")
+
+    # -- status and pull -----------------------------------------------------
+    def status(self) -> ProjectStatus:
+        """Tracked files that changed or are missing, and lake versions the manifest lacks (stat-cached)."""
+        manifest = self.manifest()
+        lake = self.lake
+        result = ProjectStatus(self.manifest_path)
+        paths = manifest.paths()
+        cached = lake.statcache.lookup_many(self.root + os.sep)
+        for rel in paths:
+            newest = manifest.newest(rel)
+            abspath = os.path.join(self.root, *rel.split("/"))
+            try:
+                st = os.stat(abspath)
+            except FileNotFoundError:
+                result.missing.append(rel)
+                continue
+            hit = cached.get(abspath)
+            if hit is not None and hit[0] == stat_key(st):
+                digest = hit[1]
+            else:
+                digest, _ = hashing.hash_file(abspath)
+                self._remember(abspath, st, digest)
+            (result.unchanged if newest and digest == newest.hash else result.changed).append(rel)
+        latest = lake.catalog.latest_rows(paths)
+        for rel, row in sorted(latest.items()):
+            if row.hash not in {e.hash for e in manifest.versions(rel)}:
+                result.newer.append(f"{rel}@{row.version}")
+        return result
+
+    def select(self, targets: Sequence[str], cwd: str | None = None) -> list[str] | None:
+        """Manifest paths that targets name (tracked paths, scripts in usage, folders, ``.``), or None
+        when some target is none of these (it is then a lake ref, for the plain pull)."""
+        manifest = self.manifest()
+        paths = manifest.paths()
+        cwd = os.path.abspath(cwd or os.getcwd())
+        out: dict[str, None] = {}
+        for target in targets:
+            abspath = os.path.abspath(os.path.join(cwd, target))
+            rel = os.path.relpath(abspath, self.root).replace(os.sep, "/")
+            if rel == ".." or rel.startswith("../"):
+                return None
+            if rel == ".":
+                out.update(dict.fromkeys(paths))
+                continue
+            if rel in paths:
+                out[rel] = None
+                continue
+            users = [p for p in paths if any(rel in e.usage for e in manifest.versions(p))]
+            if users:
+                out.update(dict.fromkeys(users))
+                continue
+            under = [p for p in paths if p.startswith(rel + "/")]
+            if under and (os.path.isdir(abspath) or not os.path.exists(abspath)):
+                out.update(dict.fromkeys(under))
+                continue
+            return None
+        return list(out)
+
+    def pull(self, paths: Sequence[str], remote: str | None = None, jobs: int | None = None) -> PullReport:
+        """Download the newest listed version of ``paths`` and put missing working files back.
+
+        A working file whose bytes differ from the manifest is kept (it may be
+        an edit not yet tracked); delete it and pull again to get the listed one.
+        """
+        manifest = self.manifest()
+        report = PullReport(paths=list(paths))
+        entries = [e for e in (manifest.newest(p) for p in paths) if e is not None]
+        self._download({e.hash: e.size for e in entries}, remote, jobs, report)
+        for entry in entries:
+            abspath = os.path.join(self.root, *entry.path.split("/"))
+            try:
+                st = os.stat(abspath)
+            except FileNotFoundError:
+                self._place(entry.hash, abspath)
+                report.restored.append(entry.path)
+                continue
+            (report.present if self._hash(abspath, st) == entry.hash else report.kept).append(entry.path)
+        return report
+
+
+# --------------------------------------------------------------- module API
+_projects: dict[str, Project] = {}
+
+
+def _close_all() -> None:
+    for project in list(_projects.values()):
+        with contextlib.suppress(Exception):
+            project.close()
+    _projects.clear()
+
+
+atexit.register(_close_all)
+
+
+def close_projects() -> None:
+    """Close the lakes ``track`` opened in this process (they are also closed at exit)."""
+    _close_all()
+
+
+def init_project(path: str | os.PathLike[str] | None = None, lake: str | Lake | None = None,
+                 link: str = "copy", catalog: str | None = None) -> tuple[Project, list[str]]:
+    """Create ``limnos.lock`` (in ``path``, else the git root, else the cwd) and a lake if none is found.
+
+    Returns the project and what was created, for messages.
+    """
+    folder = os.path.abspath(os.fspath(path)) if path is not None else (git_root(os.getcwd()) or os.getcwd())
+    if not os.path.isdir(folder):
+        raise LimnosError(f"{folder} is not a folder; create it first")
+    manifest_path = os.path.join(folder, MANIFEST_NAME)
+    created = []
+    if not os.path.exists(manifest_path):
+        Manifest(manifest_path).save()
+        created.append(manifest_path)
+    opened, new = _open_project_lake(folder, lake, create=True, link=link, catalog=catalog)
+    if new:
+        created.append(opened.path)
+    return Project(manifest_path, opened, owns_lake=not (lake is not None and not isinstance(lake, str))), created
+
+
+def project_for(start: str, lake: str | Lake | None = None, create: bool = False) -> Project:
+    """The project whose ``limnos.lock`` is nearest at or above ``start`` (a folder).
+
+    With ``create``, a git repository without one gets a manifest (and a lake if
+    none is found) at its root.
+    """
+    manifest = find_manifest(start)
+    if manifest is None:
+        root = git_root(start) if create else None
+        if root is None:
+            raise ProjectNotFound(f"no {MANIFEST_NAME} in {os.path.abspath(start)} or above; run 'limnos init "
+                                  "--project' in your project's root folder")
+        project, created = init_project(root, lake)
+        for item in created:
+            _say(f"created {item}")
+        if lake is None:
+            _projects[project.manifest_path] = project
+        return project
+    if lake is not None:
+        return Project(manifest, lake)
+    if manifest not in _projects:
+        _projects[manifest] = Project(manifest)
+    return _projects[manifest]
+
+
+def _caller_script() -> str | None:
+    """The script or notebook that called into limnos: the first frame outside this package."""
+    frame: types.FrameType | None = sys._getframe(1)
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE_DIR + os.sep):
+        frame = frame.f_back
+    filename = frame.f_code.co_filename if frame is not None else ""
+    if filename and not filename.startswith("<") and "ipykernel_" not in filename and os.path.isfile(filename):
+        return os.path.abspath(filename)
+    from ..core.provenance import notebook_path
+
+    notebook = notebook_path()
+    if notebook and os.path.isfile(notebook):
+        return os.path.abspath(notebook)
+    argv0 = sys.argv[0] if sys.argv else ""
+    return os.path.abspath(argv0) if argv0 and os.path.isfile(argv0) and argv0.endswith((".py", ".ipynb")) else None
+
+
+def track(path: str | os.PathLike[str]) -> str:
+    """Track a data file the calling code depends on, and return ``path`` unchanged.
+
+    >>> df = pd.read_csv(limnos.track("data/x.csv"))
+
+    * a new file is stored in the project's lake and listed in ``limnos.lock``;
+    * an unchanged file costs a ``stat`` (stat cache) and only its usage is updated;
+    * a changed file is stored as a new version, listed after the older ones;
+    * a listed file that is missing is put back from the local lake, or from a
+      remote (a message says which);
+    * a missing file that is not listed raises :class:`FileNotFound`.
+
+    The usage recorded is the calling script or notebook, relative to the manifest.
+    """
+    shown = os.fspath(path)
+    if not isinstance(shown, str):
+        raise TypeError(f"track takes a str path, not {type(shown).__name__}")
+    abspath = os.path.abspath(shown)
+    project = project_for(os.path.dirname(abspath), create=True)
+    project.track(abspath, usage=_caller_script())
+    return shown
+
+
+def expand(paths: Iterable[str]) -> list[str]:
+    """Files named by paths, folders expanded (for ``limnos track DIR``); lake and git folders skipped."""
+    out: list[str] = []
+    for path in paths:
+        if not os.path.isdir(path):
+            out.append(path)
+            continue
+        for folder, dirs, files in os.walk(path):
+            dirs[:] = sorted(d for d in dirs if d not in (".git", ".limnos"))
+            # limnos.lock itself and our own half-placed working files are never data.
+            out += [os.path.join(folder, f) for f in sorted(files)
+                    if f != MANIFEST_NAME and not f.startswith(f"{MANIFEST_NAME}.tmp-") and ".limnos-" not in f]
+    return out
+
+
+__all__ = [
+    "Project",
+    "ProjectStatus",
+    "PullReport",
+    "close_projects",
+    "expand",
+    "init_project",
+    "project_for",
+    "track",
+]
