@@ -12,8 +12,8 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
-from collections.abc import Iterator, Mapping, Sequence
-from typing import IO, TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import IO, TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
 from .core import opening
 from .core.base import LakeBase
@@ -32,8 +32,11 @@ if TYPE_CHECKING:
     from .ops.lineage import Lineage
     from .ops.query import Result
     from .steps.stale import StaleOutput
-    from .steps.step import StepRecord
+    from .steps.step import Step, StepDecorator, StepRecord, Version
     from .store.transfer import TransferReport
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 class Lake(LakeBase):
@@ -336,11 +339,24 @@ class Lake(LakeBase):
         return downstream_files(self, self.resolve(ref), depth)
 
     # ----------------------------------------------------------------- steps
-    def step(self, fn: Any = None, *, version: Any = None, cache: bool = True,
-             allow_pickle: bool = False) -> Any:
-        """``@lake.step``: a cached, recorded pipeline step in this lake (see :func:`limnos.step`)."""
+    @overload
+    def step(self, fn: Callable[P, R], *, version: Version = None, cache: bool = True,
+             allow_pickle: bool = False) -> Step[P, R]: ...
+
+    @overload
+    def step(self, fn: None = None, *, version: Version = None, cache: bool = True,
+             allow_pickle: bool = False) -> StepDecorator: ...
+
+    def step(self, fn: Callable[P, R] | None = None, *, version: Version = None, cache: bool = True,
+             allow_pickle: bool = False) -> Step[P, R] | StepDecorator:
+        """``@lake.step``: a cached, recorded pipeline step in this lake (see :func:`limnos.step`).
+
+        The step keeps the function's signature and return type for type checkers.
+        """
         from .steps.step import step
 
+        if fn is None:
+            return step(lake=self, version=version, cache=cache, allow_pickle=allow_pickle)
         return step(fn, lake=self, version=version, cache=cache, allow_pickle=allow_pickle)
 
     def steps(self, failed: bool | None = None, function: str | None = None,
