@@ -792,7 +792,23 @@ class Model:
         return 0.0
 
 
-raw = limnos.open().get("raw/sales.csv")
+lake = limnos.open()
+
+
+@lake.step
+def bound(n: int) -> bytes:
+    return b""
+
+
+@lake.step(version=3)
+def bound_v(n: int) -> set[int]:
+    return set()
+
+
+raw = lake.get("raw/sales.csv")
+reveal_type(bound(1))
+reveal_type(bound_v(1))
+bound("one")  # E: arg-type
 reveal_type(clean(raw, min_sales=10))
 reveal_type(load("x.csv", rows=5))
 reveal_type(clean.call(raw))
@@ -809,7 +825,7 @@ Model().fit("no")  # E: arg-type
 
 
 def test_step_keeps_the_function_signature_for_type_checkers(tmp_path):
-    """@step and @step(...) are transparent to mypy: same parameters, same return type; call() and key() too."""
+    """@step, @step(...) and @lake.step are transparent to mypy: same parameters, same return type; call() and key() too."""
     mypy_api = pytest.importorskip("mypy.api")
     snippet = tmp_path / "typed_steps.py"
     snippet.write_text(TYPED_SNIPPET)
@@ -821,7 +837,7 @@ def test_step_keeps_the_function_signature_for_type_checkers(tmp_path):
     assert stderr == ""
     revealed = [line.split('Revealed type is "', 1)[1].rstrip('"').replace("builtins.", "")  # older mypy prints it
                 for line in stdout.splitlines() if "Revealed type is" in line]
-    assert revealed == ["dict[str, int]", "list[float]", "limnos.steps.step.StepCall", "str", "float"], stdout
+    assert revealed == ["bytes", "set[int]", "dict[str, int]", "list[float]", "limnos.steps.step.StepCall", "str", "float"], stdout
     errors = sorted((int(line.split(":")[1]), line.rsplit("[", 1)[1].rstrip("]"))
                     for line in stdout.splitlines() if ": error: " in line)
     expected = sorted((n, line.split("# E: ")[1]) for n, line in enumerate(TYPED_SNIPPET.splitlines(), 1)
