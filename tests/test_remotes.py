@@ -83,7 +83,8 @@ def test_lazy_open_downloads_exactly_one_object(tmp_path, remote):
     assert target.read_text() == "payload 2"
     assert cached_objects(bob) == {target.hash}
     path = bob.get("data/1.txt").local_path()
-    assert open(path).read() == "payload 1" and len(cached_objects(bob)) == 2
+    with open(path) as f:
+        assert f.read() == "payload 1" and len(cached_objects(bob)) == 2
 
 
 @pytest.mark.parametrize("packed", [False, True], ids=["loose", "packed"])

@@ -63,7 +63,8 @@ def test_objects_and_working_copies_are_read_only(sqlite_lake, tmp_path):
     obj = lake.get("a.txt").local_path()
     assert stat.S_IMODE(os.stat(obj).st_mode) & 0o222 == 0
     dest = lake.checkout("a.txt", str(tmp_path / "copy.txt"))
-    assert open(dest).read() == "data"
+    with open(dest) as f:
+        assert f.read() == "data"
     assert stat.S_IMODE(os.stat(dest).st_mode) & 0o222 == 0
     # the default working copy is a copy (or reflink), never a hard link to the object
     assert os.stat(dest).st_ino != os.stat(obj).st_ino

@@ -134,7 +134,7 @@ class CommitBuilder:
         The version is allocated when the commit is written. Returns the row;
         its ``"id"`` is the new file's id.
         """
-        row = {"id": new_id(), "name": name, "version": None, "hash": digest, "size": size,
+        row: dict[str, Any] = {"id": new_id(), "name": name, "version": None, "hash": digest, "size": size,
                "created_at": self.commit.created_at, "run_id": self.commit.run_id, "kind": kind, "uri": uri}
         self.commit.files.append(row)
         if inputs:

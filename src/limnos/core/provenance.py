@@ -65,7 +65,7 @@ def notebook_path() -> str | None:
             return os.environ[var]
     ipython = sys.modules.get("IPython")
     if ipython is not None:
-        shell = ipython.get_ipython()  # type: ignore[attr-defined]
+        shell = ipython.get_ipython()
         if shell is not None:
             for key in ("__vsc_ipynb_file__", "__session__"):
                 value = shell.user_ns.get(key)
@@ -85,6 +85,7 @@ def collect(run_id: str, started_at: dt.datetime, name: str | None = None, confi
     cwd = os.getcwd()
     argv = [redact_url(a) for a in sys.argv]  # a URL in argv may carry a password
     script = os.path.abspath(argv[0]) if argv and argv[0] and os.path.isfile(argv[0]) else None
+    user: str | None
     try:
         user = getpass.getuser()
     except Exception:  # no login name in some containers
