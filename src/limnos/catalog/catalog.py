@@ -29,6 +29,8 @@ utc = to_utc
 
 @dataclass(frozen=True)
 class FileRow:
+    """One file version as the catalog holds it, with the user of the run that made it."""
+
     id: str
     name: str
     version: int
@@ -89,6 +91,15 @@ def _table_row(table: sa.Table, row: dict[str, Any], commit_id: str) -> dict[str
 
 
 class Catalog:
+    """A lake's catalog on SQLite or PostgreSQL: every SQL read and write of the kernel.
+
+    Opening it brings the schema up to date (see :mod:`~limnos.catalog.migrations`).
+
+    Raises:
+        CatalogError: the URL is not a supported database.
+        CatalogVersionError: the catalog was written by a newer limnos.
+    """
+
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
@@ -98,10 +109,12 @@ class Catalog:
         return f"Catalog({redact_url(self.url)!r})"
 
     def close(self) -> None:
+        """Close every pooled connection (the catalog opens new ones if used again)."""
         self.engine.dispose()
 
     # ------------------------------------------------------------------ writes
     def key_types(self, keys: Iterable[str] | None = None) -> dict[str, str]:
+        """key -> its fixed metadata type, for the given keys that have one (all keys when None)."""
         stmt = sa.select(t.key_types.c.key, t.key_types.c.type)
         if keys is not None:
             stmt = stmt.where(t.key_types.c.key.in_(list(keys)))
@@ -272,6 +285,7 @@ class Catalog:
 
     # ------------------------------------------------------------ replaying
     def commit_ids(self) -> set[str]:
+        """The id of every commit in the catalog."""
         with self.engine.connect() as conn:
             return set(conn.execute(sa.select(t.commits.c.id)).scalars())
 
@@ -347,11 +361,13 @@ class Catalog:
 
     # ----------------------------------------------------------------- reads
     def file_by_id(self, file_id: str) -> FileRow | None:
+        """The file with this id, or None (also when it was deleted)."""
         with self.engine.connect() as conn:
             r = conn.execute(_file_select().where(t.files.c.id == file_id)).first()
         return _row(r) if r else None
 
     def files_by_ids(self, ids: Sequence[str]) -> dict[str, FileRow]:
+        """id -> file, for the given ids that name a file not deleted."""
         out: dict[str, FileRow] = {}
         with self.engine.connect() as conn:
             for chunk in chunks(list(ids)):
@@ -359,6 +375,7 @@ class Catalog:
         return out
 
     def file_by_name(self, name: str, version: int | None = None) -> FileRow | None:
+        """Version ``version`` of ``name`` (the newest not deleted when None), or None."""
         stmt = _file_select().where(t.files.c.name == name)
         stmt = stmt.where(t.files.c.version == version) if version else stmt.order_by(t.files.c.version.desc()).limit(1)
         with self.engine.connect() as conn:
@@ -366,6 +383,7 @@ class Catalog:
         return _row(r) if r else None
 
     def latest(self, prefix: str = "") -> list[FileRow]:
+        """The current version of every name that starts with ``prefix``, by name."""
         stmt = _file_select().join(
             t.names, _is_current()
         )
@@ -396,10 +414,12 @@ class Catalog:
             return {name: digest for name, digest in conn.execute(stmt)}
 
     def history(self, name: str) -> list[FileRow]:
+        """Every version of ``name`` not deleted, oldest first."""
         with self.engine.connect() as conn:
             return [_row(r) for r in conn.execute(_file_select().where(t.files.c.name == name).order_by(t.files.c.version))]
 
     def inputs_of(self, file_ids: Sequence[str]) -> dict[str, list[str]]:
+        """file id -> the ids of its lineage inputs, in the order they were read."""
         out: dict[str, list[str]] = {i: [] for i in file_ids}
         stmt = sa.select(t.inputs.c.file_id, t.inputs.c.input_id).order_by(t.inputs.c.file_id, t.inputs.c.position)
         with self.engine.connect() as conn:
@@ -419,6 +439,7 @@ class Catalog:
         return out
 
     def metadata_of(self, file_ids: Sequence[str], as_of: dt.datetime | None = None) -> dict[str, dict[str, Any]]:
+        """file id -> its metadata (key -> value): the current values, or as they were at ``as_of``."""
         out: dict[str, dict[str, Any]] = {i: {} for i in file_ids}
         with self.engine.connect() as conn:
             for chunk in chunks(list(file_ids)):
@@ -443,6 +464,7 @@ class Catalog:
         return out
 
     def run(self, run_id: str) -> dict[str, Any] | None:
+        """The provenance row of a run (user, host, argv, git...), or None."""
         with self.engine.connect() as conn:
             r = conn.execute(sa.select(t.runs).where(t.runs.c.id == run_id)).first()
         if r is None:
@@ -479,6 +501,7 @@ class Catalog:
             return [_row(r) for r in conn.execute(stmt.order_by(t.files.c.name, t.files.c.version))]
 
     def locked_ids(self, file_ids: Sequence[str]) -> set[str]:
+        """The given file ids that are locked."""
         out: set[str] = set()
         with self.engine.connect() as conn:
             for chunk in chunks(list(file_ids)):
@@ -491,6 +514,7 @@ class Catalog:
             return [_row(r) for r in conn.execute(_file_select().order_by(t.files.c.name, t.files.c.version))]
 
     def runs_with_script(self) -> list[tuple[str, str | None]]:
+        """(run id, script path) of every run that was started from a script."""
         with self.engine.connect() as conn:
             return [(i, s) for i, s in conn.execute(sa.select(t.runs.c.id, t.runs.c.script).where(t.runs.c.script.isnot(None)))]
 
@@ -508,6 +532,7 @@ class Catalog:
         return list(out)
 
     def blob_hashes(self, file_ids: Sequence[str]) -> set[str]:
+        """The object hashes of every blob metadata value ever set on the given files."""
         out: set[str] = set()
         log = t.metadata_log
         with self.engine.connect() as conn:
@@ -527,15 +552,18 @@ class Catalog:
         return hashes
 
     def object_sizes(self) -> dict[str, int]:
+        """hash -> size of every object a file (deleted or not) refers to."""
         with self.engine.connect() as conn:
             stmt = sa.select(t.files.c.hash, t.files.c.size).where(t.files.c.kind == "object").distinct()
             return {h: s for h, s in conn.execute(stmt) if h}
 
     def count_files(self) -> int:
+        """The number of file versions, deleted ones included."""
         with self.engine.connect() as conn:
             return int(conn.execute(sa.select(sa.func.count()).select_from(t.files)).scalar() or 0)
 
     def is_empty(self) -> bool:
+        """True when the catalog holds no commit (new, or lost and recreated)."""
         with self.engine.connect() as conn:
             return conn.execute(sa.select(t.commits.c.id).limit(1)).first() is None
 

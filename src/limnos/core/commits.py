@@ -159,7 +159,12 @@ class CommitBuilder:
 
     # -- writing -----------------------------------------------------------------
     def write(self) -> Commit:
-        """Write the commit: records file, then the catalog transaction. Versions are set on the rows."""
+        """Write the commit: records file, then the catalog transaction. Versions are set on the rows.
+
+        Raises:
+            SchemaError: another writer fixed a metadata key to another type meanwhile.
+            RemoteError: the records file cannot be written to the store (nothing is committed).
+        """
         return self.lake.catalog.commit(self.commit, self._write_records)
 
     def write_step(self, key: str | None) -> StepHit | None:
