@@ -179,7 +179,7 @@ class LakeBase:
 
     def sources(self) -> list[ObjectStore]:
         """Where a missing object can come from: the lake's own store, else its remotes."""
-        if not self.store.local:
+        if self.store is not self.cache:  # a lake on a remote store: objects come from that store
             return [self.store]
         remotes = self.remotes
         default = remotes.default

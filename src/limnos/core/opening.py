@@ -17,7 +17,6 @@ platformdirs cache folder (or ``cache=``).
 from __future__ import annotations
 
 import builtins
-import datetime as dt
 import os
 from typing import Any, TypeVar
 
@@ -30,6 +29,7 @@ from ..store import LocalObjectStore, ObjectStore
 from ..store.links import LINK_MODES
 from .base import LakeBase
 from .recovery import roll_forward
+from .runs import now
 
 L = TypeVar("L", bound=LakeBase)
 
@@ -56,7 +56,7 @@ def _settings(catalog: str | None, link: str) -> dict[str, Any]:
         raise LimnosError(f"link must be one of {', '.join(LINK_MODES)}, not {link!r}")
     return {
         "format": FORMAT,
-        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+        "created_at": now().isoformat(),
         "catalog": strip_password(catalog) if catalog else None,
         "link": link,
         "fsync": True,

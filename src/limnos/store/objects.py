@@ -205,9 +205,9 @@ class ObjectStore:
     async def upload(self, local_path: str, key: str, io: IOMode, create: bool = False) -> bool:
         """Upload a whole local file to ``key`` (the one upload path; :meth:`put` and :meth:`put_async` wrap it).
 
-        With ``create``, an existing key is never replaced and False is returned.
         A store whose PUT is atomic gets the file directly; any other gets a
         temporary name first, then a rename, so a reader never sees a partial key.
+        Returns False when ``create`` is set and an existing key was kept instead.
         """
         if self.atomic_put:
             try:
@@ -231,7 +231,11 @@ class ObjectStore:
         return True
 
     def put(self, local_path: str, key: str, create: bool = False) -> bool:
-        """Upload a whole local file to ``key``; False if ``create`` and the key exists."""
+        """Upload a whole local file to ``key``.
+
+        Returns False when ``create`` is set and the store refused to replace an
+        existing key (S3's conditional PUT; a store without atomic PUT checks first).
+        """
         return run_blocking(self.upload(local_path, key, BLOCKING, create))
 
     #: the former private name, still used by ops/sync.py
