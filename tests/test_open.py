@@ -56,7 +56,8 @@ def test_catalog_password_is_not_saved(tmp_path, pg_database):
     assert "s3cr3t" not in config and yaml.safe_load(config)["catalog"].startswith("postgresql://postgres@")
     for root, _, files in os.walk(tmp_path / "l"):
         for name in files:
-            assert b"s3cr3t" not in open(os.path.join(root, name), "rb").read()
+            with open(os.path.join(root, name), "rb") as f:
+                assert b"s3cr3t" not in f.read()
     assert "s3cr3t" not in repr(lake) and "s3cr3t" not in repr(lake.catalog)
     reopened = limnos.open(str(tmp_path / "l"))  # trust auth: no password needed here
     assert reopened.get("a.txt").read_text() == "a"

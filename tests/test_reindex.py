@@ -115,7 +115,8 @@ def test_newer_catalog_is_refused(sqlite_lake):
     from limnos.catalog import schema
 
     with sqlite_lake.catalog.engine.begin() as conn:
-        conn.execute(schema.schema_version.insert().values(version=999, applied_at=dt.datetime.now(dt.timezone.utc), limnos_version="9.9"))
+        now = dt.datetime.now(dt.timezone.utc)
+        conn.execute(schema.schema_version.insert().values(version=999, applied_at=now, limnos_version="9.9"))
     sqlite_lake.close()
     with pytest.raises(CatalogVersionError, match="upgrade limnos"):
         limnos.open(sqlite_lake.path)

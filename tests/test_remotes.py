@@ -13,6 +13,8 @@ import pytest
 
 import limnos
 from limnos import IntegrityError, ObjectNotAvailable, RemoteError, RemoteNotFound
+from limnos.store import LocalObjectStore, ObjectStore, hashing
+from limnos.store.transfer import run_blocking
 
 
 def machine(tmp_path, name, url, options):  # type: ignore[no-untyped-def]
@@ -83,7 +85,8 @@ def test_lazy_open_downloads_exactly_one_object(tmp_path, remote):
     assert target.read_text() == "payload 2"
     assert cached_objects(bob) == {target.hash}
     path = bob.get("data/1.txt").local_path()
-    assert open(path).read() == "payload 1" and len(cached_objects(bob)) == 2
+    with open(path) as f:
+        assert f.read() == "payload 1" and len(cached_objects(bob)) == 2
 
 
 @pytest.mark.parametrize("packed", [False, True], ids=["loose", "packed"])
@@ -147,6 +150,68 @@ def test_object_not_pushed_is_reported(tmp_path, remote):
     bob.pull(download=False)
     with pytest.raises(ObjectNotAvailable, match="push it"):
         bob.get("data/1.txt").read_text()
+
+
+def test_blocking_and_loop_downloads_share_one_path(tmp_path, rclone_s3):
+    import fsspec.asyn
+
+    url, options = f"s3://{rclone_s3.new_bucket()}/store", rclone_s3.options()
+    writer = ObjectStore(url, **options)
+    blobs = {name: f"{name} bytes".encode() for name in ("loose", "packed-a", "packed-b", "corrupt")}
+    digests = {name: hashing.hash_bytes(data) for name, data in blobs.items()}
+    for name, data in blobs.items():
+        (tmp_path / name).write_bytes(data)
+    assert writer.put_file(str(tmp_path / "loose"), digests["loose"])
+    writer.put_pack([(digests[n], str(tmp_path / n)) for n in ("packed-a", "packed-b")], str(tmp_path))
+    writer.fs.pipe_file(writer.object_key(digests["corrupt"]), b"not the bytes")
+    assert writer.is_async
+    # A fresh store has read no pack index yet: both ways must list the packs themselves.
+    blocking, on_loop = ObjectStore(url, **options), ObjectStore(url, **options)
+    cache = LocalObjectStore(str(tmp_path / "cache"))
+
+    def on_the_loop(name: str) -> int:
+        return fsspec.asyn.sync(on_loop.fs.loop, cache.download_from_async, on_loop, digests[name])
+
+    assert cache.download_from(blocking, digests["loose"]) == len(blobs["loose"])
+    assert cache.download_from(blocking, digests["packed-a"]) == len(blobs["packed-a"])
+    assert on_the_loop("packed-b") == len(blobs["packed-b"])
+    assert cache.download_from(blocking, digests["packed-b"]) == 0  # already here: nothing fetched
+    for name in ("loose", "packed-a", "packed-b"):
+        with cache.open(digests[name]) as f:
+            assert f.read() == blobs[name]
+    for fetch in (lambda d: cache.download_from(blocking, d),
+                  lambda d: fsspec.asyn.sync(on_loop.fs.loop, cache.download_from_async, on_loop, d)):
+        with pytest.raises(IntegrityError, match=digests["corrupt"][:12]):
+            fetch(digests["corrupt"])
+        with pytest.raises(ObjectNotAvailable):
+            fetch("f" * 64)
+    assert not cache.has(digests["corrupt"])
+    assert [p for p in (tmp_path / "cache").rglob("*") if p.is_file() and "objects" not in p.parts] == []
+
+
+def test_blocking_run_refuses_a_coroutine_that_suspends():
+    import asyncio
+
+    async def suspends() -> None:
+        await asyncio.sleep(0)
+
+    with pytest.raises(RuntimeError, match="suspended"):
+        run_blocking(suspends())
+
+
+def test_store_defaults_serve_every_backend(tmp_path):
+    store = ObjectStore(f"memory://limnos-defaults-{os.getpid()}/store")
+    src = tmp_path / "f.txt"
+    src.write_bytes(b"some bytes")
+    digest = hashing.hash_bytes(b"some bytes")
+    assert store.ingest(str(src)) == (digest, 10, True)
+    assert store.ingest(str(src)) == (digest, 10, False)
+    staged = tmp_path / "staged"
+    staged.write_bytes(b"some bytes")
+    assert store.ingest_staged(str(staged)) == (digest, 10, False) and not staged.exists()
+    assert store.clean_staging(0) == 0  # a store on fsspec stages nothing in itself
+    local = LocalObjectStore(str(tmp_path / "local"))
+    assert local.object_key(digest) == local.path(digest)
 
 
 def test_remote_management(tmp_path):

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 import limnos
 from helpers import age
-from limnos.store import LocalObjectStore, hashing
+from limnos.store import LocalObjectStore, StatCache, hashing
 
 
 def objects_in(lake: limnos.Lake) -> list[str]:
@@ -63,7 +66,8 @@ def test_objects_and_working_copies_are_read_only(sqlite_lake, tmp_path):
     obj = lake.get("a.txt").local_path()
     assert stat.S_IMODE(os.stat(obj).st_mode) & 0o222 == 0
     dest = lake.checkout("a.txt", str(tmp_path / "copy.txt"))
-    assert open(dest).read() == "data"
+    with open(dest) as f:
+        assert f.read() == "data"
     assert stat.S_IMODE(os.stat(dest).st_mode) & 0o222 == 0
     # the default working copy is a copy (or reflink), never a hard link to the object
     assert os.stat(dest).st_ino != os.stat(obj).st_ino
@@ -106,6 +110,32 @@ def test_writer_path_keeps_suffix_for_libraries(sqlite_lake):
     with sqlite_lake.create("arrays/x.npy") as w:
         np.save(w.path, np.arange(5))  # numpy appends .npy when the path lacks it
     assert np.load(sqlite_lake.get("arrays/x.npy").local_path()).tolist() == [0, 1, 2, 3, 4]
+
+
+def test_stat_cache_is_shared_by_threads_and_survives_close(tmp_path):
+    path = str(tmp_path / "state" / "statcache.sqlite")
+    cache = StatCache(path)
+
+    def remember(n: int) -> None:
+        cache.put_many([(f"/data/{n}/{i}", (i, n, i * n), f"h{n}-{i}") for i in range(50)])
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(remember, range(4)))
+    assert len(cache.lookup_many("/data/")) == 200
+    assert set(cache.lookup_many("/data/1/")) == {f"/data/1/{i}" for i in range(50)}
+    assert cache.lookup_many("/data/1/")["/data/1/7"] == ((7, 1, 7), "h1-7")
+    assert cache.get("/data/2/3", (3, 2, 6)) == "h2-3"
+    assert cache.get("/data/2/3", (3, 2, 7)) is None  # one stat field differs: the entry is not trusted
+    cache.put_many([("/data/2/3", (3, 2, 7), "changed")])
+    cache.close()
+    assert cache.get("/data/2/3", (3, 2, 7)) == "changed"  # used after close: it opens the file again
+    cache.close()
+    assert StatCache(path).get("/data/2/3", (3, 2, 7)) == "changed"
+
+
+def test_store_imports_no_sqlalchemy():
+    code = "import sys, limnos.store; assert 'sqlalchemy' not in sys.modules, 'SQL belongs to limnos.catalog'"
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def make_tree(root, n=30):

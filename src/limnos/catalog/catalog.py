@@ -11,34 +11,26 @@ import datetime as dt
 import difflib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import sqlalchemy as sa
 
 from ..errors import FieldNotFound, SchemaError, redact_url
 from . import schema as t
 from . import values
-from .engine import atomic, execute_many, insert_ignore, make_engine, run_atomic, upsert
+from .engine import atomic, chunks, execute_many, insert_ignore, make_engine, run_atomic, upsert
 from .migrations import migrate
 from .records import Commit
+from .values import to_utc
 
-_CHUNK = 500  # bound on IN (...) lists and executemany batches
-
-
-def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
-
-
-def utc(value: dt.datetime | None) -> dt.datetime | None:
-    """SQLite hands back naive datetimes; every time limnos stores is UTC."""
-    if value is None:
-        return None
-    return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value.astimezone(dt.timezone.utc)
+#: the former name of :func:`~limnos.catalog.values.to_utc`, still imported by datasources/source.py
+utc = to_utc
 
 
 @dataclass(frozen=True)
 class FileRow:
+    """One file version as the catalog holds it, with the user of the run that made it."""
+
     id: str
     name: str
     version: int
@@ -77,10 +69,14 @@ def _is_current() -> sa.ColumnElement[bool]:
 
 
 def _row(r: Any) -> FileRow:
-    return FileRow(r.id, r.name, r.version, r.hash, r.size, utc(r.created_at), r.run_id, r.kind, r.uri, r.user)  # type: ignore[arg-type]
+    return FileRow(r.id, r.name, r.version, r.hash, r.size, to_utc(r.created_at), r.run_id, r.kind, r.uri, r.user)
 
 
 _TIME_COLUMNS = ("deleted_at", "locked_at", "started_at", "ended_at")
+
+
+def _insert_commit_row(conn: sa.Connection, commit: Commit) -> None:
+    conn.execute(t.commits.insert().values(id=commit.id, created_at=commit.created_at, kind=commit.kind, run_id=commit.run_id))
 
 
 def _table_row(table: sa.Table, row: dict[str, Any], commit_id: str) -> dict[str, Any]:
@@ -95,6 +91,15 @@ def _table_row(table: sa.Table, row: dict[str, Any], commit_id: str) -> dict[str
 
 
 class Catalog:
+    """A lake's catalog on SQLite or PostgreSQL: every SQL read and write of the kernel.
+
+    Opening it brings the schema up to date (see :mod:`~limnos.catalog.migrations`).
+
+    Raises:
+        CatalogError: the URL is not a supported database.
+        CatalogVersionError: the catalog was written by a newer limnos.
+    """
+
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
@@ -104,10 +109,12 @@ class Catalog:
         return f"Catalog({redact_url(self.url)!r})"
 
     def close(self) -> None:
+        """Close every pooled connection (the catalog opens new ones if used again)."""
         self.engine.dispose()
 
     # ------------------------------------------------------------------ writes
     def key_types(self, keys: Iterable[str] | None = None) -> dict[str, str]:
+        """key -> its fixed metadata type, for the given keys that have one (all keys when None)."""
         stmt = sa.select(t.key_types.c.key, t.key_types.c.type)
         if keys is not None:
             stmt = stmt.where(t.key_types.c.key.in_(list(keys)))
@@ -128,7 +135,7 @@ class Catalog:
             write_records(commit)
             return commit
 
-        return run_atomic(self.engine, txn)  # type: ignore[no-any-return]
+        return run_atomic(self.engine, txn)
 
     def _allocate_versions(self, conn: sa.Connection, files: list[dict[str, Any]]) -> None:
         if not files:
@@ -137,7 +144,7 @@ class Catalog:
         wanted = sorted({f["name"] for f in files})
         latest: dict[str, int] = {}
         postgres = conn.dialect.name == "postgresql"
-        for chunk in _chunks(wanted):
+        for chunk in chunks(wanted):
             if postgres:
                 # Make every row exist so that FOR UPDATE can lock it; SQLite needs
                 # none of this, as BEGIN IMMEDIATE already holds the database lock.
@@ -162,20 +169,22 @@ class Catalog:
         if not wanted:
             return
         insert_ignore(conn, t.key_types, [{"key": k, "type": v} for k, v in sorted(wanted.items())])
-        fixed = dict(conn.execute(sa.select(t.key_types.c.key, t.key_types.c.type).where(t.key_types.c.key.in_(list(wanted)))).all())
+        stmt = sa.select(t.key_types.c.key, t.key_types.c.type).where(t.key_types.c.key.in_(list(wanted)))
+        fixed: dict[str, str] = {key: vtype for key, vtype in conn.execute(stmt)}
         for key, vtype in wanted.items():
             if fixed[key] != vtype:
                 # Another writer fixed the key's type first, between our check and this transaction.
-                raise SchemaError(f"metadata key {key!r} holds {fixed[key]} values, not {vtype}; pass a {fixed[key]} or use a new key")
+                raise SchemaError(f"metadata key {key!r} holds {fixed[key]} values, not {vtype}; "
+                                  f"pass a {fixed[key]} or use a new key")
 
     def _insert(self, conn: sa.Connection, commit: Commit) -> None:
         if commit.run:
             insert_ignore(conn, t.runs, [commit.run])
-        conn.execute(t.commits.insert().values(id=commit.id, created_at=commit.created_at, kind=commit.kind, run_id=commit.run_id))
+        _insert_commit_row(conn, commit)
         for f in commit.files:
             f.setdefault("created_at", commit.created_at)
             f["commit_id"] = commit.id
-        for chunk in _chunks(commit.files, 5000):
+        for chunk in chunks(commit.files, 5000):
             execute_many(conn, t.files.insert(), t.files, list(chunk))
         if commit.inputs:
             execute_many(conn, t.inputs.insert(), t.inputs, commit.inputs)
@@ -183,7 +192,9 @@ class Catalog:
         self._apply_extra(conn, commit)
 
     # Rows beyond files, edges and metadata: type -> table they go to.
-    _EXTRA_TABLES = {"tombstone": t.tombstones, "lock": t.locks, "step": t.steps, "step_output": t.step_outputs}
+    _EXTRA_TABLES: ClassVar[dict[str, sa.Table]] = {
+        "tombstone": t.tombstones, "lock": t.locks, "step": t.steps, "step_output": t.step_outputs,
+    }
 
     def _apply_extra(self, conn: sa.Connection, commit: Commit) -> None:
         if not commit.extra:
@@ -196,7 +207,7 @@ class Catalog:
             rows = [_table_row(table, r, commit.id) for r in grouped.get(kind, [])]
             insert_ignore(conn, table, rows)
         unlocked = [r["file_id"] for r in grouped.get("unlock", [])]
-        for chunk in _chunks(unlocked):
+        for chunk in chunks(unlocked):
             conn.execute(sa.delete(t.locks).where(t.locks.c.file_id.in_(chunk)))
         deleted = [r["file_id"] for r in grouped.get("tombstone", [])]
         if deleted:
@@ -209,7 +220,7 @@ class Catalog:
         ds, dp = t.datasources, t.datapoints
         insert_ignore(conn, ds, [dict(_table_row(ds, r, commit.id), created_at=when) for r in grouped.get("datasource", [])])
         insert_ignore(conn, dp, [dict(_table_row(dp, r, commit.id), added_at=when) for r in grouped.get("datapoint", [])])
-        for chunk in _chunks([r["id"] for r in grouped.get("datapoint_end", [])]):
+        for chunk in chunks([r["id"] for r in grouped.get("datapoint_end", [])]):
             conn.execute(sa.update(dp).where(dp.c.id.in_(chunk), dp.c.removed_at.is_(None)).values(removed_at=when))
         for kind, column in (("datasource_scan", "scanned_at"), ("datasource_delete", "deleted_at")):
             for r in grouped.get(kind, []):
@@ -227,7 +238,7 @@ class Catalog:
     def _refresh_current(self, conn: sa.Connection, file_ids: list[str]) -> None:
         """After deletions, point each affected name at its newest surviving version."""
         names: set[str] = set()
-        for chunk in _chunks(file_ids):
+        for chunk in chunks(file_ids):
             names.update(conn.execute(sa.select(t.files.c.name).where(t.files.c.id.in_(chunk))).scalars())
         alive = ~sa.exists().where(t.tombstones.c.file_id == t.files.c.id)
         for name in sorted(names):
@@ -237,7 +248,9 @@ class Catalog:
     def _insert_metadata(self, conn: sa.Connection, commit: Commit) -> None:
         if not commit.metadata:
             return
-        log_rows, current, gone = [], {}, set()
+        log_rows: list[dict[str, Any]] = []
+        current: dict[tuple[str, str], dict[str, Any]] = {}
+        gone: set[tuple[str, str]] = set()
         for r in commit.metadata:
             row = {
                 "file_id": r["file_id"],
@@ -258,7 +271,7 @@ class Catalog:
             else:
                 gone.discard(ident)
                 current[ident] = {k: row[k] for k in ("file_id", "key", "type", "v_int", "v_float", "v_str", "set_at")}
-        for chunk in _chunks(log_rows, 5000):
+        for chunk in chunks(log_rows, 5000):
             execute_many(conn, t.metadata_log.insert(), t.metadata_log, list(chunk))
         for file_id, key in gone:
             conn.execute(
@@ -267,11 +280,12 @@ class Catalog:
                 )
             )
         rows = list(current.values())
-        for chunk in _chunks(rows, 5000):
+        for chunk in chunks(rows, 5000):
             upsert(conn, t.metadata_current, list(chunk), ["file_id", "key"])
 
     # ------------------------------------------------------------ replaying
     def commit_ids(self) -> set[str]:
+        """The id of every commit in the catalog."""
         with self.engine.connect() as conn:
             return set(conn.execute(sa.select(t.commits.c.id)).scalars())
 
@@ -285,23 +299,23 @@ class Catalog:
         renumbered: list[tuple[str, int, int]] = []
 
         def txn(conn: sa.Connection) -> None:
-            present = set()
+            present: set[str] = set()
             ids = [c.id for c in commits]
-            for chunk in _chunks(ids):
+            for chunk in chunks(ids):
                 present.update(conn.execute(sa.select(t.commits.c.id).where(t.commits.c.id.in_(chunk))).scalars())
             todo = [c for c in commits if c.id not in present]
             # Pass 1: every file, so that lineage edges and metadata find their files.
             for commit in todo:
                 if commit.run:
                     insert_ignore(conn, t.runs, [commit.run])
-                conn.execute(t.commits.insert().values(id=commit.id, created_at=commit.created_at, kind=commit.kind, run_id=commit.run_id))
+                _insert_commit_row(conn, commit)
                 renumbered.extend(self._replay_files(conn, commit))
             # Pass 2: edges and metadata, in commit order.
             known: set[str] = set()
             for commit in todo:
                 wanted = {e["input_id"] for e in commit.inputs} | {e["file_id"] for e in commit.inputs}
                 missing = wanted - known
-                for chunk in _chunks(sorted(missing)):
+                for chunk in chunks(sorted(missing)):
                     known.update(conn.execute(sa.select(t.files.c.id).where(t.files.c.id.in_(chunk))).scalars())
                 edges = [e for e in commit.inputs if e["input_id"] in known and e["file_id"] in known]
                 insert_ignore(conn, t.inputs, edges)
@@ -313,20 +327,21 @@ class Catalog:
         return renumbered
 
     def _replay_files(self, conn: sa.Connection, commit: Commit) -> list[tuple[str, int, int]]:
-        renumbered = []
+        renumbered: list[tuple[str, int, int]] = []
         if not commit.files:
             return renumbered
         names = sorted({f["name"] for f in commit.files})
         insert_ignore(conn, t.names, [{"name": n, "latest": 0} for n in names])
         latest: dict[str, int] = {}
         taken: set[tuple[str, int]] = set()
-        for chunk in _chunks(names):
-            latest.update(conn.execute(sa.select(t.names.c.name, t.names.c.latest).where(t.names.c.name.in_(chunk)).with_for_update()).all())
+        for chunk in chunks(names):
+            stmt = sa.select(t.names.c.name, t.names.c.latest).where(t.names.c.name.in_(chunk)).with_for_update()
+            latest.update({name: version for name, version in conn.execute(stmt)})
         # Versions already held, by name: one indexed IN query per chunk, matched in Python
         # (an OR of 500 (name, version) pairs costs more to build than to run).
         wanted = {(f["name"], f["version"]) for f in commit.files}
         stmt = sa.select(t.files.c.name, t.files.c.version)
-        for chunk in _chunks(names):
+        for chunk in chunks(names):
             held = (tuple(pair) for pair in conn.execute(stmt.where(t.files.c.name.in_(chunk))))
             taken.update(pair for pair in held if pair in wanted)
         rows = []
@@ -339,25 +354,28 @@ class Catalog:
             latest[row["name"]] = max(latest[row["name"]], row["version"])
             taken.add((row["name"], row["version"]))
             rows.append(row)
-        for chunk in _chunks(rows, 5000):
+        for chunk in chunks(rows, 5000):
             insert_ignore(conn, t.files, list(chunk))
         self._store_latest(conn, {n: latest[n] for n in names})
         return renumbered
 
     # ----------------------------------------------------------------- reads
     def file_by_id(self, file_id: str) -> FileRow | None:
+        """The file with this id, or None (also when it was deleted)."""
         with self.engine.connect() as conn:
             r = conn.execute(_file_select().where(t.files.c.id == file_id)).first()
         return _row(r) if r else None
 
     def files_by_ids(self, ids: Sequence[str]) -> dict[str, FileRow]:
+        """id -> file, for the given ids that name a file not deleted."""
         out: dict[str, FileRow] = {}
         with self.engine.connect() as conn:
-            for chunk in _chunks(list(ids)):
+            for chunk in chunks(list(ids)):
                 out.update((r.id, _row(r)) for r in conn.execute(_file_select().where(t.files.c.id.in_(chunk))))
         return out
 
     def file_by_name(self, name: str, version: int | None = None) -> FileRow | None:
+        """Version ``version`` of ``name`` (the newest not deleted when None), or None."""
         stmt = _file_select().where(t.files.c.name == name)
         stmt = stmt.where(t.files.c.version == version) if version else stmt.order_by(t.files.c.version.desc()).limit(1)
         with self.engine.connect() as conn:
@@ -365,6 +383,7 @@ class Catalog:
         return _row(r) if r else None
 
     def latest(self, prefix: str = "") -> list[FileRow]:
+        """The current version of every name that starts with ``prefix``, by name."""
         stmt = _file_select().join(
             t.names, _is_current()
         )
@@ -380,7 +399,7 @@ class Catalog:
             t.names, _is_current()
         )
         with self.engine.connect() as conn:
-            for chunk in _chunks(list(names)):
+            for chunk in chunks(list(names)):
                 out.update((r.name, _row(r)) for r in conn.execute(stmt.where(t.files.c.name.in_(chunk))))
         return out
 
@@ -392,17 +411,19 @@ class Catalog:
         if prefix:
             stmt = stmt.where(t.files.c.name.startswith(prefix, autoescape=True))
         with self.engine.connect() as conn:
-            return dict(conn.execute(stmt).all())  # type: ignore[arg-type]
+            return {name: digest for name, digest in conn.execute(stmt)}
 
     def history(self, name: str) -> list[FileRow]:
+        """Every version of ``name`` not deleted, oldest first."""
         with self.engine.connect() as conn:
             return [_row(r) for r in conn.execute(_file_select().where(t.files.c.name == name).order_by(t.files.c.version))]
 
     def inputs_of(self, file_ids: Sequence[str]) -> dict[str, list[str]]:
+        """file id -> the ids of its lineage inputs, in the order they were read."""
         out: dict[str, list[str]] = {i: [] for i in file_ids}
         stmt = sa.select(t.inputs.c.file_id, t.inputs.c.input_id).order_by(t.inputs.c.file_id, t.inputs.c.position)
         with self.engine.connect() as conn:
-            for chunk in _chunks(list(file_ids)):
+            for chunk in chunks(list(file_ids)):
                 for fid, iid in conn.execute(stmt.where(t.inputs.c.file_id.in_(chunk))):
                     out[fid].append(iid)
         return out
@@ -412,19 +433,21 @@ class Catalog:
         out: dict[str, list[str]] = {i: [] for i in file_ids}
         stmt = sa.select(t.inputs.c.input_id, t.inputs.c.file_id).order_by(t.inputs.c.file_id)
         with self.engine.connect() as conn:
-            for chunk in _chunks(list(file_ids)):
+            for chunk in chunks(list(file_ids)):
                 for iid, fid in conn.execute(stmt.where(t.inputs.c.input_id.in_(chunk))):
                     out[iid].append(fid)
         return out
 
     def metadata_of(self, file_ids: Sequence[str], as_of: dt.datetime | None = None) -> dict[str, dict[str, Any]]:
+        """file id -> its metadata (key -> value): the current values, or as they were at ``as_of``."""
         out: dict[str, dict[str, Any]] = {i: {} for i in file_ids}
         with self.engine.connect() as conn:
-            for chunk in _chunks(list(file_ids)):
+            for chunk in chunks(list(file_ids)):
                 if as_of is None:
                     m = t.metadata_current
-                    stmt = sa.select(m.c.file_id, m.c.key, m.c.type, m.c.v_int, m.c.v_float, m.c.v_str).where(m.c.file_id.in_(chunk))
-                    for r in conn.execute(stmt.order_by(m.c.key)):
+                    current = (sa.select(m.c.file_id, m.c.key, m.c.type, m.c.v_int, m.c.v_float, m.c.v_str)
+                               .where(m.c.file_id.in_(chunk)))
+                    for r in conn.execute(current.order_by(m.c.key)):
                         out[r.file_id][r.key] = values.decode(r.type, r.v_int, r.v_float, r.v_str)
                 else:
                     log = t.metadata_log
@@ -433,20 +456,21 @@ class Catalog:
                         .where(log.c.file_id.in_(chunk), log.c.set_at <= as_of)
                         .order_by(log.c.seq)
                     )
-                    for r in conn.execute(stmt):
-                        if r.deleted:
-                            out[r.file_id].pop(r.key, None)
+                    for e in conn.execute(stmt):
+                        if e.deleted:
+                            out[e.file_id].pop(e.key, None)
                         else:
-                            out[r.file_id][r.key] = values.decode(r.type, r.v_int, r.v_float, r.v_str)
+                            out[e.file_id][e.key] = values.decode(e.type, e.v_int, e.v_float, e.v_str)
         return out
 
     def run(self, run_id: str) -> dict[str, Any] | None:
+        """The provenance row of a run (user, host, argv, git...), or None."""
         with self.engine.connect() as conn:
             r = conn.execute(sa.select(t.runs).where(t.runs.c.id == run_id)).first()
         if r is None:
             return None
         row = dict(r._mapping)
-        row["started_at"] = utc(row["started_at"])
+        row["started_at"] = to_utc(row["started_at"])
         return row
 
     def query_equals(self, filters: dict[str, Any], latest_only: bool = False) -> list[FileRow]:
@@ -457,12 +481,15 @@ class Catalog:
             if key not in types:
                 known = sorted(self.key_types())
                 close = difflib.get_close_matches(key, known, n=3)
-                hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else f"; known keys: {', '.join(known[:20]) or 'none yet'}"
+                if close:
+                    hint = f"; did you mean {', '.join(repr(c) for c in close)}?"
+                else:
+                    hint = f"; known keys: {', '.join(known[:20]) or 'none yet'}"
                 raise FieldNotFound(f"no file has metadata key {key!r}{hint}")
             vtype = values.check_type(key, value, types[key])
             if vtype == "blob":
                 raise SchemaError(f"metadata key {key!r} holds blobs, which cannot be compared; filter on another key")
-            encoded = dict(zip(("type", "v_int", "v_float", "v_str"), values.encode(value, vtype)))
+            encoded = dict(zip(("type", "v_int", "v_float", "v_str"), values.encode(value, vtype), strict=True))
             column = values.column_for(vtype)
             m = t.metadata_current.alias()
             stmt = stmt.where(
@@ -474,9 +501,10 @@ class Catalog:
             return [_row(r) for r in conn.execute(stmt.order_by(t.files.c.name, t.files.c.version))]
 
     def locked_ids(self, file_ids: Sequence[str]) -> set[str]:
+        """The given file ids that are locked."""
         out: set[str] = set()
         with self.engine.connect() as conn:
-            for chunk in _chunks(list(file_ids)):
+            for chunk in chunks(list(file_ids)):
                 out.update(conn.execute(sa.select(t.locks.c.file_id).where(t.locks.c.file_id.in_(chunk))).scalars())
         return out
 
@@ -486,6 +514,7 @@ class Catalog:
             return [_row(r) for r in conn.execute(_file_select().order_by(t.files.c.name, t.files.c.version))]
 
     def runs_with_script(self) -> list[tuple[str, str | None]]:
+        """(run id, script path) of every run that was started from a script."""
         with self.engine.connect() as conn:
             return [(i, s) for i, s in conn.execute(sa.select(t.runs.c.id, t.runs.c.script).where(t.runs.c.script.isnot(None)))]
 
@@ -498,15 +527,16 @@ class Catalog:
             .order_by(t.files.c.created_at, t.inputs.c.position)
         )
         with self.engine.connect() as conn:
-            for chunk in _chunks(list(run_ids)):
+            for chunk in chunks(list(run_ids)):
                 out.update(dict.fromkeys(conn.execute(stmt.where(t.files.c.run_id.in_(chunk))).scalars()))
         return list(out)
 
     def blob_hashes(self, file_ids: Sequence[str]) -> set[str]:
+        """The object hashes of every blob metadata value ever set on the given files."""
         out: set[str] = set()
         log = t.metadata_log
         with self.engine.connect() as conn:
-            for chunk in _chunks(list(file_ids)):
+            for chunk in chunks(list(file_ids)):
                 stmt = sa.select(log.c.v_str).where(log.c.file_id.in_(chunk), log.c.type == "blob").distinct()
                 out.update(h for h in conn.execute(stmt).scalars() if h)
         return out
@@ -522,15 +552,18 @@ class Catalog:
         return hashes
 
     def object_sizes(self) -> dict[str, int]:
+        """hash -> size of every object a file (deleted or not) refers to."""
         with self.engine.connect() as conn:
             stmt = sa.select(t.files.c.hash, t.files.c.size).where(t.files.c.kind == "object").distinct()
             return {h: s for h, s in conn.execute(stmt) if h}
 
     def count_files(self) -> int:
+        """The number of file versions, deleted ones included."""
         with self.engine.connect() as conn:
             return int(conn.execute(sa.select(sa.func.count()).select_from(t.files)).scalar() or 0)
 
     def is_empty(self) -> bool:
+        """True when the catalog holds no commit (new, or lost and recreated)."""
         with self.engine.connect() as conn:
             return conn.execute(sa.select(t.commits.c.id).limit(1)).first() is None
 
@@ -579,7 +612,7 @@ class Catalog:
             write_records(commit)
             return None
 
-        return run_atomic(self.engine, txn)  # type: ignore[no-any-return]
+        return run_atomic(self.engine, txn)
 
     def steps(self, *, failed: bool | None = None, function: str | None = None, ids: Sequence[str] | None = None,
               limit: int | None = None) -> list[dict[str, Any]]:
@@ -609,7 +642,7 @@ class Catalog:
         o = t.step_outputs
         stmt = sa.select(o.c.step_id, o.c.position, o.c.file_id, o.c.label).order_by(o.c.step_id, o.c.position)
         with self.engine.connect() as conn:
-            for chunk in _chunks(list(step_ids)):
+            for chunk in chunks(list(step_ids)):
                 for r in conn.execute(stmt.where(o.c.step_id.in_(chunk))):
                     out[r.step_id].append({"position": r.position, "file_id": r.file_id, "label": r.label})
         return out
@@ -621,7 +654,7 @@ class Catalog:
                 .where(f.c.commit_id == s.c.commit_id))
         out: dict[str, dict[str, Any]] = {}
         with self.engine.connect() as conn:
-            for chunk in _chunks(list(file_ids)):
+            for chunk in chunks(list(file_ids)):
                 for r in conn.execute(stmt.where(o.c.file_id.in_(chunk))):
                     row = _step_dict(r)
                     out[row.pop("file_id")] = row
@@ -640,7 +673,7 @@ class Catalog:
                 m = r._mapping
                 step = {c.name: m[f"step_{c.name}"] for c in s.c}
                 for key in ("started_at", "ended_at"):
-                    step[key] = utc(step[key])
+                    step[key] = to_utc(step[key])
                 out.append((_row(r), step))
         return out
 
@@ -659,7 +692,7 @@ def _step_dict(r: Any) -> dict[str, Any]:
     row = dict(r._mapping)
     for key in ("started_at", "ended_at"):
         if key in row:
-            row[key] = utc(row[key])
+            row[key] = to_utc(row[key])
     return row
 
 

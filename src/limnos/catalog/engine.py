@@ -13,8 +13,8 @@ from __future__ import annotations
 import contextlib
 import random
 import time
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -23,6 +23,15 @@ from sqlalchemy.dialects import postgresql, sqlite
 from ..errors import CatalogError, redact_url, require_extra
 
 _RETRY_PGCODES = {"40001", "40P01"}  # serialization_failure, deadlock_detected
+T = TypeVar("T")
+#: Bound on the length of ``IN (...)`` lists and on executemany batches: every package's SQL uses it.
+CHUNK = 500
+
+
+def chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
+    """``items`` in consecutive slices of at most ``size`` (for ``IN`` lists and batches)."""
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
 
 
 def normalize_url(url: str) -> str:
@@ -40,6 +49,12 @@ def strip_password(url: str) -> str:
 
 
 def make_engine(url: str) -> sa.Engine:
+    """A SQLAlchemy engine for a ``sqlite:///`` path or a ``postgresql://`` URL, set up as the catalog needs.
+
+    Raises:
+        CatalogError: the URL is neither SQLite nor PostgreSQL.
+        MissingExtra: PostgreSQL without the ``postgres`` extra (psycopg) installed.
+    """
     url = normalize_url(url)
     if url.startswith("sqlite"):
         engine = sa.create_engine(url, connect_args={"timeout": 120, "check_same_thread": False})
@@ -72,6 +87,7 @@ def _sqlite_events(engine: sa.Engine) -> None:
 
 
 def is_retryable(exc: BaseException) -> bool:
+    """True for a deadlock, a serialization failure, or a SQLite lock that outlived its timeout."""
     orig = getattr(exc, "orig", None)
     code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
     if code in _RETRY_PGCODES:
@@ -87,8 +103,12 @@ def atomic(engine: sa.Engine) -> Iterator[sa.Connection]:
         yield conn
 
 
-def run_atomic(engine: sa.Engine, fn: Any, attempts: int = 8) -> Any:
-    """Call ``fn(conn)`` in :func:`atomic`, retrying deadlocks and serialization failures."""
+def run_atomic(engine: sa.Engine, fn: Callable[[sa.Connection], T], attempts: int = 8) -> T:
+    """Call ``fn(conn)`` in :func:`atomic`, retrying deadlocks and serialization failures; its result.
+
+    ``fn`` may run more than once, so it must have no effect outside the transaction
+    that a retry would repeat wrongly (writing a records file again is fine: same bytes).
+    """
     for attempt in range(attempts):
         try:
             with atomic(engine) as conn:
@@ -118,8 +138,8 @@ def execute_many(conn: sa.Connection, stmt: Any, table: sa.Table, rows: list[dic
         return
     keys = list(rows[0])
     compiled = stmt.compile(dialect=conn.dialect, column_keys=keys)
-    procs = {k: table.c[k].type.dialect_impl(conn.dialect).bind_processor(conn.dialect) for k in keys}
-    converted = [{k: (procs[k](row.get(k)) if procs[k] else row.get(k)) for k in keys} for row in rows]
+    procs = [(k, table.c[k].type.dialect_impl(conn.dialect).bind_processor(conn.dialect)) for k in keys]
+    converted = [{k: (proc(row.get(k)) if proc else row.get(k)) for k, proc in procs} for row in rows]
     if compiled.positional:
         order = compiled.positiontup or []
         params: Any = [tuple(row[name] for name in order) for row in converted]

@@ -50,6 +50,7 @@ LATEST = len(MIGRATIONS)
 
 
 def current_version(conn: sa.Connection) -> int:
+    """The schema version the catalog is at (0 for an empty database)."""
     if not sa.inspect(conn).has_table(schema.schema_version.name):
         return 0
     value = conn.execute(sa.select(sa.func.max(schema.schema_version.c.version))).scalar()
@@ -57,7 +58,11 @@ def current_version(conn: sa.Connection) -> int:
 
 
 def migrate(engine: sa.Engine) -> int:
-    """Bring the catalog to the latest schema; return the version it is at."""
+    """Bring the catalog to the latest schema; return the version it is at.
+
+    Raises:
+        CatalogVersionError: the catalog has a newer schema than this limnos knows.
+    """
     with engine.connect() as conn:
         version = current_version(conn)
     if version > LATEST:

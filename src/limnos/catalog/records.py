@@ -30,6 +30,8 @@ def _parse_time(value: str) -> dt.datetime:
 
 @dataclass
 class Commit:
+    """Every row one write adds to the catalog, and its records file (:meth:`to_jsonl`, :meth:`from_jsonl`)."""
+
     id: str
     created_at: dt.datetime
     kind: str
@@ -42,9 +44,11 @@ class Commit:
 
     @property
     def run_id(self) -> str | None:
+        """The id of the run that made the commit, if any."""
         return self.run["id"] if self.run else None
 
     def to_jsonl(self) -> bytes:
+        """The records file: a header line, then one JSON line per row (times in UTC ISO format)."""
         lines = [
             {"type": "commit", "format": FORMAT, "id": self.id, "created_at": _iso(self.created_at), "kind": self.kind}
         ]
@@ -63,6 +67,12 @@ class Commit:
 
     @classmethod
     def from_jsonl(cls, data: bytes) -> Commit:
+        """Read a records file back.
+
+        Raises:
+            ValueError: it has no commit header, or a newer format than this limnos reads.
+            KeyError: a required field is missing.
+        """
         rows = [json.loads(line) for line in data.decode().splitlines() if line.strip()]
         if not rows or rows[0].get("type") != "commit":
             raise ValueError("records file has no commit header")

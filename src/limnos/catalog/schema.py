@@ -9,6 +9,8 @@ that versions are allocated under a row lock, without races.
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 
 metadata_obj = sa.MetaData()
@@ -96,7 +98,7 @@ key_types = sa.Table(
 )
 
 
-def _value_columns() -> list[sa.Column]:
+def _value_columns() -> list[sa.Column[Any]]:
     # One typed column per storage class, so that each can carry an index.
     return [
         sa.Column("type", sa.String(16), nullable=False),

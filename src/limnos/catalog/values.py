@@ -12,7 +12,7 @@ import datetime as dt
 import json
 import math
 import numbers
-from typing import Any
+from typing import Any, overload
 
 from ..errors import MetadataError, SchemaError
 
@@ -24,6 +24,11 @@ Encoded = tuple[str, int | None, float | None, str | None]
 
 
 def validate_key(key: object) -> str:
+    """Return ``key`` if it can name metadata.
+
+    Raises:
+        MetadataError: it is not a non-empty str, is too long, names a built-in column, or holds a NUL.
+    """
     if not isinstance(key, str) or not key:
         raise MetadataError(f"metadata keys must be non-empty strings, not {key!r}")
     if len(key) > MAX_KEY_LENGTH:
@@ -56,8 +61,22 @@ def infer_type(value: Any) -> str:
     )
 
 
-def to_utc(value: dt.datetime) -> dt.datetime:
-    """Naive datetimes are taken as UTC, so a value means the same on every machine."""
+@overload
+def to_utc(value: dt.datetime) -> dt.datetime: ...
+
+
+@overload
+def to_utc(value: None) -> None: ...
+
+
+def to_utc(value: dt.datetime | None) -> dt.datetime | None:
+    """The same instant as a timezone-aware UTC datetime; None stays None.
+
+    A naive datetime is taken as UTC, so a value means the same on every
+    machine (and SQLite hands stored times back naive; limnos stores only UTC).
+    """
+    if value is None:
+        return None
     if value.tzinfo is None:
         return value.replace(tzinfo=dt.timezone.utc)
     return value.astimezone(dt.timezone.utc)
@@ -104,6 +123,7 @@ def encode(value: Any, type_: str) -> Encoded:
 
 
 def decode(type_: str, v_int: int | None, v_float: float | None, v_str: str | None) -> Any:
+    """The Python value of a stored metadata value (the reverse of :func:`encode`)."""
     if type_ == "bool":
         return bool(v_int)
     if type_ == "int":
@@ -118,6 +138,7 @@ def decode(type_: str, v_int: int | None, v_float: float | None, v_str: str | No
 
 
 def column_for(type_: str) -> str:
+    """The column (``v_int``, ``v_float`` or ``v_str``) that holds values of ``type_``."""
     if type_ in ("bool", "int", "datetime"):
         return "v_int"
     if type_ == "float":

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import IO, TYPE_CHECKING, Any
 
 from ..catalog import Catalog, FileRow
-from ..errors import FileNotFound, LimnosError, ObjectNotAvailable, redact_url
+from ..errors import FileNotFound, LimnosError, ObjectNotAvailable, StoreError, redact_url
 from ..names import parse_ref
 from ..store import LocalObjectStore, ObjectStore, StatCache, hashing
 from ..store.links import LinkMode
@@ -149,7 +149,7 @@ class LakeBase:
 
     def object_url(self, digest: str) -> str:
         """Where the object ``digest`` lives: a local path, or its key in the store."""
-        return self.store.path(digest) if self.store.local else self.store.object_key(digest)  # type: ignore[attr-defined]
+        return self.store.object_key(digest)
 
     def staging_path(self, suffix: str = "") -> str:
         """A new, empty staging file in the cache, to be stored with :meth:`store_staged`."""
@@ -160,12 +160,10 @@ class LakeBase:
 
         Returns the object's hash and size.
         """
-        if self.store.local:
-            digest, size, _new = self.store.ingest_staged(staged)  # type: ignore[attr-defined]
-            return digest, size
         digest, size = hashing.hash_file(staged)
-        self.store.put_file(staged, digest)
-        self.cache._commit_staged(staged, digest)  # keep the local copy: it was just written here
+        if self.store is not self.cache:
+            self.store.put_file(staged, digest)
+        self.cache.commit_staged(staged, digest)  # a remote lake keeps the local copy: it was just written here
         return digest, size
 
     def store_blob(self, data: bytes) -> str:
@@ -177,11 +175,11 @@ class LakeBase:
 
     def is_local(self, file: File) -> bool:
         """True when the file's object is on this machine."""
-        return bool(file.hash) and self.cache.has(file.hash)  # type: ignore[arg-type]
+        return self.cache.has(file.hash) if file.hash else False
 
     def sources(self) -> list[ObjectStore]:
         """Where a missing object can come from: the lake's own store, else its remotes."""
-        if not self.store.local:
+        if self.store is not self.cache:  # a lake on a remote store: objects come from that store
             return [self.store]
         remotes = self.remotes
         default = remotes.default
@@ -214,14 +212,15 @@ class LakeBase:
         """Open a file's bytes for reading (fetching the object first if needed)."""
         if file.kind == "reference":
             return self.open_reference(file)
-        self.fetch(file.hash)  # type: ignore[arg-type]
-        return self.cache.open_shared(file.hash)  # type: ignore[arg-type]
+        digest = _object_hash(file)
+        self.fetch(digest)
+        return self.cache.open_shared(digest)
 
     def local_object_path(self, file: File) -> str:
         """A local path to a file's bytes (fetching the object first if needed)."""
         if file.kind == "reference":
             return self.reference_path(file)
-        return self.fetch(file.hash)  # type: ignore[arg-type]
+        return self.fetch(_object_hash(file))
 
     # -- what the facade hands in ---------------------------------------------------
     def open_reference(self, file: File) -> IO[bytes]:
@@ -251,10 +250,7 @@ class LakeBase:
         if isinstance(ref, File):
             return ref
         parsed = parse_ref(ref)
-        if parsed.id:
-            row = self.catalog.file_by_id(parsed.id)
-        else:
-            row = self.catalog.file_by_name(parsed.name, parsed.version)  # type: ignore[arg-type]
+        row = self.catalog.file_by_id(parsed.id) if parsed.id else self.catalog.file_by_name(parsed.name or "", parsed.version)
         if row is None:
             hint = "see 'limnos ls'" if not parsed.version else f"see 'limnos history {parsed.name}'"
             raise FileNotFound(f"no file {ref!r} in the lake; {hint}", ref=ref)
@@ -264,3 +260,14 @@ class LakeBase:
         """Files with their metadata loaded in one query, not one per file."""
         meta = self.catalog.metadata_of([r.id for r in rows])
         return [File(self, r, meta[r.id]) for r in rows]
+
+
+def _object_hash(file: File) -> str:
+    """The hash of the object that holds ``file``'s bytes.
+
+    Raises:
+        StoreError: the file has no object (a catalog row made by hand, or a newer kind of file).
+    """
+    if not file.hash:
+        raise StoreError(f"{file.ref} has no stored object")
+    return file.hash

@@ -134,7 +134,7 @@ class CommitBuilder:
         The version is allocated when the commit is written. Returns the row;
         its ``"id"`` is the new file's id.
         """
-        row = {"id": new_id(), "name": name, "version": None, "hash": digest, "size": size,
+        row: dict[str, Any] = {"id": new_id(), "name": name, "version": None, "hash": digest, "size": size,
                "created_at": self.commit.created_at, "run_id": self.commit.run_id, "kind": kind, "uri": uri}
         self.commit.files.append(row)
         if inputs:
@@ -159,7 +159,12 @@ class CommitBuilder:
 
     # -- writing -----------------------------------------------------------------
     def write(self) -> Commit:
-        """Write the commit: records file, then the catalog transaction. Versions are set on the rows."""
+        """Write the commit: records file, then the catalog transaction. Versions are set on the rows.
+
+        Raises:
+            SchemaError: another writer fixed a metadata key to another type meanwhile.
+            RemoteError: the records file cannot be written to the store (nothing is committed).
+        """
         return self.lake.catalog.commit(self.commit, self._write_records)
 
     def write_step(self, key: str | None) -> StepHit | None:

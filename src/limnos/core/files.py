@@ -33,34 +33,42 @@ class File:
     # -- identity ------------------------------------------------------------
     @property
     def id(self) -> str:
+        """The file's id (a ULID): names this exact version forever."""
         return self._row.id
 
     @property
     def name(self) -> str:
+        """The file's name in the lake (``raw/a.csv``)."""
         return self._row.name
 
     @property
     def version(self) -> int:
+        """The version number of the name, from 1."""
         return self._row.version
 
     @property
     def hash(self) -> str | None:
+        """The BLAKE3 hash of the bytes (the object's name in the store)."""
         return self._row.hash
 
     @property
     def size(self) -> int:
+        """The size in bytes."""
         return self._row.size
 
     @property
     def created_at(self) -> dt.datetime:
+        """When the version was committed (UTC)."""
         return self._row.created_at
 
     @property
     def user(self) -> str | None:
+        """Who wrote it: the login name of the run that made it."""
         return self._row.user
 
     @property
     def kind(self) -> str:
+        """``object`` (bytes in the store) or ``reference`` (bytes elsewhere, at :attr:`uri`)."""
         return self._row.kind
 
     @property
@@ -72,10 +80,12 @@ class File:
 
     @property
     def ref(self) -> str:
+        """``name@version``: a ref that names this version."""
         return f"{self.name}@{self.version}"
 
     @property
     def run_id(self) -> str | None:
+        """The id of the run that made the file."""
         return self._row.run_id
 
     @property
@@ -90,12 +100,14 @@ class File:
 
     @property
     def metadata(self) -> dict[str, Any]:
+        """The file's current metadata (a copy: change it with ``lake.set_metadata``)."""
         if self._metadata is None:
             self._metadata = self._lake.catalog.metadata_of([self.id])[self.id]
         return dict(self._metadata)
 
     @property
     def inputs(self) -> list[File]:
+        """The files it was made from (its lineage inputs), in the order they were read."""
         if self._inputs is None:
             ids = self._lake.catalog.inputs_of([self.id])[self.id]
             rows = self._lake.catalog.files_by_ids(ids)
@@ -104,6 +116,7 @@ class File:
 
     @property
     def is_local(self) -> bool:
+        """True when the bytes are on this machine (no download needed to read them)."""
         return self._lake.is_local(self)
 
     # -- reading -------------------------------------------------------------
@@ -111,16 +124,22 @@ class File:
         """Open for reading ('rb' or 'r'); files never change, so there is no write mode."""
         if mode not in ("rb", "r"):
             raise ValueError(f"a lake file is immutable; open it with 'rb' or 'r', not {mode!r}")
-        self._lake.mark_read(self)
-        raw = self._lake.open_object(self)
+        raw = self._lake_open()
         return io.TextIOWrapper(raw, encoding=encoding or "utf-8") if mode == "r" else raw
 
     def read_bytes(self) -> bytes:
-        with self.open("rb") as f:
-            return f.read()  # type: ignore[no-any-return]
+        """The whole content as bytes (marks the file read)."""
+        with self._lake_open() as f:
+            return f.read()
 
     def read_text(self, encoding: str = "utf-8") -> str:
+        """The whole content as text (marks the file read)."""
         return self.read_bytes().decode(encoding)
+
+    def _lake_open(self) -> IO[bytes]:
+        """Open the bytes for reading, marking the file read."""
+        self._lake.mark_read(self)
+        return self._lake.open_object(self)
 
     def local_path(self) -> str:
         """A read-only local path to the bytes, downloaded into the cache if needed."""
@@ -145,6 +164,7 @@ class File:
         return self.local_path()
 
     def to_dict(self) -> dict[str, Any]:
+        """The file as plain values (for JSON output)."""
         return {
             "id": self.id,
             "name": self.name,
@@ -171,6 +191,7 @@ class Writer:
         self.file: File | None = None
 
     def open(self, mode: str = "wb", encoding: str | None = None) -> IO[Any]:
+        """Open the staging file for writing (``w``, ``wb``, ``a`` or ``ab``)."""
         if mode not in ("w", "wb", "a", "ab"):
             raise ValueError(f"a writer opens for writing ('w', 'wb', 'a', 'ab'), not {mode!r}")
         if "b" in mode:
@@ -178,10 +199,12 @@ class Writer:
         return open(self.path, mode, encoding=encoding or "utf-8")
 
     def write_bytes(self, data: bytes) -> None:
+        """Write the whole content as bytes."""
         with open(self.path, "wb") as f:
             f.write(data)
 
     def write_text(self, text: str, encoding: str = "utf-8") -> None:
+        """Write the whole content as text."""
         with open(self.path, "w", encoding=encoding) as f:
             f.write(text)
 

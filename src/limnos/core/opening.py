@@ -17,7 +17,6 @@ platformdirs cache folder (or ``cache=``).
 from __future__ import annotations
 
 import builtins
-import datetime as dt
 import os
 from typing import Any, TypeVar
 
@@ -30,6 +29,7 @@ from ..store import LocalObjectStore, ObjectStore
 from ..store.links import LINK_MODES
 from .base import LakeBase
 from .recovery import roll_forward
+from .runs import now
 
 L = TypeVar("L", bound=LakeBase)
 
@@ -56,7 +56,7 @@ def _settings(catalog: str | None, link: str) -> dict[str, Any]:
         raise LimnosError(f"link must be one of {', '.join(LINK_MODES)}, not {link!r}")
     return {
         "format": FORMAT,
-        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+        "created_at": now().isoformat(),
         "catalog": strip_password(catalog) if catalog else None,
         "link": link,
         "fsync": True,
@@ -73,6 +73,11 @@ def init_lake(cls: type[L], path: str | os.PathLike[str] = DEFAULT_DIR, catalog:
     inside a local lake, or in this machine's cache for a remote one. A
     password in the URL is used now but never saved: later opens take it from
     ``PGPASSWORD`` or ``~/.pgpass``.
+
+    Raises:
+        LakeExists: a lake is already there.
+        LimnosError: ``link`` is not a link mode.
+        CatalogError: the catalog URL is not a supported database.
     """
     path = os.fspath(path)
     config = _settings(catalog, link)
@@ -138,7 +143,15 @@ def _parse_config(data: bytes | str, where: str) -> dict[str, Any]:
 
 def open_lake(cls: type[L], path: str | os.PathLike[str] | None = None, catalog: str | None = None,
               cache: str | None = None, **storage_options: Any) -> L:
-    """Open a lake: ``path`` (a folder or URL), else ``$LIMNOS_LAKE``, else the nearest ``.limnos/``."""
+    """Open a lake: ``path`` (a folder or URL), else ``$LIMNOS_LAKE``, else the nearest ``.limnos/``.
+
+    Records files that the catalog lacks (a crash mid-commit) are rolled forward first.
+
+    Raises:
+        LakeNotFound: there is no lake there.
+        LimnosError: the settings file is unreadable, or from a newer limnos.
+        CatalogVersionError: the catalog was written by a newer limnos.
+    """
     if path is None:
         path = os.environ.get("LIMNOS_LAKE") or find_lake()
         if path is None:

@@ -44,6 +44,10 @@ def git_root(start: str) -> str | None:
 
 
 def git_info(cwd: str) -> dict[str, Any]:
+    """The git commit, dirty flag, hash of the uncommitted diff, and remote of the repository at ``cwd``.
+
+    Every value is None outside a repository (or without git).
+    """
     commit = _git(["rev-parse", "HEAD"], cwd)
     if commit is None:
         return {"git_commit": None, "git_dirty": None, "git_diff_hash": None, "git_remote": None}
@@ -65,7 +69,7 @@ def notebook_path() -> str | None:
             return os.environ[var]
     ipython = sys.modules.get("IPython")
     if ipython is not None:
-        shell = ipython.get_ipython()  # type: ignore[attr-defined]
+        shell = ipython.get_ipython()
         if shell is not None:
             for key in ("__vsc_ipynb_file__", "__session__"):
                 value = shell.user_ns.get(key)
@@ -75,6 +79,7 @@ def notebook_path() -> str | None:
 
 
 def installed_packages() -> dict[str, str]:
+    """name -> version of every installed distribution."""
     from importlib import metadata
 
     return {d.metadata["Name"]: d.version for d in metadata.distributions() if d.metadata["Name"]}
@@ -82,9 +87,11 @@ def installed_packages() -> dict[str, str]:
 
 def collect(run_id: str, started_at: dt.datetime, name: str | None = None, config: Any = None,
             packages: bool = False) -> dict[str, Any]:
+    """The provenance row of a run: who, where, when, which code (``packages``: every installed version too)."""
     cwd = os.getcwd()
     argv = [redact_url(a) for a in sys.argv]  # a URL in argv may carry a password
     script = os.path.abspath(argv[0]) if argv and argv[0] and os.path.isfile(argv[0]) else None
+    user: str | None
     try:
         user = getpass.getuser()
     except Exception:  # no login name in some containers

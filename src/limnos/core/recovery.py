@@ -42,9 +42,11 @@ class Report:
 
     @property
     def ok(self) -> bool:
+        """False when an object is missing or corrupt."""
         return not (self.missing or self.corrupt)
 
     def to_dict(self) -> dict[str, Any]:
+        """The report as plain JSON-ready values."""
         return {**asdict(self), "ok": self.ok}
 
 
@@ -77,6 +79,7 @@ def roll_forward(lake: LakeBase, grace: float = ROLL_FORWARD_GRACE) -> Report:
 
 
 def load_commits(lake: LakeBase, ids: list[str], report: Report) -> list[Commit]:
+    """Read the given records files, in time order; an unreadable one is noted in ``report`` and skipped."""
     commits = []
     with progress(len(ids), "reading records") as advance:
         for start in range(0, len(ids), 500):

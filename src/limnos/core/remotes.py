@@ -21,13 +21,15 @@ from ..store import ObjectStore
 from ..store.objects import secret_values
 
 if TYPE_CHECKING:
-    from ..lake import Lake
+    from .base import LakeBase
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 @dataclass
 class Remote:
+    """A named store to push to and pull from; its store is opened on first use."""
+
     name: str
     url: str
     options: dict[str, Any] = field(default_factory=dict)
@@ -35,6 +37,7 @@ class Remote:
 
     @property
     def store(self) -> ObjectStore:
+        """The remote's store: a folder (a path or ``file://``) or any fsspec URL."""
         if self._store is None:
             from ..store import LocalObjectStore
 
@@ -57,7 +60,7 @@ class Remote:
 class RemoteSet:
     """``lake.remotes``: add, list, remove and pick remotes."""
 
-    def __init__(self, lake: Lake) -> None:
+    def __init__(self, lake: LakeBase) -> None:
         self._path = os.path.join(lake.state_dir, "remotes.yaml")
         self._cache: dict[str, Remote] = {}
 
@@ -70,7 +73,7 @@ class RemoteSet:
         except yaml.YAMLError as exc:
             raise LimnosError(f"cannot read {self._path}: {str(exc).splitlines()[0]}; fix or remove it") from None
         data.setdefault("remotes", {})
-        return data  # type: ignore[no-any-return]
+        return dict(data)
 
     def _save(self, data: dict[str, Any]) -> None:
         os.makedirs(os.path.dirname(self._path), exist_ok=True)
@@ -82,7 +85,13 @@ class RemoteSet:
         self._cache.clear()
 
     def add(self, name: str, url: str, default: bool = False, **storage_options: Any) -> Remote:
-        """Add (or replace) a remote. ``storage_options`` go to fsspec (``key=``, ``client_kwargs=``...)."""
+        """Add (or replace) a remote. ``storage_options`` go to fsspec (``key=``, ``client_kwargs=``...).
+
+        The first remote added, or one added with ``default=True``, becomes the default.
+
+        Raises:
+            LimnosError: the name or the URL is not valid.
+        """
         if not _NAME.match(name or ""):
             raise LimnosError(f"remote name {name!r} is not valid; use letters, digits, '-', '_' or '.'")
         if not url:
@@ -95,6 +104,11 @@ class RemoteSet:
         return self[name]
 
     def remove(self, name: str) -> None:
+        """Remove a remote (the default moves to another one, if any).
+
+        Raises:
+            RemoteNotFound: there is no remote of that name.
+        """
         data = self._load()
         if name not in data["remotes"]:
             raise RemoteNotFound(f"no remote named {name!r}; see 'limnos remote list'")
@@ -104,19 +118,25 @@ class RemoteSet:
         self._save(data)
 
     def list(self) -> list[Remote]:
+        """Every remote, sorted by name."""
         return [self[name] for name in sorted(self._load()["remotes"])]
 
     @property
     def default(self) -> str | None:
+        """The default remote's name: the one set, else ``origin``, else the first by name; None if there is none."""
         data = self._load()
         if data.get("default") in data["remotes"]:
-            return data["default"]  # type: ignore[no-any-return]
+            return str(data["default"])
         if "origin" in data["remotes"]:
             return "origin"
         return next(iter(sorted(data["remotes"])), None)
 
     def get(self, name: str | None = None) -> Remote:
-        """A remote by name; with no name, the default one."""
+        """A remote by name; with no name, the default one.
+
+        Raises:
+            RemoteNotFound: there is no such remote, or none at all.
+        """
         if name is None:
             name = self.default
             if name is None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import threading
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import IO
 
 import blake3
 
@@ -20,6 +20,8 @@ _MULTITHREAD_AT = 64 << 20
 
 @dataclass
 class HashStats:
+    """How many files (and bytes) were read for hashing, since the process began."""
+
     files_hashed: int = 0
     bytes_hashed: int = 0
 
@@ -27,6 +29,7 @@ class HashStats:
         self._lock = threading.Lock()
 
     def count(self, nbytes: int) -> None:
+        """Count one file of ``nbytes`` bytes read for hashing."""
         with self._lock:
             self.files_hashed += 1
             self.bytes_hashed += nbytes
@@ -42,6 +45,7 @@ def _hasher(size_hint: int = 0) -> blake3.blake3:
 
 
 def hash_bytes(data: bytes) -> str:
+    """The BLAKE3 hex digest of ``data`` (not counted in :data:`stats`)."""
     return blake3.blake3(data).hexdigest()
 
 
@@ -62,7 +66,7 @@ def hash_file(path: str | os.PathLike[str]) -> tuple[str, int]:
         return hash_stream(src, hasher)
 
 
-def hash_stream(stream: BinaryIO, hasher: blake3.blake3 | None = None) -> tuple[str, int]:
+def hash_stream(stream: IO[bytes], hasher: blake3.blake3 | None = None) -> tuple[str, int]:
     """Hash a readable binary stream to its end, one reused buffer at a time."""
     hasher = hasher or blake3.blake3()
     total = 0
@@ -85,4 +89,5 @@ def hash_stream(stream: BinaryIO, hasher: blake3.blake3 | None = None) -> tuple[
 
 
 def is_hash(value: str) -> bool:
+    """True when ``value`` looks like an object hash: 64 lowercase hex digits."""
     return len(value) == 64 and all(c in "0123456789abcdef" for c in value)

@@ -18,8 +18,11 @@ LinkMode = Literal["copy", "reflink", "hardlink", "symlink"]
 LINK_MODES: tuple[str, ...] = ("copy", "reflink", "hardlink", "symlink")
 
 _FICLONE = 0x40049409  # linux/fs.h: _IOW(0x94, 9, int)
-# errnos that mean "this file system (pair) cannot do that", so fall back.
-_UNSUPPORTED = {errno.EXDEV, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EINVAL, errno.ENOTTY, errno.EPERM, errno.ENOSYS}
+#: errnos that mean "this file system (pair) cannot do that", so fall back.
+UNSUPPORTED_ERRNOS = frozenset({errno.EXDEV, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EINVAL, errno.ENOTTY, errno.EPERM,
+                                errno.ENOSYS})
+#: the former private name, still imported by tracking/manifest.py
+_UNSUPPORTED = UNSUPPORTED_ERRNOS
 
 
 def reflink(src: str, dst: str) -> None:
@@ -36,6 +39,7 @@ def reflink(src: str, dst: str) -> None:
 
 
 def make_readonly(path: str) -> None:
+    """Clear every write bit of ``path``: stored objects and working copies are read-only."""
     mode = os.stat(path).st_mode
     os.chmod(path, stat.S_IMODE(mode) & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
 
@@ -57,13 +61,13 @@ def place(src: str, dst: str, link: LinkMode = "copy", readonly: bool = True) ->
             os.link(src, dst)
             return "hardlink"
         except OSError as exc:
-            if exc.errno not in _UNSUPPORTED and exc.errno != errno.EMLINK:
+            if exc.errno not in UNSUPPORTED_ERRNOS and exc.errno != errno.EMLINK:
                 raise
     try:
         reflink(src, dst)
         method = "reflink"
     except OSError as exc:
-        if exc.errno not in _UNSUPPORTED:
+        if exc.errno not in UNSUPPORTED_ERRNOS:
             raise
         shutil.copyfile(src, dst)
         method = "copy"

@@ -22,6 +22,7 @@ import fsspec
 from ..errors import StoreError
 from . import hashing, links
 from .objects import OBJECTS, RECORDS, SMALL_FILE, TMP, ObjectInfo, ObjectStore
+from .transfer import BLOCKING, ON_LOOP, IOMode, run_blocking
 
 
 class LocalObjectStore(ObjectStore):
@@ -37,12 +38,19 @@ class LocalObjectStore(ObjectStore):
         self._counter = itertools.count()
 
     def path(self, digest: str) -> str:
+        """The local path of the object ``digest`` (whether or not it is there)."""
         return os.path.join(self.root, OBJECTS, digest[:2], digest[2:])
 
+    def object_key(self, digest: str) -> str:
+        """The object's local path: its key on the local filesystem."""
+        return self.path(digest)
+
     def has(self, digest: str) -> bool:
+        """True when the object is in this folder."""
         return os.path.exists(self.path(digest))
 
     def size(self, digest: str) -> int:
+        """The size in bytes of an object in this folder."""
         return os.stat(self.path(digest)).st_size
 
     def _ensure_dir(self, path: str) -> None:
@@ -51,11 +59,13 @@ class LocalObjectStore(ObjectStore):
             self._dirs_made.add(path)
 
     def staging_dir(self) -> str:
+        """The folder for staging files (``tmp/``), created on first use."""
         path = os.path.join(self.root, TMP)
         self._ensure_dir(path)
         return path
 
     def new_staging_path(self, suffix: str = "") -> str:
+        """A new, empty staging file, to be filled and then stored with :meth:`ingest_staged` or :meth:`commit_staged`."""
         fd, path = tempfile.mkstemp(dir=self.staging_dir(), prefix="stage-", suffix=suffix)
         os.close(fd)
         return path
@@ -64,8 +74,12 @@ class LocalObjectStore(ObjectStore):
         # pid + thread + counter is unique without mkstemp's extra syscalls (hot path).
         return os.path.join(self.staging_dir(), f"{prefix}-{os.getpid()}-{threading.get_ident()}-{next(self._counter)}")
 
-    def _commit_staged(self, staged: str, digest: str, is_readonly: bool = False) -> bool:
-        """Move a complete staged file into place, never replacing an object."""
+    def commit_staged(self, staged: str, digest: str, is_readonly: bool = False) -> bool:
+        """Move a complete staging file, already hashed to ``digest``, into place.
+
+        An existing object is never replaced: the staging file is then dropped.
+        Returns True when the object is new.
+        """
         final = self.path(digest)
         self._ensure_dir(os.path.dirname(final))
         if not is_readonly:
@@ -98,7 +112,7 @@ class LocalObjectStore(ObjectStore):
         if 0 <= size_hint <= SMALL_FILE:
             with open(src, "rb") as f:
                 data = f.read()
-            digest = hashing.blake3.blake3(data).hexdigest()
+            digest = hashing.hash_bytes(data)
             hashing.stats.count(len(data))
             final = self.path(digest)
             if os.path.exists(final):
@@ -141,7 +155,7 @@ class LocalObjectStore(ObjectStore):
             same = (before.st_mtime_ns, before.st_size, before.st_ino) == (after.st_mtime_ns, after.st_size, after.st_ino)
             if not same or os.path.getsize(staged) != size:
                 digest, size = hashing.hash_file(staged)
-            return digest, size, self._commit_staged(staged, digest)
+            return digest, size, self.commit_staged(staged, digest)
         except BaseException:
             if os.path.exists(staged):
                 os.unlink(staged)
@@ -150,16 +164,17 @@ class LocalObjectStore(ObjectStore):
     def ingest_staged(self, staged: str) -> tuple[str, int, bool]:
         """Hash a staging file written by ``create`` and move it into place."""
         digest, size = hashing.hash_file(staged)
-        return digest, size, self._commit_staged(staged, digest)
+        return digest, size, self.commit_staged(staged, digest)
 
     def put_file(self, local_path: str, digest: str) -> bool:
+        """Store a copy of a local file already hashed to ``digest``; False if the object was there."""
         if self.has(digest):
             return False
         fd, staged = tempfile.mkstemp(dir=self.staging_dir(), prefix="put-")
         os.close(fd)
         os.unlink(staged)
         links.place(local_path, staged, "copy", readonly=False)
-        return self._commit_staged(staged, digest)
+        return self.commit_staged(staged, digest)
 
     def touch(self, digest: str) -> None:
         """Record a use (the access time), so cache pruning removes the least recently used first."""
@@ -175,16 +190,28 @@ class LocalObjectStore(ObjectStore):
         fcntl.flock(handle.fileno(), fcntl.LOCK_SH)
         return handle
 
-    def download_from(self, source: ObjectStore, digest: str) -> int:
-        """Fetch an object from another store into this one, verified before it appears."""
+    async def fetch_from(self, source: ObjectStore, digest: str, io: IOMode) -> int:
+        """Fetch an object from another store into this one, verified before it appears.
+
+        The one path behind :meth:`download_from` and :meth:`download_from_async`
+        (see :meth:`ObjectStore.download`). Returns the bytes fetched: 0 when
+        the object was already here.
+        """
         if self.has(digest):
             return 0
-        final = self.path(digest)
-        self._ensure_dir(os.path.dirname(final))
+        self._ensure_dir(os.path.dirname(self.path(digest)))
         staged = self._tmp_path("download")
-        size = source.get_file(digest, staged)
-        self._commit_staged(staged, digest)
+        size = await source.download(digest, staged, io)
+        self.commit_staged(staged, digest)
         return size
+
+    def download_from(self, source: ObjectStore, digest: str) -> int:
+        """Fetch an object from another store into this one, verified before it appears."""
+        return run_blocking(self.fetch_from(source, digest, BLOCKING))
+
+    async def download_from_async(self, source: ObjectStore, digest: str) -> int:
+        """:meth:`download_from` on the source filesystem's event loop."""
+        return await self.fetch_from(source, digest, ON_LOOP)
 
     def put_bytes(self, digest: str, data: bytes) -> bool:
         """Store bytes already verified to hash to ``digest`` (taken out of a pack)."""
@@ -194,18 +221,14 @@ class LocalObjectStore(ObjectStore):
         staged = self._tmp_path("unpack")
         with open(staged, "xb") as f:
             f.write(data)
-        return self._commit_staged(staged, digest)
-
-    async def download_from_async(self, source: ObjectStore, digest: str) -> int:
-        if self.has(digest):
-            return 0
-        self._ensure_dir(os.path.dirname(self.path(digest)))
-        staged = self._tmp_path("download")
-        size = await source.get_file_async(digest, staged)
-        self._commit_staged(staged, digest)
-        return size
+        return self.commit_staged(staged, digest)
 
     def open(self, digest: str, mode: str = "rb") -> IO[bytes]:
+        """Open an object for reading (``rb`` only).
+
+        Raises:
+            StoreError: the object is missing from this folder.
+        """
         if mode != "rb":
             raise ValueError("objects are immutable; open them with mode 'rb'")
         try:
@@ -214,9 +237,11 @@ class LocalObjectStore(ObjectStore):
             raise StoreError(f"object {digest[:12]} is missing from {self.root}; run 'limnos fsck'") from exc
 
     def delete(self, digest: str) -> None:
+        """Remove an object (gc and cache pruning only)."""
         os.unlink(self.path(digest))
 
     def iter_objects(self) -> Iterator[ObjectInfo]:
+        """Every object in this folder."""
         base = os.path.join(self.root, OBJECTS)
         if not os.path.isdir(base):
             return
@@ -230,6 +255,7 @@ class LocalObjectStore(ObjectStore):
                     yield ObjectInfo(digest, st.st_size, st.st_mtime)
 
     def write_record(self, commit_id: str, data: bytes) -> None:
+        """Write a commit's records file whole and fsync it: it is the write-ahead log."""
         folder = os.path.join(self.root, RECORDS)
         self._ensure_dir(folder)
         final = os.path.join(folder, f"{commit_id}.jsonl")
@@ -246,6 +272,7 @@ class LocalObjectStore(ObjectStore):
             raise
 
     def list_records(self) -> list[str]:
+        """The ids of every commit with a records file, sorted."""
         folder = os.path.join(self.root, RECORDS)
         try:
             return sorted(e.name[:-6] for e in os.scandir(folder) if e.name.endswith(".jsonl") and not e.name.startswith("."))
@@ -253,6 +280,7 @@ class LocalObjectStore(ObjectStore):
             return []
 
     def record_times(self) -> dict[str, float]:
+        """commit id -> modification time (seconds) of every records file."""
         folder = os.path.join(self.root, RECORDS)
         try:
             return {e.name[:-6]: e.stat().st_mtime for e in os.scandir(folder)
@@ -261,10 +289,12 @@ class LocalObjectStore(ObjectStore):
             return {}
 
     def read_record(self, commit_id: str) -> bytes:
+        """The bytes of one records file."""
         with open(os.path.join(self.root, RECORDS, f"{commit_id}.jsonl"), "rb") as f:
             return f.read()
 
     def read_records(self, commit_ids: Iterable[str]) -> dict[str, bytes]:
+        """commit id -> bytes of each given records file."""
         return {c: self.read_record(c) for c in commit_ids}
 
     def clean_staging(self, older_than: float) -> int:

@@ -28,6 +28,7 @@ import fsspec
 from ..errors import IntegrityError, ObjectNotAvailable, RemoteError, redact_url
 from . import hashing
 from .packs import PACKS, PackedObject, build_pack, parse_index
+from .transfer import BLOCKING, ON_LOOP, IOMode, run_blocking
 
 OBJECTS = "objects"
 RECORDS = "records"
@@ -41,12 +42,15 @@ _SECRET_OPTION = re.compile(r"secret|password|token|key|credential|sas", re.IGNO
 
 @dataclass(frozen=True)
 class ObjectInfo:
+    """One stored object as a listing sees it."""
+
     hash: str
     size: int
     mtime: float  # seconds since the epoch; 0.0 when the backend does not say
 
 
 def object_relpath(digest: str) -> str:
+    """Where an object sits under a store's root: ``objects/<h[:2]>/<h[2:]>``."""
     return f"{OBJECTS}/{digest[:2]}/{digest[2:]}"
 
 
@@ -62,8 +66,14 @@ def secret_values(options: dict[str, Any]) -> list[str]:
 
 
 class ObjectStore:
-    """Objects and records on any fsspec filesystem."""
+    """Objects and records on any fsspec filesystem.
 
+    This class does the work for every backend; :class:`~limnos.store.local.LocalObjectStore`
+    overrides the hot paths with ``os`` calls. Callers use these methods and
+    never need to know which one they hold.
+    """
+
+    #: True when objects are files in a local folder (a local lake's own store).
     local = False
 
     def __init__(self, url: str, fs: fsspec.AbstractFileSystem | None = None, **storage_options: Any) -> None:
@@ -106,7 +116,8 @@ class ObjectStore:
         """One readable line, never with a credential in it."""
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         hint = ""
-        if isinstance(exc, PermissionError) or "AccessDenied" in detail or "InvalidAccessKeyId" in detail or "SignatureDoesNotMatch" in detail:
+        denied = ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch")
+        if isinstance(exc, PermissionError) or any(word in detail for word in denied):
             hint = "; check the credentials (environment, ~/.aws, or the remote's options)"
         elif isinstance(exc, FileNotFoundError) or "NoSuchBucket" in detail:
             hint = "; check that the bucket or folder exists"
@@ -117,16 +128,23 @@ class ObjectStore:
         return f"{self.root}/{relpath}"
 
     def object_key(self, digest: str) -> str:
+        """Where the object ``digest`` lives: its key on the filesystem (a local path for a folder)."""
         return self._key(object_relpath(digest))
 
     # -- objects -------------------------------------------------------------
     def has(self, digest: str) -> bool:
+        """True when the object is stored loose (packed objects are found through :meth:`pack_index`).
+
+        Raises:
+            RemoteError: the store cannot be read.
+        """
         try:
             return bool(self.fs.exists(self.object_key(digest)))
         except Exception as exc:
             raise self._error("read", exc) from None
 
     def size(self, digest: str) -> int:
+        """The size in bytes of a loose object."""
         return int(self.fs.size(self.object_key(digest)))
 
     def list_hashes(self) -> dict[str, int]:
@@ -136,10 +154,18 @@ class ObjectStore:
 
     # -- packs (see packs.py) -------------------------------------------------
     def pack_key(self, pack_id: str, suffix: str = "pack") -> str:
+        """The key of a pack (``suffix="pack"``) or of its index (``suffix="idx"``)."""
         return self._key(f"{PACKS}/{pack_id}.{suffix}")
 
     def pack_index(self, refresh: bool = False) -> dict[str, PackedObject]:
-        """hash -> where it sits, for every object in a pack whose index exists."""
+        """hash -> where it sits, for every object in a pack whose index exists.
+
+        Indexes are read once and kept (a pack never changes); ``refresh`` lists
+        the store again for packs pushed since.
+
+        Raises:
+            RemoteError: the store cannot be listed or read.
+        """
         if refresh or not self._packs:
             try:
                 found = self.fs.find(self._key(PACKS), maxdepth=1)
@@ -158,7 +184,7 @@ class ObjectStore:
                 for pack_id in new:
                     self._packs[pack_id] = parse_index(pack_id, bytes(by_id[pack_id]))
         merged: dict[str, PackedObject] = {}
-        for index in self._packs.values():
+        for index in list(self._packs.values()):
             merged.update(index)
         return merged
 
@@ -167,32 +193,33 @@ class ObjectStore:
         pack_id, path, index = build_pack(members, staging_dir)
         try:
             size = os.path.getsize(path)
-            self._put(path, self.pack_key(pack_id), create=True)
+            self.put(path, self.pack_key(pack_id), create=True)
             with open(path, "wb") as f:  # reuse the file for the index: the pack is sent
                 f.write(index)
-            self._put(path, self.pack_key(pack_id, "idx"), create=True)
+            self.put(path, self.pack_key(pack_id, "idx"), create=True)
         finally:
             os.unlink(path)
         self._packs[pack_id] = parse_index(pack_id, index)
         return size
 
-    def _find_packed(self, digest: str) -> PackedObject | None:
-        """Where a packed object sits: the indexes in memory, else a fresh listing."""
-        where = self._packs_lookup(digest)
-        if where is None:
-            where = self.pack_index(refresh=True).get(digest)
-        return where
+    async def upload(self, local_path: str, key: str, io: IOMode, create: bool = False) -> bool:
+        """Upload a whole local file to ``key`` (the one upload path; :meth:`put` and :meth:`put_async` wrap it).
 
-    def _put(self, local_path: str, key: str, create: bool = False) -> bool:
-        """Upload a whole local file to ``key``; False if ``create`` and the key exists."""
+        A store whose PUT is atomic gets the file directly; any other gets a
+        temporary name first, then a rename, so a reader never sees a partial key.
+        Returns False when ``create`` is set and an existing key was kept instead.
+        """
         if self.atomic_put:
             try:
-                self.fs.put_file(local_path, key, **self._create_kwargs(create))
+                await io.put_file(self.fs, local_path, key, **self._create_kwargs(create))
             except OSError as exc:
                 if _lost_race(exc):
                     return False
                 raise
             return True
+        return await io.offload(self._put_via_temp, local_path, key, create)
+
+    def _put_via_temp(self, local_path: str, key: str, create: bool) -> bool:
         parent = key.rsplit("/", 1)[0]
         tmp = f"{parent}/.tmp-{os.getpid()}-{time.time_ns()}"
         self.fs.makedirs(parent, exist_ok=True)
@@ -203,23 +230,72 @@ class ObjectStore:
         self.fs.mv(tmp, key)
         return True
 
+    def put(self, local_path: str, key: str, create: bool = False) -> bool:
+        """Upload a whole local file to ``key``.
+
+        Returns False when ``create`` is set and the store refused to replace an
+        existing key (S3's conditional PUT; a store without atomic PUT checks first).
+        """
+        return run_blocking(self.upload(local_path, key, BLOCKING, create))
+
+    #: the former private name, still used by ops/sync.py
+    _put = put
+
+    async def put_async(self, local_path: str, key: str, create: bool = False) -> bool:
+        """:meth:`put` on the filesystem's event loop (see :attr:`is_async`)."""
+        return await self.upload(local_path, key, ON_LOOP, create)
+
     def put_file(self, local_path: str, digest: str) -> bool:
         """Upload a complete, already hashed local file. Returns False if it was there."""
         key = self.object_key(digest)
         try:
             if self.fs.exists(key):
                 return False  # a verified skip: the name is the content's hash
-            return self._put(local_path, key, create=True)
+            return self.put(local_path, key, create=True)
         except RemoteError:
             raise
         except Exception as exc:
             raise self._error(f"write object {digest[:12]} to", exc) from None
 
+    def ingest(self, src: str, size_hint: int = -1) -> tuple[str, int, bool]:
+        """Store a copy of the local file ``src``, hashing it first.
+
+        Returns (hash, size, newly_stored). ``size_hint`` lets a local store
+        pick its fast path for small files; here it is not needed.
+        """
+        digest, size = hashing.hash_file(src)
+        return digest, size, self.put_file(src, digest)
+
+    def ingest_staged(self, staged: str) -> tuple[str, int, bool]:
+        """Hash a finished staging file, store it, and remove the staging file.
+
+        Returns (hash, size, newly_stored).
+        """
+        try:
+            return self.ingest(staged)
+        finally:
+            os.unlink(staged)
+
+    def clean_staging(self, older_than: float) -> int:
+        """Remove staging files older than ``older_than`` seconds; the number removed.
+
+        Only a local store stages files inside itself (see ``LocalObjectStore``); a store
+        on any other filesystem receives whole, complete files and has none.
+        """
+        return 0
+
     def open(self, digest: str, mode: str = "rb") -> IO[bytes]:
+        """Open an object for reading (objects are immutable: ``rb`` only).
+
+        Raises:
+            ObjectNotAvailable: the store does not hold the object.
+            RemoteError: the store cannot be read.
+        """
         if mode != "rb":
             raise ValueError("objects are immutable; open them with mode 'rb'")
         try:
-            return self.fs.open(self.object_key(digest), "rb")  # type: ignore[no-any-return]
+            handle: IO[bytes] = self.fs.open(self.object_key(digest), "rb")
+            return handle
         except FileNotFoundError:
             raise self._not_available(digest) from None
         except Exception as exc:
@@ -229,6 +305,7 @@ class ObjectStore:
         return ObjectNotAvailable(f"object {digest[:12]} is not in {redact_url(self.url)}; push it from a machine that has it")
 
     def _keep_verified(self, part: str, digest: str, dest: str) -> int:
+        """Hash the downloaded ``part``; rename it to ``dest`` only if the hash is ``digest``."""
         actual, size = hashing.hash_file(part)
         if actual != digest:
             raise IntegrityError(
@@ -238,81 +315,79 @@ class ObjectStore:
         os.replace(part, dest)
         return size
 
-    def get_file(self, digest: str, dest: str) -> int:
-        """Download an object to ``dest`` (which must not exist), verified before it appears there."""
+    async def download(self, digest: str, dest: str, io: IOMode) -> int:
+        """Download an object to ``dest`` (which must not exist), verified before it appears there.
+
+        The one fetch-and-verify path; :meth:`get_file` and :meth:`get_file_async`
+        run it. The bytes go to a staging name next to ``dest`` (the loose
+        object, else a ranged read of the pack that holds it), are hashed, and
+        are renamed into place only when the hash matches; a failure leaves
+        nothing behind. Returns the object's size.
+
+        Raises:
+            ObjectNotAvailable: neither a loose object nor a pack holds ``digest``.
+            IntegrityError: the bytes do not hash to ``digest``.
+            RemoteError: the store cannot be read.
+        """
         part = f"{dest}.part-{os.getpid()}-{time.time_ns()}"
         try:
             try:
-                self.fs.get_file(self.object_key(digest), part)
+                await io.get_file(self.fs, self.object_key(digest), part)
             except FileNotFoundError:
-                where = self._find_packed(digest)
+                where = self._packs_lookup(digest)
+                if where is None:  # a pack pushed since the indexes were read: list them again
+                    where = (await io.offload(self.pack_index, True)).get(digest)
                 if where is None:
                     raise self._not_available(digest) from None
-                data = self.fs.cat_file(self.pack_key(where.pack), start=where.offset, end=where.offset + where.size)
+                data = await io.cat_range(self.fs, self.pack_key(where.pack), where.offset, where.offset + where.size)
                 with open(part, "wb") as f:
                     f.write(data)
             except ObjectNotAvailable:
                 raise
             except Exception as exc:
                 raise self._error(f"download object {digest[:12]} from", exc) from None
-            return self._keep_verified(part, digest, dest)
+            return await io.offload(self._keep_verified, part, digest, dest)
         finally:
             if os.path.exists(part):
                 os.unlink(part)
 
-    # -- the same on the filesystem's event loop (s3fs, gcsfs, adlfs) -------
+    def get_file(self, digest: str, dest: str) -> int:
+        """Download an object to ``dest`` (which must not exist), verified before it appears there.
+
+        See :meth:`download`; this runs it in the calling thread.
+        """
+        return run_blocking(self.download(digest, dest, BLOCKING))
+
     @property
     def is_async(self) -> bool:
+        """True when transfers can run as coroutines on the filesystem's event loop (s3fs, gcsfs, adlfs)."""
         return bool(getattr(self.fs, "async_impl", False)) and self.atomic_put
 
     async def get_file_async(self, digest: str, dest: str) -> int:
-        import asyncio
-
-        part = f"{dest}.part-{os.getpid()}-{time.time_ns()}"
-        try:
-            try:
-                await self.fs._get_file(self.object_key(digest), part)
-            except FileNotFoundError:
-                where = self._packs_lookup(digest)
-                if where is None:
-                    raise self._not_available(digest) from None
-                data = await self.fs._cat_file(self.pack_key(where.pack), start=where.offset, end=where.offset + where.size)
-                with open(part, "wb") as f:
-                    f.write(data)
-            except ObjectNotAvailable:
-                raise
-            except Exception as exc:
-                raise self._error(f"download object {digest[:12]} from", exc) from None
-            # Hashing a big object must not stall the loop's other transfers.
-            return await asyncio.to_thread(self._keep_verified, part, digest, dest)
-        finally:
-            if os.path.exists(part):
-                os.unlink(part)
+        """:meth:`get_file` on the filesystem's event loop (see :attr:`is_async`)."""
+        return await self.download(digest, dest, ON_LOOP)
 
     def _packs_lookup(self, digest: str) -> PackedObject | None:
         """Pack lookup from the in-memory indexes only (safe on the event loop)."""
-        for index in self._packs.values():
+        for index in list(self._packs.values()):  # a snapshot: another thread may be adding indexes
             if digest in index:
                 return index[digest]
         return None
-
-    async def put_async(self, local_path: str, key: str, create: bool = False) -> bool:
-        try:
-            await self.fs._put_file(local_path, key, **self._create_kwargs(create))
-        except OSError as exc:
-            if _lost_race(exc):
-                return False
-            raise
-        return True
 
     def _create_kwargs(self, create: bool) -> dict[str, Any]:
         # If-None-Match: * where the server supports it: an existing key is never replaced.
         return {"mode": "create"} if create and self.is_s3 else {}
 
     def delete(self, digest: str) -> None:
+        """Remove a loose object (gc and cache pruning only: objects are otherwise never removed)."""
         self.fs.rm_file(self.object_key(digest))
 
     def iter_objects(self) -> Iterator[ObjectInfo]:
+        """Every loose object, from one listing.
+
+        Raises:
+            RemoteError: the store cannot be listed.
+        """
         base = self._key(OBJECTS)
         try:
             found = self.fs.find(base, detail=True)
@@ -334,11 +409,16 @@ class ObjectStore:
 
     # -- records -------------------------------------------------------------
     def write_record(self, commit_id: str, data: bytes) -> None:
+        """Write a commit's records file whole (a reader never sees part of it).
+
+        Raises:
+            RemoteError: the store cannot be written.
+        """
         key = self._key(f"{RECORDS}/{commit_id}.jsonl")
         with tempfile.NamedTemporaryFile(delete=False, suffix=".jsonl") as tmp:
             tmp.write(data)
         try:
-            self._put(tmp.name, key)
+            self.put(tmp.name, key)
         except Exception as exc:
             raise self._error("write records to", exc) from None
         finally:
@@ -362,9 +442,11 @@ class ObjectStore:
         return out
 
     def list_records(self) -> list[str]:
+        """The ids of every commit with a records file, sorted (so in time order: ids are ULIDs)."""
         return sorted(self.record_times())
 
     def read_record(self, commit_id: str) -> bytes:
+        """The bytes of one records file."""
         return self.read_records([commit_id])[commit_id]
 
     def read_records(self, commit_ids: Iterable[str]) -> dict[str, bytes]:
@@ -382,6 +464,7 @@ class ObjectStore:
 
     # -- the lake's settings, for lakes that live on this store --------------
     def read_config(self) -> bytes | None:
+        """The bytes of the lake's settings file in this store, or None when there is none."""
         try:
             return bytes(self.fs.cat_file(self._key(CONFIG)))
         except FileNotFoundError:
@@ -390,10 +473,11 @@ class ObjectStore:
             raise self._error("read", exc) from None
 
     def write_config(self, data: bytes) -> None:
+        """Write the lake's settings file into this store."""
         with tempfile.NamedTemporaryFile(delete=False) as tmp:
             tmp.write(data)
         try:
-            self._put(tmp.name, self._key(CONFIG))
+            self.put(tmp.name, self._key(CONFIG))
         except Exception as exc:
             raise self._error("write", exc) from None
         finally:

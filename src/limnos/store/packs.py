@@ -17,8 +17,10 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+
+import blake3
 
 from . import hashing
 
@@ -30,6 +32,8 @@ FORMAT = 1
 
 @dataclass(frozen=True)
 class PackedObject:
+    """Where one object sits inside a pack."""
+
     pack: str  # the pack id
     offset: int
     size: int
@@ -55,7 +59,7 @@ def build_pack(members: Sequence[tuple[str, str]], folder: str) -> tuple[str, st
     """Write (hash, local path) members into one pack file; returns (pack id, pack path, index bytes)."""
     fd, path = tempfile.mkstemp(dir=folder, prefix="pack-")
     entries = []
-    hasher = hashing.blake3.blake3()
+    hasher = blake3.blake3()
     offset = 0
     try:
         with os.fdopen(fd, "wb") as out:
@@ -74,13 +78,18 @@ def build_pack(members: Sequence[tuple[str, str]], folder: str) -> tuple[str, st
 
 
 def parse_index(pack_id: str, data: bytes) -> dict[str, PackedObject]:
+    """hash -> place, from the bytes of a pack's index.
+
+    Raises:
+        ValueError: the index has a newer format than this limnos reads.
+    """
     doc = json.loads(data)
     if doc.get("format", 1) > FORMAT:
         raise ValueError(f"pack index {pack_id} has format {doc['format']}; upgrade limnos")
     return {h: PackedObject(pack_id, int(off), int(size)) for h, off, size in doc["objects"]}
 
 
-def split_pack(pack_path: str, wanted: dict[str, PackedObject], emit) -> list[str]:  # type: ignore[no-untyped-def]
+def split_pack(pack_path: str, wanted: dict[str, PackedObject], emit: Callable[[str, bytes], object]) -> list[str]:
     """Call ``emit(hash, bytes)`` for each wanted object whose bytes hash right; return the bad ones."""
     bad = []
     with open(pack_path, "rb") as f:

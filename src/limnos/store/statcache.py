@@ -4,76 +4,101 @@ Re-adding or checking an unchanged file must cost a ``stat``, not a read, as
 DVC's state database does. The cache is per machine (inodes mean nothing
 elsewhere), so it lives in the lake's local state folder, never in the store.
 An entry is trusted only when all four stat fields match.
+
+It is one SQLite file, written with the standard library's ``sqlite3``: the
+SQL catalog (and SQLAlchemy) is the ``catalog`` package's business, and this
+small table needs neither.
 """
 
 from __future__ import annotations
 
 import os
+import sqlite3
+import threading
 from collections.abc import Iterable
-
-import sqlalchemy as sa
-from sqlalchemy.dialects import sqlite
-
-_meta = sa.MetaData()
-entries = sa.Table(
-    "stat_entries",
-    _meta,
-    sa.Column("path", sa.Text, primary_key=True),
-    sa.Column("inode", sa.BigInteger, nullable=False),
-    sa.Column("size", sa.BigInteger, nullable=False),
-    sa.Column("mtime_ns", sa.BigInteger, nullable=False),
-    sa.Column("hash", sa.String(64), nullable=False),
-)
 
 StatKey = tuple[int, int, int]  # inode, size, mtime_ns
 
+# The table as earlier versions created it (through SQLAlchemy), so existing files keep working.
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS stat_entries (
+    path TEXT NOT NULL,
+    inode BIGINT NOT NULL,
+    size BIGINT NOT NULL,
+    mtime_ns BIGINT NOT NULL,
+    hash VARCHAR(64) NOT NULL,
+    PRIMARY KEY (path)
+)
+"""
+_UPSERT = (
+    "INSERT INTO stat_entries (path, inode, size, mtime_ns, hash) VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT (path) DO UPDATE SET inode = excluded.inode, size = excluded.size, "
+    "mtime_ns = excluded.mtime_ns, hash = excluded.hash"
+)
+_COLUMNS = "path, inode, size, mtime_ns, hash"
+
 
 def stat_key(st: os.stat_result) -> StatKey:
+    """The fields of a ``stat`` that must all match for a cached hash to be trusted."""
     return (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 class StatCache:
+    """This machine's ``path -> (stat key, hash)`` table, in one SQLite file.
+
+    Safe to share between threads (one connection, used under a lock) and
+    between processes (WAL mode; writers wait for each other).
+    """
+
     def __init__(self, db_path: str) -> None:
         os.makedirs(os.path.dirname(db_path), exist_ok=True)
-        self.engine = sa.create_engine(f"sqlite:///{db_path}")
+        self.db_path = db_path
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        with self._lock:
+            self._connection()
 
-        @sa.event.listens_for(self.engine, "connect")
-        def _pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
+    def _connection(self) -> sqlite3.Connection:
+        """The open connection (opened again after :meth:`close`); call with the lock held."""
+        if self._conn is None:
+            conn = sqlite3.connect(self.db_path, timeout=30, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
             # A lost entry only costs a re-hash, so durability is not worth an fsync here.
-            cur.execute("PRAGMA synchronous=OFF")
-            cur.execute("PRAGMA busy_timeout=30000")
-            cur.close()
-
-        _meta.create_all(self.engine)
+            conn.execute("PRAGMA synchronous=OFF")
+            conn.execute("PRAGMA busy_timeout=30000")
+            with conn:
+                conn.execute(_SCHEMA)
+            self._conn = conn
+        return self._conn
 
     def lookup_many(self, prefix: str) -> dict[str, tuple[StatKey, str]]:
         """Every entry whose path starts with ``prefix`` (an absolute folder or file path)."""
-        stmt = sa.select(entries).where(entries.c.path >= prefix, entries.c.path < prefix + "\U0010ffff")
-        with self.engine.connect() as conn:
-            return {r.path: ((r.inode, r.size, r.mtime_ns), r.hash) for r in conn.execute(stmt)}
+        sql = f"SELECT {_COLUMNS} FROM stat_entries WHERE path >= ? AND path < ?"
+        with self._lock:
+            rows = self._connection().execute(sql, (prefix, prefix + "\U0010ffff")).fetchall()
+        return {path: ((inode, size, mtime_ns), digest) for path, inode, size, mtime_ns, digest in rows}
 
     def get(self, path: str, key: StatKey) -> str | None:
-        with self.engine.connect() as conn:
-            row = conn.execute(sa.select(entries).where(entries.c.path == path)).first()
-        if row is not None and (row.inode, row.size, row.mtime_ns) == key:
-            return str(row.hash)
+        """The cached hash of ``path``, if its entry has exactly this stat key."""
+        with self._lock:
+            row = self._connection().execute(f"SELECT {_COLUMNS} FROM stat_entries WHERE path = ?", (path,)).fetchone()
+        if row is not None and (row[1], row[2], row[3]) == key:
+            return str(row[4])
         return None
 
     def put_many(self, items: Iterable[tuple[str, StatKey, str]]) -> None:
-        rows = [
-            {"path": p, "inode": k[0], "size": k[1], "mtime_ns": k[2], "hash": h} for p, k, h in items
-        ]
+        """Remember (path, stat key, hash) entries, replacing older entries for the same paths."""
+        rows = [(path, key[0], key[1], key[2], digest) for path, key, digest in items]
         if not rows:
             return
-        stmt = sqlite.insert(entries)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["path"],
-            set_={c: stmt.excluded[c] for c in ("inode", "size", "mtime_ns", "hash")},
-        )
-        with self.engine.begin() as conn:
-            conn.execute(stmt, rows)
+        with self._lock:
+            conn = self._connection()
+            with conn:  # one transaction: commit, or roll back on error
+                conn.executemany(_UPSERT, rows)
 
     def close(self) -> None:
-        self.engine.dispose()
+        """Close the file; a later call opens it again."""
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None

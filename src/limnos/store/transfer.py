@@ -1,9 +1,17 @@
-"""Moving many objects between stores: bounded parallelism, retries, counters.
+"""Moving objects between stores: one code path for blocking and event-loop I/O, retries, counters.
 
-Small files must not be bound by per-request latency, so transfers run on a
-thread pool (the work is network waits, which release the GIL; s3fs runs the
-requests on its own event loop). A failed transfer is retried with
-exponential backoff; what still fails is reported, never silently dropped.
+Small files must not be bound by per-request latency, so transfers run in
+parallel: on a thread pool (the work is network waits, which release the
+GIL), or as coroutines on the filesystem's own event loop (s3fs, gcsfs,
+adlfs). A failed transfer is retried with exponential backoff; what still
+fails is reported, never silently dropped.
+
+Each transfer is written once, as a coroutine that does its I/O through an
+:class:`IOMode`. :data:`BLOCKING` makes every call in the calling thread and
+finishes it before returning, so such a coroutine never suspends and
+:func:`run_blocking` runs it to its end without an event loop (safe inside
+Jupyter's running loop, and free of any thread hop). :data:`ON_LOOP` awaits
+the filesystem's async methods, for the event-loop path.
 """
 
 from __future__ import annotations
@@ -12,16 +20,108 @@ import asyncio
 import os
 import random
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from ..errors import IntegrityError, ObjectNotAvailable
 from ..progress import transfer_progress
 
 T = TypeVar("T")
 RETRIES = 4
+
+
+class IOMode:
+    """Blocking filesystem I/O behind ``async`` methods; see :data:`BLOCKING`.
+
+    Every method runs to completion in the calling thread before it returns,
+    so a coroutine that awaits nothing but these never suspends.
+    """
+
+    async def get_file(self, fs: Any, rpath: str, lpath: str) -> None:
+        """Download ``rpath`` of ``fs`` to the local file ``lpath``."""
+        fs.get_file(rpath, lpath)
+
+    async def put_file(self, fs: Any, lpath: str, rpath: str, **kwargs: Any) -> None:
+        """Upload the local file ``lpath`` to ``rpath`` of ``fs``."""
+        fs.put_file(lpath, rpath, **kwargs)
+
+    async def cat_range(self, fs: Any, path: str, start: int, end: int) -> bytes:
+        """The bytes ``[start, end)`` of ``path`` (one ranged read)."""
+        return bytes(fs.cat_file(path, start=start, end=end))
+
+    async def offload(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run blocking or CPU-bound ``fn(*args)`` where it cannot stall other transfers."""
+        return fn(*args)
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait ``seconds`` (between retries)."""
+        time.sleep(seconds)
+
+
+class LoopIO(IOMode):
+    """Filesystem I/O on the filesystem's event loop: its async methods, awaited."""
+
+    async def get_file(self, fs: Any, rpath: str, lpath: str) -> None:
+        """Download ``rpath`` of ``fs`` to the local file ``lpath``."""
+        await fs._get_file(rpath, lpath)
+
+    async def put_file(self, fs: Any, lpath: str, rpath: str, **kwargs: Any) -> None:
+        """Upload the local file ``lpath`` to ``rpath`` of ``fs``."""
+        await fs._put_file(lpath, rpath, **kwargs)
+
+    async def cat_range(self, fs: Any, path: str, start: int, end: int) -> bytes:
+        """The bytes ``[start, end)`` of ``path`` (one ranged read)."""
+        return bytes(await fs._cat_file(path, start=start, end=end))
+
+    async def offload(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(*args)`` on a worker thread: hashing a big object must not stall the loop."""
+        return await asyncio.to_thread(fn, *args)
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait ``seconds`` without blocking the loop."""
+        await asyncio.sleep(seconds)
+
+
+#: I/O in the calling thread; coroutines using it run with :func:`run_blocking`.
+BLOCKING = IOMode()
+#: I/O on the filesystem's event loop (``fs._get_file`` and friends).
+ON_LOOP = LoopIO()
+
+
+def run_blocking(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine that does its I/O through :data:`BLOCKING` to its end, in this thread.
+
+    Raises:
+        RuntimeError: the coroutine suspended (it awaited real async I/O).
+    """
+    try:
+        coro.send(None)
+    except StopIteration as done:
+        value: T = done.value
+        return value
+    coro.close()
+    raise RuntimeError("a coroutine run with BLOCKING I/O suspended; it must await only BLOCKING calls")
+
+
+def backoff(attempt: int) -> float:
+    """Seconds to wait before retry ``attempt + 1``: exponential, capped, with jitter."""
+    return min(5.0, 0.2 * 2.0**attempt) * (0.5 + random.random())
+
+
+async def with_retries(call: Callable[[], Awaitable[T]], io: IOMode) -> T:
+    """``await call()``, retried up to :data:`RETRIES` times; bad or absent bytes are not retried."""
+    for n in range(RETRIES):
+        try:
+            return await call()
+        except (IntegrityError, ObjectNotAvailable):
+            raise  # retrying cannot fix bad or absent bytes
+        except Exception:
+            if n + 1 == RETRIES:
+                raise
+            await io.sleep(backoff(n))
+    raise AssertionError("unreachable")
 
 
 def default_jobs() -> int:
@@ -44,9 +144,11 @@ class TransferReport:
 
     @property
     def ok(self) -> bool:
+        """True when nothing failed."""
         return not self.failed
 
     def to_dict(self) -> dict[str, object]:
+        """The report as plain JSON-ready values."""
         return {"action": self.action, "transferred": self.transferred, "bytes": self.bytes, "skipped": self.skipped,
                 "records": self.records, "failed": self.failed, "renumbered": self.renumbered,
                 "seconds": round(self.seconds, 3), "ok": self.ok}
@@ -60,24 +162,15 @@ def run_parallel(items: Sequence[T], work: Callable[[T], int], sizes: Callable[[
 
     With ``async_work`` and the filesystem's ``loop`` (s3fs, gcsfs, adlfs), the
     requests run as coroutines on that loop instead of one thread each.
+
+    Raises:
+        IntegrityError: some object's bytes did not match its hash (the first such error;
+            every failure is also listed in ``report.failed``).
     """
     if not items:
         return
     jobs = max(1, jobs or default_jobs())
     start = time.perf_counter()
-
-    def attempt(item: T) -> int:
-        for n in range(RETRIES):
-            try:
-                return work(item)
-            except (IntegrityError, ObjectNotAvailable):
-                raise  # retrying cannot fix bad or absent bytes
-            except Exception:
-                if n + 1 == RETRIES:
-                    raise
-                time.sleep(min(5.0, 0.2 * 2**n) * (0.5 + random.random()))
-        raise AssertionError("unreachable")
-
     errors: list[BaseException] = []
 
     def settle(item: T, moved: int | None, exc: BaseException | None, advance: Callable[[int, int], None]) -> None:
@@ -89,6 +182,12 @@ def run_parallel(items: Sequence[T], work: Callable[[T], int], sizes: Callable[[
         report.transferred += count(item)
         report.bytes += moved or 0
         advance(count(item), moved or 0)
+
+    async def now(item: T) -> int:
+        return work(item)
+
+    def attempt(item: T) -> int:
+        return run_blocking(with_retries(lambda: now(item), BLOCKING))
 
     with transfer_progress(sum(count(i) for i in items), sum(sizes(i) for i in items), description) as advance:
         if async_work is not None and loop is not None:
@@ -117,19 +216,11 @@ async def _gather(items: Sequence[T], work: Callable[[T], Awaitable[int]], jobs:
 
     async def one(item: T) -> None:
         async with gate:
-            for n in range(RETRIES):
-                try:
-                    moved = await work(item)
-                except (IntegrityError, ObjectNotAvailable) as exc:
-                    settle(item, None, exc, advance)
-                    return
-                except Exception as exc:
-                    if n + 1 == RETRIES:
-                        settle(item, None, exc, advance)
-                        return
-                    await asyncio.sleep(min(5.0, 0.2 * 2**n) * (0.5 + random.random()))
-                else:
-                    settle(item, moved, None, advance)
-                    return
+            try:
+                moved = await with_retries(lambda: work(item), ON_LOOP)
+            except Exception as exc:
+                settle(item, None, exc, advance)
+            else:
+                settle(item, moved, None, advance)
 
     await asyncio.gather(*(one(item) for item in items))
