@@ -538,7 +538,7 @@ def _bulk_datasource(lake: Any, count: int, seed: int = 1) -> str:
         meta.append((fid, "episode", "int", i % EPISODES(count), None, stamp))
         meta.append((fid, "group", "int", rnd.randrange(GROUPS(count)), None, stamp))
         meta.append((fid, "label", "str", None, f"label{rnd.randrange(50)}", stamp))
-    log = [row + (False, commit) for row in meta]
+    log = [(*row, False, commit) for row in meta]
     specs = [("files", "id,name,version,size,created_at,commit_id,kind,uri", files),
              ("datapoints", "id,datasource_id,path,file_id,fingerprint,added_at,commit_id", points),
              ("metadata", "file_id,key,type,v_int,v_str,set_at", meta),
@@ -571,8 +571,8 @@ def _time_queries(lake: Any, values: list[int], field: str, repeat: int) -> dict
     for _ in range(repeat):
         per: dict[str, list[float]] = {"all": [], "head": [], "count": []}
         for v in values:
-            for kind, run in (("all", lambda: ds[ds[field] == v].all()), ("head", lambda: ds[ds[field] == v].head(10)),
-                              ("count", lambda: ds[ds[field] == v].count())):
+            for kind, run in (("all", lambda v=v: ds[ds[field] == v].all()), ("head", lambda v=v: ds[ds[field] == v].head(10)),
+                              ("count", lambda v=v: ds[ds[field] == v].count())):
                 t0 = time.perf_counter()
                 got = run()
                 per[kind].append(time.perf_counter() - t0)
@@ -648,7 +648,7 @@ def _query_1m_postgres(ctx: Ctx, run: Path, count: int, values: list[int]) -> di
 # through ``import run``: make that name this module, also when it runs as a script (``__main__``).
 sys.modules.setdefault("run", sys.modules[__name__])
 sys.path.insert(0, str(HERE))
-import remote_workloads
+import remote_workloads  # noqa: E402  (needs the path and module alias set just above)
 
 FLOORS = ("cp", "rclone")  # what a workload's limnos time is compared with besides dvc
 
@@ -662,7 +662,7 @@ def summarize(name: str, times: dict[str, list[float]], targets: list[Target]) -
     """One row for the workload, plus one per ``limnos_<x>`` tool (no target)."""
     med = {tool: median(xs) for tool, xs in times.items()}
     rows = []
-    for key in ["limnos"] + sorted(k for k in times if k.startswith("limnos_")):
+    for key in ["limnos", *sorted(k for k in times if k.startswith("limnos_"))]:
         lim = med.get(key)
         ratios = {t: (lim / med[t] if lim is not None and med.get(t) else None) for t in ("dvc", *FLOORS)}
         ratios["seconds"] = lim  # absolute targets (Target("seconds", 0.005, "< 5 ms"))
@@ -715,9 +715,9 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         from rich.console import Console
         from rich.table import Table
     except ImportError:
-        widths = [max(len(str(x)) for x in col) for col in zip(header, *body)]
+        widths = [max(len(str(x)) for x in col) for col in zip(header, *body, strict=True)]
         for line in [header, ["-" * w for w in widths], *body]:
-            print("  ".join(str(x).ljust(w) for x, w in zip(line, widths)))
+            print("  ".join(str(x).ljust(w) for x, w in zip(line, widths, strict=True)))
         return
     table = Table(title="limnos benchmarks (median seconds; ratio < 1 means limnos is faster)")
     for i, h in enumerate(header):

@@ -175,6 +175,9 @@ def public_definitions(tree: ast.Module) -> list[tuple[str, ast.AST]]:
     """Public classes and functions at module level, and public methods of public classes."""
     out: list[tuple[str, ast.AST]] = []
     for node in tree.body:
+        is_function = isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+        if is_function and "overload" in {ast.unparse(d) for d in node.decorator_list}:
+            continue  # the implementation after the overloads carries the docstring
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and not node.name.startswith("_"):
             out.append((node.name, node))
             if isinstance(node, ast.ClassDef):

@@ -837,7 +837,8 @@ def test_step_keeps_the_function_signature_for_type_checkers(tmp_path):
     assert stderr == ""
     revealed = [line.split('Revealed type is "', 1)[1].rstrip('"').replace("builtins.", "")  # older mypy prints it
                 for line in stdout.splitlines() if "Revealed type is" in line]
-    assert revealed == ["bytes", "set[int]", "dict[str, int]", "list[float]", "limnos.steps.step.StepCall", "str", "float"], stdout
+    assert revealed == ["bytes", "set[int]", "dict[str, int]", "list[float]", "limnos.steps.step.StepCall", "str",
+                        "float"], stdout
     errors = sorted((int(line.split(":")[1]), line.rsplit("[", 1)[1].rstrip("]"))
                     for line in stdout.splitlines() if ": error: " in line)
     expected = sorted((n, line.split("# E: ")[1]) for n, line in enumerate(TYPED_SNIPPET.splitlines(), 1)

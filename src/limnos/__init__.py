@@ -13,8 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import *  # noqa: F403  (errors are light and always wanted)
 from .errors import __all__ as _errors
-
-__version__ = "0.1.0"
+from .version import __version__
 
 # The rest loads on first use (PEP 562), so `import limnos` and `limnos --help`
 # do not pay for SQLAlchemy, fsspec and friends until a lake is touched.

@@ -23,9 +23,6 @@ from .migrations import migrate
 from .records import Commit
 from .values import to_utc
 
-#: the former name of :func:`~limnos.catalog.values.to_utc`, still imported by datasources/source.py
-utc = to_utc
-
 
 @dataclass(frozen=True)
 class FileRow:

@@ -16,17 +16,12 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from . import schema as t
-from .catalog import utc
+from .engine import chunks
+from .values import to_utc
 
 if TYPE_CHECKING:
     from .catalog import Catalog
 
-_CHUNK = 500  # bound on IN (...) lists
-
-
-def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
-    for i in range(0, len(items), _CHUNK):
-        yield items[i : i + _CHUNK]
 
 
 @dataclass
@@ -43,9 +38,9 @@ class SourceInfo:
 
 
 def _info(r: Any) -> SourceInfo:
-    created = utc(r.created_at)
+    created = to_utc(r.created_at)
     assert created is not None  # the column is NOT NULL
-    return SourceInfo(r.id, r.name, r.root, r.kind, created, utc(r.scanned_at), utc(r.deleted_at))
+    return SourceInfo(r.id, r.name, r.root, r.kind, created, to_utc(r.scanned_at), to_utc(r.deleted_at))
 
 
 def find_datasource(catalog: Catalog, name: str) -> SourceInfo | None:
@@ -103,9 +98,9 @@ def saved_datasets(catalog: Catalog, datasource_id: str | None = None) -> list[D
     out = []
     with catalog.engine.connect() as conn:
         for r in conn.execute(stmt):
-            created = utc(r.created_at)
+            created = to_utc(r.created_at)
             assert created is not None  # the column is NOT NULL
-            out.append(DatasetRow(r.name, r.source, r.datasource_id, r.query, utc(r.as_of), created))
+            out.append(DatasetRow(r.name, r.source, r.datasource_id, r.query, to_utc(r.as_of), created))
     return out
 
 
@@ -128,7 +123,7 @@ def current_datapoints(catalog: Catalog, datasource_id: str, paths: Iterable[str
         if paths is None:
             rows = list(conn.execute(stmt))
         else:
-            for chunk in _chunks(sorted(set(paths))):
+            for chunk in chunks(sorted(set(paths))):
                 rows += conn.execute(stmt.where(dp.c.path.in_(chunk))).all()
     return {r.path: CurrentDatapoint(r.id, r.file_id, r.fingerprint) for r in rows}
 
@@ -151,7 +146,7 @@ def current_values(catalog: Catalog, file_ids: Sequence[str], exclude_keys: Iter
     excluded = list(exclude_keys)
     out = []
     with catalog.engine.connect() as conn:
-        for chunk in _chunks(list(file_ids)):
+        for chunk in chunks(list(file_ids)):
             stmt = sa.select(m.c.file_id, m.c.key, m.c.type, m.c.v_int, m.c.v_float, m.c.v_str).where(m.c.file_id.in_(chunk))
             if excluded:
                 stmt = stmt.where(m.c.key.not_in(excluded))
@@ -164,7 +159,7 @@ def keys_set(catalog: Catalog, file_ids: Sequence[str]) -> dict[str, set[str]]:
     m = t.metadata_current
     out: dict[str, set[str]] = {}
     with catalog.engine.connect() as conn:
-        for chunk in _chunks(sorted(set(file_ids))):
+        for chunk in chunks(sorted(set(file_ids))):
             for fid, key in conn.execute(sa.select(m.c.file_id, m.c.key).where(m.c.file_id.in_(chunk))):
                 out.setdefault(fid, set()).add(key)
     return out

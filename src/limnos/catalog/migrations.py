@@ -13,8 +13,8 @@ from collections.abc import Callable
 
 import sqlalchemy as sa
 
-from .. import __version__
 from ..errors import CatalogVersionError
+from ..version import __version__
 from . import schema
 from .engine import run_atomic
 

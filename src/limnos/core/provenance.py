@@ -15,9 +15,9 @@ import subprocess
 import sys
 from typing import Any
 
-from .. import __version__
 from ..errors import redact_url
 from ..store.hashing import hash_bytes
+from ..version import __version__
 
 
 def _git(args: list[str], cwd: str) -> str | None:

@@ -61,7 +61,7 @@ def upload_objects(cache: LocalObjectStore, target: ObjectStore, hashes: Iterabl
         kind, members = item
         if kind == "pack":
             return target.put_pack([(h, cache.path(h)) for h in members], cache.staging_dir())
-        target._put(cache.path(members[0]), target.object_key(members[0]), create=True)
+        target.put(cache.path(members[0]), target.object_key(members[0]), create=True)
         return sizes[members[0]]
 
     async def send_async(item: tuple[str, list[str]]) -> int:

@@ -409,8 +409,8 @@ class Step(Generic[P, R]):
     def _step_row(self, lake: LakeBase, key: str, bound: inspect.BoundArguments, files: list[tuple[str, File]],
                   call: StepExecution, started: dt.datetime, ended: dt.datetime, duration: float, run: Mapping[str, Any],
                   run_id: str | None) -> dict[str, Any]:
-        from .. import __version__
         from ..core import provenance
+        from ..version import __version__
 
         shown = Canonicalizer(self.function, for_key=False).arguments(bound.arguments)
         link = provenance.source_link(self.code.source_file, self.code.first_line, self.code.last_line)

@@ -22,7 +22,6 @@ _FICLONE = 0x40049409  # linux/fs.h: _IOW(0x94, 9, int)
 UNSUPPORTED_ERRNOS = frozenset({errno.EXDEV, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EINVAL, errno.ENOTTY, errno.EPERM,
                                 errno.ENOSYS})
 #: the former private name, still imported by tracking/manifest.py
-_UNSUPPORTED = UNSUPPORTED_ERRNOS
 
 
 def reflink(src: str, dst: str) -> None:

@@ -47,7 +47,7 @@ from ..errors import (
 )
 from ..ops.add import RACY_SECONDS
 from ..store import hashing
-from ..store.links import _UNSUPPORTED, place, reflink
+from ..store.links import UNSUPPORTED_ERRNOS, place, reflink
 from ..store.statcache import stat_key
 from .manifest import MANIFEST_NAME, LockEntry, Manifest, find_manifest, locked
 
@@ -303,7 +303,7 @@ class Project:
                         os.symlink(obj, tmp)
                     method = lake.link
                 except OSError as exc:
-                    if exc.errno not in _UNSUPPORTED and exc.errno != errno.EMLINK:
+                    if exc.errno not in UNSUPPORTED_ERRNOS and exc.errno != errno.EMLINK:
                         raise
             if method is None:
                 try:
@@ -311,7 +311,7 @@ class Project:
                     os.chmod(tmp, st.st_mode & 0o7777)
                     method = "reflink"
                 except OSError as exc:
-                    if exc.errno not in _UNSUPPORTED:
+                    if exc.errno not in UNSUPPORTED_ERRNOS:
                         raise
                     return  # no reflinks here: the working file stays an independent copy
             os.replace(tmp, abspath)
