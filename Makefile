@@ -40,7 +40,7 @@ test-fast: $(VENV)/.installed-dev
 # Both checks always run, so one pass shows every problem; fails if either does.
 lint: $(VENV)/.installed-dev
 	@status=0; \
-	$(VENV)/bin/ruff check src tests || status=1; \
+	$(VENV)/bin/ruff check src tests benchmarks || status=1; \
 	$(VENV)/bin/mypy || status=1; \
 	exit $$status
 
