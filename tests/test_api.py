@@ -80,7 +80,7 @@ def test_add_of_a_folder_with_one_file_is_still_a_folder_result(sqlite_lake, tmp
 def test_lookup_errors_carry_their_subject(sqlite_lake, tmp_path):
     with pytest.raises(FileNotFound) as missing:
         sqlite_lake.get("nope.txt")
-    assert missing.value.ref == "nope.txt" and str(missing.value) == "no file 'nope.txt' in the lake; see 'limnos ls'"
+    assert missing.value.ref == "nope.txt" and str(missing.value) == "no file 'nope.txt' in the lake; see lake.ls()"
     with pytest.raises(FileNotFound) as no_history:
         sqlite_lake.history("nope.txt")
     assert no_history.value.ref == "nope.txt"

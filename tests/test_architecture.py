@@ -198,3 +198,17 @@ def test_every_public_definition_has_a_docstring() -> None:
             if not ast.get_docstring(node):  # type: ignore[arg-type]
                 missing.append(f"{name}.{qualname}")
     assert not missing, f"{len(missing)} public definitions without a docstring:\n" + "\n".join(missing)
+
+
+def test_library_errors_speak_python() -> None:
+    """Errors raised below the CLI give Python advice; the CLI turns it into commands (cli/advice.py)."""
+    shell = []
+    for name, path in modules().items():
+        if name.startswith("limnos.cli"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Raise) and node.exc is not None:
+                text = " ".join(c.value for c in ast.walk(node.exc) if isinstance(c, ast.Constant) and isinstance(c.value, str))
+                if "'limnos " in text or "`limnos " in text:
+                    shell.append(f"{name}:{node.lineno}: {text[:100]}")
+    assert not shell, "library errors that give shell advice:\n" + "\n".join(shell)

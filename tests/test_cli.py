@@ -455,16 +455,51 @@ def test_errors_are_one_line(tmp_path: Path, added: Path) -> None:
 
 
 def test_error_hints_follow_the_message(tmp_path: Path, added: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI shows the library's message with advice in its own words: a registered hint, else the library's
+    Python advice turned into the command that does the same."""
+    with pytest.raises(FileNotFound) as caught:
+        limnos.open(str(added)).get("nope.csv")
+    assert caught.value.message == "no file 'nope.csv' in the lake" and caught.value.hint == "see lake.ls()"
+    assert "limnos ls" not in str(caught.value)  # the library speaks Python
+    assert cli("info", "nope.csv", ok=False).stderr.strip() == "error: no file 'nope.csv' in the lake; see 'limnos ls'"
     monkeypatch.setitem(cli_errors.HINTS, LimnosError, lambda exc: "a hint for every lake error")
-    assert_one_line_error(cli("info", "nope.csv", ok=False),
-                          "no file 'nope.csv' in the lake; see 'limnos ls'; a hint for every lake error")
+    assert_one_line_error(cli("info", "nope.csv", ok=False), "no file 'nope.csv' in the lake; a hint for every lake error")
     monkeypatch.setitem(cli_errors.HINTS, FileNotFound, lambda exc: f"hinted {type(exc).__name__}")  # nearest class wins
     result = cli("info", "nope.csv", ok=False)
-    assert result.stderr.strip() == "error: no file 'nope.csv' in the lake; see 'limnos ls'; hinted FileNotFound"
-    monkeypatch.setitem(cli_errors.HINTS, FileNotFound, lambda exc: None)  # None: no hint for this one
+    assert result.stderr.strip() == "error: no file 'nope.csv' in the lake; hinted FileNotFound"
+    monkeypatch.setitem(cli_errors.HINTS, FileNotFound, lambda exc: None)  # None: the library's advice, as a command
     assert cli("info", "nope.csv", ok=False).stderr.strip() == "error: no file 'nope.csv' in the lake; see 'limnos ls'"
     assert_one_line_error(cli("add", str(tmp_path), "--meta", "oops", ok=False), "key=value")  # not a LimnosError
     assert "hint" not in cli("add", str(tmp_path), "--meta", "oops", ok=False).stderr
+
+
+def test_every_library_hint_reads_as_a_command() -> None:
+    """Each Python hint the library gives becomes a command on the CLI; none stays Python there."""
+    from limnos.cli.advice import shell_advice
+
+    cases = {
+        "see lake.ls()": "see 'limnos ls'",
+        "see lake.history('raw/a.csv')": "see 'limnos history raw/a.csv'",
+        "see lake.get('a.csv@2').metadata": "see 'limnos info a.csv@2'",
+        "see lake.datasets()": "see 'limnos datasets'",
+        "create it with lake.datasource('x', root) or see lake.datasources()":
+            "create it with lake.datasource('x', root) or see 'limnos ds list'",
+        "see lake.remotes.list()": "see 'limnos remote list'",
+        "add one with lake.remotes.add('origin', URL), or push from a machine that has the data":
+            "add one with 'limnos remote add origin URL', or push from a machine that has the data",
+        "call lake.fsck() to see what else is missing": "run 'limnos fsck' to see what else is missing",
+        "call lake.gc() to free space": "use 'limnos gc' to free space",
+        "call lake.push() again to retry": "run 'limnos push' again to retry",
+        "call lake.unlock(ref) first if it really must go": "run 'limnos unlock' on it first if it really must go",
+        "call lake.reindex(force=True) to rebuild it from the store": "run 'limnos reindex --force' to rebuild it from the store",
+        "reopen the lake or call lake.reindex() to roll them forward": "reopen the lake or run 'limnos reindex' to roll them forward",
+        "create one with limnos.init(), or set LIMNOS_LAKE to its path":
+            "run 'limnos init' to create one, or set LIMNOS_LAKE to its path",
+        "create one with limnos.init('/data/lake')": "run 'limnos init /data/lake' to create one",
+        "call limnos.tracking.init_project(root) in your project's root folder":
+            "run 'limnos init --project' in your project's root folder",
+    }
+    assert {k: shell_advice(k) for k in cases} == cases
 
 
 def test_no_lake_here(monkeypatch: pytest.MonkeyPatch) -> None:

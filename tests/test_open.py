@@ -27,7 +27,7 @@ def test_open_finds_nearest_lake_in_parents(tmp_path, monkeypatch):
 def test_open_uses_env_then_errors(tmp_path, monkeypatch):
     lake = limnos.init(str(tmp_path / "elsewhere"))
     lake.close()
-    with pytest.raises(LakeNotFound, match="limnos init"):
+    with pytest.raises(LakeNotFound, match=r"limnos\.init\("):
         limnos.open()
     monkeypatch.setenv("LIMNOS_LAKE", str(tmp_path / "elsewhere"))
     assert limnos.open().path == str(tmp_path / "elsewhere")

@@ -59,7 +59,7 @@ def test_reindex_postgres(tmp_path, pg_database):
     lake = limnos.init(str(tmp_path / "lake"), catalog=pg_database)
     build(lake, tmp_path)
     before = snapshot(lake)
-    with pytest.raises(LimnosError, match="--force"):
+    with pytest.raises(LimnosError, match=r"reindex\(force=True\)"):
         lake.reindex()
     lake.catalog.wipe()
     assert lake.ls() == []

@@ -62,7 +62,26 @@ class LimnosError(Exception):
     keyword argument and keep it as an attribute, so code can act on the error
     without parsing its message: ``except FileNotFound as e: print(e.ref)``.
     Every such field is None when the raise site did not know it.
+
+    The message says what is wrong; ``hint`` (optional) says what to do about it,
+    in Python (``call lake.fsck()``). ``str()`` joins them with ``; ``. The CLI
+    shows :attr:`message` with its own shell advice instead (``cli/errors.py``).
+
+    Attributes:
+        hint: what to do about it, in Python terms, or None.
     """
+
+    def __init__(self, *args: object, hint: str | None = None, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.hint = hint
+
+    @property
+    def message(self) -> str:
+        """What is wrong, without the hint."""
+        return super().__str__()
+
+    def __str__(self) -> str:
+        return f"{self.message}; {self.hint}" if self.hint else self.message
 
 
 class _KeyErrorMessage(LimnosError, KeyError):
@@ -75,7 +94,9 @@ class _KeyErrorMessage(LimnosError, KeyError):
     #: what ``str()`` gives when the error was raised without a message
     empty_message = "not found"
 
-    def __str__(self) -> str:
+    @property
+    def message(self) -> str:
+        """What is wrong, without the hint (the message itself, not its ``repr()``)."""
         return str(self.args[0]) if self.args else self.empty_message
 
 
@@ -86,8 +107,8 @@ class LakeNotFound(LimnosError, FileNotFoundError):
         path: the folder or URL that was searched, when there was one.
     """
 
-    def __init__(self, *args: object, path: str | None = None) -> None:
-        super().__init__(*args)
+    def __init__(self, *args: object, path: str | None = None, hint: str | None = None) -> None:
+        super().__init__(*args, hint=hint)
         self.path = path
 
 
@@ -98,8 +119,8 @@ class LakeExists(LimnosError, FileExistsError):
         path: where the existing lake is.
     """
 
-    def __init__(self, *args: object, path: str | None = None) -> None:
-        super().__init__(*args)
+    def __init__(self, *args: object, path: str | None = None, hint: str | None = None) -> None:
+        super().__init__(*args, hint=hint)
         self.path = path
 
 
@@ -110,8 +131,8 @@ class DestinationExists(LimnosError, FileExistsError):
         path: the existing destination.
     """
 
-    def __init__(self, *args: object, path: str | None = None) -> None:
-        super().__init__(*args)
+    def __init__(self, *args: object, path: str | None = None, hint: str | None = None) -> None:
+        super().__init__(*args, hint=hint)
         self.path = path
 
 
@@ -124,8 +145,8 @@ class FileNotFound(_KeyErrorMessage):
 
     empty_message = "file not found"
 
-    def __init__(self, *args: object, ref: str | None = None) -> None:
-        super().__init__(*args)
+    def __init__(self, *args: object, ref: str | None = None, hint: str | None = None) -> None:
+        super().__init__(*args, hint=hint)
         self.ref = ref
 
 
@@ -136,8 +157,8 @@ class SourceNotFound(LimnosError, FileNotFoundError):
         path: the path (or URL) that does not exist.
     """
 
-    def __init__(self, *args: object, path: str | None = None) -> None:
-        super().__init__(*args)
+    def __init__(self, *args: object, path: str | None = None, hint: str | None = None) -> None:
+        super().__init__(*args, hint=hint)
         self.path = path
 
 
@@ -148,8 +169,8 @@ class InvalidName(LimnosError, ValueError):
         name: the rejected name (it may not be a str).
     """
 
-    def __init__(self, *args: object, name: object = None) -> None:
-        super().__init__(*args)
+    def __init__(self, *args: object, name: object = None, hint: str | None = None) -> None:
+        super().__init__(*args, hint=hint)
         self.name = name
 
 
@@ -160,8 +181,8 @@ class InvalidRef(LimnosError, ValueError):
         ref: the rejected ref (it may not be a str).
     """
 
-    def __init__(self, *args: object, ref: object = None) -> None:
-        super().__init__(*args)
+    def __init__(self, *args: object, ref: object = None, hint: str | None = None) -> None:
+        super().__init__(*args, hint=hint)
         self.ref = ref
 
 
@@ -172,8 +193,8 @@ class SchemaError(LimnosError, TypeError):
         key: the metadata key or datasource field.
     """
 
-    def __init__(self, *args: object, key: str | None = None) -> None:
-        super().__init__(*args)
+    def __init__(self, *args: object, key: str | None = None, hint: str | None = None) -> None:
+        super().__init__(*args, hint=hint)
         self.key = key
 
 
@@ -186,8 +207,8 @@ class FieldNotFound(_KeyErrorMessage):
 
     empty_message = "field not found"
 
-    def __init__(self, *args: object, key: str | None = None) -> None:
-        super().__init__(*args)
+    def __init__(self, *args: object, key: str | None = None, hint: str | None = None) -> None:
+        super().__init__(*args, hint=hint)
         self.key = key
 
 
@@ -199,8 +220,8 @@ class MetadataError(LimnosError, ValueError):
         ref: the file whose metadata was being changed, when known.
     """
 
-    def __init__(self, *args: object, key: str | None = None, ref: str | None = None) -> None:
-        super().__init__(*args)
+    def __init__(self, *args: object, key: str | None = None, ref: str | None = None, hint: str | None = None) -> None:
+        super().__init__(*args, hint=hint)
         self.key = key
         self.ref = ref
 
@@ -212,8 +233,8 @@ class CatalogError(LimnosError, RuntimeError):
         url: the catalog's URL, with any password redacted.
     """
 
-    def __init__(self, *args: object, url: str | None = None) -> None:
-        super().__init__(*args)
+    def __init__(self, *args: object, url: str | None = None, hint: str | None = None) -> None:
+        super().__init__(*args, hint=hint)
         self.url = url
 
 
@@ -228,8 +249,8 @@ class StoreError(LimnosError, OSError):
         url: the store's URL, with any password redacted.
     """
 
-    def __init__(self, *args: object, url: str | None = None) -> None:
-        super().__init__(*args)
+    def __init__(self, *args: object, url: str | None = None, hint: str | None = None) -> None:
+        super().__init__(*args, hint=hint)
         self.url = url
 
 
@@ -246,8 +267,8 @@ class RemoteNotFound(_KeyErrorMessage):
 
     empty_message = "remote not found"
 
-    def __init__(self, *args: object, name: str | None = None) -> None:
-        super().__init__(*args)
+    def __init__(self, *args: object, name: str | None = None, hint: str | None = None) -> None:
+        super().__init__(*args, hint=hint)
         self.name = name
 
 
@@ -259,8 +280,8 @@ class ObjectNotAvailable(StoreError):
         url: where it was looked for, when one place was.
     """
 
-    def __init__(self, *args: object, digest: str | None = None, url: str | None = None) -> None:
-        super().__init__(*args, url=url)
+    def __init__(self, *args: object, digest: str | None = None, url: str | None = None, hint: str | None = None) -> None:
+        super().__init__(*args, url=url, hint=hint)
         self.digest = digest
 
 
@@ -271,8 +292,8 @@ class FileLocked(LimnosError, PermissionError):
         refs: the locked files, as ``name@N``.
     """
 
-    def __init__(self, *args: object, refs: list[str] | None = None) -> None:
-        super().__init__(*args)
+    def __init__(self, *args: object, refs: list[str] | None = None, hint: str | None = None) -> None:
+        super().__init__(*args, hint=hint)
         self.refs = list(refs or [])
 
 
@@ -284,8 +305,8 @@ class IntegrityError(StoreError):
         url: the store that holds them, when known.
     """
 
-    def __init__(self, *args: object, digest: str | None = None, url: str | None = None) -> None:
-        super().__init__(*args, url=url)
+    def __init__(self, *args: object, digest: str | None = None, url: str | None = None, hint: str | None = None) -> None:
+        super().__init__(*args, url=url, hint=hint)
         self.digest = digest
 
 
@@ -301,8 +322,8 @@ class MissingExtra(LimnosError, ImportError):
         extra: the limnos extra that installs it (``pip install 'limnos[extra]'``), if there is one.
     """
 
-    def __init__(self, *args: object, module: str | None = None, extra: str | None = None) -> None:
-        super().__init__(*args, name=module)
+    def __init__(self, *args: object, module: str | None = None, extra: str | None = None, hint: str | None = None) -> None:
+        super().__init__(*args, name=module, hint=hint)
         self.extra = extra
 
 
@@ -317,8 +338,8 @@ class StepParameterError(StepError, TypeError):
         param: the parameter's name, when known.
     """
 
-    def __init__(self, *args: object, param: str | None = None) -> None:
-        super().__init__(*args)
+    def __init__(self, *args: object, param: str | None = None, hint: str | None = None) -> None:
+        super().__init__(*args, hint=hint)
         self.param = param
 
 
@@ -333,8 +354,8 @@ class ProjectNotFound(LimnosError, FileNotFoundError):
         path: the folder the search started from.
     """
 
-    def __init__(self, *args: object, path: str | None = None) -> None:
-        super().__init__(*args)
+    def __init__(self, *args: object, path: str | None = None, hint: str | None = None) -> None:
+        super().__init__(*args, hint=hint)
         self.path = path
 
 
@@ -345,8 +366,8 @@ class ManifestError(LimnosError, ValueError):
         path: the manifest file, when known.
     """
 
-    def __init__(self, *args: object, path: str | None = None) -> None:
-        super().__init__(*args)
+    def __init__(self, *args: object, path: str | None = None, hint: str | None = None) -> None:
+        super().__init__(*args, hint=hint)
         self.path = path
 
 
@@ -361,8 +382,8 @@ class FolioItemExists(FolioError):
         name: the item's name.
     """
 
-    def __init__(self, *args: object, name: str | None = None) -> None:
-        super().__init__(*args)
+    def __init__(self, *args: object, name: str | None = None, hint: str | None = None) -> None:
+        super().__init__(*args, hint=hint)
         self.name = name
 
 
@@ -375,8 +396,8 @@ class FolioItemNotFound(_KeyErrorMessage):
 
     empty_message = "item not found"
 
-    def __init__(self, *args: object, name: str | None = None) -> None:
-        super().__init__(*args)
+    def __init__(self, *args: object, name: str | None = None, hint: str | None = None) -> None:
+        super().__init__(*args, hint=hint)
         self.name = name
 
 
@@ -387,8 +408,8 @@ class UnsafeArchive(FolioError):
         member: the archive member's name.
     """
 
-    def __init__(self, *args: object, member: str | None = None) -> None:
-        super().__init__(*args)
+    def __init__(self, *args: object, member: str | None = None, hint: str | None = None) -> None:
+        super().__init__(*args, hint=hint)
         self.member = member
 
 
@@ -399,8 +420,8 @@ class UntrustedModel(LimnosError, PermissionError):
         name: the model item's name.
     """
 
-    def __init__(self, *args: object, name: str | None = None) -> None:
-        super().__init__(*args)
+    def __init__(self, *args: object, name: str | None = None, hint: str | None = None) -> None:
+        super().__init__(*args, hint=hint)
         self.name = name
 
 
@@ -413,8 +434,8 @@ class DatasourceNotFound(_KeyErrorMessage):
 
     empty_message = "datasource not found"
 
-    def __init__(self, *args: object, name: str | None = None) -> None:
-        super().__init__(*args)
+    def __init__(self, *args: object, name: str | None = None, hint: str | None = None) -> None:
+        super().__init__(*args, hint=hint)
         self.name = name
 
 
@@ -427,8 +448,8 @@ class DatasetNotFound(_KeyErrorMessage):
 
     empty_message = "dataset not found"
 
-    def __init__(self, *args: object, name: str | None = None) -> None:
-        super().__init__(*args)
+    def __init__(self, *args: object, name: str | None = None, hint: str | None = None) -> None:
+        super().__init__(*args, hint=hint)
         self.name = name
 
 

@@ -230,8 +230,8 @@ class Lake(LakeBase):
         current = file.metadata
         unknown = [k for k in keys if k not in current]
         if unknown:
-            raise MetadataError(f"{file.ref} has no metadata key {', '.join(map(repr, unknown))}; see 'limnos info {file.ref}'",
-                                key=unknown[0], ref=file.ref)
+            raise MetadataError(f"{file.ref} has no metadata key {', '.join(map(repr, unknown))}",
+                                hint=f"see lake.get({file.ref!r}).metadata", key=unknown[0], ref=file.ref)
         commit = self.new_commit("metadata")
         commit.add_metadata([file.id], None, keys)
         commit.write()
@@ -269,7 +269,7 @@ class Lake(LakeBase):
         validate_name(name)
         rows = self.catalog.history(name)
         if not rows:
-            raise FileNotFound(f"no file named {name!r} in the lake; see 'limnos ls'", ref=name)
+            raise FileNotFound(f"no file named {name!r} in the lake", hint="see lake.ls()", ref=name)
         return self.files_with_metadata(rows)
 
     def query(self, filters: Mapping[str, Any] | None = None, *, latest: bool = False, **equals: Any) -> Result:

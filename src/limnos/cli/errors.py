@@ -24,6 +24,7 @@ import typer
 from limnos.errors import LimnosError
 
 from . import render
+from .advice import shell_advice
 
 DEBUG_ENV = "LIMNOS_DEBUG"
 BROKEN_PIPE_EXIT = 141  # what a shell reports for a process killed by SIGPIPE (128 + 13)
@@ -64,7 +65,10 @@ def describe(exc: BaseException) -> str:
     """
     if isinstance(exc, OSError) and not isinstance(exc, LimnosError) and exc.strerror:
         return f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
-    if isinstance(exc, (LimnosError, CliError, ValueError, OSError, KeyError)):
+    if isinstance(exc, LimnosError):
+        text = exc.message
+        return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    if isinstance(exc, (CliError, ValueError, OSError, KeyError)):
         text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
         return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
     first = (str(exc).strip().splitlines() or [""])[0]
@@ -72,9 +76,15 @@ def describe(exc: BaseException) -> str:
 
 
 def error_message(exc: BaseException) -> str:
-    """The whole ``error:`` line's text: the description, then the CLI hint for its class if there is one."""
+    """The whole ``error:`` line's text: the description, then the advice.
+
+    The advice is the CLI hint registered for the error's class, else the
+    library's own hint turned into a command (:func:`shell_advice`).
+    """
     text = describe(exc)
     hint = hint_for(exc)
+    if hint is None and isinstance(exc, LimnosError) and exc.hint:
+        hint = shell_advice(exc.hint)
     return f"{text}; {hint}" if hint else text
 
 

@@ -198,7 +198,8 @@ class LakeBase:
             return self.cache.path(digest)
         sources = self.sources()
         if not sources:
-            raise ObjectNotAvailable(f"object {digest[:12]} is missing from this lake and no remote is set; run 'limnos fsck'")
+            raise ObjectNotAvailable(f"object {digest[:12]} is missing from this lake and no remote is set",
+                                     hint="call lake.fsck() to see what else is missing", digest=digest)
         tried = []
         for source in sources:
             try:
@@ -252,8 +253,8 @@ class LakeBase:
         parsed = parse_ref(ref)
         row = self.catalog.file_by_id(parsed.id) if parsed.id else self.catalog.file_by_name(parsed.name or "", parsed.version)
         if row is None:
-            hint = "see 'limnos ls'" if not parsed.version else f"see 'limnos history {parsed.name}'"
-            raise FileNotFound(f"no file {ref!r} in the lake; {hint}", ref=ref)
+            hint = "see lake.ls()" if not parsed.version else f"see lake.history({parsed.name!r})"
+            raise FileNotFound(f"no file {ref!r} in the lake", hint=hint, ref=ref)
         return File(self, row)
 
     def files_with_metadata(self, rows: Sequence[FileRow]) -> list[File]:

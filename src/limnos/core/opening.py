@@ -155,13 +155,14 @@ def open_lake(cls: type[L], path: str | os.PathLike[str] | None = None, catalog:
     if path is None:
         path = os.environ.get("LIMNOS_LAKE") or find_lake()
         if path is None:
-            raise LakeNotFound("no lake here: run 'limnos init' to create one, or set LIMNOS_LAKE to its path")
+            raise LakeNotFound("no lake here", hint="create one with limnos.init(), or set LIMNOS_LAKE to its path")
     path = os.fspath(path)
     if _is_url(path):
         store = ObjectStore(path, **storage_options)
         data = store.read_config()
         if data is None:
-            raise LakeNotFound(f"no lake at {redact_url(path)}; run 'limnos init {redact_url(path)}' to create one")
+            raise LakeNotFound(f"no lake at {redact_url(path)}", hint=f"create one with limnos.init({redact_url(path)!r})",
+                               path=redact_url(path))
         lake = _open_remote(cls, path, store, _parse_config(data, redact_url(path)), catalog, cache)
     else:
         root = os.path.abspath(os.path.expanduser(path))
@@ -170,7 +171,7 @@ def open_lake(cls: type[L], path: str | os.PathLike[str] | None = None, catalog:
             root = os.path.join(root, DEFAULT_DIR)  # the project folder was given, not the lake folder
             config_path = os.path.join(root, CONFIG_NAME)
         if not os.path.isfile(config_path):
-            raise LakeNotFound(f"no lake at {root}; run 'limnos init {path}' to create one")
+            raise LakeNotFound(f"no lake at {root}", hint=f"create one with limnos.init({path!r})", path=root)
         with builtins.open(config_path, "rb") as f:
             lake = _open_local(cls, root, _parse_config(f.read(), config_path), catalog)
     report = roll_forward(lake)

@@ -111,7 +111,7 @@ class RemoteSet:
         """
         data = self._load()
         if name not in data["remotes"]:
-            raise RemoteNotFound(f"no remote named {name!r}; see 'limnos remote list'")
+            raise RemoteNotFound(f"no remote named {name!r}", hint="see lake.remotes.list()", name=name)
         del data["remotes"][name]
         if data.get("default") == name:
             data["default"] = next(iter(data["remotes"]), None)
@@ -140,14 +140,14 @@ class RemoteSet:
         if name is None:
             name = self.default
             if name is None:
-                raise RemoteNotFound("no remote is configured; add one with 'limnos remote add origin URL'")
+                raise RemoteNotFound("no remote is configured", hint="add one with lake.remotes.add('origin', URL)")
         return self[name]
 
     def __getitem__(self, name: str) -> Remote:
         if name not in self._cache:
             entry = self._load()["remotes"].get(name)
             if entry is None:
-                raise RemoteNotFound(f"no remote named {name!r}; see 'limnos remote list'")
+                raise RemoteNotFound(f"no remote named {name!r}", hint="see lake.remotes.list()", name=name)
             self._cache[name] = Remote(name, entry["url"], dict(entry.get("options") or {}))
         return self._cache[name]
 

@@ -152,8 +152,8 @@ def get_or_create(lake: LakeBase, name: str, root: str | os.PathLike[str] | None
                               "pick another name or delete it first (ds.delete_source())")
         return Datasource(lake, shared_state(lake, info))
     if root is None:
-        raise DatasourceNotFound(f"no datasource named {name!r}; create it with lake.datasource({name!r}, root) "
-                                 "or see 'limnos ds list'")
+        raise DatasourceNotFound(f"no datasource named {name!r}",
+                                 hint=f"create it with lake.datasource({name!r}, root) or see lake.datasources()")
     kind, normalized = parse_root(root)
     if kind == "external":
         _check_reachable(lake, name, normalized)
@@ -248,8 +248,8 @@ def load_dataset(lake: LakeBase, name: str) -> Datasource:
     found = [d for d in datasets if d.name == name]
     if not found:
         close = difflib.get_close_matches(name, [d.name for d in datasets], n=3)
-        hint = f"did you mean {', '.join(map(repr, close))}?" if close else "see 'limnos datasets'"
-        raise DatasetNotFound(f"no dataset named {name!r}; {hint}")
+        hint = f"did you mean {', '.join(map(repr, close))}?" if close else "see lake.datasets()"
+        raise DatasetNotFound(f"no dataset named {name!r}", hint=hint, name=name)
     saved = found[0]
     info = _by_id(lake, saved.datasource_id)
     return Datasource(lake, shared_state(lake, info), Query.from_json(saved.query, saved.as_of), dataset=name)

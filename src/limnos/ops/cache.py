@@ -103,7 +103,8 @@ def prune(lake: LakeBase, max_size: int | str, keep_recent: float = 60.0) -> Cac
         LimnosError: the lake is local, or ``max_size`` is not a size.
     """
     if lake.store.local:
-        raise LimnosError("this lake keeps its objects in its own folder, which is not a cache; use 'limnos gc' to free space")
+        raise LimnosError("this lake keeps its objects in its own folder, which is not a cache",
+                          hint="call lake.gc() to free space")
     limit = parse_size(max_size)
     entries = sorted(_entries(lake), key=lambda e: e[1].st_atime)
     report = CacheReport(objects=len(entries), bytes=sum(st.st_size for _, st in entries))

@@ -65,7 +65,7 @@ def fsck(lake: LakeBase, read_data: bool = False, subset: float | None = None) -
     pending = pending_records(lake, grace=ROLL_FORWARD_GRACE)
     if pending:
         report.notes.append(f"{len(pending)} records files are not in the catalog; "
-                            "open the lake or run 'limnos reindex' to roll them forward")
+                            "reopen the lake or call lake.reindex() to roll them forward")
     sizes = lake.catalog.object_sizes()
     referenced = lake.catalog.referenced_hashes()
     report.files = lake.catalog.count_files()

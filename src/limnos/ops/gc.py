@@ -59,7 +59,8 @@ def gc(lake: LakeBase, dry_run: bool = True, grace: dt.timedelta = dt.timedelta(
         raise GcRefused("the store lists no objects but the catalog refers to some; "
                         "check the store URL and credentials, nothing was deleted")
     if missing:
-        raise GcRefused(f"{len(missing)} referenced objects are missing from the store (run 'limnos fsck'); nothing was deleted")
+        raise GcRefused(f"{len(missing)} referenced objects are missing from the store; nothing was deleted",
+                        hint="call lake.fsck() to list them")
     cutoff = time.time() - grace.total_seconds()
     victims = [o for o in listed if o.hash not in referenced and o.mtime <= cutoff]
     report.orphans = sorted(o.hash for o in listed if o.hash not in referenced)

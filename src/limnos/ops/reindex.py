@@ -32,7 +32,7 @@ def reindex(lake: LakeBase, force: bool = False) -> Report:
     report = Report("reindex")
     if not lake.catalog.is_empty():
         if not force:
-            raise LimnosError("the catalog is not empty; run 'limnos reindex --force' to rebuild it from the store")
+            raise LimnosError("the catalog is not empty", hint="call lake.reindex(force=True) to rebuild it from the store")
         lake.catalog.wipe()
     ids = lake.store.list_records()
     commits = load_commits(lake, ids, report)

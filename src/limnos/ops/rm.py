@@ -95,7 +95,7 @@ def rm(lake: LakeBase, ref: str | File, cascade: bool = False) -> list[File]:
     locked = lake.catalog.locked_ids(ids)
     if locked:
         refs = [f"{rows[i].name}@{rows[i].version}" for i in ids if i in locked]
-        raise FileLocked(f"{', '.join(refs)} is locked; run 'limnos unlock' on it first if it really must go", refs=refs)
+        raise FileLocked(f"{', '.join(refs)} is locked", hint="call lake.unlock(ref) first if it really must go", refs=refs)
     commit = lake.new_commit("rm")
     commit.extra.extend([{"type": "tombstone", "file_id": i, "deleted_at": commit.created_at} for i in ids])
     commit.write()

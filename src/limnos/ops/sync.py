@@ -238,7 +238,7 @@ def select(lake: LakeBase, refs: Sequence[str] | None, all_versions: bool) -> li
         prefix = validate_name(ref.rstrip("/")) + "/"
         under = lake.catalog.latest(prefix)
         if not under:
-            raise FileNotFound(f"{ref!r} names no file and no folder in the lake; see 'limnos ls'", ref=ref)
+            raise FileNotFound(f"{ref!r} names no file and no folder in the lake", hint="see lake.ls()", ref=ref)
         out.update((r.id, r) for r in under)
     out.update(lake.catalog.files_by_ids(pinned))
     return list(out.values())
@@ -274,8 +274,8 @@ def push(lake: LakeBase, refs: Sequence[str] | None = None, remote: str | None =
     upload_objects(lake.cache, target, hashes, jobs, report, pack_size=pack_size)
     upload_records(lake, target, jobs, report)
     if report.failed:
-        raise RemoteError(f"push finished with {len(report.failed)} failures; first: {report.failed[0]}; "
-                          "run 'limnos push' again to retry", url=redact_url(target.url))
+        raise RemoteError(f"push finished with {len(report.failed)} failures; first: {report.failed[0]}",
+                          hint="call lake.push() again to retry", url=redact_url(target.url))
     return report
 
 

@@ -234,7 +234,8 @@ class LocalObjectStore(ObjectStore):
         try:
             return open(self.path(digest), "rb")
         except FileNotFoundError as exc:
-            raise StoreError(f"object {digest[:12]} is missing from {self.root}; run 'limnos fsck'") from exc
+            raise StoreError(f"object {digest[:12]} is missing from {self.root}",
+                             hint="call lake.fsck() to see what else is missing") from exc
 
     def delete(self, digest: str) -> None:
         """Remove an object (gc and cache pruning only)."""

@@ -310,7 +310,7 @@ class ObjectStore:
         if actual != digest:
             raise IntegrityError(
                 f"object {digest[:12]} in {redact_url(self.url)} is corrupt (its bytes hash to {actual[:12]}); "
-                "nothing was kept, run 'limnos fsck' where it was pushed from"
+                "nothing was kept", hint="call lake.fsck() where it was pushed from"
             )
         os.replace(part, dest)
         return size

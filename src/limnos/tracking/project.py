@@ -98,7 +98,8 @@ def _open_project_lake(root: str, lake: str | Lake | None, create: bool, link: s
                 raise
             return api.init(lake, catalog=catalog, link=link), True
     if not create:
-        raise LakeNotFound(f"no lake for the project at {root}; run 'limnos init --project' there")
+        raise LakeNotFound(f"no lake for the project at {root}",
+                           hint=f"call limnos.tracking.init_project({root!r}) to make one", path=root)
     path = os.path.join(root, opening.DEFAULT_DIR)
     new = api.init(path, catalog=catalog, link=link)
     _ignore_lake(root, path)
@@ -368,9 +369,9 @@ class Project:
             remotes = lake.remotes
             if remote is None and not len(remotes):
                 first = next(iter(todo))
-                raise ObjectNotAvailable(f"object {first[:12]} is not in the lake at {lake.path} and no remote is "
-                                         "set; add one with 'limnos remote add origin URL', or push from a "
-                                         "machine that has the data")
+                raise ObjectNotAvailable(f"object {first[:12]} is not in the lake at {lake.path} and no remote is set",
+                                         hint="add one with lake.remotes.add('origin', URL), or push from a "
+                                         "machine that has the data", digest=first)
             chosen = [remotes.get(remote)] if remote else sorted(remotes.list(), key=lambda r: r.name != remotes.default)
             candidates = [(f"remote {r.name}", r.store) for r in chosen]
         failures: list[str] = []
@@ -520,8 +521,9 @@ def project_for(start: str, lake: str | Lake | None = None, create: bool = False
     if manifest is None:
         root = git_root(start) if create else None
         if root is None:
-            raise ProjectNotFound(f"no {MANIFEST_NAME} in {os.path.abspath(start)} or above; run 'limnos init "
-                                  "--project' in your project's root folder")
+            raise ProjectNotFound(f"no {MANIFEST_NAME} in {os.path.abspath(start)} or above",
+                                  hint="call limnos.tracking.init_project(root) in your project's root folder",
+                                  path=os.path.abspath(start))
         project, created = init_project(root, lake)
         for item in created:
             _say(f"created {item}")

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from rich.console import Group, RenderableType
 from rich.text import Text
 
+from ..advice import shell_advice
 from .console import count, message, size, warning_line
 
 if TYPE_CHECKING:
@@ -53,7 +54,7 @@ def report_renderable(report: Report) -> Group:
         if report.deleted:
             parts.append(_hash_list("objects", report.deleted, "yellow" if report.dry_run else "dim"))
     for note in report.notes:
-        parts.append(Text(f"note: {note}", style="yellow"))
+        parts.append(Text(f"note: {shell_advice(note)}", style="yellow"))
     if report.action == "fsck":
         parts.append(Text("ok", style="bold green") if report.ok else Text("problems found", style="bold red"))
     elif report.dry_run and report.deleted:
