@@ -491,8 +491,10 @@ def test_every_library_hint_reads_as_a_command() -> None:
         "call lake.gc() to free space": "use 'limnos gc' to free space",
         "call lake.push() again to retry": "run 'limnos push' again to retry",
         "call lake.unlock(ref) first if it really must go": "run 'limnos unlock' on it first if it really must go",
-        "call lake.reindex(force=True) to rebuild it from the store": "run 'limnos reindex --force' to rebuild it from the store",
-        "reopen the lake or call lake.reindex() to roll them forward": "reopen the lake or run 'limnos reindex' to roll them forward",
+        "call lake.reindex(force=True) to rebuild it from the store":
+            "run 'limnos reindex --force' to rebuild it from the store",
+        "reopen the lake or call lake.reindex() to roll them forward":
+            "reopen the lake or run 'limnos reindex' to roll them forward",
         "create one with limnos.init(), or set LIMNOS_LAKE to its path":
             "run 'limnos init' to create one, or set LIMNOS_LAKE to its path",
         "create one with limnos.init('/data/lake')": "run 'limnos init /data/lake' to create one",
