@@ -831,6 +831,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--clean", action="store_true", help="also delete the generated source data at the end")
     p.add_argument("--work-dir", default="", help=f"where data and runs go (default {WORK})")
     p.add_argument("--git-ref", default="", help="benchmark limnos as committed at this ref (default: the working tree)")
+    p.add_argument("--results", default=str(RESULTS), help=f"where to write the JSON results (default {RESULTS})")
     p.add_argument("--baseline", default="",
                    help="also time limnos as committed at this ref (add, status, step_hit), interleaved with the working tree")
     p.add_argument("--profile", action="store_true",
@@ -923,8 +924,8 @@ def main(argv: list[str] | None = None) -> int:
             for name in names
         },
     }
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"results written to {RESULTS}")
+    Path(args.results).write_text(json.dumps(results, indent=2) + "\n")
+    print(f"results written to {args.results}")
     return 0
 
 
