@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import IO, TYPE_CHECKING, Any
@@ -97,7 +98,11 @@ class LakeBase:
     def verifier(self) -> ObjectVerifier:
         """Checks this machine's objects against their hashes before they are served (see ``store/verify.py``)."""
         if self._verifier is None:
-            self._verifier = ObjectVerifier(self.cache, self.statcache)
+            try:
+                statcache: StatCache | None = self.statcache
+            except (OSError, sqlite3.Error):
+                statcache = None  # a read-only state folder: still verify, just without remembering
+            self._verifier = ObjectVerifier(self.cache, statcache)
         return self._verifier
 
     # -- runs and implicit lineage ----------------------------------------------

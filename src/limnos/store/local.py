@@ -304,20 +304,19 @@ class LocalObjectStore(ObjectStore):
     def fs_now_ns(self) -> int:
         """This filesystem's clock as it stamps a ctime now (0 when it cannot be read).
 
-        Read from a probe file in ``tmp/``, so a coarse or skewed clock (a
-        network filesystem) is the one the objects' own stamps come from.
+        Read from a new probe file in ``tmp/`` (removed at once), so a coarse or
+        skewed clock (a network filesystem) is the one the objects' own stamps come from.
         """
-        probe = os.path.join(self.root, TMP, ".clock")
         try:
-            try:
-                os.utime(probe)
-            except FileNotFoundError:
-                os.makedirs(os.path.dirname(probe), exist_ok=True)
-                with open(probe, "ab"):
-                    pass
-            return os.stat(probe).st_ctime_ns
+            probe = self._tmp_path("clock")
+            fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except OSError:
             return 0
+        try:
+            return os.fstat(fd).st_ctime_ns
+        finally:
+            os.close(fd)
+            os.unlink(probe)
 
     async def fetch_from(self, source: ObjectStore, digest: str, io: IOMode) -> int:
         """Fetch an object from another store into this one, verified before it appears.
