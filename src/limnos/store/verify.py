@@ -44,6 +44,8 @@ from .statcache import StatCache
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
 
+_MULTITHREAD_AT = 64 << 20  # bytes: from here blake3's own threads pay for themselves
+
 
 class ObjectVerifier:
     """Checks local objects against their hashes, remembering the ones found right.
@@ -150,7 +152,9 @@ class VerifyingReader(io.RawIOBase):
         self._st = st
         self._ref = ref
         self._touched = touched
-        self._hasher: blake3.blake3 | None = blake3.blake3()  # None once hashing is over
+        # None once hashing is over; a big object is hashed on every core, as hashing.hash_file does
+        self._hasher: blake3.blake3 | None = (blake3.blake3(max_threads=blake3.blake3.AUTO) if st.st_size >= _MULTITHREAD_AT
+                                              else blake3.blake3())
         self._pos = 0  # bytes hashed so far, in order from the start
         self._error: IntegrityError | None = None
 
