@@ -488,6 +488,10 @@ def test_every_library_hint_reads_as_a_command() -> None:
         "add one with lake.remotes.add('origin', URL), or push from a machine that has the data":
             "add one with 'limnos remote add origin URL', or push from a machine that has the data",
         "call lake.fsck() to see what else is missing": "run 'limnos fsck' to see what else is missing",
+        "read it again to fetch a clean copy from a remote, or call lake.fsck(repair=True)":
+            "read it again to fetch a clean copy from a remote, or run 'limnos fsck --repair'",
+        "push them from a machine that has them, then call lake.fsck(repair=True) again":
+            "push them from a machine that has them, then run 'limnos fsck --repair' again",
         "call lake.gc() to free space": "use 'limnos gc' to free space",
         "call lake.push() again to retry": "run 'limnos push' again to retry",
         "call lake.unlock(ref) first if it really must go": "run 'limnos unlock' on it first if it really must go",

@@ -408,20 +408,30 @@ class Lake(LakeBase):
         return list_datasets(self)
 
     # ---------------------------------------------------------------- checks
-    def fsck(self, read_data: bool = False, subset: float | None = None) -> Report:
-        """Check that every object the catalog names is in the store; list orphans. Changes nothing.
+    def fsck(self, read_data: bool = False, subset: float | None = None, repair: bool = False) -> Report:
+        """Check that every object the catalog names is in the store; list orphans. Changes nothing unless ``repair``.
 
         Args:
             read_data: also read every object and check its hash (reads all the bytes).
             subset: with ``read_data``, check only this random share (0.1: 10%).
+            repair: replace every corrupt or missing object with a clean copy from the remotes,
+                verified against its hash (a corrupt one is moved to ``quarantine/``, never deleted).
+                Combine with ``read_data`` to find corruption that kept the size.
 
         Returns:
             A :class:`~limnos.core.recovery.Report`; ``report.ok`` is False when an
-            object is missing or corrupt (``missing``, ``corrupt`` list them).
+            object is missing or corrupt (``missing``, ``corrupt`` list them;
+            ``quarantined`` lists corrupt copies moved aside). With ``repair``, a
+            :class:`~limnos.ops.repair.RepairReport`: also ``repaired`` and
+            ``unrepaired``, and ``missing``/``corrupt`` keep only what is still bad.
 
         Raises:
             ValueError: ``subset`` is not in (0, 1].
         """
+        if repair:
+            from .ops.repair import repair as repair_objects
+
+            return repair_objects(self, read_data=read_data, subset=subset)
         from .ops.fsck import fsck
 
         return fsck(self, read_data=read_data, subset=subset)

@@ -20,6 +20,7 @@ SHELL_ADVICE: list[tuple[re.Pattern[str], str]] = [(re.compile(p), r) for p, r i
     (r"see lake\.datasources\(\)", "see 'limnos ds list'"),
     (r"^see lake\.remotes\.list\(\)", "see 'limnos remote list'"),
     (r"^add one with lake\.remotes\.add\('origin', URL\)", "add one with 'limnos remote add origin URL'"),
+    (r"call lake\.fsck\(repair=True\)", "run 'limnos fsck --repair'"),
     (r"^call lake\.fsck\(\)", "run 'limnos fsck'"),
     (r"^call lake\.gc\(\)", "use 'limnos gc'"),
     (r"^call lake\.push\(\)", "run 'limnos push'"),

@@ -29,17 +29,22 @@ def parse_subset(text: str | None) -> float | None:
         raise CliError(f"--subset takes a fraction such as 0.1 or a percentage such as 10%, not {text!r}") from None
 
 
-@app.command(epilog="Example: limnos fsck --read-data --subset 10%")
+@app.command(epilog="Example: limnos fsck --read-data --subset 10%   or: limnos fsck --read-data --repair")
 def fsck(
     ctx: typer.Context,
     read_data: Annotated[bool, typer.Option("--read-data", help="Re-hash every object's bytes.")] = False,
     subset: Annotated[str | None, typer.Option(
         metavar="FRACTION", help="With --read-data, a random part: 0.1 or 10% (implies --read-data).")] = None,
+    repair: Annotated[bool, typer.Option(
+        "--repair", help="Replace corrupt and missing objects with verified copies from the remotes.")] = False,
     as_json: JsonFlag = False,
 ) -> None:
-    """Check that every file's object exists (and with --read-data, hashes right). Exit 1 on a problem."""
+    """Check that every file's object exists (and with --read-data, hashes right). Exit 1 on a problem.
+
+    With --repair, corrupt objects are moved to quarantine/ and clean copies downloaded; exit 1 when some could not be.
+    """
     fraction = parse_subset(subset)
-    report = open_lake(ctx).fsck(read_data=read_data or fraction is not None, subset=fraction)
+    report = open_lake(ctx).fsck(read_data=read_data or fraction is not None, subset=fraction, repair=repair)
     if as_json:
         render.print_json(report.to_dict())
     else:

@@ -96,6 +96,7 @@ def get(
 def cat(ctx: typer.Context, ref: Ref) -> None:
     """Write a file's bytes to stdout."""
     file = open_lake(ctx).get(ref)
+    file.local_path()  # verifies the whole object first: not one byte of a corrupt object reaches the pipe
     sys.stdout.flush()
     out = sys.stdout.buffer
     with file.open("rb") as src:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import IO, TYPE_CHECKING, Any
@@ -24,6 +25,7 @@ from ..errors import FileNotFound, LimnosError, ObjectNotAvailable, StoreError, 
 from ..names import parse_ref
 from ..store import LocalObjectStore, ObjectStore, StatCache, hashing
 from ..store.links import LinkMode
+from ..store.verify import ObjectVerifier
 from . import provenance
 from .commits import CommitBuilder, encode_metadata
 from .files import File
@@ -60,6 +62,7 @@ class LakeBase:
         self._run = RunState()
         self._lock = threading.RLock()
         self._statcache: StatCache | None = None
+        self._verifier: ObjectVerifier | None = None
         self._remotes: RemoteSet | None = None
         self._close_hooks: list[Callable[[], None]] = []
 
@@ -90,6 +93,17 @@ class LakeBase:
         if self._statcache is None:
             self._statcache = StatCache(os.path.join(self.state_dir, "statcache.sqlite"))
         return self._statcache
+
+    @property
+    def verifier(self) -> ObjectVerifier:
+        """Checks this machine's objects against their hashes before they are served (see ``store/verify.py``)."""
+        if self._verifier is None:
+            try:
+                statcache: StatCache | None = self.statcache
+            except (OSError, sqlite3.Error):
+                statcache = None  # a read-only state folder: still verify, just without remembering
+            self._verifier = ObjectVerifier(self.cache, statcache)
+        return self._verifier
 
     # -- runs and implicit lineage ----------------------------------------------
     @contextlib.contextmanager
@@ -186,42 +200,83 @@ class LakeBase:
         ordered = sorted(remotes.list(), key=lambda r: r.name != default)
         return [r.store for r in ordered]
 
-    def fetch(self, digest: str) -> str:
-        """The local path of an object, downloading (and verifying) it first if needed.
+    def fetch(self, digest: str, ref: str | None = None) -> str:
+        """The local path of an object, verified against its hash; a missing one is downloaded (verified) first.
+
+        A local object is hashed unless this machine verified it before and it
+        has not changed since (see ``store/verify.py``). A corrupt one is moved
+        to quarantine, so the next call fetches a clean copy from a remote.
+
+        Args:
+            digest: the object's hash.
+            ref: the file the object is read for, named in errors.
+
+        Raises:
+            IntegrityError: the local object is corrupt (it is now in quarantine).
+            ObjectNotAvailable: no source has the object.
+        """
+        if self.cache.has(digest):
+            try:
+                # a remote lake's cache stamps the use, for LRU pruning; a local lake's store is never pruned
+                self.verifier.check(digest, ref, touch=self.cache is not self.store)
+                return self.cache.path(digest)
+            except FileNotFoundError:
+                pass  # gone meanwhile (pruned, or quarantined by another reader): fetch it like a missing one
+        self._download(digest)
+        return self.cache.path(digest)
+
+    def _download(self, digest: str) -> None:
+        """Download a missing object into the cache from the first source that has it (verified on the way).
 
         Raises:
             ObjectNotAvailable: no source has the object.
         """
-        if self.cache.has(digest):
-            if self.cache is not self.store:
-                self.cache.touch(digest)  # LRU for prune; a local lake's store is never pruned
-            return self.cache.path(digest)
         sources = self.sources()
+        bad = " (its local copy was corrupt and is in quarantine)" if self.cache.in_quarantine(digest) else ""
         if not sources:
-            raise ObjectNotAvailable(f"object {digest[:12]} is missing from this lake and no remote is set",
-                                     hint="call lake.fsck() to see what else is missing", digest=digest)
+            fix = ("add a remote that has it and call lake.fsck(repair=True)" if bad
+                   else "call lake.fsck() to see what else is missing")
+            raise ObjectNotAvailable(f"object {digest[:12]} is missing from this lake{bad} and no remote is set to fetch "
+                                     "it from", hint=fix, digest=digest)
         tried = []
         for source in sources:
             try:
                 self.cache.download_from(source, digest)
-                return self.cache.path(digest)
+                return
             except ObjectNotAvailable:
                 tried.append(redact_url(source.url))
-        raise ObjectNotAvailable(f"object {digest[:12]} is on none of: {', '.join(tried)}; push it from a machine that has it")
+        raise ObjectNotAvailable(f"object {digest[:12]}{bad} is on none of: {', '.join(tried)}; "
+                                 "push it from a machine that has it", digest=digest)
 
     def open_object(self, file: File) -> IO[bytes]:
-        """Open a file's bytes for reading (fetching the object first if needed)."""
+        """Open a file's bytes for reading (fetching the object first if needed).
+
+        The reader verifies the bytes against the file's hash as they are read
+        and raises ``IntegrityError`` at the end of a corrupt object (see ``store/verify.py``).
+        """
         if file.kind == "reference":
             return self.open_reference(file)
         digest = _object_hash(file)
-        self.fetch(digest)
-        return self.cache.open_shared(digest)
+        if not self.cache.has(digest):
+            self._download(digest)
+        try:
+            return self.verifier.open(digest, file.ref, touch=self.cache is not self.store)
+        except StoreError:
+            if self.cache.has(digest):
+                raise
+            self._download(digest)  # gone between the two calls (pruned, quarantined): once more
+            return self.verifier.open(digest, file.ref)
 
     def local_object_path(self, file: File) -> str:
-        """A local path to a file's bytes (fetching the object first if needed)."""
+        """A local path to a file's bytes, verified against its hash (fetching the object first if needed).
+
+        Raises:
+            IntegrityError: the local object is corrupt (it is now in quarantine).
+            ObjectNotAvailable: no source has the object.
+        """
         if file.kind == "reference":
             return self.reference_path(file)
-        return self.fetch(_object_hash(file))
+        return self.fetch(_object_hash(file), file.ref)
 
     # -- what the facade hands in ---------------------------------------------------
     def open_reference(self, file: File) -> IO[bytes]:

@@ -121,19 +121,32 @@ class File:
 
     # -- reading -------------------------------------------------------------
     def open(self, mode: str = "rb", encoding: str | None = None) -> IO[Any]:
-        """Open for reading ('rb' or 'r'); files never change, so there is no write mode."""
+        """Open for reading ('rb' or 'r'); files never change, so there is no write mode.
+
+        The bytes are checked against the file's hash as they are read: reading
+        to the end of a corrupt object raises ``IntegrityError`` there (a read
+        that stops early is not checked). The first ``seek`` elsewhere, or
+        ``fileno()``, checks the whole object first, so no byte of a corrupt
+        object is served after one. A corrupt object is moved to quarantine.
+        """
         if mode not in ("rb", "r"):
             raise ValueError(f"a lake file is immutable; open it with 'rb' or 'r', not {mode!r}")
         raw = self._lake_open()
         return io.TextIOWrapper(raw, encoding=encoding or "utf-8") if mode == "r" else raw
 
     def read_bytes(self) -> bytes:
-        """The whole content as bytes (marks the file read)."""
+        """The whole content as bytes (marks the file read), checked against the file's hash.
+
+        Raises:
+            IntegrityError: the local bytes are corrupt (the object was moved to quarantine;
+                a later read fetches a clean copy from a remote).
+            ObjectNotAvailable: the object is not on this machine and no remote has it.
+        """
         with self._lake_open() as f:
             return f.read()
 
     def read_text(self, encoding: str = "utf-8") -> str:
-        """The whole content as text (marks the file read)."""
+        """The whole content as text (marks the file read), checked as :meth:`read_bytes` does."""
         return self.read_bytes().decode(encoding)
 
     def _lake_open(self) -> IO[bytes]:
@@ -142,7 +155,17 @@ class File:
         return self._lake.open_object(self)
 
     def local_path(self) -> str:
-        """A read-only local path to the bytes, downloaded into the cache if needed."""
+        """A read-only local path to the bytes, downloaded into the cache if needed.
+
+        The object is checked against the file's hash before the path is
+        returned (a cost of one ``stat`` when this machine checked it before and
+        it has not changed since). Do not write through the path: the next read
+        notices, since any write changes the object's ctime.
+
+        Raises:
+            IntegrityError: the local bytes are corrupt (the object was moved to quarantine).
+            ObjectNotAvailable: the object is not on this machine and no remote has it.
+        """
         self._lake.mark_read(self)
         return self._lake.local_object_path(self)
 

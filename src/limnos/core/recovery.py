@@ -33,6 +33,7 @@ class Report:
     missing: list[str] = field(default_factory=list)  # objects referenced but found nowhere
     remote_only: list[str] = field(default_factory=list)  # referenced objects that only a remote holds
     corrupt: list[str] = field(default_factory=list)  # objects whose bytes do not match their hash
+    quarantined: list[str] = field(default_factory=list)  # corrupt objects moved aside to <store>/quarantine/
     orphans: list[str] = field(default_factory=list)  # objects no file refers to
     deleted: list[str] = field(default_factory=list)  # objects removed (gc), or would be (dry run)
     rolled_forward: list[str] = field(default_factory=list)  # commits applied from records

@@ -54,8 +54,9 @@ def fsck(lake: LakeBase, read_data: bool = False, subset: float | None = None) -
 
     Returns:
         A :class:`~limnos.core.recovery.Report`: ``missing``, ``remote_only``,
-        ``corrupt`` and ``orphans`` hold object hashes; ``ok`` is False when
-        an object is missing or corrupt.
+        ``corrupt``, ``orphans`` and ``quarantined`` (corrupt copies moved aside
+        by a read, see ``limnos fsck --repair``) hold object hashes; ``ok`` is
+        False when an object is missing or corrupt.
 
     Raises:
         ValueError: ``subset`` is not in (0, 1].
@@ -76,6 +77,7 @@ def fsck(lake: LakeBase, read_data: bool = False, subset: float | None = None) -
             report.corrupt.append(digest)
     report.missing, report.remote_only = split_absent(lake, referenced - set(listed))
     report.orphans = sorted(set(listed) - referenced)
+    report.quarantined = lake.cache.quarantined()
     if read_data:
         todo = sorted(d for d in referenced if d in listed and d not in report.corrupt)
         if subset is not None:

@@ -32,6 +32,8 @@ def upload_objects(cache: LocalObjectStore, target: ObjectStore, hashes: Iterabl
 
     Small objects travel in packs of up to ``pack_size`` bytes (0: never),
     big ones alone; every transfer is one work item in the parallel run.
+    Every object is hashed just before it is sent: a corrupt one is moved to
+    the cache's ``quarantine/`` and never uploaded (the others still are).
 
     Args:
         cache: the local store the objects are read from.
@@ -41,6 +43,10 @@ def upload_objects(cache: LocalObjectStore, target: ObjectStore, hashes: Iterabl
         report: counts and failures are added to it; failures do not raise.
         present: hashes ``target`` already holds (None: list them first).
         pack_size: the most bytes in one pack; 0 sends every object alone.
+
+    Raises:
+        IntegrityError: an object's local bytes do not match its hash (the first such;
+            every one is in ``report.failed``); it was quarantined and not sent.
     """
     wanted = sorted(set(hashes))
     if present is None:
@@ -57,17 +63,47 @@ def upload_objects(cache: LocalObjectStore, target: ObjectStore, hashes: Iterabl
     loose = [("object", [h]) for h in sizes if h not in packed]
     items = loose + [("pack", [h for h, _ in group]) for group in packs.plan_packs(small, pack_size or packs.PACK_MAX)]
 
+    def verified(members: list[str]) -> tuple[list[str], IntegrityError | None]:
+        """The members whose bytes hash right, and the error for the first corrupt one (quarantined, never sent).
+
+        Always a full hash (no cache of verified objects): pushing is bound by the
+        network, and damaged bytes pushed under their hash would reach every machine.
+        """
+        good, bad = [], None
+        for h in members:
+            try:
+                cache.verify(h)
+                good.append(h)
+            except IntegrityError as exc:
+                bad = bad or exc
+            except FileNotFoundError:
+                if not cache.in_quarantine(h):
+                    raise
+                # quarantined by an earlier attempt of this item, or by a reader meanwhile
+                bad = bad or IntegrityError(f"object {h[:12]} is corrupt on this machine and in quarantine",
+                                            hint="call lake.fsck(repair=True)", digest=h, url=cache.root)
+        return good, bad
+
     def send(item: tuple[str, list[str]]) -> int:
         kind, members = item
-        if kind == "pack":
-            return target.put_pack([(h, cache.path(h)) for h in members], cache.staging_dir())
-        target.put(cache.path(members[0]), target.object_key(members[0]), create=True)
-        return sizes[members[0]]
+        good, bad = verified(members)
+        sent = 0
+        if kind == "pack" and good:
+            sent = target.put_pack([(h, cache.path(h)) for h in good], cache.staging_dir())
+        elif good:
+            target.put(cache.path(good[0]), target.object_key(good[0]), create=True)
+            sent = sizes[good[0]]
+        if bad is not None:
+            raise bad  # after the good members of a pack were sent
+        return sent
 
     async def send_async(item: tuple[str, list[str]]) -> int:
         kind, members = item
         if kind == "pack":  # a few big requests: the thread hop is nothing next to the upload
             return await asyncio.to_thread(send, item)
+        _, bad = await asyncio.to_thread(verified, members)
+        if bad is not None:
+            raise bad
         await target.put_async(cache.path(members[0]), target.object_key(members[0]), create=True)
         return sizes[members[0]]
 
@@ -264,6 +300,8 @@ def push(lake: LakeBase, refs: Sequence[str] | None = None, remote: str | None =
     Raises:
         RemoteNotFound: no such remote (or no default).
         FileNotFound: a ref names nothing.
+        IntegrityError: an object's bytes on this machine do not match its hash: it was moved
+            to quarantine and not sent, and no records file was sent (``limnos fsck --repair``).
         RemoteError: some transfers failed; the rest were done, so pushing again resumes.
     """
     target = lake.remotes.get(remote).store
@@ -271,7 +309,12 @@ def push(lake: LakeBase, refs: Sequence[str] | None = None, remote: str | None =
     rows = select(lake, refs, all_versions=not refs)
     hashes = {r.hash for r in rows if r.kind == "object" and r.hash}
     hashes |= lake.catalog.blob_hashes([r.id for r in rows])
-    upload_objects(lake.cache, target, hashes, jobs, report, pack_size=pack_size)
+    try:
+        upload_objects(lake.cache, target, hashes, jobs, report, pack_size=pack_size)
+    except IntegrityError as exc:  # no records file goes out either: the remote must not name what it lacks
+        corrupt = [h for h in hashes if not lake.cache.has(h) and lake.cache.in_quarantine(h)]
+        raise IntegrityError(f"push refused {len(corrupt)} corrupt objects, sent no records files, and sent the other "
+                             f"objects; first: {exc}; then push again", digest=exc.digest, url=exc.url) from None
     upload_records(lake, target, jobs, report)
     if report.failed:
         raise RemoteError(f"push finished with {len(report.failed)} failures; first: {report.failed[0]}",

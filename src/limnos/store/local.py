@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import io
 import itertools
 import os
 import tempfile
@@ -19,9 +20,9 @@ from typing import IO
 
 import fsspec
 
-from ..errors import StoreError
+from ..errors import IntegrityError, StoreError
 from . import hashing, links
-from .objects import OBJECTS, RECORDS, SMALL_FILE, TMP, ObjectInfo, ObjectStore
+from .objects import OBJECTS, QUARANTINE, RECORDS, SMALL_FILE, TMP, ObjectInfo, ObjectStore
 from .transfer import BLOCKING, ON_LOOP, IOMode, run_blocking
 
 
@@ -189,6 +190,135 @@ class LocalObjectStore(ObjectStore):
         handle = self.open(digest)
         fcntl.flock(handle.fileno(), fcntl.LOCK_SH)
         return handle
+
+    def open_raw_shared(self, digest: str) -> io.FileIO:
+        """:meth:`open_shared` without a buffer: the file itself, for a reader that hashes what it reads.
+
+        Raises:
+            StoreError: the object is missing from this folder.
+        """
+        try:
+            handle = io.FileIO(self.path(digest), "r")
+        except FileNotFoundError as exc:
+            raise StoreError(f"object {digest[:12]} is missing from {self.root}",
+                             hint="call lake.fsck() to see what else is missing") from exc
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_SH)
+        except BaseException:
+            handle.close()
+            raise
+        return handle
+
+    # -- verifying and quarantine ------------------------------------------------
+    def verify(self, digest: str, ref: str | None = None) -> os.stat_result:
+        """Hash an object in this folder against its name; a corrupt one is moved to quarantine.
+
+        Always reads the bytes (no cache): push and repair use it, and
+        :class:`~limnos.store.verify.ObjectVerifier` when its cache misses.
+
+        Args:
+            digest: the object's hash.
+            ref: the file the object was read for, named in the error.
+
+        Returns:
+            The object's ``stat`` from before it was hashed.
+
+        Raises:
+            FileNotFoundError: the object is not here.
+            IntegrityError: the bytes do not hash to ``digest`` (the object is now in ``quarantine/``).
+        """
+        path = self.path(digest)
+        before = os.stat(path)
+        actual, _ = hashing.hash_file(path)
+        if actual != digest:
+            raise self.corrupt(digest, actual, before, ref)
+        return before
+
+    def corrupt(self, digest: str, actual: str, st: os.stat_result | None, ref: str | None = None) -> IntegrityError:
+        """Move an object found corrupt to quarantine; the error that says so.
+
+        Args:
+            digest: the hash the object should have.
+            actual: the hash its bytes have.
+            st: the ``stat`` of the file that was hashed: a file another process has put
+                there since (a clean copy) is left alone. None: move whatever is there.
+            ref: the file the object was read for, named in the message.
+        """
+        moved, why = None, ""
+        try:
+            moved = self.quarantine(digest, st)
+        except OSError as exc:  # a read-only folder: say so, but still refuse the bytes
+            why = f" (it cannot be moved: {exc.strerror or exc})"
+        what = f"{ref} (object {digest[:12]})" if ref else f"object {digest[:12]}"
+        where = f"it was moved to {moved}" if moved else f"it was left at {self.path(digest)}{why}"
+        return IntegrityError(f"{what} is corrupt on this machine: its bytes hash to {actual[:12]}; {where}",
+                              hint="read it again to fetch a clean copy from a remote, or call lake.fsck(repair=True)",
+                              digest=digest, url=self.root)
+
+    def quarantine(self, digest: str, expected: os.stat_result | None = None) -> str | None:
+        """Move a corrupt object aside to ``quarantine/<hash>`` (never deleted: a person may want to look at it).
+
+        Args:
+            digest: the object's hash.
+            expected: the ``stat`` of the file found corrupt; when the object's path now
+                holds another file (a clean copy another process fetched), it stays.
+
+        Returns:
+            Where the object went, or None when there was nothing (or something else) to move.
+
+        Raises:
+            OSError: the object cannot be moved (a read-only folder).
+        """
+        if not hashing.is_hash(digest):
+            raise ValueError(f"{digest!r} is not an object hash")
+        src = self.path(digest)
+        try:
+            now = os.stat(src)
+        except FileNotFoundError:
+            return None
+        if expected is not None and (now.st_ino, now.st_dev) != (expected.st_ino, expected.st_dev):
+            return None
+        folder = os.path.join(self.root, QUARANTINE)
+        os.makedirs(folder, exist_ok=True)
+        dest = os.path.join(folder, digest)
+        n = 1
+        while os.path.lexists(dest):  # an older bad copy of the same object: keep both
+            dest = os.path.join(folder, f"{digest}.{n}")
+            n += 1
+        try:
+            os.rename(src, dest)
+        except FileNotFoundError:
+            return None  # another reader moved it first
+        return dest
+
+    def quarantined(self) -> list[str]:
+        """The hashes of the objects in ``quarantine/``, sorted (each once)."""
+        try:
+            names = os.listdir(os.path.join(self.root, QUARANTINE))
+        except FileNotFoundError:
+            return []
+        return sorted({n.split(".", 1)[0] for n in names if hashing.is_hash(n.split(".", 1)[0])})
+
+    def in_quarantine(self, digest: str) -> bool:
+        """True when a corrupt copy of the object was moved to ``quarantine/``."""
+        return os.path.lexists(os.path.join(self.root, QUARANTINE, digest))
+
+    def fs_now_ns(self) -> int:
+        """This filesystem's clock as it stamps a ctime now (0 when it cannot be read).
+
+        Read from a new probe file in ``tmp/`` (removed at once), so a coarse or
+        skewed clock (a network filesystem) is the one the objects' own stamps come from.
+        """
+        try:
+            probe = self._tmp_path("clock")
+            fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except OSError:
+            return 0
+        try:
+            return os.fstat(fd).st_ctime_ns
+        finally:
+            os.close(fd)
+            os.unlink(probe)
 
     async def fetch_from(self, source: ObjectStore, digest: str, io: IOMode) -> int:
         """Fetch an object from another store into this one, verified before it appears.

@@ -5,6 +5,7 @@ Layout under a store root::
     objects/<h[:2]>/<h[2:]>     immutable bytes, named by their BLAKE3 hash
     records/<commit-id>.jsonl   one append-only file per catalog commit
     tmp/                        staging (local stores only)
+    quarantine/<hash>           objects found corrupt, moved aside (local stores only)
 
 ``ObjectStore`` works on any fsspec filesystem (S3, GCS, Azure, SSH, memory,
 a folder). ``LocalObjectStore`` (store/local.py) keeps the same contract with
@@ -33,6 +34,7 @@ from .transfer import BLOCKING, ON_LOOP, IOMode, run_blocking
 OBJECTS = "objects"
 RECORDS = "records"
 TMP = "tmp"
+QUARANTINE = "quarantine"
 CONFIG = "limnos.yaml"
 SMALL_FILE = 1 << 20  # read whole, hash, then write only if new
 # Object stores whose PUT is atomic: a failed upload never leaves a partial key.

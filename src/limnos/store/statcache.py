@@ -1,9 +1,17 @@
-"""Stat cache: (path, inode, size, mtime_ns) -> content hash.
+"""Stat cache: (path, inode, size, mtime_ns) -> content hash, and the objects already verified.
 
 Re-adding or checking an unchanged file must cost a ``stat``, not a read, as
 DVC's state database does. The cache is per machine (inodes mean nothing
 elsewhere), so it lives in the lake's local state folder, never in the store.
 An entry is trusted only when all four stat fields match.
+
+A second table, ``verified_objects``, remembers which local objects were
+hashed and found right, keyed by (inode, size, mtime_ns, ctime_ns), so a hot
+object is not re-hashed on every read. The ctime is what makes it safe: no
+user call can set it back, so any write to the object (through a path that
+``local_path()`` handed out, or a hard link to it) changes the key, and the
+next read hashes again. :mod:`limnos.store.verify` decides when an entry may
+be recorded (never while a write in the same clock tick could go unseen).
 
 It is one SQLite file, written with the standard library's ``sqlite3``: the
 SQL catalog (and SQLAlchemy) is the ``catalog`` package's business, and this
@@ -18,6 +26,7 @@ import threading
 from collections.abc import Iterable
 
 StatKey = tuple[int, int, int]  # inode, size, mtime_ns
+VerifiedKey = tuple[int, int, int, int]  # inode, size, mtime_ns, ctime_ns
 
 # The table as earlier versions created it (through SQLAlchemy), so existing files keep working.
 _SCHEMA = """
@@ -36,11 +45,30 @@ _UPSERT = (
     "mtime_ns = excluded.mtime_ns, hash = excluded.hash"
 )
 _COLUMNS = "path, inode, size, mtime_ns, hash"
+_VERIFIED_SCHEMA = """
+CREATE TABLE IF NOT EXISTS verified_objects (
+    path TEXT NOT NULL PRIMARY KEY,
+    inode BIGINT NOT NULL,
+    size BIGINT NOT NULL,
+    mtime_ns BIGINT NOT NULL,
+    ctime_ns BIGINT NOT NULL
+)
+"""
+_VERIFIED_UPSERT = (
+    "INSERT INTO verified_objects (path, inode, size, mtime_ns, ctime_ns) VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT (path) DO UPDATE SET inode = excluded.inode, size = excluded.size, "
+    "mtime_ns = excluded.mtime_ns, ctime_ns = excluded.ctime_ns"
+)
 
 
 def stat_key(st: os.stat_result) -> StatKey:
     """The fields of a ``stat`` that must all match for a cached hash to be trusted."""
     return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def verified_key(st: os.stat_result) -> VerifiedKey:
+    """The fields of an object's ``stat`` that must all match for an earlier verification to stand."""
+    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 class StatCache:
@@ -68,6 +96,7 @@ class StatCache:
             conn.execute("PRAGMA busy_timeout=30000")
             with conn:
                 conn.execute(_SCHEMA)
+                conn.execute(_VERIFIED_SCHEMA)
             self._conn = conn
         return self._conn
 
@@ -95,6 +124,44 @@ class StatCache:
             conn = self._connection()
             with conn:  # one transaction: commit, or roll back on error
                 conn.executemany(_UPSERT, rows)
+
+    # -- objects already verified against their hash ---------------------------
+    def is_verified(self, path: str, st: os.stat_result) -> bool:
+        """True when the object at ``path`` was verified while it had exactly this stat (inode, size, mtime, ctime).
+
+        A cache that cannot be read counts as a miss: the object is hashed again.
+        """
+        try:
+            with self._lock:
+                row = self._connection().execute(
+                    "SELECT inode, size, mtime_ns, ctime_ns FROM verified_objects WHERE path = ?", (path,)).fetchone()
+        except sqlite3.Error:
+            return False
+        return row is not None and tuple(row) == verified_key(st)
+
+    def mark_verified(self, path: str, st: os.stat_result) -> None:
+        """Remember that the object at ``path`` hashed right while it had the stat ``st``.
+
+        Best effort: a cache that cannot be written (a full disk, a read-only
+        folder) only means the object is hashed again next time.
+        """
+        try:
+            with self._lock:
+                conn = self._connection()
+                with conn:
+                    conn.execute(_VERIFIED_UPSERT, (path, *verified_key(st)))
+        except sqlite3.Error:
+            pass
+
+    def forget_verified(self, path: str) -> None:
+        """Drop the entry for ``path`` (its object was found corrupt or moved away); best effort."""
+        try:
+            with self._lock:
+                conn = self._connection()
+                with conn:
+                    conn.execute("DELETE FROM verified_objects WHERE path = ?", (path,))
+        except sqlite3.Error:
+            pass
 
     def close(self) -> None:
         """Close the file; a later call opens it again."""

@@ -332,7 +332,7 @@ class Project:
         # version); hard links and symlinks share the object, so they are read-only as a guard.
         linked = lake.link in ("hardlink", "symlink")
         try:
-            place(lake.cache.path(digest), tmp, lake.link, readonly=linked)
+            place(lake.fetch(digest), tmp, lake.link, readonly=linked)  # verified against its hash first
             os.replace(tmp, abspath)
         finally:
             if os.path.lexists(tmp):

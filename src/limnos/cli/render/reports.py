@@ -47,6 +47,12 @@ def report_renderable(report: Report) -> Group:
             parts.append(_hash_list("corrupt objects (bytes do not match their hash)", report.corrupt, "red"))
         if report.orphans:
             parts.append(Text(f"{len(report.orphans)} unreferenced objects; 'limnos gc' removes them", style="dim"))
+        repaired = getattr(report, "repaired", None)  # an fsck --repair report
+        if repaired:
+            parts.append(_hash_list("repaired objects (replaced by a verified copy)", repaired, "green"))
+        if report.quarantined:
+            parts.append(Text(f"{len(report.quarantined)} corrupt copies are in quarantine/ (moved aside by a read or "
+                              "a repair; delete them once looked at)", style="yellow"))
     else:
         verb = "would delete" if report.dry_run else "deleted"
         parts.append(Text(f"{verb} {len(report.deleted)} unreferenced objects ({size(report.bytes)}) "
