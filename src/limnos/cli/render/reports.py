@@ -46,6 +46,12 @@ def report_renderable(report: Report) -> Group:
             parts.append(_hash_list("corrupt objects (bytes do not match their hash)", report.corrupt, "red"))
         if report.orphans:
             parts.append(Text(f"{len(report.orphans)} unreferenced objects; 'limnos gc' removes them", style="dim"))
+        for title, ids in (("commits without their records file", report.records_missing),
+                           ("damaged records files (truncated or altered)", report.records_damaged),
+                           ("records files the catalog lacks", report.records_unapplied),
+                           ("records files in records/quarantine/", report.records_quarantined)):
+            if ids:
+                parts.append(_hash_list(title, ids, "red"))
     else:
         verb = "would delete" if report.dry_run else "deleted"
         parts.append(Text(f"{verb} {len(report.deleted)} unreferenced objects ({size(report.bytes)}) "
