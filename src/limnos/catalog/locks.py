@@ -199,6 +199,10 @@ def _open_lock(path: str) -> int | None:
     their own catalog write anyway, so the guard is skipped rather than made the error.
     """
     try:
+        return os.open(path, os.O_RDONLY)  # flock needs no write access: a lake shared by a group works
+    except FileNotFoundError:
+        pass
+    try:
         return os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
     except OSError as exc:
         if exc.errno in (errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT):

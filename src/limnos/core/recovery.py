@@ -25,6 +25,7 @@ import logging
 import math
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -168,23 +169,31 @@ def load_commits(lake: LakeBase, ids: list[str], report: Report, reasons: dict[s
     ``reasons``, saying why); one from a newer limnos, or one that vanished
     meanwhile, is noted and skipped.
     """
-    commits = []
+    commits = list(iter_commits(lake, ids, report, reasons))
+    commits.sort(key=lambda c: (c.created_at, c.id))
+    return commits
+
+
+def iter_commits(lake: LakeBase, ids: list[str], report: Report,
+                 reasons: dict[str, str] | None = None) -> Iterator[Commit]:
+    """:func:`load_commits` one at a time, in the order given, holding only a batch in memory."""
     with progress(len(ids), "reading records") as advance:
         for start in range(0, len(ids), 500):
             batch = ids[start : start + 500]
             for cid, data in _read(lake, batch, report).items():
                 try:
-                    commits.append(Commit.from_jsonl(data, cid))
+                    commit = Commit.from_jsonl(data, cid)
                 except RecordsDamaged as exc:
                     report.records_damaged.append(cid)
                     report.notes.append(str(exc))
                     if reasons is not None:
                         reasons[cid] = str(exc)
+                    continue
                 except CatalogVersionError as exc:
                     report.notes.append(f"{exc} (skipped)")
+                    continue
+                yield commit
             advance(len(batch))
-    commits.sort(key=lambda c: (c.created_at, c.id))
-    return commits
 
 
 def _read(lake: LakeBase, ids: list[str], report: Report) -> dict[str, bytes]:
@@ -218,7 +227,8 @@ def check_records(lake: LakeBase, report: Report, read: bool = True) -> None:
     grace = roll_forward_grace()
     unapplied = [c for c in listed if c not in known and is_old(c, grace)]
     if read:
-        load_commits(lake, listed, report)
+        for _ in iter_commits(lake, listed, report):
+            pass  # checked as read; nothing kept
         damaged = set(report.records_damaged)
         unapplied = [c for c in unapplied if c not in damaged]
     report.records_unapplied = unapplied

@@ -342,7 +342,9 @@ class LocalObjectStore(ObjectStore):
                 continue
             for entry in os.scandir(folder):
                 is_staging = folder.endswith(TMP) or entry.name.startswith(".tmp-")
-                if is_staging and entry.is_file() and entry.stat().st_mtime < cutoff:
-                    os.unlink(entry.path)
-                    removed += 1
+                # A writer may finish with (and remove) its staging file at any moment.
+                with contextlib.suppress(FileNotFoundError):
+                    if is_staging and entry.is_file() and entry.stat().st_mtime < cutoff:
+                        os.unlink(entry.path)
+                        removed += 1
         return removed
