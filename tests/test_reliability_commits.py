@@ -531,3 +531,39 @@ def test_any_flipped_byte_or_cut_is_refused(data):
         bad = good[:at] + bytes([value]) + good[at + 1 :]
     with pytest.raises(errors.RecordsDamaged):
         Commit.from_jsonl(bad, cid)
+
+
+# ------------------------------------------------------- a lake whose store is a bucket
+def test_records_checks_on_a_bucket(tmp_path, moto_s3, monkeypatch, caplog):
+    """The same rules when the records live in S3: a failed commit leaves none, a bad one is quarantined there."""
+    url, options = f"s3://{moto_s3.new_bucket()}/lake", moto_s3.options()
+    lake = limnos.init(url, cache=str(tmp_path / "cache"), **options)
+    good = make(lake, "good.txt", b"good")
+    template = lake.store.read_record(commit_of(lake, good))
+    armed = [True]
+
+    def fail(conn):
+        if armed[0]:
+            armed[0] = False
+            raise OSError(28, "database or disk is full")
+
+    sa.event.listen(lake.catalog.engine, "commit", fail)
+    with pytest.raises(OSError, match="disk is full"):
+        make(lake, "failed.txt")
+    sa.event.remove(lake.catalog.engine, "commit", fail)
+    assert lake.store.list_records() == [commit_of(lake, good)]
+    cid, data = _crafted("huge size", template)
+    lake.store.fs.pipe_file(f"{lake.store.root}/records/{cid}.jsonl", data)
+    lake.close()
+    with caplog.at_level(logging.WARNING, logger="limnos"):
+        lake = limnos.open(url, cache=str(tmp_path / "cache"), **options)
+    assert any(f"{cid}.jsonl" in r.getMessage() for r in caplog.records)
+    assert lake.store.list_quarantined() == [cid]
+    assert [f.name for f in lake.ls()] == ["good.txt"]
+    report = lake.fsck(read_data=True)
+    assert report.records_quarantined == [cid] and not report.records_damaged and not report.missing
+    lake.store.fs.rm_file(f"{lake.store.root}/records/quarantine/{cid}.jsonl")  # the user dealt with it
+    assert lake.fsck(read_data=True).ok
+    lake.gc(dry_run=False, grace=dt.timedelta(0))
+    assert lake.get("good.txt").read_bytes() == b"good"
+    lake.close()

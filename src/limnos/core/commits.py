@@ -245,6 +245,9 @@ class CommitBuilder:
     def write(self) -> Commit:
         """Write the commit: records file, then the catalog transaction. Versions are set on the rows.
 
+        Whatever it raises, the commit never takes effect later: a records file
+        written before the failure is removed (or voided), so no roll-forward applies it.
+
         Raises:
             SchemaError: another writer fixed a metadata key to another type meanwhile.
             RemoteError: the records file cannot be written to the store (nothing is committed).
