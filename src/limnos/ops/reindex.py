@@ -49,7 +49,8 @@ def reindex(lake: LakeBase, force: bool = False) -> Report:
         if held:
             raise RecordsDamaged(f"{len(held)} records files are damaged (first: records/{held[0]}.jsonl) and the catalog "
                                  "still holds their commits, which a rebuild would lose; nothing was changed. "
-                                 "Run 'limnos fsck' and restore them from a backup or a remote first",
+                                 "Restore them from a backup or a remote first (see 'limnos fsck'), or move them "
+                                 "to records/quarantine/ to rebuild without those commits",
                                  commit_id=held[0])
         lake.catalog.wipe()
     apply_commits(lake, commits, report, reasons)
