@@ -70,8 +70,9 @@ def test_reindex_postgres(tmp_path, pg_database):
 
 def test_crash_between_records_and_catalog_rolls_forward(lake, tmp_path):
     """Simulate a kill after the records file is written but before COMMIT."""
+    from limnos.core.commits import SimulatedCrash
 
-    class Killed(BaseException):
+    class Killed(SimulatedCrash):  # a crash, which the commit path leaves for roll-forward (an error it would undo)
         pass
 
     original = lake.store.write_record

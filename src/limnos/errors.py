@@ -41,6 +41,7 @@ __all__ = [
     "ProjectNotFound",
     "QueryError",
     "QuerySyntaxError",
+    "RecordsDamaged",
     "RemoteError",
     "RemoteNotFound",
     "SchemaError",
@@ -491,3 +492,16 @@ def require_extra(module: str, extra: str) -> None:
     except ImportError as exc:
         raise MissingExtra(f"{module} is not installed; run: pip install 'limnos[{extra}]'",
                            module=module, extra=extra) from exc
+
+
+class RecordsDamaged(IntegrityError):
+    """A records file (a commit's write-ahead log) is truncated, altered or malformed.
+
+    Attributes:
+        commit_id: the commit the records file is named after (its file name without ``.jsonl``).
+    """
+
+    def __init__(self, *args: object, commit_id: str | None = None, url: str | None = None,
+                 hint: str | None = None) -> None:
+        super().__init__(*args, url=url, hint=hint)
+        self.commit_id = commit_id

@@ -121,10 +121,11 @@ class Lake(LakeBase):
         writer = Writer(name, staged)
         try:
             yield writer
-            digest, size = self.store_staged(staged)
-            commit = self.new_commit("create")
-            row = commit.add_file(name, digest, size, inputs=self.current_inputs(), metadata=metadata)
-            commit.write()
+            with self.writing():  # gc keeps the object, new or reused, until the commit names it
+                digest, size = self.store_staged(staged)
+                commit = self.new_commit("create")
+                row = commit.add_file(name, digest, size, inputs=self.current_inputs(), metadata=metadata)
+                commit.write()
             writer.file = commit.file(row)
         finally:
             if os.path.exists(staged):
@@ -159,7 +160,8 @@ class Lake(LakeBase):
         """
         from .ops.add import add_path
 
-        return add_path(self, os.fspath(path), name, metadata, move)
+        with self.writing():  # from the first look at the store (a found object is reused) to the commit
+            return add_path(self, os.fspath(path), name, metadata, move)
 
     def status(self, path: str | os.PathLike[str], name: str | None = None) -> Status:
         """Compare a local file or folder with the latest versions in the lake, using the stat cache.
@@ -194,7 +196,8 @@ class Lake(LakeBase):
         """
         from .folio.in_lake import save_to_lake
 
-        return save_to_lake(self, name, folio, metadata)
+        with self.writing():  # gc keeps the items' objects, new or reused, until the commit names them
+            return save_to_lake(self, name, folio, metadata)
 
     def set_metadata(self, ref: str | File, metadata: Mapping[str, Any]) -> File:
         """Set typed metadata on a file; every change is kept with its time.
@@ -210,9 +213,10 @@ class Lake(LakeBase):
         file = self.resolve(ref)
         if not metadata:
             raise MetadataError("set_metadata needs at least one key=value", ref=file.ref)
-        commit = self.new_commit("metadata")
-        commit.add_metadata([file.id], metadata)
-        commit.write()
+        with self.writing():  # a blob value is an object: gc keeps it until the commit names it
+            commit = self.new_commit("metadata")
+            commit.add_metadata([file.id], metadata)
+            commit.write()
         return self.resolve(file.id)
 
     def unset_metadata(self, ref: str | File, keys: Sequence[str] | str) -> File:

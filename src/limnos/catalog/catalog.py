@@ -18,7 +18,8 @@ import sqlalchemy as sa
 from ..errors import FieldNotFound, SchemaError, redact_url
 from . import schema as t
 from . import values
-from .engine import atomic, chunks, execute_many, insert_ignore, make_engine, run_atomic, upsert
+from .engine import atomic, chunks, execute_many, insert_ignore, is_data_error, make_engine, run_atomic, upsert
+from .locks import WriterGuard
 from .migrations import migrate
 from .records import Commit
 from .values import to_utc
@@ -101,6 +102,8 @@ class Catalog:
         self.url = url
         self.engine = make_engine(url)
         self.schema_version = migrate(self.engine)
+        #: writers hold it shared from storing an object until their commit is done; gc deletes holding it alone
+        self.guard = WriterGuard(self.engine)
 
     def __repr__(self) -> str:
         return f"Catalog({redact_url(self.url)!r})"
@@ -285,6 +288,40 @@ class Catalog:
         """The id of every commit in the catalog."""
         with self.engine.connect() as conn:
             return set(conn.execute(sa.select(t.commits.c.id)).scalars())
+
+    def has_commit(self, commit_id: str) -> bool:
+        """True when the commit is in the catalog (asked on a fresh connection)."""
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(t.commits.c.id).where(t.commits.c.id == commit_id)).first() is not None
+
+    def replay_each(self, commits: Sequence[Commit]) -> tuple[list[tuple[str, int, int]], dict[str, str]]:
+        """:meth:`replay`, and when a commit's rows do not fit the catalog, each commit on its own.
+
+        A crafted or damaged commit (a size beyond 64 bits, a type the database
+        refuses) then fails alone and the others go in.
+
+        Returns:
+            (renumbered versions as :meth:`replay` gives them, id -> why for each commit refused).
+
+        Raises:
+            sqlalchemy.exc.OperationalError: the database itself failed (nothing is refused for that).
+        """
+        try:
+            return self.replay(commits), {}
+        except Exception as exc:
+            if not is_data_error(exc):
+                raise
+        renumbered: list[tuple[str, int, int]] = []
+        refused: dict[str, str] = {}
+        for commit in commits:
+            try:
+                renumbered += self.replay([commit])
+            except Exception as exc:
+                if not is_data_error(exc):
+                    raise
+                if not self.has_commit(commit.id):  # else another process applied it first: no fault of its own
+                    refused[commit.id] = (str(exc).splitlines() or [type(exc).__name__])[0][:300]
+        return renumbered, refused
 
     def replay(self, commits: Sequence[Commit]) -> list[tuple[str, int, int]]:
         """Apply commits read from records files, in the order given, in one transaction.

@@ -96,6 +96,17 @@ def is_retryable(exc: BaseException) -> bool:
     return "database is locked" in str(orig or "")
 
 
+def is_data_error(exc: BaseException) -> bool:
+    """True when a statement failed on the values it was given (out of range, wrong type, a constraint),
+    not because the database is unreachable, locked or broken."""
+    if isinstance(exc, (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.InternalError)):
+        return False
+    if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
+        return False
+    return isinstance(exc, (sa.exc.StatementError, sa.exc.CompileError, sa.exc.ArgumentError, TypeError, ValueError,
+                            KeyError, OverflowError, AttributeError))
+
+
 @contextlib.contextmanager
 def atomic(engine: sa.Engine) -> Iterator[sa.Connection]:
     """One write transaction: everything inside commits together or not at all."""

@@ -76,11 +76,16 @@ def reindex(
     ctx: typer.Context,
     force: Annotated[bool, typer.Option("--force", help="Wipe a non-empty catalog and rebuild it.")] = False,
 ) -> None:
-    """Rebuild the catalog from the records files in the store."""
+    """Rebuild the catalog from the records files in the store. Exit 1 if a commit could not be restored."""
     report = open_lake(ctx).reindex(force=force)
     render.message(f"rebuilt the catalog from {len(report.rolled_forward)} commits: {report.files} files")
     for line in report.renumbered + report.notes:
         render.warning_line(line)
+    lost = report.records_damaged + report.records_quarantined
+    if lost:
+        render.warning_line(f"could not restore {len(lost)} commits ({', '.join(lost[:5])}{', ...' if len(lost) > 5 else ''}); "
+                            "restore their records files from a backup or a remote, then run 'limnos reindex --force'")
+        raise typer.Exit(1)
 
 
 @app.command(epilog="Example: limnos lock models/final.pkl")

@@ -142,6 +142,27 @@ class LakeBase:
             return [i for i in self._run.reads if i not in exclude]
 
     # -- commits -----------------------------------------------------------------
+    def writing(self) -> contextlib.AbstractContextManager[None]:
+        """Hold off gc's deletions for the block: wrap every write from storing its objects to its commit.
+
+        A writer that finds an object already stored (and reuses it) or stores a
+        new one refers to it only once its commit is in; gc must not delete the
+        object in between. Re-entrant, and shared by every thread of the process.
+
+        >>> with lake.writing():
+        ...     digest, size = lake.store_staged(path)
+        ...     commit = lake.new_commit("create"); commit.add_file(name, digest, size); commit.write()
+        """
+        return self.catalog.guard.shared()
+
+    def collecting(self) -> contextlib.AbstractContextManager[None]:
+        """Hold every writer off for the block, once those in flight are done: gc's delete phase.
+
+        Raises:
+            GcRefused: called inside :meth:`writing` on this thread.
+        """
+        return self.catalog.guard.exclusive()
+
     def new_commit(self, kind: str) -> CommitBuilder:
         """Begin a commit of the given kind (``"add"``, ``"create"``, ``"step"``...)."""
         return CommitBuilder(self, kind)
@@ -172,16 +193,20 @@ class LakeBase:
     def store_staged(self, staged: str) -> tuple[str, int]:
         """Hash a finished staging file and store it; a remote store gets it uploaded now.
 
+        Call it inside :meth:`writing`, together with the commit that names the object:
+        gc may delete an object that is stored (or found already there) but not yet committed.
+
         Returns the object's hash and size.
         """
         digest, size = hashing.hash_file(staged)
-        if self.store is not self.cache:
-            self.store.put_file(staged, digest)
-        self.cache.commit_staged(staged, digest)  # a remote lake keeps the local copy: it was just written here
+        with self.writing():  # the caller's own writing() should span this and its commit
+            if self.store is not self.cache:
+                self.store.put_file(staged, digest)
+            self.cache.commit_staged(staged, digest)  # a remote lake keeps the local copy: it was just written here
         return digest, size
 
     def store_blob(self, data: bytes) -> str:
-        """Store ``data`` as an object; its hash."""
+        """Store ``data`` as an object; its hash. Call it inside :meth:`writing`, with the commit that names it."""
         staged = self.staging_path()
         with open(staged, "wb") as f:
             f.write(data)

@@ -5,20 +5,34 @@ a datasource scan) is one commit: rows for files, lineage edges, metadata and
 other tables, written in this order:
 
 1. the objects the rows name (the caller stores them first, through
-   :meth:`LakeBase.store_staged <limnos.core.base.LakeBase.store_staged>`);
+   :meth:`LakeBase.store_staged <limnos.core.base.LakeBase.store_staged>`,
+   inside :meth:`LakeBase.writing <limnos.core.base.LakeBase.writing>`, which
+   keeps gc from deleting them until the commit is in);
 2. the records file ``<store>/records/<commit-id>.jsonl``, inside the
    catalog transaction after the rows are inserted (so a constraint failure
    aborts before the log exists);
 3. COMMIT.
 
+A call that raised never takes effect later: when the transaction fails
+after the records file was written, the records file is removed (or, if the
+store refuses, voided with ``records/<id>.void``) so that no roll-forward
+applies it. Only a crash (the process gone) leaves a records file without its
+commit, and that one is rolled forward: its caller never heard back, so
+either outcome is honest.
+
 Features build commits with :class:`CommitBuilder` and never touch the
 catalog's write path themselves.
+
+Tests make the path fail at its named points with :data:`crash_points`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+import logging
+import os
+import signal
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..catalog import Commit, FileRow
 from ..catalog import values as metavalues
@@ -33,6 +47,75 @@ if TYPE_CHECKING:
 
 #: The hash that stands for a blob in a metadata batch that is only being checked.
 _CHECK_ONLY_BLOB = "0" * 64
+log = logging.getLogger("limnos")
+T = TypeVar("T")
+
+#: The named points of the commit path, in order: objects stored; rows inserted but no
+#: records file yet; records file written but no COMMIT yet; COMMIT done, not yet returned.
+POINTS = ("after_objects", "in_transaction", "after_records", "after_commit")
+
+
+class SimulatedCrash(BaseException):
+    """Stands for the death of the process at a crash point: the commit path cleans nothing up for it.
+
+    For tests that want a crash without a subprocess. A ``BaseException``, so
+    that code catching ``Exception`` lets it through as it would a kill.
+    """
+
+    @classmethod
+    def raise_it(cls, point: str) -> None:
+        """A crash-point action: raise this (``crash_points.set(point, SimulatedCrash.raise_it)``)."""
+        raise cls(f"simulated crash at {point}")
+
+
+def kill_process(point: str) -> None:
+    """A crash-point action: SIGKILL this process, so that nothing at all runs after the point."""
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+class CrashPoints:
+    """Actions to run at the named points of the commit path (see :data:`POINTS`); tests only.
+
+    An action is called with the point's name: it may raise (the commit fails
+    there, as a full disk or a lost connection would), raise
+    :class:`SimulatedCrash`, or kill the process (:func:`kill_process`).
+    With nothing set a point costs one test of an empty dict.
+    """
+
+    def __init__(self) -> None:
+        self._actions: dict[str, Callable[[str], None]] = {}
+
+    def set(self, point: str, action: Callable[[str], None]) -> None:
+        """Run ``action`` at ``point`` from now on (in every thread).
+
+        Raises:
+            ValueError: ``point`` is not one of :data:`POINTS`.
+        """
+        if point not in POINTS:
+            raise ValueError(f"no crash point {point!r}; the points are {', '.join(POINTS)}")
+        self._actions[point] = action
+
+    def clear(self, point: str | None = None) -> None:
+        """Remove the action at ``point`` (every action when None)."""
+        if point is None:
+            self._actions.clear()
+        else:
+            self._actions.pop(point, None)
+
+    def armed(self) -> list[str]:
+        """The points that have an action, in commit order."""
+        return [p for p in POINTS if p in self._actions]
+
+    def hit(self, point: str) -> None:
+        """Run the action set at ``point``, if any."""
+        if self._actions:
+            action = self._actions.get(point)
+            if action is not None:
+                action(point)
+
+
+#: The crash points of this process's commit path.
+crash_points = CrashPoints()
 
 
 def encode_metadata(lake: LakeBase, file_ids: Sequence[str], metadata: Mapping[str, Any] | None,
@@ -83,6 +166,7 @@ class CommitBuilder:
     def __init__(self, lake: LakeBase, kind: str) -> None:
         self.lake = lake
         self.commit = Commit(id=new_id(), created_at=now(), kind=kind, run=lake.run_row())
+        self._records_written = False
 
     # -- what it holds ---------------------------------------------------------
     @property
@@ -161,18 +245,73 @@ class CommitBuilder:
     def write(self) -> Commit:
         """Write the commit: records file, then the catalog transaction. Versions are set on the rows.
 
+        Whatever it raises, the commit never takes effect later: a records file
+        written before the failure is removed (or voided), so no roll-forward applies it.
+
         Raises:
             SchemaError: another writer fixed a metadata key to another type meanwhile.
             RemoteError: the records file cannot be written to the store (nothing is committed).
         """
-        return self.lake.catalog.commit(self.commit, self._write_records)
+        self._run(lambda: self.lake.catalog.commit(self.commit, self._write_records), self.commit)
+        return self.commit
 
     def write_step(self, key: str | None) -> StepHit | None:
         """Write a step's commit unless another writer recorded ``key`` first; then return theirs."""
-        return self.lake.catalog.commit_step(self.commit, key, self._write_records)
+        return self._run(lambda: self.lake.catalog.commit_step(self.commit, key, self._write_records), None)
+
+    def _run(self, write: Callable[[], T], if_landed: T) -> T:
+        """Run the catalog write under the writer guard; after a failure, make sure it never lands later."""
+        self._records_written = False
+        with self.lake.writing():
+            crash_points.hit("after_objects")
+            try:
+                result = write()
+            except SimulatedCrash:
+                raise  # a crash: whatever was written stays, for roll-forward to judge
+            except BaseException as exc:
+                if not self._records_written:
+                    raise
+                if not self._abandon() or not isinstance(exc, Exception):
+                    raise  # an interrupt still interrupts, even when its commit went through
+                result = if_landed
+            crash_points.hit("after_commit")
+            return result
 
     def _write_records(self, commit: Commit) -> None:
+        crash_points.hit("in_transaction")
+        self._records_written = True  # before the write: a failing write may still leave the file behind
         self.lake.store.write_record(commit.id, commit.to_jsonl())
+        crash_points.hit("after_records")
+
+    def _abandon(self) -> bool:
+        """After a failed transaction: True if the commit is in the catalog after all; else unlog it.
+
+        A lost connection can hide a COMMIT that went through, so the catalog is
+        asked first. A commit that is not there has its records file removed; if
+        that fails, or the catalog cannot be asked, a void marker keeps any
+        roll-forward from applying it.
+        """
+        store = self.lake.store
+        try:
+            landed: bool | None = self.lake.catalog.has_commit(self.id)
+        except Exception:
+            landed = None
+        if landed:
+            log.warning("commit %s was reported as failed but is in the catalog: it took effect", self.id)
+            return True
+        try:
+            if landed is None:
+                store.void_record(self.id)  # it may have landed: keep the file, but never apply it
+            else:
+                store.delete_record(self.id)
+        except Exception:
+            try:
+                store.void_record(self.id)
+            except Exception as exc:
+                log.error("commit %s failed and its records file could not be removed or voided (%s); "
+                          "delete records/%s.jsonl before the lake is next opened, or it will be applied",
+                          self.id, exc, self.id)
+        return False
 
     def file(self, row: dict[str, Any]) -> File:
         """The File for one of this commit's file rows, after :meth:`write`."""

@@ -317,7 +317,7 @@ def scan(lake: LakeBase, state: SourceState, stop: threading.Event | None) -> Sc
                 return report
             batch = todo[i : i + BATCH]
             _fill_dims(lake, state, batch)
-            with state.lock:
+            with state.lock, lake.writing():  # gc keeps copied objects until the commit names them
                 commit = lake.new_commit("scan")
                 stage(lake, state, commit, batch, _current(lake, state, [e.path for e in batch]), report)
                 if commit.files or commit.extra or commit.metadata:
@@ -361,7 +361,7 @@ def write_metadata(lake: LakeBase, state: SourceState, updates: Mapping[str, Map
                 raise MetadataError(f"field {key!r} of {path!r}: {exc}") from None
             batch.setdefault(key, vtype)
             typed.append((path, key, value, vtype))
-    with state.lock:
+    with state.lock, lake.writing():  # blob values and copied files are objects: kept until committed
         current = _current(lake, state, paths)
         commit = lake.new_commit("metadata")
         file_of = {p: c.file_id for p, c in current.items()}

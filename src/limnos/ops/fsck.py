@@ -1,6 +1,9 @@
-"""``fsck``: every cataloged object exists (and, with ``read_data``, hashes right); orphans listed.
+"""``fsck``: every cataloged object exists (and, with ``read_data``, hashes right); orphans listed;
+the records files and the catalog agree.
 
 As restic's ``check --read-data-subset``, ``subset`` verifies a random share.
+Records files are small and are the catalog's backup, so every fsck reads
+them all and checks each one's checksum, as restic always checks its index.
 """
 
 from __future__ import annotations
@@ -8,7 +11,7 @@ from __future__ import annotations
 import random
 from typing import TYPE_CHECKING, BinaryIO, cast
 
-from ..core.recovery import ROLL_FORWARD_GRACE, Report, pending_records
+from ..core.recovery import Report, check_records
 from ..errors import LimnosError
 from ..progress import progress
 from ..store import hashing
@@ -45,7 +48,11 @@ def split_absent(lake: LakeBase, absent: set[str]) -> tuple[list[str], list[str]
 
 
 def fsck(lake: LakeBase, read_data: bool = False, subset: float | None = None) -> Report:
-    """Check that every cataloged object exists (and with ``read_data``, hashes right); list orphans.
+    """Check that every cataloged object exists (and with ``read_data``, hashes right); list orphans; check records.
+
+    Every records file is read and its checksum checked; a commit in the catalog
+    without its records file, a damaged records file, one older than the
+    roll-forward grace that the catalog lacks, and one in quarantine are errors.
 
     Args:
         lake: the lake to check; nothing in it is changed.
@@ -55,18 +62,16 @@ def fsck(lake: LakeBase, read_data: bool = False, subset: float | None = None) -
     Returns:
         A :class:`~limnos.core.recovery.Report`: ``missing``, ``remote_only``,
         ``corrupt``, ``orphans`` and ``quarantined`` (corrupt copies moved aside
-        by a read, see ``limnos fsck --repair``) hold object hashes; ``ok`` is
-        False when an object is missing or corrupt.
+        by a read, see ``fsck(repair=True)``) hold object hashes, the ``records_*``
+        fields commit ids; ``ok`` is False when an object is missing or corrupt or
+        the records and the catalog disagree.
 
     Raises:
         ValueError: ``subset`` is not in (0, 1].
         LimnosError: a remote that may hold the absent objects cannot be listed.
     """
     report = Report("fsck")
-    pending = pending_records(lake, grace=ROLL_FORWARD_GRACE)
-    if pending:
-        report.notes.append(f"{len(pending)} records files are not in the catalog; "
-                            "reopen the lake or call lake.reindex() to roll them forward")
+    check_records(lake, report)
     sizes = lake.catalog.object_sizes()
     referenced = lake.catalog.referenced_hashes()
     report.files = lake.catalog.count_files()

@@ -3,22 +3,36 @@
 Lessons from restic, Borg, git and DVC: only unreferenced objects older than a
 grace period go, there is a dry run, and nothing is deleted when the listing
 looks wrong.
+
+The invariant: an object that any commit acknowledged before, during or after
+a gc run refers to is never deleted, at any grace. Planning (reading the
+catalog, listing the store) takes no lock. The delete phase holds the writer
+guard exclusively (:meth:`LakeBase.collecting
+<limnos.core.base.LakeBase.collecting>`): it starts once every writer in
+flight has committed or failed, and no writer starts a new write until it is
+over. Inside it gc reads what is referenced again (catalog and pending
+records) and checks each candidate once more just before deleting it, so an
+object that a writer reused or stored after the plan was made stays.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import os
 import time
 from typing import TYPE_CHECKING
 
 from ..catalog import Commit
-from ..core.recovery import Report, pending_records
-from ..errors import GcRefused
+from ..core.recovery import Report, is_old, roll_forward_grace
+from ..errors import CatalogVersionError, GcRefused, RecordsDamaged
 from ..progress import progress
 from .fsck import split_absent
 
 if TYPE_CHECKING:
     from ..core.base import LakeBase
+
+#: Staging files younger than this stay whatever the grace: a ``create`` block may still be writing one.
+STAGING_GRACE = 3600.0
 
 
 def gc(lake: LakeBase, dry_run: bool = True, grace: dt.timedelta = dt.timedelta(days=1)) -> Report:
@@ -26,12 +40,19 @@ def gc(lake: LakeBase, dry_run: bool = True, grace: dt.timedelta = dt.timedelta(
 
     Objects named by a records file the catalog lacks yet (a commit in flight,
     or one to roll forward) count as referenced. A local lake's old staging
-    files go too.
+    files (older than ``grace`` and than an hour) and its abandoned commits'
+    records files go too.
+
+    Writers on this machine, and on every machine that shares a PostgreSQL
+    catalog, are coordinated with gc through the writer guard. A lake whose
+    store is remote (a bucket) but whose catalog is a SQLite file on each
+    machine cannot coordinate across machines: run gc there only while no
+    other machine writes, or give the lake a PostgreSQL catalog.
 
     Args:
         lake: the lake to collect.
         dry_run: only report what would be deleted (the default).
-        grace: unreferenced objects younger than this stay; a writer may be about to commit them.
+        grace: unreferenced objects younger than this stay.
 
     Returns:
         A :class:`~limnos.core.recovery.Report`: ``orphans`` (every unreferenced
@@ -39,18 +60,14 @@ def gc(lake: LakeBase, dry_run: bool = True, grace: dt.timedelta = dt.timedelta(
 
     Raises:
         GcRefused: the store lacks objects the catalog refers to (a wrong URL or
-            credentials look like that), so nothing was deleted.
+            credentials look like that), the records files and the catalog
+            disagree (see ``fsck``), or gc was called inside a write; nothing was deleted.
     """
     report = Report("gc", dry_run=dry_run)
-    referenced = lake.catalog.referenced_hashes()
-    # A records file the catalog lacks is a commit in flight (or to roll forward): keep its objects.
-    for cid in pending_records(lake, grace=0):
-        try:
-            commit = Commit.from_jsonl(lake.store.read_record(cid))
-        except (ValueError, KeyError):
-            continue
-        referenced.update(f["hash"] for f in commit.files if f.get("hash"))
-        referenced.update(m["v_str"] for m in commit.metadata if m.get("vtype") == "blob" and m.get("v_str"))
+    if lake.catalog.guard.held_by_this_thread():  # its delete phase would wait for this very thread
+        raise GcRefused("gc cannot run inside lake.writing() (a write in progress on this thread); call it after the write")
+    _refuse_unless_records_agree(lake)
+    referenced = _referenced(lake)
     listed = list(lake.store.iter_objects())
     present = {o.hash for o in listed}
     report.objects = len(listed)
@@ -64,17 +81,97 @@ def gc(lake: LakeBase, dry_run: bool = True, grace: dt.timedelta = dt.timedelta(
     cutoff = time.time() - grace.total_seconds()
     victims = [o for o in listed if o.hash not in referenced and o.mtime <= cutoff]
     report.orphans = sorted(o.hash for o in listed if o.hash not in referenced)
-    report.deleted = sorted(o.hash for o in victims)
-    report.bytes = sum(o.size for o in victims)
     young = len(report.orphans) - len(victims)
     if young:
         report.notes.append(f"{young} unreferenced objects are younger than the grace period and were kept")
     if dry_run:
+        report.deleted = sorted(o.hash for o in victims)
+        report.bytes = sum(o.size for o in victims)
         return report
-    with progress(len(victims), "collecting garbage") as advance:
-        for o in victims:
-            lake.store.delete(o.hash)
-            advance(1)
-    if lake.store.local:  # a local lake's cache is its store: its staging files are the store's
-        lake.cache.clean_staging(grace.total_seconds())
+    with lake.collecting():  # every writer in flight is done, and none starts until this block ends
+        _refuse_unless_records_agree(lake)  # an open may have quarantined a records file meanwhile
+        referenced = _referenced(lake)  # what they committed meanwhile counts
+        deleted = []
+        with progress(len(victims), "collecting garbage") as advance:
+            for o in victims:
+                if o.hash not in referenced and _still_old(lake, o.hash, cutoff):
+                    try:
+                        lake.store.delete(o.hash)
+                        deleted.append(o)
+                    except FileNotFoundError:
+                        pass  # another gc was first
+                advance(1)
+        kept = len(victims) - len(deleted)
+        if kept:
+            report.notes.append(f"{kept} objects were referenced or rewritten by writers while gc ran, and were kept")
+        report.deleted = sorted(o.hash for o in deleted)
+        report.bytes = sum(o.size for o in deleted)
+        _tidy_abandoned(lake, grace.total_seconds())
+        if lake.store.local:  # a local lake's cache is its store: its staging files are the store's
+            lake.cache.clean_staging(max(grace.total_seconds(), STAGING_GRACE))
     return report
+
+
+def _refuse_unless_records_agree(lake: LakeBase) -> None:
+    """Raise GcRefused while a commit lacks its records file, or records wait outside the catalog or in quarantine."""
+    # The catalog first: a commit in it wrote its records file before its COMMIT, so the listing
+    # after sees it; a commit that lands in between is young and not judged.
+    known = lake.catalog.commit_ids()
+    listed = lake.store.list_records()
+    grace = roll_forward_grace()
+    problems = []
+    lacking = len(known - set(listed))
+    if lacking:
+        problems.append(f"{lacking} commit{'s' if lacking != 1 else ''} in the catalog "
+                        f"{'have' if lacking != 1 else 'has'} no records file")
+    unapplied = sum(1 for c in listed if c not in known and is_old(c, grace))
+    if unapplied:
+        problems.append(f"{unapplied} records file{'s are' if unapplied != 1 else ' is'} not in the catalog")
+    quarantined = len(lake.store.list_quarantined())
+    if quarantined:
+        problems.append(f"{quarantined} records file{'s are' if quarantined != 1 else ' is'} in records/quarantine/")
+    if problems:
+        raise GcRefused(f"the records and the catalog disagree ({'; '.join(problems)}), so gc cannot tell what is "
+                        "referenced; nothing was deleted", hint="call lake.fsck() to see which, and fix that first")
+
+
+def _referenced(lake: LakeBase) -> set[str]:
+    """Every object the catalog refers to, and those that records files the catalog lacks yet name.
+
+    Raises:
+        GcRefused: such a records file cannot be read, so what it refers to is unknown.
+    """
+    referenced = lake.catalog.referenced_hashes()
+    known = lake.catalog.commit_ids()
+    # A records file the catalog lacks is a commit in flight (or to roll forward): keep its objects.
+    for cid in [c for c in lake.store.list_records() if c not in known]:
+        try:
+            commit = Commit.from_jsonl(lake.store.read_record(cid), cid)
+        except FileNotFoundError:
+            continue  # an abandoned commit, removed meanwhile
+        except (RecordsDamaged, CatalogVersionError) as exc:
+            raise GcRefused(f"cannot tell what records/{cid}.jsonl refers to ({exc}); nothing was deleted") from None
+        referenced.update(f["hash"] for f in commit.files if f.get("hash"))
+        referenced.update(m["v_str"] for m in commit.metadata if m.get("vtype") == "blob" and m.get("v_str"))
+    return referenced
+
+
+def _still_old(lake: LakeBase, digest: str, cutoff: float) -> bool:
+    """Re-check one candidate just before deleting it: a local object must still be there and old."""
+    if not lake.store.local:
+        return True  # a bucket has no cheap stat; the re-read catalog already covers what writers did
+    try:
+        return os.stat(lake.cache.path(digest)).st_mtime <= cutoff
+    except FileNotFoundError:
+        return False
+
+
+def _tidy_abandoned(lake: LakeBase, grace: float) -> None:
+    """Remove the records files and void markers of abandoned commits older than ``grace`` seconds."""
+    voids = lake.store.list_voids()
+    if not voids:
+        return
+    known = lake.catalog.commit_ids()
+    for cid in voids:
+        if cid not in known and is_old(cid, grace):  # one the catalog has after all stays, for fsck to report
+            lake.store.drop_void(cid)

@@ -1,11 +1,17 @@
-"""``reindex``: rebuild the catalog from the records files in the store."""
+"""``reindex``: rebuild the catalog from the records files in the store.
+
+Every records file is read and checked before anything is wiped. One that is
+damaged while the catalog still holds its commit stops the rebuild (wiping
+would lose that commit for good); otherwise the rebuild goes on without it,
+and the report lists every commit it could not restore.
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..core.recovery import Report, load_commits
-from ..errors import LimnosError
+from ..core.recovery import Report, apply_commits, load_commits
+from ..errors import LimnosError, RecordsDamaged
 
 if TYPE_CHECKING:
     from ..core.base import LakeBase
@@ -24,20 +30,30 @@ def reindex(lake: LakeBase, force: bool = False) -> Report:
     Returns:
         A :class:`~limnos.core.recovery.Report`: ``rolled_forward`` lists the
         commits replayed, ``renumbered`` the versions that moved, ``files`` the
-        count afterwards.
+        count afterwards; ``records_damaged`` and ``records_quarantined`` the
+        commits that could not be restored (then ``ok`` is False).
 
     Raises:
         LimnosError: the catalog is not empty and ``force`` is False.
+        RecordsDamaged: a records file is damaged while the catalog still holds its
+            commit, so rebuilding would lose it; nothing was changed.
     """
     report = Report("reindex")
-    if not lake.catalog.is_empty():
-        if not force:
-            raise LimnosError("the catalog is not empty", hint="call lake.reindex(force=True) to rebuild it from the store")
+    empty = lake.catalog.is_empty()
+    if not empty and not force:
+        raise LimnosError("the catalog is not empty", hint="call lake.reindex(force=True) to rebuild it from the store")
+    reasons: dict[str, str] = {}
+    commits = load_commits(lake, lake.store.list_records(), report, reasons)
+    if not empty:
+        held = sorted(set(report.records_damaged) & lake.catalog.commit_ids())
+        if held:
+            raise RecordsDamaged(f"{len(held)} records files are damaged (first: records/{held[0]}.jsonl) and the catalog "
+                                 "still holds their commits, which a rebuild would lose; nothing was changed",
+                                 hint="restore them from a backup or a remote first (call lake.fsck() to list them), "
+                                 "or move them to records/quarantine/ to rebuild without those commits",
+                                 commit_id=held[0])
         lake.catalog.wipe()
-    ids = lake.store.list_records()
-    commits = load_commits(lake, ids, report)
-    renumbered = lake.catalog.replay(commits)
-    report.rolled_forward = [c.id for c in commits]
-    report.renumbered = [f"{n}@{a} was {n}@{b} in its records" for n, b, a in renumbered]
+    apply_commits(lake, commits, report, reasons)
+    report.records_quarantined = lake.store.list_quarantined()
     report.files = lake.catalog.count_files()
     return report

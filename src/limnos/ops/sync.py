@@ -213,7 +213,8 @@ def import_records(lake: LakeBase, source: ObjectStore, report: TransferReport) 
 def upload_records(lake: LakeBase, target: ObjectStore, jobs: int | None, report: TransferReport) -> None:
     """Send every records file ``target`` lacks; failures go to ``report``."""
     have = set(target.list_records())
-    todo = [c for c in lake.store.list_records() if c not in have]
+    committed = lake.catalog.commit_ids()  # a commit in flight may still fail: only committed records travel
+    todo = [c for c in lake.store.list_records() if c not in have and c in committed]
 
     def send(cid: str) -> int:
         data = lake.store.read_record(cid)

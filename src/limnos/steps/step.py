@@ -384,8 +384,9 @@ class Step(Generic[P, R]):
             spec = None if value is None else {"return": plan.node(value, "the return value")}
             plan.add_unreturned()
             plan.materialize()
-            commit, rows = self._commit_for(lake, call, plan, spec, bound, files, started, ended, duration)
-            winner = commit.write_step(key if self.cache else None)
+            with lake.writing():  # gc keeps the outputs' objects, new or reused, until the commit names them
+                commit, rows = self._commit_for(lake, call, plan, spec, bound, files, started, ended, duration)
+                winner = commit.write_step(key if self.cache else None)
         except Exception as exc:
             self._record_failure(lake, key, bound, files, call, started, ended or now(), time.perf_counter() - t0, exc)
             raise

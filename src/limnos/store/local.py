@@ -7,6 +7,7 @@ the ``ObjectStore`` contract but calls ``os`` directly.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import io
@@ -22,7 +23,7 @@ import fsspec
 
 from ..errors import IntegrityError, StoreError
 from . import hashing, links
-from .objects import OBJECTS, QUARANTINE, RECORDS, SMALL_FILE, TMP, ObjectInfo, ObjectStore
+from .objects import OBJECTS, QUARANTINE, RECORDS, SMALL_FILE, TMP, VOID, ObjectInfo, ObjectStore
 from .transfer import BLOCKING, ON_LOOP, IOMode, run_blocking
 
 
@@ -403,21 +404,52 @@ class LocalObjectStore(ObjectStore):
             raise
 
     def list_records(self) -> list[str]:
-        """The ids of every commit with a records file, sorted."""
+        """The ids of every commit with a records file, sorted (abandoned commits' left out)."""
+        return sorted(self.record_times())
+
+    def record_times(self) -> dict[str, float]:
+        """commit id -> modification time (seconds) of every records file (abandoned commits' left out)."""
         folder = os.path.join(self.root, RECORDS)
         try:
-            return sorted(e.name[:-6] for e in os.scandir(folder) if e.name.endswith(".jsonl") and not e.name.startswith("."))
+            entries = list(os.scandir(folder))
+        except FileNotFoundError:
+            return {}
+        voided = {e.name[: -len(VOID)] for e in entries if e.name.endswith(VOID)}
+        return {e.name[:-6]: e.stat().st_mtime for e in entries
+                if e.name.endswith(".jsonl") and not e.name.startswith(".") and e.name[:-6] not in voided}
+
+    def delete_record(self, commit_id: str) -> None:
+        """Remove the records file of an abandoned commit (a missing file is no error)."""
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(self.root, RECORDS, f"{commit_id}.jsonl"))
+
+    def void_record(self, commit_id: str) -> None:
+        """Mark a commit abandoned with ``records/<id>.void`` (fsynced): its records file is never applied."""
+        path = os.path.join(self.root, RECORDS, f"{commit_id}{VOID}")
+        with open(path, "wb") as out:
+            out.write(b"abandoned: its catalog transaction failed\n")
+            out.flush()
+            os.fsync(out.fileno())
+
+    def _names(self, folder: str) -> list[str]:
+        try:
+            return [e.name for e in os.scandir(os.path.join(self.root, folder)) if e.is_file()]
         except FileNotFoundError:
             return []
 
-    def record_times(self) -> dict[str, float]:
-        """commit id -> modification time (seconds) of every records file."""
-        folder = os.path.join(self.root, RECORDS)
-        try:
-            return {e.name[:-6]: e.stat().st_mtime for e in os.scandir(folder)
-                    if e.name.endswith(".jsonl") and not e.name.startswith(".")}
-        except FileNotFoundError:
-            return {}
+    def drop_void(self, commit_id: str) -> None:
+        """Tidy an abandoned commit away: its records file first, then its void marker."""
+        self.delete_record(commit_id)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(self.root, RECORDS, f"{commit_id}{VOID}"))
+
+    def quarantine_record(self, name: str) -> str:
+        """Move ``records/<name>.jsonl`` to ``records/quarantine/``, out of every replay; its new path."""
+        folder = os.path.join(self.root, RECORDS, QUARANTINE)
+        os.makedirs(folder, exist_ok=True)
+        target = os.path.join(folder, f"{name}.jsonl")
+        os.replace(os.path.join(self.root, RECORDS, f"{name}.jsonl"), target)
+        return target
 
     def read_record(self, commit_id: str) -> bytes:
         """The bytes of one records file."""
@@ -441,7 +473,9 @@ class LocalObjectStore(ObjectStore):
                 continue
             for entry in os.scandir(folder):
                 is_staging = folder.endswith(TMP) or entry.name.startswith(".tmp-")
-                if is_staging and entry.is_file() and entry.stat().st_mtime < cutoff:
-                    os.unlink(entry.path)
-                    removed += 1
+                # A writer may finish with (and remove) its staging file at any moment.
+                with contextlib.suppress(FileNotFoundError):
+                    if is_staging and entry.is_file() and entry.stat().st_mtime < cutoff:
+                        os.unlink(entry.path)
+                        removed += 1
         return removed

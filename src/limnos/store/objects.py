@@ -33,8 +33,10 @@ from .transfer import BLOCKING, ON_LOOP, IOMode, run_blocking
 
 OBJECTS = "objects"
 RECORDS = "records"
-TMP = "tmp"
+#: quarantine/<hash>: corrupt local copies moved aside by a read; records/quarantine/: records that can never be applied
 QUARANTINE = "quarantine"
+VOID = ".void"  # records/<id>.void: that commit was abandoned; never apply its records file
+TMP = "tmp"
 CONFIG = "limnos.yaml"
 SMALL_FILE = 1 << 20  # read whole, hash, then write only if new
 # Object stores whose PUT is atomic: a failed upload never leaves a partial key.
@@ -435,17 +437,91 @@ class ObjectStore:
             return {}
         except Exception as exc:
             raise self._error("list", exc) from None
-        out = {}
+        out, voided = {}, set()
         for path, info in found.items():
             name = path.rsplit("/", 1)[-1]
             if name.endswith(".jsonl") and not name.startswith("."):
                 mtime = info.get("mtime") or info.get("LastModified") or info.get("created") or 0.0
                 out[name[: -len(".jsonl")]] = mtime.timestamp() if hasattr(mtime, "timestamp") else float(mtime)
-        return out
+            elif name.endswith(VOID):
+                voided.add(name[: -len(VOID)])
+        return {c: t for c, t in out.items() if c not in voided}  # a void marker cancels its records file
 
     def list_records(self) -> list[str]:
-        """The ids of every commit with a records file, sorted (so in time order: ids are ULIDs)."""
+        """The ids of every commit with a records file, sorted (so in time order: ids are ULIDs).
+
+        Records files of abandoned commits (see :meth:`void_record`) are left out.
+        """
         return sorted(self.record_times())
+
+    def delete_record(self, commit_id: str) -> None:
+        """Remove the records file of a commit that was abandoned (its catalog transaction failed).
+
+        Raises:
+            RemoteError: the store refused (a missing file is no error).
+        """
+        try:
+            self.fs.rm_file(self._key(f"{RECORDS}/{commit_id}.jsonl"))
+        except FileNotFoundError:
+            pass
+        except Exception as exc:
+            raise self._error("delete records from", exc) from None
+
+    def void_record(self, commit_id: str) -> None:
+        """Mark a commit abandoned with ``records/<id>.void``: its records file is then never applied.
+
+        Raises:
+            RemoteError: the store cannot be written.
+        """
+        with tempfile.NamedTemporaryFile(delete=False, suffix=VOID) as tmp:
+            tmp.write(b"abandoned: its catalog transaction failed\n")
+        try:
+            self.put(tmp.name, self._key(f"{RECORDS}/{commit_id}{VOID}"))
+        except Exception as exc:
+            raise self._error("write records to", exc) from None
+        finally:
+            os.unlink(tmp.name)
+
+    def list_voids(self) -> list[str]:
+        """The ids of every abandoned commit (with a ``.void`` marker), sorted."""
+        return sorted(name[: -len(VOID)] for name in self._names(RECORDS) if name.endswith(VOID))
+
+    def drop_void(self, commit_id: str) -> None:
+        """Tidy an abandoned commit away: its records file first, then its void marker."""
+        self.delete_record(commit_id)
+        try:
+            self.fs.rm_file(self._key(f"{RECORDS}/{commit_id}{VOID}"))
+        except FileNotFoundError:
+            pass
+        except Exception as exc:
+            raise self._error("delete records from", exc) from None
+
+    def quarantine_record(self, name: str) -> str:
+        """Move ``records/<name>.jsonl`` to ``records/quarantine/``, out of every replay; where it went.
+
+        Raises:
+            RemoteError: the store refused the move.
+        """
+        target = f"{RECORDS}/{QUARANTINE}/{name}.jsonl"
+        try:
+            self.fs.mv(self._key(f"{RECORDS}/{name}.jsonl"), self._key(target))
+        except Exception as exc:
+            raise self._error("move records in", exc) from None
+        return target
+
+    def list_quarantined(self) -> list[str]:
+        """The names (without ``.jsonl``) of the records files in quarantine, sorted."""
+        return sorted(n[: -len(".jsonl")] for n in self._names(f"{RECORDS}/{QUARANTINE}") if n.endswith(".jsonl"))
+
+    def _names(self, folder: str) -> list[str]:
+        """The names of the files directly in ``folder`` (none when it does not exist)."""
+        try:
+            found = self.fs.find(self._key(folder), maxdepth=1)
+        except FileNotFoundError:
+            return []
+        except Exception as exc:
+            raise self._error("list", exc) from None
+        return [path.rsplit("/", 1)[-1] for path in found]
 
     def read_record(self, commit_id: str) -> bytes:
         """The bytes of one records file."""

@@ -53,6 +53,12 @@ def report_renderable(report: Report) -> Group:
         if report.quarantined:
             parts.append(Text(f"{len(report.quarantined)} corrupt copies are in quarantine/ (moved aside by a read or "
                               "a repair; delete them once looked at)", style="yellow"))
+        for title, ids in (("commits without their records file", report.records_missing),
+                           ("damaged records files (truncated or altered)", report.records_damaged),
+                           ("records files the catalog lacks", report.records_unapplied),
+                           ("records files in records/quarantine/", report.records_quarantined)):
+            if ids:
+                parts.append(_hash_list(title, ids, "red"))
     else:
         verb = "would delete" if report.dry_run else "deleted"
         parts.append(Text(f"{verb} {len(report.deleted)} unreferenced objects ({size(report.bytes)}) "
