@@ -12,6 +12,7 @@ as a keyword argument where it is raised: ``FileNotFound(message, ref=ref)``.
 
 from __future__ import annotations
 
+import errno
 import re
 
 __all__ = [
@@ -49,6 +50,7 @@ __all__ = [
     "StepOutputError",
     "StepParameterError",
     "StoreError",
+    "StoreFull",
     "UnsafeArchive",
     "UntrustedModel",
     "redact_url",
@@ -470,3 +472,18 @@ def require_extra(module: str, extra: str) -> None:
     except ImportError as exc:
         raise MissingExtra(f"{module} is not installed; run: pip install 'limnos[{extra}]'",
                            module=module, extra=extra) from exc
+
+
+class StoreFull(StoreError):
+    """The disk that holds the lake (its objects, records or catalog) has no space left.
+
+    Also an ``OSError`` with ``errno`` ENOSPC, as the bare error it replaces was.
+
+    Attributes:
+        path: the folder on the full disk.
+    """
+
+    def __init__(self, *args: object, path: str | None = None, url: str | None = None) -> None:
+        super().__init__(*args, url=url)
+        self.path = path
+        self.errno = errno.ENOSPC

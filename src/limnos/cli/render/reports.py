@@ -45,7 +45,9 @@ def report_renderable(report: Report) -> Group:
         if report.corrupt:
             parts.append(_hash_list("corrupt objects (bytes do not match their hash)", report.corrupt, "red"))
         if report.orphans:
-            parts.append(Text(f"{len(report.orphans)} unreferenced objects; 'limnos gc' removes them", style="dim"))
+            parts.append(Text(f"{len(report.orphans)} unreferenced objects (left by deleted files or by a failed or "
+                              "interrupted write): 'limnos gc --yes' removes those older than a day, "
+                              "'limnos gc --yes --grace-days 0' all of them when no other writer is running"))
     else:
         verb = "would delete" if report.dry_run else "deleted"
         parts.append(Text(f"{verb} {len(report.deleted)} unreferenced objects ({size(report.bytes)}) "
