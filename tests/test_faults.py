@@ -339,6 +339,25 @@ def test_a_failed_add_removes_the_objects_it_stored(lake: limnos.Lake, tmp_path:
     assert lake.get("old/f000.bin").read_bytes() == (tmp_path / "old" / "f000.bin").read_bytes()
 
 
+def test_a_create_whose_commit_fails_removes_its_new_object(lake: limnos.Lake, monkeypatch: pytest.MonkeyPatch) -> None:
+    with lake.create("old.txt") as w:
+        w.write_text("shared bytes")
+    before = snapshot(lake)
+    from limnos.core.commits import CommitBuilder
+
+    def broken(self: CommitBuilder) -> None:
+        raise KeyboardInterrupt  # Ctrl-C while committing: the commit was not made
+
+    monkeypatch.setattr(CommitBuilder, "write", broken)
+    with pytest.raises(KeyboardInterrupt) as caught, lake.create("new.txt") as w:
+        w.write_text("new bytes")  # main: the object stays, unreferenced
+    assert snapshot(lake) == before
+    assert "creating new.txt was not committed; its new object was removed" in caught.value.__notes__
+    with pytest.raises(KeyboardInterrupt), lake.create("again.txt") as w:
+        w.write_text("shared bytes")  # an object that existed already is never removed
+    assert snapshot(lake) == before and lake.get("old.txt").read_text() == "shared bytes"
+
+
 def test_an_interrupted_add_removes_its_objects_and_says_so(lake: limnos.Lake, tmp_path: Path,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     """Ctrl-C in the middle of a folder, with big files on the thread pool."""
