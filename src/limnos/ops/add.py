@@ -359,7 +359,7 @@ def _in_flight(lake: LakeBase) -> set[str]:
     for cid in pending_records(lake, grace=0):
         try:
             commit = Commit.from_jsonl(lake.store.read_record(cid))
-        except Exception:  # an unreadable records file cannot name our objects
+        except Exception:  # an unreadable records file is never applied, so it refers to nothing
             continue
         hashes.update(f["hash"] for f in commit.files if f.get("hash"))
         hashes.update(m["v_str"] for m in commit.metadata if m.get("vtype") == "blob" and m.get("v_str"))
