@@ -12,6 +12,7 @@ as a keyword argument where it is raised: ``FileNotFound(message, ref=ref)``.
 
 from __future__ import annotations
 
+import errno
 import re
 
 __all__ = [
@@ -50,6 +51,7 @@ __all__ = [
     "StepOutputError",
     "StepParameterError",
     "StoreError",
+    "StoreFull",
     "UnsafeArchive",
     "UntrustedModel",
     "redact_url",
@@ -505,3 +507,19 @@ class RecordsDamaged(IntegrityError):
                  hint: str | None = None) -> None:
         super().__init__(*args, url=url, hint=hint)
         self.commit_id = commit_id
+
+
+class StoreFull(StoreError):
+    """The disk that holds the lake (its objects, records or catalog) has no space left.
+
+    Also an ``OSError`` with ``errno`` ENOSPC, as the bare error it replaces was.
+
+    Attributes:
+        path: the folder on the full disk.
+    """
+
+    def __init__(self, *args: object, path: str | None = None, url: str | None = None,
+                 hint: str | None = None) -> None:
+        super().__init__(*args, url=url, hint=hint)
+        self.path = path
+        self.errno = errno.ENOSPC

@@ -107,6 +107,7 @@ class Lake(LakeBase):
         Raises:
             InvalidName: ``name`` is not a valid file name.
             MetadataError: ``metadata`` cannot be stored (raised before any work).
+            StoreFull: the lake's disk is full; nothing is committed and the new object is removed.
         """
         step_call = current_call(self)
         if step_call is not None:
@@ -120,16 +121,44 @@ class Lake(LakeBase):
         staged = self.staging_path(suffix if len(suffix) <= 16 else "")
         writer = Writer(name, staged)
         try:
-            yield writer
-            with self.writing():  # gc keeps the object, new or reused, until the commit names it
-                digest, size = self.store_staged(staged)
-                commit = self.new_commit("create")
-                row = commit.add_file(name, digest, size, inputs=self.current_inputs(), metadata=metadata)
-                commit.write()
-            writer.file = commit.file(row)
+            try:
+                yield writer
+            except OSError as exc:  # the staging file is on the lake's disk: a full one is the lake's to explain
+                from .ops.add import store_full_error
+
+                full = store_full_error(exc, self.cache.root, f"writing {name}")
+                if full is not None:
+                    raise full from exc
+                raise
+            self._commit_created(writer, staged, metadata)
         finally:
             if os.path.exists(staged):
                 os.unlink(staged)
+
+    def _commit_created(self, writer: Writer, staged: str, metadata: Mapping[str, Any] | None) -> None:
+        """Store a finished staging file and commit it as ``writer.name``; on failure remove the new object.
+
+        Raises:
+            StoreFull: the disk is full (the object, if new, is removed again).
+        """
+        from .ops.add import add_note, discard_new_objects, store_full_error
+
+        digest, new = None, False
+        try:
+            with self.writing():  # gc keeps the object, new or reused, until the commit names it
+                digest, size, new = self.store_staged_new(staged)
+                commit = self.new_commit("create")
+                row = commit.add_file(writer.name, digest, size, inputs=self.current_inputs(), metadata=metadata)
+                commit.write()
+        except BaseException as exc:  # outside writing(): removing the new object waits for the writers in flight
+            removed = discard_new_objects(self, [digest]) if new and digest else 0
+            if isinstance(exc, KeyboardInterrupt):
+                add_note(exc, f"creating {writer.name} was not committed" + ("; its new object was removed" if removed else ""))
+            full = store_full_error(exc, self.cache.root, f"creating {writer.name}")
+            if full is not None:
+                raise full from exc
+            raise
+        writer.file = commit.file(row)
 
     def add(self, path: str | os.PathLike[str], name: str | None = None,
             metadata: Mapping[str, Any] | None = None, move: bool = False) -> AddResult:
@@ -160,8 +189,7 @@ class Lake(LakeBase):
         """
         from .ops.add import add_path
 
-        with self.writing():  # from the first look at the store (a found object is reused) to the commit
-            return add_path(self, os.fspath(path), name, metadata, move)
+        return add_path(self, os.fspath(path), name, metadata, move)  # it holds writing() from store to commit
 
     def status(self, path: str | os.PathLike[str], name: str | None = None) -> Status:
         """Compare a local file or folder with the latest versions in the lake, using the stat cache.
@@ -285,10 +313,17 @@ class Lake(LakeBase):
         Returns:
             A lazy :class:`~limnos.ops.query.Result`; the query runs when it is first used,
             and raises :class:`~limnos.errors.FieldNotFound` then for a key no file has.
+
+        Raises:
+            MetadataError: a filter key could never name metadata (not a str, a NUL...).
         """
         from .ops.query import Result
 
-        return Result(self, {**dict(filters or {}), **equals}, latest=latest)
+        if filters is not None and not isinstance(filters, Mapping):
+            raise MetadataError(f"query filters are a dict of key -> value, not {type(filters).__name__}")
+        merged = dict(filters or {})
+        merged.update(equals)
+        return Result(self, merged, latest=latest)
 
     def checkout(self, ref: str | File, dest: str, link: LinkMode | None = None) -> str:
         """Put a read-only working copy of a file at ``dest`` (reflink, else copy).

@@ -585,6 +585,17 @@ class Catalog:
             hashes.update(b for b in blobs if b)
         return hashes
 
+    def hashes_in_use(self, hashes: Sequence[str]) -> set[str]:
+        """The given object hashes that some file (deleted or not) or blob value refers to."""
+        found: set[str] = set()
+        with self.engine.connect() as conn:
+            for chunk in chunks(sorted(set(hashes))):
+                found.update(conn.execute(sa.select(t.files.c.hash).where(t.files.c.hash.in_(chunk)).distinct()).scalars())
+                log = t.metadata_log.c
+                blobs = sa.select(log.v_str).where(log.type == "blob", log.v_str.in_(chunk))
+                found.update(v for v in conn.execute(blobs.distinct()).scalars() if v)
+        return found
+
     def object_sizes(self) -> dict[str, int]:
         """hash -> size of every object a file (deleted or not) refers to."""
         with self.engine.connect() as conn:

@@ -20,6 +20,7 @@ equality filter over a million datapoints reads only the rows it returns.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -77,12 +78,23 @@ def encode_value(name: str, ftype: str, value: Any) -> Any:
     if ftype in ("int", "float"):
         if actual == "bool" or not isinstance(value, numbers.Real):
             raise SchemaError(f"field {name!r} holds {ftype} values; compare it with a number, not {value!r}")
-        return float(value) if ftype == "float" or not isinstance(value, numbers.Integral) else int(value)
+        if ftype == "int" and isinstance(value, numbers.Integral) and values.INT_MIN <= int(value) <= values.INT_MAX:
+            return int(value)
+        # Past the 64-bit range an int compares right as a float (no stored int equals it).
+        return _as_float(value)
     if ftype == "str":
         if not isinstance(value, str):
             raise SchemaError(f"field {name!r} holds str values; compare it with a str, not {value!r}")
-        return value
+        return values.check_text(value, f"the value compared with field {name!r}")
     raise SchemaError(f"field {name!r} has unknown type {ftype!r}")
+
+
+def _as_float(value: numbers.Real) -> float:
+    """``value`` as a float; an int too large for one becomes an infinity of its sign."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.copysign(math.inf, value)
 
 
 def _encoded_operand(leaf: Leaf, ftype: str) -> Any:
@@ -90,7 +102,13 @@ def _encoded_operand(leaf: Leaf, ftype: str) -> Any:
     if leaf.op in COMPARISONS.values():
         return encode_value(leaf.field, ftype, leaf.value)
     if leaf.op == "isin":
-        return tuple(encode_value(leaf.field, ftype, v) for v in leaf.value)
+        encoded = tuple(encode_value(leaf.field, ftype, v) for v in leaf.value)
+        if ftype == "int":  # a float no stored int can equal is left out (PostgreSQL casts the list to bigint)
+            encoded = tuple(v for v in encoded if not isinstance(v, float)
+                            or (math.isfinite(v) and v.is_integer() and values.INT_MIN <= v <= values.INT_MAX))
+        return encoded
+    if isinstance(leaf.value, str):  # contains, startswith, endswith
+        return values.check_text(leaf.value, f"the text {leaf.op} tests on field {leaf.field!r}")
     return leaf.value
 
 

@@ -11,7 +11,11 @@ deadlock or serialization failure are retried.
 from __future__ import annotations
 
 import contextlib
+import errno
+import logging
+import os
 import random
+import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
@@ -20,12 +24,13 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
 
-from ..errors import CatalogError, redact_url, require_extra
+from ..errors import CatalogError, StoreFull, redact_url, require_extra
 
 _RETRY_PGCODES = {"40001", "40P01"}  # serialization_failure, deadlock_detected
 T = TypeVar("T")
 #: Bound on the length of ``IN (...)`` lists and on executemany batches: every package's SQL uses it.
 CHUNK = 500
+_FULL_BELOW = 1 << 20  # bytes free under which a disk counts as full (SQLite needs 32 KiB for its -shm file)
 
 
 def chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
@@ -69,6 +74,18 @@ def make_engine(url: str) -> sa.Engine:
 
 
 def _sqlite_events(engine: sa.Engine) -> None:
+    path = engine.url.database or ""
+
+    @event.listens_for(engine, "do_connect")
+    def _do_connect(dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
+        dbapi_conn = dialect.connect(*cargs, **cparams)
+        try:
+            dbapi_conn.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.OperationalError as exc:
+            dbapi_conn.close()  # a connection whose WAL open failed stays broken: start afresh
+            return _wal_on_full_disk(lambda: dialect.connect(*cargs, **cparams), path, exc)
+        return dbapi_conn
+
     @event.listens_for(engine, "connect")
     def _connect(dbapi_conn: Any, _record: Any) -> None:
         # Let us issue BEGIN ourselves (pysqlite's own would be DEFERRED).
@@ -84,6 +101,77 @@ def _sqlite_events(engine: sa.Engine) -> None:
     def _begin(conn: sa.Connection) -> None:
         immediate = conn.get_execution_options().get("limnos_write", False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def _is_wal_database(path: str) -> bool:
+    """True when the SQLite file at ``path`` is in WAL mode (bytes 18 and 19 of its header are 2)."""
+    try:
+        with open(path, "rb") as f:
+            header = f.read(20)
+    except OSError:
+        return False
+    return len(header) == 20 and header.startswith(b"SQLite format 3\x00") and header[18] == header[19] == 2
+
+
+def disk_is_full(folder: str) -> bool:
+    """True when the file system holding ``folder`` has (next to) no free space left."""
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < _FULL_BELOW
+
+
+def _wal_on_full_disk(connect: Callable[[], Any], path: str, exc: sqlite3.OperationalError) -> Any:
+    """Open a WAL catalog whose disk is full: its wal-index in this process's memory instead of a file.
+
+    A WAL database needs a ``-shm`` file of 32 KiB, which a full disk cannot
+    hold, so the open itself failed with "disk I/O error". In exclusive locking
+    mode SQLite keeps the wal-index in memory: reads work, so the lake opens for
+    ``gc`` to free space, while other processes wait for this one to finish.
+
+    Returns:
+        A new DBAPI connection, in exclusive locking mode.
+
+    Raises:
+        StoreFull: the disk is full and the database cannot be opened even so.
+        sqlite3.OperationalError: the original error, when the disk is not full.
+    """
+    folder = os.path.dirname(os.path.abspath(path)) if path else ""
+    if not folder or not disk_is_full(folder) or not _is_wal_database(path):
+        raise exc
+    dbapi_conn = connect()
+    try:
+        dbapi_conn.execute("PRAGMA locking_mode=EXCLUSIVE")
+        dbapi_conn.execute("PRAGMA journal_mode=WAL")
+    except sqlite3.OperationalError:
+        dbapi_conn.close()
+        raise StoreFull(f"the disk holding the catalog {path} is full, so it cannot be opened",
+                        hint="free space on that disk and try again", path=folder) from exc
+    logging.getLogger("limnos").warning(
+        "the disk holding %s is full: the catalog is open for this process alone; free space there "
+        "(garbage collection deletes unreferenced objects)", folder)
+    return dbapi_conn
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """True when ``exc`` says a disk is full: ENOSPC or EDQUOT, SQLite's "database or disk is full",
+    or PostgreSQL's ``disk_full`` (53100)."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    orig = getattr(exc, "orig", None) or exc
+    if isinstance(orig, sqlite3.OperationalError):
+        return "database or disk is full" in str(orig)
+    return (getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)) == "53100"
+
+
+def full_disk_error(exc: BaseException, folder: str) -> bool:
+    """True when ``exc`` failed for want of space: it says so, or it is an I/O or database error
+    while the disk holding ``folder`` is full (SQLite then often says only "disk I/O error")."""
+    if is_disk_full(exc):
+        return True
+    io_error = isinstance(exc, (OSError, sqlite3.Error, sa.exc.DBAPIError))
+    return io_error and disk_is_full(folder)
 
 
 def is_retryable(exc: BaseException) -> bool:

@@ -12,6 +12,7 @@ import datetime as dt
 import json
 import math
 import numbers
+from collections.abc import Mapping
 from typing import Any, overload
 
 from ..errors import MetadataError, SchemaError
@@ -19,25 +20,67 @@ from ..errors import MetadataError, SchemaError
 # Keys that are already columns of a query result; metadata may not shadow them.
 RESERVED_KEYS = frozenset({"id", "name", "version", "hash", "size", "created_at", "user", "run", "kind", "uri"})
 MAX_KEY_LENGTH = 256
+#: The range of ``v_int``: a signed 64-bit column on SQLite and PostgreSQL alike.
+INT_MIN, INT_MAX = -(2**63), 2**63 - 1
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 Encoded = tuple[str, int | None, float | None, str | None]
 
 
-def validate_key(key: object) -> str:
-    """Return ``key`` if it can name metadata.
+def check_text(text: str, what: str) -> str:
+    """Return ``text`` if every database and records file can hold it.
 
     Raises:
-        MetadataError: it is not a non-empty str, is too long, names a built-in column, or holds a NUL.
+        MetadataError: it holds a NUL (PostgreSQL refuses those) or a lone surrogate (not encodable as UTF-8).
+    """
+    if "\x00" in text:
+        raise MetadataError(f"{what} contains a NUL byte; remove it", key=text if what.startswith("metadata key") else None)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise MetadataError(f"{what} {text[:40]!r} is not valid Unicode text (it holds a lone surrogate); "
+                            "decode the bytes it came from with errors='replace'") from None
+    return text
+
+
+def validate_key(key: object, reserved_ok: bool = False) -> str:
+    """Return ``key`` if it can name metadata (``reserved_ok``: built-in column names too, for queries).
+
+    Raises:
+        MetadataError: it is not a non-empty str, is too long, names a built-in column, or holds a NUL
+            or a lone surrogate.
     """
     if not isinstance(key, str) or not key:
         raise MetadataError(f"metadata keys must be non-empty strings, not {key!r}")
     if len(key) > MAX_KEY_LENGTH:
-        raise MetadataError(f"metadata key {key[:40]!r}... is over {MAX_KEY_LENGTH} characters; shorten it")
-    if key in RESERVED_KEYS:
-        raise MetadataError(f"metadata key {key!r} is a built-in column; pick another name, such as '{key}_'")
-    if "\x00" in key:
-        raise MetadataError(f"metadata key {key!r} contains a NUL byte")
+        raise MetadataError(f"metadata key {key[:40]!r}... is over {MAX_KEY_LENGTH} characters; shorten it", key=key)
+    if key in RESERVED_KEYS and not reserved_ok:
+        raise MetadataError(f"metadata key {key!r} is a built-in column; pick another name, such as '{key}_'", key=key)
+    check_text(key, "metadata key")
     return key
+
+
+def validate_metadata(metadata: object) -> dict[str, Any]:
+    """Check a metadata batch as far as it can be checked without the catalog; the batch as a dict.
+
+    Runs before any query, so that no bad key or value ever reaches the database
+    (PostgreSQL fails on a non-str key or a NUL at the first query that names it).
+
+    Raises:
+        MetadataError: ``metadata`` is not a mapping, or a key or value cannot be stored.
+    """
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, Mapping):
+        raise MetadataError(f"metadata must be a dict of key -> value, not {type(metadata).__name__}")
+    out = dict(metadata)
+    for key, value in out.items():
+        validate_key(key)
+        vtype = infer_type(value)
+        if vtype == "int" and not INT_MIN <= int(value) <= INT_MAX:
+            continue  # a float key takes it; encode() decides once the key's type is known
+        if vtype != "blob":
+            encode(value, vtype)
+    return out
 
 
 def infer_type(value: Any) -> str:
@@ -97,18 +140,28 @@ def encode(value: Any, type_: str) -> Encoded:
     if type_ == "bool":
         return ("bool", int(bool(value)), None, None)
     if type_ == "int":
-        return ("int", int(value), None, None)
+        number = int(value)
+        if not INT_MIN <= number <= INT_MAX:
+            raise MetadataError(f"metadata int {number} is outside the 64-bit range (-2**63 to 2**63-1); "
+                                "store it as a float or a str")
+        return ("int", number, None, None)
     if type_ == "float":
-        f = float(value)
+        try:
+            f = float(value)
+        except OverflowError:
+            raise MetadataError(f"metadata number {value} is too large for a float; store it as a str") from None
         if math.isnan(f):
             raise MetadataError("NaN cannot be stored as metadata; unset the key instead")
         return ("float", None, f, None)
     if type_ == "str":
         if "\x00" in value:
             raise MetadataError("metadata strings cannot contain NUL bytes")
-        return ("str", None, None, value)
+        return ("str", None, None, check_text(value, "metadata string"))
     if type_ == "datetime":
-        delta = to_utc(value) - _EPOCH
+        try:
+            delta = to_utc(value) - _EPOCH
+        except OverflowError:
+            raise MetadataError(f"metadata datetime {value!r} is out of range in UTC") from None
         micros = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
         return ("datetime", micros, None, None)
     if type_ == "json":
@@ -116,6 +169,8 @@ def encode(value: Any, type_: str) -> Encoded:
             text = json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
         except (TypeError, ValueError) as exc:
             raise MetadataError(f"metadata value is not JSON-serializable: {exc}") from exc
+        except RecursionError:
+            raise MetadataError("metadata value is nested too deeply to store as JSON; flatten it") from None
         return ("json", None, None, text)
     if type_ == "blob":
         return ("blob", None, None, str(value))

@@ -20,14 +20,16 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import typer
+from rich.text import Text
 
-from limnos.errors import LimnosError
+from limnos.errors import LimnosError, StoreFull
 
 from . import render
 from .advice import shell_advice
 
 DEBUG_ENV = "LIMNOS_DEBUG"
 BROKEN_PIPE_EXIT = 141  # what a shell reports for a process killed by SIGPIPE (128 + 13)
+INTERRUPT_EXIT = 130  # what a shell reports for a process stopped by Ctrl-C (128 + SIGINT)
 
 
 class CliError(Exception):
@@ -38,7 +40,10 @@ Hint = Callable[[LimnosError], str | None]
 
 #: CLI advice per library error class (subclasses included: the nearest class in the MRO wins).
 #: A hint function gets the exception and returns the text to add after its message, or None for none.
-HINTS: dict[type[LimnosError], Hint] = {}
+HINTS: dict[type[LimnosError], Hint] = {
+    StoreFull: lambda _exc: "'limnos gc --yes' deletes unreferenced objects older than a day "
+                            "(--grace-days 0: all of them, when no other writer is running)",
+}
 
 
 def debug_enabled() -> bool:
@@ -108,22 +113,42 @@ def _silence_stdout() -> None:
         pass
 
 
+def interrupt_message(exc: KeyboardInterrupt) -> str:
+    """The ``interrupted:`` line's text: what the interrupted call says was (not) committed, else the rule."""
+    notes = [str(n) for n in getattr(exc, "__notes__", None) or [] if str(n).strip()]
+    if notes:
+        return "; ".join(notes)
+    return "a commit in progress was not made; commits already done are kept"
+
+
+def print_interrupted(exc: KeyboardInterrupt) -> None:
+    """Print ``interrupted: <what was and was not committed>`` on stderr, on one line."""
+    text = interrupt_message(exc).replace("\n", " ")
+    render.err_console().print(Text.assemble(("interrupted: ", "bold yellow"), text), soft_wrap=True)
+
+
 @contextmanager
 def error_shell() -> Iterator[None]:
     """Run a command: its errors become one ``error:`` line and exit code 1.
 
     A reader that went away (``limnos cat x | head``) stops the command quietly
-    with exit code 141. Click's own exceptions, ``typer.Exit`` and, with
-    ``LIMNOS_DEBUG=1``, every error pass through untouched.
+    with exit code 141. Ctrl-C prints one ``interrupted:`` line saying what was
+    and was not committed, and exits with 130. Click's own exceptions,
+    ``typer.Exit`` and, with ``LIMNOS_DEBUG=1``, every error pass through untouched.
 
     Raises:
-        typer.Exit: With code 1 after printing the error, or 141 on a broken pipe.
+        typer.Exit: With code 1 after printing the error, 141 on a broken pipe, 130 on Ctrl-C.
     """
     try:
         yield
     except BrokenPipeError:
         _silence_stdout()
         raise typer.Exit(BROKEN_PIPE_EXIT) from None
+    except KeyboardInterrupt as exc:
+        if debug_enabled():
+            raise
+        print_interrupted(exc)
+        raise typer.Exit(INTERRUPT_EXIT) from None
     except (typer.Exit, typer.Abort):
         raise
     except Exception as exc:

@@ -205,6 +205,17 @@ class LakeBase:
             self.cache.commit_staged(staged, digest)  # a remote lake keeps the local copy: it was just written here
         return digest, size
 
+    def store_staged_new(self, staged: str) -> tuple[str, int, bool]:
+        """:meth:`store_staged`, also telling whether the object is new in this machine's store.
+
+        A write whose commit then fails removes the objects that were new (see
+        :func:`limnos.ops.add.discard_new_objects`). Returns hash, size and that flag.
+        """
+        digest, size = hashing.hash_file(staged)
+        if self.store is not self.cache:
+            self.store.put_file(staged, digest)
+        return digest, size, self.cache.commit_staged(staged, digest)
+
     def store_blob(self, data: bytes) -> str:
         """Store ``data`` as an object; its hash. Call it inside :meth:`writing`, with the commit that names it."""
         staged = self.staging_path()

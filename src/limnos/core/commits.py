@@ -134,7 +134,7 @@ def encode_metadata(lake: LakeBase, file_ids: Sequence[str], metadata: Mapping[s
         return []
     if metadata is not None and not isinstance(metadata, Mapping):
         raise MetadataError(f"metadata must be a dict of key -> value, not {type(metadata).__name__}")
-    values = dict(metadata or {})
+    values = metavalues.validate_metadata(metadata)  # before any query: a bad key must never reach the database
     fixed = lake.catalog.key_types(list(values))
     encoded: list[tuple[str, metavalues.Encoded]] = []
     for key, value in values.items():

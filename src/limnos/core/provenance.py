@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import datetime as dt
 import getpass
+import json
 import os
 import platform
+import re
 import socket
 import subprocess
 import sys
+from collections.abc import Sequence
 from typing import Any
 
-from ..errors import redact_url
 from ..store.hashing import hash_bytes
 from ..version import __version__
 
@@ -58,7 +60,7 @@ def git_info(cwd: str) -> dict[str, Any]:
         "git_commit": commit.strip(),
         "git_dirty": bool(status.strip()),
         "git_diff_hash": hash_bytes(diff.encode()) if diff else None,
-        "git_remote": redact_url(remote) if remote else None,
+        "git_remote": scrub_text(remote) if remote else None,
     }
 
 
@@ -89,7 +91,7 @@ def collect(run_id: str, started_at: dt.datetime, name: str | None = None, confi
             packages: bool = False) -> dict[str, Any]:
     """The provenance row of a run: who, where, when, which code (``packages``: every installed version too)."""
     cwd = os.getcwd()
-    argv = [redact_url(a) for a in sys.argv]  # a URL in argv may carry a password
+    argv = scrub_argv(sys.argv)  # options, URLs and key=value pairs may carry credentials
     script = os.path.abspath(argv[0]) if argv and argv[0] and os.path.isfile(argv[0]) else None
     user: str | None
     try:
@@ -110,8 +112,105 @@ def collect(run_id: str, started_at: dt.datetime, name: str | None = None, confi
         "limnos_version": __version__,
         "notebook": notebook_path(),
         "packages": installed_packages() if packages else None,
-        "config": config,
+        "config": scrub_config(config),
     }
+
+
+# ------------------------------------------------------------ scrubbing secrets
+# A run row is written to records files, the catalog and every remote it is
+# pushed to, so nothing that looks like a credential may reach it. Scrubbing
+# errs on the side of hiding: a masked value that was no secret costs a little
+# provenance, a leaked one costs a rotated key.
+
+#: What a scrubbed value is replaced with.
+MASK = "***"
+#: Fragments of a key (lowercased, punctuation removed) that mark its value as a credential.
+_SECRET_FRAGMENTS = (
+    "password", "passwd", "passphrase", "secret", "token", "credential", "apikey", "accesskey", "privatekey",
+    "accountkey", "signature", "cookie", "sessionkey", "connectionstring",
+)
+#: Whole words of a key (split on punctuation) that mark its value as a credential: ``-o key=...`` is s3fs's key id.
+_SECRET_WORDS = frozenset({"pass", "pwd", "pw", "key", "auth", "sig", "sas"})
+_SCHEME = r"[a-zA-Z][a-zA-Z0-9+.-]*://"
+# user:password@ (the password may hold '@' or '/': hide everything up to the last '@' of the word).
+_URL_PASSWORD = re.compile(rf"(?P<scheme>{_SCHEME})(?P<user>[^:/?#@\s]*):(?P<secret>\S*)@")
+# https://TOKEN@host: a user alone in a web URL is usually a token (git remotes with a PAT).
+_WEB_USER = re.compile(r"(?P<scheme>https?://)(?P<user>[^:/?#@\s]+)@")
+_QUERY_PARAM = re.compile(r"(?P<sep>[?&;])(?P<key>[^=&#\s]+)=(?P<value>[^&#\s]*)")
+_MAX_DEPTH = 64  # config nested deeper is not scrubbed further (and is not JSON a catalog can store anyway)
+
+
+def is_secret_key(key: str) -> bool:
+    """True when an option or setting named ``key`` (``password``, ``aws_secret_access_key``, ``-o key``) holds a credential."""
+    lowered = key.lower()
+    squashed = re.sub(r"[^a-z0-9]", "", lowered)
+    if any(fragment in squashed for fragment in _SECRET_FRAGMENTS):
+        return True
+    return any(word in _SECRET_WORDS for word in re.split(r"[^a-z0-9]+", lowered))
+
+
+def scrub_text(text: str) -> str:
+    """``text`` with URL passwords, web URL users and secret query parameters masked, and JSON scrubbed."""
+    stripped = text.strip()
+    if stripped[:1] in ("{", "[") and stripped[-1:] in ("}", "]"):
+        try:
+            parsed = json.loads(stripped)
+        except (ValueError, RecursionError):
+            pass
+        else:
+            return json.dumps(scrub_config(parsed))
+    text = _URL_PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:{MASK}@", text)
+    text = _WEB_USER.sub(lambda m: f"{m['scheme']}{MASK}@", text)
+    return _QUERY_PARAM.sub(
+        lambda m: f"{m['sep']}{m['key']}={MASK}" if is_secret_key(m["key"]) else m.group(), text)
+
+
+def _scrub_arg(arg: str) -> str:
+    """One argv word: ``--password=x``, ``-osecret=x``, ``KEY=value`` and URLs scrubbed."""
+    if arg.startswith("--") and "=" in arg:
+        flag, _, value = arg.partition("=")
+        return f"{flag}={MASK}" if is_secret_key(flag[2:]) else f"{flag}={_scrub_arg(value)}"
+    if len(arg) > 2 and arg[0] == "-" and arg[1].isalpha() and "=" in arg:
+        return arg[:2] + _scrub_arg(arg[2:])  # a short option with its value attached: -okey=secret
+    key, eq, value = arg.partition("=")
+    if eq and key and not key.startswith("-") and "://" not in key:
+        return f"{key}={MASK}" if is_secret_key(key) else f"{key}={scrub_text(value)}"
+    return scrub_text(arg)
+
+
+def scrub_argv(argv: Sequence[str]) -> list[str]:
+    """A command line fit to record: values of credential options, pairs and URL passwords masked.
+
+    ``--password x`` and ``--password=x`` hide ``x``; ``-o secret=x``, ``-osecret=x`` and
+    ``AWS_SECRET_ACCESS_KEY=x`` hide ``x``; ``postgresql://u:pw@h/db`` hides ``pw``; JSON
+    option values are scrubbed key by key.
+    """
+    out: list[str] = []
+    hide_next = False
+    for arg in argv:
+        arg = str(arg)
+        if hide_next:
+            out.append(MASK)
+            hide_next = False
+            continue
+        out.append(_scrub_arg(arg))
+        # "--password x": the flag's value is the next word.
+        hide_next = arg.startswith("-") and "=" not in arg and len(arg) > 1 and is_secret_key(arg.lstrip("-"))
+    return out
+
+
+def scrub_config(value: Any, depth: int = 0) -> Any:
+    """A run's config fit to record: values under credential-looking keys masked, URLs in strings scrubbed."""
+    if depth > _MAX_DEPTH:
+        return value
+    if isinstance(value, dict):
+        return {k: MASK if isinstance(k, str) and is_secret_key(k) else scrub_config(v, depth + 1)
+                for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(scrub_config(v, depth + 1) for v in value)
+    if isinstance(value, str):
+        return scrub_text(value)
+    return value
 
 
 # ------------------------------------------------------------ step code links
@@ -211,7 +310,7 @@ def source_link(source_file: str | None, first: int | None, last: int | None) ->
         return out
     top, commit, remote = repo
     out["git_commit"] = commit
-    out["git_remote"] = redact_url(remote) if remote else None
+    out["git_remote"] = scrub_text(remote) if remote else None
     rel = os.path.relpath(os.path.realpath(source_file), os.path.realpath(top))
     if not rel.startswith("..") and _committed_as_is(top, rel):
         out["permalink"] = permalink(remote, commit, rel, first, last)

@@ -26,7 +26,9 @@ the same :class:`~limnos.datasources.query.Condition` objects that ``ds["f"] > 5
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +47,9 @@ _TOKEN = re.compile(r"""
 KEYWORDS = {"and", "or", "not", "in", "is", "null", "true", "false", "contains", "startswith", "endswith"}
 _OPS = {"==": "eq", "=": "eq", "!=": "ne", "<": "lt", "<=": "le", ">": "gt", ">=": "ge"}
 _ESCAPES = {"n": "\n", "t": "\t", "\\": "\\", '"': '"', "'": "'"}
+#: How deep parentheses and ``not`` may nest: the parser recurses once per level, and so do the
+#: query compiler and the database after it; no hand-written query comes near this.
+MAX_DEPTH = 64
 
 
 @dataclass(frozen=True)
@@ -72,7 +77,10 @@ def tokenize(text: str) -> list[Token]:
         kind = m.lastgroup
         raw = m.group()
         if kind == "number":
-            value: Any = float(raw) if any(c in raw for c in ".eE") else int(raw)
+            try:
+                value: Any = float(raw) if any(c in raw for c in ".eE") else int(raw)
+            except ValueError:  # Python refuses to convert ints of thousands of digits
+                raise _error(text, pos, "a number with too many digits") from None
             tokens.append(Token("number", raw, pos, value))
         elif kind == "string":
             tokens.append(Token("string", raw, pos, _unescape(raw[1:-1], text, pos)))
@@ -111,7 +119,8 @@ def _unescape(body: str, text: str, pos: int) -> str:
 
 def _error(text: str, pos: int, what: str) -> QuerySyntaxError:
     near = text[pos : pos + 20] or "the end"
-    return QuerySyntaxError(f"{what} at column {pos + 1} (near {near!r}) in query {text!r}")
+    shown = text if len(text) <= 200 else text[:200] + "..."
+    return QuerySyntaxError(f"{what} at column {pos + 1} (near {near!r}) in query {shown!r}")
 
 
 class _Parser:
@@ -119,6 +128,7 @@ class _Parser:
         self.text = text
         self.tokens = tokenize(text)
         self.i = 0
+        self.depth = 0
 
     @property
     def tok(self) -> Token:
@@ -166,14 +176,27 @@ class _Parser:
 
     def not_(self) -> Condition:
         if self.is_kw("not"):
-            self.take()
-            return Not(self.not_())
+            with self.nested():
+                self.take()
+                return Not(self.not_())
         if self.tok.kind == "punct" and self.tok.text == "(":
-            self.take()
-            inner = self.or_()
-            self.expect_punct(")")
-            return inner
+            with self.nested():
+                self.take()
+                inner = self.or_()
+                self.expect_punct(")")
+                return inner
         return self.test()
+
+    @contextlib.contextmanager
+    def nested(self) -> Iterator[None]:
+        """One level deeper into parentheses or ``not``; too deep is a syntax error, not a RecursionError."""
+        if self.depth >= MAX_DEPTH:
+            raise self.fail(f"parentheses and 'not' nest more than {MAX_DEPTH} deep; simplify the query")
+        self.depth += 1
+        try:
+            yield
+        finally:
+            self.depth -= 1
 
     def test(self) -> Condition:
         if self.tok.kind != "field":

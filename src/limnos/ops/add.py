@@ -8,6 +8,7 @@ the GIL), and commits a whole folder as one transaction with one records file.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import time
@@ -16,8 +17,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..catalog.engine import full_disk_error
 from ..core.files import File
-from ..errors import LimnosError, SourceNotFound, StoreError, redact_url
+from ..errors import InvalidName, LimnosError, SourceNotFound, StoreError, StoreFull, redact_url
 from ..names import normalize_local_name, validate_name
 from ..progress import progress
 from ..store import hashing
@@ -75,6 +77,7 @@ class Entry:
     hash: str | None = None
     size: int = -1
     read: bool = False  # whether we had to read the bytes (no stat-cache hit)
+    new: bool = False  # whether this add stored the object (it was not in the store before)
 
 
 @dataclass
@@ -200,9 +203,14 @@ def _parallel(entries: list[Entry], work: Callable[[Entry], None], description: 
             work(e)
             advance(1)
 
-        with ThreadPoolExecutor(min(len(big), os.cpu_count() or 2, 8), thread_name_prefix="limnos-add") as pool:
+        pool = ThreadPoolExecutor(min(len(big), os.cpu_count() or 2, 8), thread_name_prefix="limnos-add")
+        try:
             for _ in pool.map(run, big):
                 pass
+        finally:
+            # On Ctrl-C or an error, files not yet started are dropped; those in flight finish,
+            # so that every object this add wrote is known (its entry's ``new``) and can be removed.
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _sync_store(path: str) -> None:
@@ -239,18 +247,45 @@ def add_path(lake: LakeBase, path: str, name: str | None, metadata: Mapping[str,
         InvalidName: ``name``, or a name a file would get, is not valid.
         MetadataError: ``metadata`` cannot be stored (nothing is written then).
         StoreError: a remote lake's store did not take every new object (nothing is committed then).
+        StoreFull: the disk is full; the objects this add stored are removed again.
+
+    An add that fails or is interrupted (``KeyboardInterrupt``) before its commit
+    removes the objects it stored that nothing else refers to; the interrupt
+    carries a note saying what was and was not committed.
     """
     if name is not None:
+        if not isinstance(name, str):
+            raise InvalidName(f"a name in the lake must be a str, not {type(name).__name__}", name=name)
         validate_name(name.rstrip("/"))
     store = lake.cache  # files are hashed into the local store (or cache), then uploaded if remote
     is_folder, entries = scan(path, name, skip=[store.root])
     lake.check_metadata(metadata)
+    committed: list[int] = []  # the number of new versions, once the commit is done
+    try:
+        with lake.writing():  # from the first look at the store (a found object is reused) to the commit
+            return _add_entries(lake, path, entries, is_folder, metadata, move, committed)
+    except BaseException as exc:  # outside writing(): removing the new objects waits for the writers in flight
+        removed = 0 if committed else discard_new_objects(lake, [e.hash for e in entries if e.new and e.hash])
+        if isinstance(exc, KeyboardInterrupt):
+            what = f"the add of {path} ({len(entries)} files)"
+            add_note(exc, f"{what} was committed ({committed[0]} new versions) before the interrupt" if committed
+                     else f"{what} was not committed; the {removed} new objects it had stored were removed")
+        full = store_full_error(exc, store.root, f"adding {path}")
+        if full is not None:
+            raise full from exc
+        raise
+
+
+def _add_entries(lake: LakeBase, path: str, entries: list[Entry], is_folder: bool,
+                 metadata: Mapping[str, Any] | None, move: bool, committed: list[int]) -> AddResult:
+    """Store the entries' objects and commit them: the body of :func:`add_path`, which cleans up after it."""
+    store = lake.cache
     _fill_from_statcache(lake, os.path.abspath(path), entries)
 
     def ingest(e: Entry) -> None:
         if e.hash is not None and store.has(e.hash):
             return  # unchanged since it was last hashed, and its object is there: no read
-        e.hash, e.size, _new = store.ingest(e.path, e.stat.st_size)
+        e.hash, e.size, e.new = store.ingest(e.path, e.stat.st_size)
         e.read = True
 
     _parallel(entries, ingest, f"adding {os.path.basename(os.path.abspath(path)) or path}")
@@ -278,6 +313,7 @@ def add_path(lake: LakeBase, path: str, name: str | None, metadata: Mapping[str,
         elif any(e.read for e in changed) and lake.config.get("fsync", True):
             _sync_store(store.root)
         commit.write()
+        committed.append(len(changed))
         for row in commit.files:
             result[row["name"]] = commit.file(row)
         if metadata:
@@ -289,6 +325,70 @@ def add_path(lake: LakeBase, path: str, name: str | None, metadata: Mapping[str,
         for e in entries:
             os.unlink(e.path)
     return AddResult([result[e.name] for e in entries], new_versions=len(changed), from_folder=is_folder)
+
+
+def discard_new_objects(lake: LakeBase, digests: Sequence[str]) -> int:
+    """Remove objects a failed write stored itself, unless something refers to them by now; how many went.
+
+    Only a local lake's store is cleaned: a remote store's objects are left to
+    ``gc``. An object that a file, a blob value or a records file in flight
+    refers to (another writer reused it meanwhile) stays.
+    """
+    digests = sorted(set(digests))
+    if not digests or not lake.store.local:
+        return 0
+    if lake.catalog.guard.held_by_this_thread():
+        return 0  # inside an enclosing write we cannot wait for the other writers: the objects are left to gc
+    removed = 0
+    # As gc does: hold the writers off (another may have just reused one of these objects), then check and delete.
+    with lake.collecting():
+        try:
+            keep = lake.catalog.hashes_in_use(digests) | _in_flight(lake)
+        except Exception:  # the catalog itself failed (a full disk): keeping the objects is the safe side
+            return 0
+        for digest in digests:
+            if digest in keep:
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                lake.store.delete(digest)
+                removed += 1
+    return removed
+
+
+def _in_flight(lake: LakeBase) -> set[str]:
+    """Hashes that records files not yet in the catalog name (commits in flight, or to roll forward)."""
+    from ..catalog import Commit
+    from ..core.recovery import pending_records
+
+    hashes: set[str] = set()
+    for cid in pending_records(lake, grace=0):
+        try:
+            commit = Commit.from_jsonl(lake.store.read_record(cid))
+        except Exception:  # an unreadable records file is never applied, so it refers to nothing
+            continue
+        hashes.update(f["hash"] for f in commit.files if f.get("hash"))
+        hashes.update(m["v_str"] for m in commit.metadata if m.get("vtype") == "blob" and m.get("v_str"))
+    return hashes
+
+
+def store_full_error(exc: BaseException, folder: str, doing: str) -> StoreFull | None:
+    """A :class:`StoreFull` for ``exc`` when it comes from a full disk under ``folder``, else None."""
+    if isinstance(exc, StoreFull):
+        return None
+    if not full_disk_error(exc, folder):
+        return None
+    return StoreFull(f"no space left on the disk holding {folder} while {doing}",
+                     hint="free space there, or delete unreferenced objects with lake.gc(dry_run=False), and try again",
+                     path=folder)
+
+
+def add_note(exc: BaseException, note: str) -> None:
+    """Attach ``note`` to ``exc`` as :pep:`678` notes do (shown under its traceback on Python 3.11+)."""
+    notes = getattr(exc, "__notes__", None)
+    if not isinstance(notes, list):
+        notes = []
+        exc.__notes__ = notes  # type: ignore[attr-defined]  # the attribute add_note() keeps (3.11+)
+    notes.append(note)
 
 
 def _upload(lake: LakeBase, entries: Sequence[Entry]) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from ..catalog.values import validate_key
 from ..core.files import File
 
 if TYPE_CHECKING:
@@ -36,8 +37,13 @@ class Result:
         Using it then raises :class:`~limnos.errors.FieldNotFound` when a key is
         no file's metadata key, and :class:`~limnos.errors.SchemaError` when a
         value's type differs from its key's type.
+
+        Raises:
+            MetadataError: a key could never name metadata (not a str, empty, a NUL...).
         """
         self._lake = lake
+        for key in equals:
+            validate_key(key, reserved_ok=True)  # never let a non-str or NUL key reach the database
         self.filters = dict(equals)
         self.latest = latest
         self._files: list[File] | None = None

@@ -87,6 +87,8 @@ class Manifest:
                 text = f.read()
         except FileNotFoundError:
             return cls(path)
+        except UnicodeDecodeError:
+            raise ManifestError(f"{path} is not UTF-8 text; restore it from git", path=path) from None
         if any(line.startswith(("<<<<<<<", ">>>>>>>")) for line in text.splitlines()):
             raise ManifestError(f"{path} has git merge conflict markers; keep the entries of both sides "
                                 "(one entry per version is fine) and remove the markers")
@@ -94,10 +96,16 @@ class Manifest:
             data = yaml.safe_load(text) or {}
         except yaml.YAMLError as exc:
             raise ManifestError(f"cannot read {path}: {str(exc).splitlines()[0]}; fix it or restore it from git") from None
+        except RecursionError:
+            raise ManifestError(f"cannot read {path}: it nests too deeply; fix it or restore it from git", path=path) from None
         if not isinstance(data, dict) or not isinstance(data.get("files", []), list):
             raise ManifestError(f"{path} must be a mapping with a 'files' list; fix it or restore it from git")
-        if int(data.get("version", FORMAT)) > FORMAT:
-            raise ManifestError(f"{path} has version {data['version']}; upgrade limnos to read it")
+        version = data.get("version", FORMAT)
+        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+            raise ManifestError(f"{path} has version {version!r}, not a format number such as {FORMAT}; "
+                                "fix it or restore it from git", path=path)
+        if version > FORMAT:
+            raise ManifestError(f"{path} has version {version}; upgrade limnos to read it", path=path)
         manifest = cls(path)
         seen: dict[tuple[str, str], LockEntry] = {}
         for n, raw in enumerate(data.get("files") or []):
@@ -193,7 +201,7 @@ def _parse_entry(raw: Any, where: str) -> LockEntry:
         raise ManifestError(f"{where}: {exc}") from None
     if not isinstance(digest, str) or not hashing.is_hash(digest):
         raise ManifestError(f"{where} ({path}) has no valid hash (64 lowercase hex digits)")
-    if not isinstance(size, int) or size < 0:
+    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
         raise ManifestError(f"{where} ({path}) has no valid size")
     usage = raw.get("usage") or []
     usage = [usage] if isinstance(usage, str) else usage

@@ -46,7 +46,9 @@ def report_renderable(report: Report) -> Group:
         if report.corrupt:
             parts.append(_hash_list("corrupt objects (bytes do not match their hash)", report.corrupt, "red"))
         if report.orphans:
-            parts.append(Text(f"{len(report.orphans)} unreferenced objects; 'limnos gc' removes them", style="dim"))
+            parts.append(Text(f"{len(report.orphans)} unreferenced objects (left by deleted files or by a failed or "
+                              "interrupted write): 'limnos gc --yes' removes those older than a day, "
+                              "'limnos gc --yes --grace-days 0' all of them when no other writer is running"))
         repaired = getattr(report, "repaired", None)  # an fsck --repair report
         if repaired:
             parts.append(_hash_list("repaired objects (replaced by a verified copy)", repaired, "green"))
