@@ -10,9 +10,10 @@ random delay the writer gets SIGKILL. The lake is then reopened (which rolls
 interrupted commits forward) and checked: ``fsck --read-data`` is ok, and every
 acknowledged file is in the catalog with its bytes intact.
 
-``gc``: writers re-add and re-create the same content (so they reuse existing
-objects) while another process runs ``gc --yes`` in a loop. At the end every
-acknowledged file must read back byte-identical.
+``gc``: writers re-add and re-create the same few contents and delete half of
+what they make (so objects keep becoming unreferenced and then reused) while
+another process runs ``gc --yes`` in a loop. At the end every acknowledged
+file that was not deleted on purpose must read back byte-identical.
 
 Prints one JSON line per campaign with the counts; the README's Reliability
 section quotes them. Nothing here is a unit test: the suite has its own
@@ -85,28 +86,38 @@ while True:
 """
 
 REUSER = r"""
-import json, os, sys
+import json, os, random, sys
 import limnos
 lake = limnos.open(sys.argv[1], catalog=sys.argv[3] or None)
 journal = open(sys.argv[2], "a")
+rnd = random.Random(os.getpid())
 src = os.path.join(os.path.dirname(sys.argv[2]), f"reuse-{os.getpid()}")
 os.makedirs(src, exist_ok=True)
 for j in range(20):
     with open(os.path.join(src, f"{j}.txt"), "wb") as out:
         out.write(b"reused content %d" % j)
+
+def note(row):
+    journal.write(json.dumps(row) + "\n")
+    journal.flush()
+    os.fsync(journal.fileno())
+
 i = 0
 while True:
     i += 1
-    if i % 2:
-        files = list(lake.add(src, name=f"r/{i % 3}"))
+    if i % 4 == 0:
+        files = list(lake.add(src, name=f"r/{os.getpid()}/{i % 3}"))
     else:
-        with lake.create(f"c/{i % 5}.txt") as w:
-            w.write_bytes(b"reused content %d" % (i % 20))
+        # the same few contents again and again: after an rm their objects are orphans that a create reuses
+        with lake.create(f"c/{os.getpid()}/{i % 5}.txt") as w:
+            w.write_bytes(b"reused content %d" % rnd.randrange(20))
         files = [w.file]
     for f in files:
-        journal.write(json.dumps({"id": f.id, "hash": f.hash}) + "\n")
-    journal.flush()
-    os.fsync(journal.fileno())
+        note({"id": f.id, "hash": f.hash})
+    if files and rnd.random() < 0.5:
+        victim = rnd.choice(files)
+        lake.rm(victim)  # its object becomes unreferenced, unless another file shares it
+        note({"rm": victim.id})
 """
 
 
@@ -125,7 +136,10 @@ def check(lake_path: str, catalog: str | None, journals: list[Path]) -> dict[str
                         row = json.loads(line)
                     except ValueError:  # the writer died mid-line, before the fsync that acknowledged it
                         continue
-                    acked[row["id"]] = row["hash"]
+                    if "rm" in row:
+                        acked.pop(row["rm"], None)  # deleted on purpose: not expected any more
+                    else:
+                        acked[row["id"]] = row["hash"]
     lost, damaged = [], []
     for file_id, digest in acked.items():
         try:
