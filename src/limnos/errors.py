@@ -41,6 +41,7 @@ __all__ = [
     "ProjectNotFound",
     "QueryError",
     "QuerySyntaxError",
+    "RecordsInvalid",
     "RemoteError",
     "RemoteNotFound",
     "SchemaError",
@@ -470,3 +471,23 @@ def require_extra(module: str, extra: str) -> None:
     except ImportError as exc:
         raise MissingExtra(f"{module} is not installed; run: pip install 'limnos[{extra}]'",
                            module=module, extra=extra) from exc
+
+
+class RecordsInvalid(IntegrityError, ValueError):
+    """A records file is malformed or crafted: a row or field is not what limnos writes. Nothing of it is applied.
+
+    Records files are the lake's write-ahead log and what a pull imports, so
+    every field of every row is checked before any reaches the catalog or the
+    store (see :mod:`limnos.catalog.validate`). Also a ``ValueError``, as the
+    parse errors of older versions were.
+
+    Attributes:
+        commit_id: the commit the file is named after (or claims, when it has no name yet), when known.
+        path: the records file: a local path, or the remote key (credentials redacted).
+    """
+
+    def __init__(self, *args: object, commit_id: str | None = None, path: str | None = None,
+                 url: str | None = None) -> None:
+        super().__init__(*args, url=url)
+        self.commit_id = commit_id
+        self.path = path

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
+import unicodedata
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import IO, TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
@@ -114,7 +115,7 @@ class Lake(LakeBase):
             with step_call.output(name, metadata) as writer:
                 yield writer
             return
-        validate_name(name)
+        name = validate_name(name)  # in NFC, the one spelling of a name
         self.check_metadata(metadata)  # fail on bad metadata before any work
         suffix = os.path.splitext(name)[1]
         staged = self.staging_path(suffix if len(suffix) <= 16 else "")
@@ -256,7 +257,7 @@ class Lake(LakeBase):
             InvalidName: ``prefix`` is not a valid name prefix.
         """
         if prefix:
-            _validate_prefix(prefix)
+            prefix = _validate_prefix(prefix)
         return self.files_with_metadata(self.catalog.latest(prefix))
 
     def history(self, name: str) -> list[File]:
@@ -266,7 +267,7 @@ class Lake(LakeBase):
             FileNotFound: no version of ``name`` is in the lake.
             InvalidName: ``name`` is not a valid file name.
         """
-        validate_name(name)
+        name = validate_name(name)
         rows = self.catalog.history(name)
         if not rows:
             raise FileNotFound(f"no file named {name!r} in the lake; see 'limnos ls'", ref=name)
@@ -589,12 +590,13 @@ def _reference_uri(file: File) -> str:
     return file.uri
 
 
-def _validate_prefix(prefix: str) -> None:
-    """Raise :class:`InvalidName` unless ``prefix`` (``raw/``, ``raw``) could begin a file name."""
+def _validate_prefix(prefix: str) -> str:
+    """``prefix`` (``raw/``, ``raw``) in NFC, as names are; :class:`InvalidName` unless it could begin a file name."""
     try:
         validate_name(prefix.rstrip("/") or "x")
     except InvalidName as exc:
         raise InvalidName(f"bad prefix {prefix!r}: {exc}", name=prefix) from None
+    return unicodedata.normalize("NFC", prefix)
 
 
 def init(path: str | os.PathLike[str] = opening.DEFAULT_DIR, catalog: str | None = None, link: str = "copy",

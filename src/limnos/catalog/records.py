@@ -17,6 +17,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from .validate import check_rows
+
 FORMAT = 1
 
 
@@ -70,10 +72,11 @@ class Commit:
         """Read a records file back.
 
         Raises:
-            ValueError: it has no commit header, or a newer format than this limnos reads.
-            KeyError: a required field is missing.
+            RecordsInvalid: a row or field is not what limnos writes (see :mod:`.validate`).
+            ValueError: the bytes are not UTF-8 JSON lines.
         """
         rows = [json.loads(line) for line in data.decode().splitlines() if line.strip()]
+        check_rows(rows, FORMAT)  # every field of every row, before any is used (RecordsInvalid)
         if not rows or rows[0].get("type") != "commit":
             raise ValueError("records file has no commit header")
         head = rows[0]
