@@ -165,6 +165,12 @@ def _dangling_run(rows: Rows, scene: Scene) -> Rows:
     return rows
 
 
+def _reused_file_id(rows: Rows, scene: Scene) -> Rows:
+    # the id of Bob's a.txt, with a version that would move a.txt's current version and hide it
+    _file(rows).update(id=scene.bob.get("a.txt").id, name="a.txt", version=99)
+    return rows
+
+
 def _no_header(rows: Rows, scene: Scene) -> Rows:
     return rows[1:]
 
@@ -224,6 +230,7 @@ CASES: dict[str, Callable[[Rows, Scene], Rows | bytes]] = {
     "meta-dangling-file": _dangling_meta,
     "file-dangling-run": _dangling_run,
     "duplicate-file-id": _duplicate_file,
+    "reused-file-id": _reused_file_id,
     "input-position-negative": _add({"type": "input", "file_id": "$file", "input_id": "$file", "position": -1}),
     "tombstone-time-garbage": _add({"type": "tombstone", "file_id": "$file", "deleted_at": "soon"}),
     "tombstone-dangling": lambda rows, s: _add({"type": "tombstone", "file_id": new_id(), "deleted_at": _now()})(rows, s),

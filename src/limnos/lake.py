@@ -505,7 +505,10 @@ class Lake(LakeBase):
         Raises:
             RemoteNotFound: no such remote (or none is set).
             FileNotFound: a ref names nothing.
+            RecordsInvalid: some of the remote's records files are malformed or crafted: they were
+                refused (nothing of them written), and the others imported all the same.
             RemoteError: some downloads failed; pulling again fetches the rest.
+            IntegrityError: a pack index, pack or object on the remote is damaged (the message names its key).
         """
         from .ops.sync import pull
 

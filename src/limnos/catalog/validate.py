@@ -514,7 +514,7 @@ def unresolved(catalog: Catalog, commits: Sequence[Commit]) -> dict[str, str]:
             wanted[name] |= ids
     existing = _existing(catalog, wanted)
     key_types = catalog.key_types({r["key"] for c in todo for r in c.metadata})
-    refused: dict[str, str] = {}
+    refused = _reused_file_ids(catalog, todo, defined)
     changed = True
     while changed:
         changed = False
@@ -531,6 +531,25 @@ def unresolved(catalog: Catalog, commits: Sequence[Commit]) -> dict[str, str]:
             if reason:
                 refused[c.id] = reason
                 changed = True
+    return refused
+
+
+def _reused_file_ids(catalog: Catalog, todo: Sequence[Commit], defined: Mapping[str, dict[str, set[str]]]) -> dict[str, str]:
+    """Commits that bring a file id the catalog or another commit already holds: no limnos does that.
+
+    Such a row would be skipped on insert while its name and version still moved the
+    name's current version, hiding the file that holds the id.
+    """
+    counts: dict[str, int] = {}
+    for c in todo:
+        for file_id in defined[c.id]["files"]:
+            counts[file_id] = counts.get(file_id, 0) + 1
+    held = _existing(catalog, {"files": set(counts)})["files"] | {i for i, n in counts.items() if n > 1}
+    refused = {}
+    for c in todo:
+        reused = sorted(defined[c.id]["files"] & held)
+        if reused:
+            refused[c.id] = f"it brings file id {reused[0]}, which another file already holds"
     return refused
 
 

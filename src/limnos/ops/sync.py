@@ -187,7 +187,7 @@ def import_records(lake: LakeBase, source: ObjectStore, report: TransferReport,
         except RecordsInvalid as exc:
             errors.append(_refusal(source, cid, str(exc)))
             continue
-        except (ValueError, RecursionError) as exc:  # not UTF-8, not JSON, nested past the parser's limit
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:  # not UTF-8 JSON lines, or too deep
             errors.append(_refusal(source, cid, f"it is not UTF-8 JSON lines ({type(exc).__name__}: {exc})"))
             continue
         if commit.id != cid:
