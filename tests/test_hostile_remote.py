@@ -485,3 +485,55 @@ def test_broken_packs_raise_clear_errors(packed: tuple[limnos.Lake, limnos.Lake,
     assert all(pack_id in o for o in outcomes if o != "ok"), outcomes
     for digest in (o.hash for o in bob.cache.iter_objects()):  # whatever was kept is an intact object
         assert digest in {f.hash for f in alice.ls("p/")} and hashing.hash_file(bob.cache.path(digest))[0] == digest
+
+
+#: cases only the catalog can judge (references, key types, ids in use) or only the import (the file's name)
+NEEDS_CATALOG = {"meta-key-type-clash", "meta-dangling-file", "file-dangling-run", "tombstone-dangling",
+                 "step-output-dangling", "datapoint-dangling", "reused-file-id"}
+
+
+def test_the_records_parser_refuses_every_crafted_row(scene: Scene) -> None:
+    """``Commit.from_jsonl`` is the one parse entry, local or remote: each field-level case fails there."""
+    for case, mutate in CASES.items():
+        if case in NEEDS_CATALOG:
+            continue
+        rows = commit_rows(scene.good_hash, scene.good_size)
+        crafted = mutate(rows, scene)
+        data = crafted if isinstance(crafted, bytes) else encode(crafted)
+        with pytest.raises((RecordsInvalid, ValueError, RecursionError)) as exc:
+            Commit.from_jsonl(data)
+        if not case.startswith(("not-", "deep")):
+            assert type(exc.value) is RecordsInvalid, case
+        assert "\x1b" not in str(exc.value) and "\u202e" not in str(exc.value), case
+
+
+def test_a_crafted_local_records_file_is_not_rolled_forward(scene: Scene) -> None:
+    """A crafted file dropped into the local records folder is skipped by roll-forward; the lake opens."""
+    bob = scene.bob
+    for case in ("hash-path-traversal", "size-huge", "version-text", "file-id-null", "name-dotdot", "name-esc"):
+        rows = commit_rows(scene.good_hash, scene.good_size)
+        crafted = CASES[case](rows, scene)
+        bob.store.write_record(rows[0]["id"], crafted if isinstance(crafted, bytes) else encode(crafted))
+    report = roll_forward(bob, grace=0)
+    assert report.rolled_forward == [] and len(report.notes) == 6
+    bob.close()
+    again = limnos.open(scene.bob_path)
+    try:
+        assert [f.name for f in again.ls()] == ["a.txt"]
+    finally:
+        again.close()
+
+
+def test_the_cli_pull_refuses_in_one_escaped_line(scene: Scene) -> None:
+    from typer.testing import CliRunner
+
+    from limnos.cli.app import app
+
+    rows = commit_rows(scene.good_hash, scene.good_size, name="evil\x1b]0;owned\x07.txt")
+    scene.put(f"records/{rows[0]['id']}.jsonl", encode(rows))
+    scene.bob.close()
+    result = CliRunner().invoke(app, ["pull"], env={"LIMNOS_LAKE": scene.bob_path})
+    assert result.exit_code == 1, result.stdout + result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "records" in lines[0] and rows[0]["id"] in lines[0]
+    assert "\x1b" not in result.stderr and "\x07" not in result.stderr
