@@ -235,14 +235,22 @@ def _rclone_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Serve
 
 
 @pytest.fixture(scope="session")
-def _moto_server() -> Iterator[S3Server]:
+def _moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     port = _free_port()
+    # moto logs every request on stderr: into a file, as a pipe nobody reads fills up after
+    # some hundred requests and then blocks the server for good (every later request hangs).
+    log = open(tmp_path_factory.mktemp("moto-s3") / "moto.log", "w+")  # noqa: SIM115 - open while the server runs
     proc = subprocess.Popen([_tool("moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    _wait_port(port, proc, "moto_server")
+                            stdout=subprocess.DEVNULL, stderr=log, text=True)
+    try:
+        _wait_port(port, proc, "moto_server")
+    except RuntimeError as exc:
+        log.seek(0)
+        raise RuntimeError(f"{exc}: {log.read()[-2000:]}") from None
     yield S3Server("moto", f"http://127.0.0.1:{port}", proc, "moto-key", "moto-secret-abcdef")
     proc.terminate()
     proc.wait(timeout=10)
+    log.close()
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import unicodedata
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -14,8 +15,11 @@ from limnos.catalog import values
 from limnos.errors import InvalidName, InvalidRef, MetadataError, SchemaError
 from limnos.names import is_file_id, new_id, parse_ref, validate_name
 
-segment = st.text(alphabet=st.characters(blacklist_characters="/\\\x00@", blacklist_categories=("Cs",)),
-                  min_size=1, max_size=20).filter(lambda s: s not in (".", ".."))
+# Names hold no control (Cc) or bidi character, and are NFC (see limnos.names.validate_name).
+_BIDI_AND_SEPARATORS = "\u2028\u2029\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c"
+segment = st.text(alphabet=st.characters(blacklist_characters="/\\\x00@" + _BIDI_AND_SEPARATORS,
+                                         blacklist_categories=("Cs", "Cc")),
+                  min_size=1, max_size=20).map(lambda s: unicodedata.normalize("NFC", s)).filter(lambda s: s not in (".", ".."))
 good_names = st.lists(segment, min_size=1, max_size=5).map("/".join).filter(lambda n: len(n.encode()) <= 1024)
 
 

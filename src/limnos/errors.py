@@ -43,6 +43,7 @@ __all__ = [
     "QueryError",
     "QuerySyntaxError",
     "RecordsDamaged",
+    "RecordsInvalid",
     "RemoteError",
     "RemoteNotFound",
     "SchemaError",
@@ -523,3 +524,23 @@ class StoreFull(StoreError):
         super().__init__(*args, url=url, hint=hint)
         self.path = path
         self.errno = errno.ENOSPC
+
+
+class RecordsInvalid(RecordsDamaged, ValueError):
+    """A records file is malformed or crafted: a row or field is not what limnos writes. Nothing of it is applied.
+
+    Records files are the lake's write-ahead log and what a pull imports, so
+    every field of every row is checked before any reaches the catalog or the
+    store (see :mod:`limnos.catalog.validate`). A kind of :class:`RecordsDamaged`
+    (whoever handles a damaged records file handles a crafted one too), and a
+    ``ValueError``, as the parse errors of older versions were.
+
+    Attributes:
+        commit_id: the commit the file is named after (or claims, when it has no name yet), when known.
+        path: the records file: a local path, or the remote key (credentials redacted).
+    """
+
+    def __init__(self, *args: object, commit_id: str | None = None, path: str | None = None,
+                 url: str | None = None, hint: str | None = None) -> None:
+        super().__init__(*args, commit_id=commit_id, url=url, hint=hint)
+        self.path = path

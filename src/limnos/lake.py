@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
+import unicodedata
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import IO, TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
@@ -115,7 +116,7 @@ class Lake(LakeBase):
             with step_call.output(name, metadata) as writer:
                 yield writer
             return
-        validate_name(name)
+        name = validate_name(name)  # in NFC, the one spelling of a name
         self.check_metadata(metadata)  # fail on bad metadata before any work
         suffix = os.path.splitext(name)[1]
         staged = self.staging_path(suffix if len(suffix) <= 16 else "")
@@ -288,7 +289,7 @@ class Lake(LakeBase):
             InvalidName: ``prefix`` is not a valid name prefix.
         """
         if prefix:
-            _validate_prefix(prefix)
+            prefix = _validate_prefix(prefix)
         return self.files_with_metadata(self.catalog.latest(prefix))
 
     def history(self, name: str) -> list[File]:
@@ -298,7 +299,7 @@ class Lake(LakeBase):
             FileNotFound: no version of ``name`` is in the lake.
             InvalidName: ``name`` is not a valid file name.
         """
-        validate_name(name)
+        name = validate_name(name)
         rows = self.catalog.history(name)
         if not rows:
             raise FileNotFound(f"no file named {name!r} in the lake", hint="see lake.ls()", ref=name)
@@ -553,7 +554,10 @@ class Lake(LakeBase):
         Raises:
             RemoteNotFound: no such remote (or none is set).
             FileNotFound: a ref names nothing.
+            RecordsInvalid: some of the remote's records files are malformed or crafted: they were
+                refused (nothing of them written), and the others imported all the same.
             RemoteError: some downloads failed; pulling again fetches the rest.
+            IntegrityError: a pack index, pack or object on the remote is damaged (the message names its key).
         """
         from .ops.sync import pull
 
@@ -638,12 +642,13 @@ def _reference_uri(file: File) -> str:
     return file.uri
 
 
-def _validate_prefix(prefix: str) -> None:
-    """Raise :class:`InvalidName` unless ``prefix`` (``raw/``, ``raw``) could begin a file name."""
+def _validate_prefix(prefix: str) -> str:
+    """``prefix`` (``raw/``, ``raw``) in NFC, as names are; :class:`InvalidName` unless it could begin a file name."""
     try:
         validate_name(prefix.rstrip("/") or "x")
     except InvalidName as exc:
         raise InvalidName(f"bad prefix {prefix!r}: {exc}", name=prefix) from None
+    return unicodedata.normalize("NFC", prefix)
 
 
 def init(path: str | os.PathLike[str] = opening.DEFAULT_DIR, catalog: str | None = None, link: str = "copy",

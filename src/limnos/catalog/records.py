@@ -30,6 +30,7 @@ from typing import Any
 from ..errors import CatalogVersionError, RecordsDamaged
 from ..names import is_file_id, ulid_seconds
 from ..store.hashing import hash_bytes
+from .validate import check_rows
 
 FORMAT = 1
 _INT64 = 1 << 63
@@ -110,8 +111,10 @@ class Commit:
             RecordsDamaged: the file is truncated, altered or malformed (its checksum, a line,
                 or a field is wrong); nothing of it may be applied.
             CatalogVersionError: it was written in a newer records format than this limnos reads.
+            RecordsInvalid: a row or field is not what limnos writes (see :mod:`.validate`).
         """
         rows = _checked_rows(data, commit_id)
+        check_rows(rows, FORMAT)  # every field of every row, before any is used
         head = rows[0]
         try:
             created = _parse_time(head["created_at"])

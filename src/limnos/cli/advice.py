@@ -22,6 +22,7 @@ SHELL_ADVICE: list[tuple[re.Pattern[str], str]] = [(re.compile(p), r) for p, r i
     (r"^add one with lake\.remotes\.add\('origin', URL\)", "add one with 'limnos remote add origin URL'"),
     (r"call lake\.fsck\(repair=True\)", "run 'limnos fsck --repair'"),
     (r"^call lake\.fsck\(\)", "run 'limnos fsck'"),
+    (r"to call lake\.fsck\(\) there", "to run 'limnos fsck' there"),
     (r"^call lake\.gc\(\)", "use 'limnos gc'"),
     (r"^call lake\.push\(\)", "run 'limnos push'"),
     (r"^call lake\.unlock\(ref\)", "run 'limnos unlock' on it"),

@@ -89,7 +89,7 @@ def get(
 ) -> None:
     """Put a read-only working copy of a file on disk; prints its path."""
     path = open_lake(ctx).checkout(ref, dest, link=link.value if link else None)
-    print(path)
+    print(render.printable(path))
 
 
 @app.command(epilog="Example: limnos cat raw/train.csv | head")

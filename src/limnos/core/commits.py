@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from ..catalog import Commit, FileRow
 from ..catalog import values as metavalues
 from ..errors import MetadataError
-from ..names import new_id
+from ..names import new_id, validate_name
 from .files import File
 from .runs import now
 
@@ -218,6 +218,7 @@ class CommitBuilder:
         The version is allocated when the commit is written. Returns the row;
         its ``"id"`` is the new file's id.
         """
+        name = validate_name(name)  # every file row of every commit: NFC, no control or bidi character
         row: dict[str, Any] = {"id": new_id(), "name": name, "version": None, "hash": digest, "size": size,
                "created_at": self.commit.created_at, "run_id": self.commit.run_id, "kind": kind, "uri": uri}
         self.commit.files.append(row)

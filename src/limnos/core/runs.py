@@ -83,7 +83,7 @@ class StepExecution:
             StepOutputError: the execution already wrote an output of this name.
         """
         if name is not None:
-            validate_name(name)
+            name = validate_name(name)  # in NFC, the one spelling of a name
             if name in self.names:
                 raise StepOutputError(f"step {self.function} writes output {name!r} twice in one call; "
                                       "give each output its own name")

@@ -155,8 +155,13 @@ def scan(path: str, name: str | None, skip: Sequence[str] = ()) -> tuple[bool, l
                     stack.append((e.path, child))
                 elif e.is_file():  # follows a symlink to a file: its bytes are what the user means
                     entries.append(Entry(e.path, child, e.stat()))
+    spelled: dict[str, str] = {}
     for entry in entries:
-        validate_name(entry.name)
+        local = entry.name
+        entry.name = validate_name(local)  # in NFC: a name spelled NFD on disk (macOS) is the same name
+        if spelled.setdefault(entry.name, local) != local:
+            raise InvalidName(f"{spelled[entry.name]!r} and {local!r} are two local files with one lake name "
+                              f"{entry.name!r} (names are NFC Unicode); rename one of them", name=local)
     entries.sort(key=lambda e: e.name)
     return True, entries
 

@@ -15,9 +15,10 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from ..catalog import Commit, FileRow
+from ..catalog.validate import unresolved
 from ..core.provenance import git_root
-from ..errors import FileNotFound, IntegrityError, RemoteError, redact_url
-from ..names import parse_ref, validate_name
+from ..errors import CatalogVersionError, FileNotFound, IntegrityError, RecordsDamaged, RecordsInvalid, RemoteError, redact_url
+from ..names import is_file_id, parse_ref, validate_name
 from ..store import LocalObjectStore, ObjectStore, packs
 from ..store.transfer import TransferReport, run_parallel
 
@@ -157,14 +158,14 @@ def download_objects(cache: LocalObjectStore, source: ObjectStore, hashes: Itera
         pack_id = index[members[0]].pack
         part = cache.new_staging_path(".pack")
         try:
-            source.fs.get_file(source.pack_key(pack_id), part)
+            source.get_pack(pack_id, part)
             bad = packs.split_pack(part, {h: index[h] for h in members}, cache.put_bytes)
         finally:
             if os.path.exists(part):
                 os.unlink(part)
         if bad:
-            raise IntegrityError(f"{len(bad)} objects in pack {pack_id[:12]} of {redact_url(source.url)} are corrupt "
-                                 f"(first: {bad[0][:12]}); nothing of them was kept",
+            raise IntegrityError(f"{len(bad)} objects in pack {redact_url(source.pack_key(pack_id))} are corrupt or "
+                                 f"missing (first: {bad[0][:12]}); nothing of them was kept",
                                  digest=bad[0], url=redact_url(source.url))
         return sum(index[h].size for h in members)
 
@@ -184,30 +185,83 @@ def download_objects(cache: LocalObjectStore, source: ObjectStore, hashes: Itera
 
 
 # --------------------------------------------------------------- records
-def import_records(lake: LakeBase, source: ObjectStore, report: TransferReport) -> list[Commit]:
+def import_records(lake: LakeBase, source: ObjectStore, report: TransferReport,
+                   refused: list[RecordsInvalid] | None = None) -> list[Commit]:
     """Replay the source's records files this catalog lacks; keep a copy in the local store.
+
+    A remote is untrusted input: every records file is checked whole before
+    anything of it is written (its name is a commit id, its header names that
+    commit, every field of every row is valid, and every row points at
+    files, runs, steps and datasources that exist). A file that fails is
+    refused alone: it is neither copied nor applied, ``report.rejected``
+    says why, and the good files beside it are imported.
+
+    Args:
+        lake: the lake to import into.
+        source: the store whose records are read.
+        report: counts, renumbered versions and refused files are added to it.
+        refused: when given, each refusal is appended to it as a :class:`RecordsInvalid`.
 
     Returns:
         The commits replayed, oldest first (versions that clash are renumbered;
         ``report.renumbered`` says which).
+
+    Raises:
+        RemoteError: the source's records cannot be listed or read.
     """
     known = lake.catalog.commit_ids()
     new = [c for c in source.list_records() if c not in known]
     if not new:
         return []
-    commits = []
-    for cid, data in source.read_records(new).items():
-        commit = Commit.from_jsonl(data)
+    errors: list[RecordsInvalid] = []
+    named = [c for c in new if is_file_id(c)]
+    errors += [_refusal(source, c, "its name is not a commit id, so no limnos wrote it") for c in new if not is_file_id(c)]
+    parsed: dict[str, Commit] = {}
+    for cid, data in source.read_records(named).items():
+        try:
+            commit = Commit.from_jsonl(data)
+        except (RecordsDamaged, CatalogVersionError) as exc:  # damaged, crafted, or from a newer limnos: refused alone
+            errors.append(_refusal(source, cid, exc.message))
+            continue
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:  # not UTF-8 JSON lines, or too deep
+            errors.append(_refusal(source, cid, f"it is not UTF-8 JSON lines ({type(exc).__name__}: {exc})"))
+            continue
+        if commit.id != cid:
+            errors.append(_refusal(source, cid, f"its header names commit {commit.id}, not the one it is named after"))
+            continue
+        parsed[cid] = commit
+    for cid, why in unresolved(lake.catalog, list(parsed.values())).items():
+        errors.append(_refusal(source, cid, why))
+        del parsed[cid]
+    commits = sorted(parsed.values(), key=lambda c: (c.created_at, c.id))
+    copied: list[str] = []
+    try:
         if lake.store is not source:
             # Write-ahead: the local store holds the records before the catalog does,
             # so a crash here is rolled forward and reindex stays complete.
-            lake.store.write_record(cid, data)
-        commits.append(commit)
-    commits.sort(key=lambda c: (c.created_at, c.id))
-    renumbered = lake.catalog.replay(commits)
+            data_of = {c.id: c.to_jsonl() for c in commits}
+            for commit in commits:
+                lake.store.write_record(commit.id, data_of[commit.id])
+                copied.append(commit.id)
+        renumbered = lake.catalog.replay(commits)
+    except BaseException:
+        for cid in copied:  # not applied: a copy left behind would be rolled forward on the next open
+            lake.store.delete_record(cid)
+        raise
     report.records += len(commits)
     report.renumbered += [f"{n}@{a} (numbered {n}@{b} where it was made)" for n, b, a in renumbered]
+    report.rejected += [str(e) for e in errors]
+    if refused is not None:
+        refused += errors
     return commits
+
+
+def _refusal(source: ObjectStore, commit_id: str, why: str) -> RecordsInvalid:
+    """The error for one refused records file of ``source``, naming its key."""
+    url = redact_url(source.url)
+    key = f"{url.rstrip('/')}/records/{commit_id}.jsonl"
+    return RecordsInvalid(f"records file {key!r} is refused: {why}; nothing of it was imported",
+                          commit_id=commit_id, path=key, url=url)
 
 
 def upload_records(lake: LakeBase, target: ObjectStore, jobs: int | None, report: TransferReport) -> None:
@@ -340,16 +394,26 @@ def pull(lake: LakeBase, refs: Sequence[str] | None = None, remote: str | None =
     Raises:
         RemoteNotFound: no such remote (or no default).
         FileNotFound: a ref names nothing.
+        RecordsInvalid: some of the remote's records files are malformed or crafted; they were refused,
+            and the good ones imported (and their objects downloaded) all the same.
         RemoteError: some downloads failed; the rest were kept, so pulling again resumes.
     """
     source = lake.remotes.get(remote).store
     report = TransferReport("pull")
-    import_records(lake, source, report)
+    refused: list[RecordsInvalid] = []
+    import_records(lake, source, report, refused)
+    if download:
+        rows = select(lake, refs, all_versions=False)
+        hashes = {r.hash for r in rows if r.kind == "object" and r.hash}
+        download_objects(lake.cache, source, hashes, jobs, report, {r.hash: r.size for r in rows if r.hash})
+    if refused:
+        first = refused[0]
+        raise RecordsInvalid(f"pull refused {len(refused)} of {len(refused) + report.records} new records files; "
+                             f"first: {first}; the others were imported",
+                             hint=f"ask whoever writes to {redact_url(source.url)} to call lake.fsck() there, "
+                             "or remove the file", commit_id=first.commit_id, path=first.path, url=first.url)
     if not download:
         return report
-    rows = select(lake, refs, all_versions=False)
-    hashes = {r.hash for r in rows if r.kind == "object" and r.hash}
-    download_objects(lake.cache, source, hashes, jobs, report, {r.hash: r.size for r in rows if r.hash})
     if report.failed:
         raise RemoteError(f"pull finished with {len(report.failed)} failures; first: {report.failed[0]}",
                           url=redact_url(source.url))

@@ -9,9 +9,11 @@ from __future__ import annotations
 import os
 import threading
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, TypeGuard
 
 import blake3
+
+from ..errors import IntegrityError
 
 CHUNK = 1 << 20  # 1 MiB: large enough for blake3's SIMD, small enough for memory
 # Above this size blake3's own threads pay for themselves.
@@ -88,6 +90,22 @@ def hash_stream(stream: IO[bytes], hasher: blake3.blake3 | None = None) -> tuple
     return hasher.hexdigest(), total
 
 
-def is_hash(value: str) -> bool:
-    """True when ``value`` looks like an object hash: 64 lowercase hex digits."""
-    return len(value) == 64 and all(c in "0123456789abcdef" for c in value)
+def is_hash(value: object) -> TypeGuard[str]:
+    """True when ``value`` is an object hash: a str of exactly 64 lowercase hex digits."""
+    # strip() removes every hex digit from both ends: only a string made of nothing else ends up empty.
+    return type(value) is str and len(value) == 64 and not value.strip("0123456789abcdef")
+
+
+def check_hash(value: object) -> str:
+    """``value`` if it is an object hash; the one gate between a hash and a path or key in a store.
+
+    Raises:
+        IntegrityError: it is anything else (a crafted ``00/<absolute path>``, a short or uppercase
+            string, None...): the records file, index or catalog row that gave it is crafted or damaged.
+    """
+    if is_hash(value):
+        return value
+    shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:77] + "..."
+    raise IntegrityError(f"{shown} is not an object hash (64 lowercase hex digits); the records file, pack index or "
+                         "catalog row that names it is crafted or damaged", hint="call lake.fsck() to find it",
+                         digest=value if isinstance(value, str) else None)

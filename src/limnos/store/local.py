@@ -40,7 +40,12 @@ class LocalObjectStore(ObjectStore):
         self._counter = itertools.count()
 
     def path(self, digest: str) -> str:
-        """The local path of the object ``digest`` (whether or not it is there)."""
+        """The local path of the object ``digest`` (whether or not it is there).
+
+        Raises:
+            IntegrityError: ``digest`` is not an object hash (see :func:`~limnos.store.objects.object_relpath`).
+        """
+        digest = hashing.check_hash(digest)
         return os.path.join(self.root, OBJECTS, digest[:2], digest[2:])
 
     def object_key(self, digest: str) -> str:

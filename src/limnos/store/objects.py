@@ -54,7 +54,14 @@ class ObjectInfo:
 
 
 def object_relpath(digest: str) -> str:
-    """Where an object sits under a store's root: ``objects/<h[:2]>/<h[2:]>``."""
+    """Where an object sits under a store's root: ``objects/<h[:2]>/<h[2:]>``.
+
+    Raises:
+        IntegrityError: ``digest`` is not an object hash. Every object path and key is built
+            here (or in ``LocalObjectStore.path``, with the same check), so a crafted hash such
+            as ``00/<absolute path>`` can never name a file outside ``objects/``.
+    """
+    digest = hashing.check_hash(digest)
     return f"{OBJECTS}/{digest[:2]}/{digest[2:]}"
 
 
@@ -142,8 +149,9 @@ class ObjectStore:
         Raises:
             RemoteError: the store cannot be read.
         """
+        key = self.object_key(digest)
         try:
-            return bool(self.fs.exists(self.object_key(digest)))
+            return bool(self.fs.exists(key))
         except Exception as exc:
             raise self._error("read", exc) from None
 
@@ -172,12 +180,22 @@ class ObjectStore:
         """
         if refresh or not self._packs:
             try:
-                found = self.fs.find(self._key(PACKS), maxdepth=1)
+                found = self.fs.find(self._key(PACKS), maxdepth=1, detail=True)
             except FileNotFoundError:
-                found = []
+                found = {}
             except Exception as exc:
                 raise self._error("list", exc) from None
-            ids = [str(k).rsplit("/", 1)[-1][: -len(".idx")] for k in found if str(k).endswith(".idx")]
+            sizes: dict[str, int] = {}
+            ids: list[str] = []
+            for path, info in found.items():
+                name = str(path).rsplit("/", 1)[-1]
+                stem, _, suffix = name.rpartition(".")
+                if not hashing.is_hash(stem):
+                    continue  # not a pack of limnos (a temporary upload, a stranger's file)
+                if suffix == "pack":
+                    sizes[stem] = int(info.get("size") or info.get("Size") or 0)
+                elif suffix == "idx":
+                    ids.append(stem)
             new = [i for i in ids if i not in self._packs]
             if new:
                 try:
@@ -186,7 +204,13 @@ class ObjectStore:
                     raise self._error("read pack indexes from", exc) from None
                 by_id = {str(k).rsplit("/", 1)[-1][: -len(".idx")]: v for k, v in got.items()}
                 for pack_id in new:
-                    self._packs[pack_id] = parse_index(pack_id, bytes(by_id[pack_id]))
+                    key = self._scrub(redact_url(self.pack_key(pack_id, "idx")))
+                    if pack_id not in sizes:
+                        # The pack is uploaded before its index, so an index without its pack is damage.
+                        raise IntegrityError(f"pack index {key} names a pack that is missing from "
+                                             f"{redact_url(self.url)}; push the objects again from a machine that "
+                                             "has them, then delete that index", digest=pack_id, url=redact_url(self.url))
+                    self._packs[pack_id] = parse_index(pack_id, bytes(by_id[pack_id]), sizes[pack_id], key)
         merged: dict[str, PackedObject] = {}
         for index in list(self._packs.values()):
             merged.update(index)
@@ -297,8 +321,9 @@ class ObjectStore:
         """
         if mode != "rb":
             raise ValueError("objects are immutable; open them with mode 'rb'")
+        key = self.object_key(digest)
         try:
-            handle: IO[bytes] = self.fs.open(self.object_key(digest), "rb")
+            handle: IO[bytes] = self.fs.open(key, "rb")
             return handle
         except FileNotFoundError:
             raise self._not_available(digest) from None
@@ -308,14 +333,17 @@ class ObjectStore:
     def _not_available(self, digest: str) -> ObjectNotAvailable:
         return ObjectNotAvailable(f"object {digest[:12]} is not in {redact_url(self.url)}; push it from a machine that has it")
 
-    def _keep_verified(self, part: str, digest: str, dest: str) -> int:
-        """Hash the downloaded ``part``; rename it to ``dest`` only if the hash is ``digest``."""
+    def _keep_verified(self, part: str, digest: str, dest: str, where: str | None = None) -> int:
+        """Hash the downloaded ``part``; rename it to ``dest`` only if the hash is ``digest``.
+
+        ``where`` names the key the bytes came from, when not the object's own (a pack).
+        """
         actual, size = hashing.hash_file(part)
         if actual != digest:
             raise IntegrityError(
-                f"object {digest[:12]} in {redact_url(self.url)} is corrupt (its bytes hash to {actual[:12]}); "
-                "nothing was kept", hint="call lake.fsck() where it was pushed from"
-            )
+                f"object {digest[:12]} in {self._scrub(where or redact_url(self.url))} is corrupt (its bytes hash to "
+                f"{actual[:12]}); nothing was kept", hint="call lake.fsck() where it was pushed from",
+                digest=digest, url=redact_url(self.url))
         os.replace(part, dest)
         return size
 
@@ -333,27 +361,73 @@ class ObjectStore:
             IntegrityError: the bytes do not hash to ``digest``.
             RemoteError: the store cannot be read.
         """
+        key = self.object_key(digest)
         part = f"{dest}.part-{os.getpid()}-{time.time_ns()}"
         try:
             try:
-                await io.get_file(self.fs, self.object_key(digest), part)
+                await io.get_file(self.fs, key, part)
+                loose = True
             except FileNotFoundError:
-                where = self._packs_lookup(digest)
-                if where is None:  # a pack pushed since the indexes were read: list them again
-                    where = (await io.offload(self.pack_index, True)).get(digest)
-                if where is None:
-                    raise self._not_available(digest) from None
-                data = await io.cat_range(self.fs, self.pack_key(where.pack), where.offset, where.offset + where.size)
-                with open(part, "wb") as f:
-                    f.write(data)
-            except ObjectNotAvailable:
-                raise
+                loose = False
             except Exception as exc:
                 raise self._error(f"download object {digest[:12]} from", exc) from None
-            return await io.offload(self._keep_verified, part, digest, dest)
+            where = None
+            if not loose:  # outside the except clause: a failure here is not "during handling" of the miss
+                where = await self._read_packed(digest, part, io)
+            return await io.offload(self._keep_verified, part, digest, dest, where)
         finally:
             if os.path.exists(part):
                 os.unlink(part)
+
+    async def _read_packed(self, digest: str, part: str, io: IOMode) -> str:
+        """Write the packed object ``digest`` to ``part``: one ranged read of the pack that holds it.
+
+        Returns the pack's key (redacted), for messages.
+
+        Raises:
+            ObjectNotAvailable: no pack index lists ``digest``.
+            IntegrityError: the pack is missing or shorter than its index says.
+            RemoteError: the pack cannot be read (the message names its key).
+        """
+        where = self._packs_lookup(digest)
+        if where is None:  # a pack pushed since the indexes were read: list them again
+            where = (await io.offload(self.pack_index, True)).get(digest)
+        if where is None:
+            raise self._not_available(digest)
+        pack_key = self.pack_key(where.pack)
+        try:
+            data = await io.cat_range(self.fs, pack_key, where.offset, where.offset + where.size)
+        except FileNotFoundError:
+            data = None
+        except Exception as exc:
+            if "InvalidRange" not in str(exc) and "416" not in str(exc):
+                raise self._error(f"read object {digest[:12]} from pack {redact_url(pack_key)} of", exc) from None
+            data = b""  # a range past the pack's end: the pack is shorter than its index says
+        if data is None or len(data) != where.size:
+            what = "is missing" if data is None else f"is shorter than its index says ({len(data)} of {where.size} bytes)"
+            raise IntegrityError(f"pack {self._scrub(redact_url(pack_key))} {what}, so object {digest[:12]} cannot be "
+                                 "read from it; push the objects again from a machine that has them",
+                                 digest=digest, url=redact_url(self.url))
+        with open(part, "wb") as f:
+            f.write(data)
+        return redact_url(pack_key)
+
+    def get_pack(self, pack_id: str, dest: str) -> None:
+        """Download the whole pack ``pack_id`` to the local file ``dest`` (its objects are verified by the caller).
+
+        Raises:
+            IntegrityError: the pack is missing though its index exists.
+            RemoteError: the pack cannot be read (the message names its key).
+        """
+        key = self.pack_key(pack_id)
+        try:
+            self.fs.get_file(key, dest)
+        except FileNotFoundError:
+            raise IntegrityError(f"pack {self._scrub(redact_url(key))} is missing though its index lists objects; "
+                                 "push them again from a machine that has them", digest=pack_id,
+                                 url=redact_url(self.url)) from None
+        except Exception as exc:
+            raise self._error(f"download pack {redact_url(key)} from", exc) from None
 
     def get_file(self, digest: str, dest: str) -> int:
         """Download an object to ``dest`` (which must not exist), verified before it appears there.

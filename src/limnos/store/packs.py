@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import blake3
 
+from ..errors import IntegrityError, RemoteError
 from . import hashing
 
 PACKS = "packs"
@@ -77,16 +78,63 @@ def build_pack(members: Sequence[tuple[str, str]], folder: str) -> tuple[str, st
     return hasher.hexdigest(), path, index
 
 
-def parse_index(pack_id: str, data: bytes) -> dict[str, PackedObject]:
-    """hash -> place, from the bytes of a pack's index.
+def parse_index(pack_id: str, data: bytes, pack_size: int | None = None, key: str | None = None) -> dict[str, PackedObject]:
+    """hash -> place, from the bytes of a pack's index, every entry checked.
+
+    An index comes from a remote, which is untrusted input: each entry must be
+    ``[hash, offset, size]`` with a real object hash and ints that stay inside
+    the pack (``pack_size``, when the listing gave it).
+
+    Args:
+        pack_id: the pack the index describes.
+        data: the index's bytes.
+        pack_size: the pack's size in bytes, when known.
+        key: where the index was read from (its remote key), for messages.
 
     Raises:
-        ValueError: the index has a newer format than this limnos reads.
+        IntegrityError: the index is not what limnos writes; the message names ``key``.
+        RemoteError: the index has a newer format than this limnos reads.
     """
-    doc = json.loads(data)
-    if doc.get("format", 1) > FORMAT:
-        raise ValueError(f"pack index {pack_id} has format {doc['format']}; upgrade limnos")
-    return {h: PackedObject(pack_id, int(off), int(size)) for h, off, size in doc["objects"]}
+    where = key or f"pack index {pack_id}"
+
+    def bad(why: str) -> IntegrityError:
+        return IntegrityError(f"pack index {where} is damaged or crafted: {why}; nothing was read from its pack. "
+                              "Push the objects again from a machine that has them, then delete that index",
+                              digest=pack_id)
+
+    try:
+        doc = json.loads(data)
+    except (ValueError, RecursionError) as exc:  # not UTF-8, not JSON
+        raise bad(f"it is not JSON ({type(exc).__name__})") from None
+    if type(doc) is not dict:
+        raise bad(f"it is a JSON {type(doc).__name__}, not an object")
+    fmt = doc.get("format", 1)
+    if type(fmt) is not int or fmt < 1:
+        raise bad(f"its format is {fmt!r}")
+    if fmt > FORMAT:
+        raise RemoteError(f"pack index {where} has format {fmt}, newer than this limnos reads; upgrade limnos")
+    entries = doc.get("objects")
+    if type(entries) is not list:
+        raise bad("it has no list of objects")
+    limit = pack_size if pack_size is not None else 2**63
+    out: dict[str, PackedObject] = {}
+    for n, entry in enumerate(entries):
+        if type(entry) is not list or len(entry) != 3:
+            raise bad(f"entry {n} is not [hash, offset, size]")
+        digest, offset, size = entry
+        if not hashing.is_hash(digest):
+            raise bad(f"entry {n} names {_short(digest)}, which is not an object hash")
+        if type(offset) is not int or type(size) is not int or offset < 0 or size < 0 or offset + size > limit:
+            raise bad(f"entry {n} places object {digest[:12]} at {_short(offset)}+{_short(size)}, "
+                      f"outside the pack's {limit} bytes")
+        out[digest] = PackedObject(pack_id, offset, size)
+    return out
+
+
+def _short(value: object) -> str:
+    """``repr(value)``, cut to 40 characters: enough to recognise, never a wall of text from a crafted file."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def split_pack(pack_path: str, wanted: dict[str, PackedObject], emit: Callable[[str, bytes], object]) -> list[str]:

@@ -141,17 +141,19 @@ class TransferReport:
     failed: list[str] = field(default_factory=list)
     renumbered: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    #: records files a pull refused (malformed or crafted), each with the reason
+    rejected: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        """True when nothing failed."""
-        return not self.failed
+        """True when nothing failed and no records file was refused."""
+        return not self.failed and not self.rejected
 
     def to_dict(self) -> dict[str, object]:
         """The report as plain JSON-ready values."""
         return {"action": self.action, "transferred": self.transferred, "bytes": self.bytes, "skipped": self.skipped,
                 "records": self.records, "failed": self.failed, "renumbered": self.renumbered,
-                "seconds": round(self.seconds, 3), "ok": self.ok}
+                "rejected": self.rejected, "seconds": round(self.seconds, 3), "ok": self.ok}
 
 
 def run_parallel(items: Sequence[T], work: Callable[[T], int], sizes: Callable[[T], int], label: Callable[[T], str],

@@ -24,6 +24,7 @@ from .console import (
     params_text,
     print_all,
     print_json,
+    printable,
     short_hash,
     show,
     size,
@@ -48,7 +49,7 @@ from .tables import datapoints_table, datasets_table, datasources_table, files_t
 __all__ = [
     "MAX_BOX_ITEMS", "PIPE_WIDTH", "argv_text", "count", "datapoints_table", "datasets_table", "datasources_table", "dumps",
     "duration", "err_console", "error_line", "files_table", "info_renderables", "kv_table", "lineage_renderables",
-    "lineage_tree", "message", "out_console", "params_text", "print_all", "print_json", "project_pull_report",
+    "lineage_tree", "message", "out_console", "params_text", "print_all", "print_json", "printable", "project_pull_report",
     "project_status_hints", "project_status_renderable", "remotes_lines", "report_renderable", "run_fields", "short_hash",
     "show", "size", "stale_renderable", "status_renderable", "step_box", "step_panel", "steps_table", "transfer_report",
     "type_name", "value_text", "warning_line", "when",

@@ -11,6 +11,7 @@ import datetime as dt
 import json
 import os
 import shlex
+import unicodedata
 from collections.abc import Iterable, Sized
 from typing import Any
 
@@ -19,6 +20,24 @@ from rich.filesize import decimal
 from rich.text import Text
 
 PIPE_WIDTH = 200  # columns used when stdout is not a terminal: wide enough that nothing is cut
+#: Unicode categories a terminal obeys or hides instead of showing: controls (ESC...), format characters
+#: (bidi overrides, zero-width), surrogates, private use, unassigned, line and paragraph separators
+_HIDDEN = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+
+
+def printable(value: object) -> str:
+    """``str(value)`` with every character a terminal would obey or hide shown as an escape (``\\x1b``, ``\\u202e``).
+
+    Everything the CLI prints that came from the lake (names, metadata, users,
+    hosts, messages about them) goes through this, so a crafted name cannot
+    move the cursor, recolour the terminal, set its title or read backwards.
+    Ordinary text, accents and emoji included, comes out unchanged.
+    """
+    text = str(value)
+    if text.isprintable():  # the common case, in C: no character to escape
+        return text
+    return "".join(ch.encode("unicode_escape").decode("ascii") if unicodedata.category(ch) in _HIDDEN else ch
+                   for ch in text)
 
 
 # ----------------------------------------------------------------- consoles
@@ -53,18 +72,18 @@ def print_all(console: Console, renderables: Iterable[RenderableType]) -> None:
 
 
 def message(text: str, style: str | None = None) -> None:
-    """One line on stderr, never wrapped and never read as rich markup."""
-    err_console().print(Text(text, style=style or ""), soft_wrap=True)
+    """One line on stderr, never wrapped, never read as rich markup, unprintable characters escaped."""
+    err_console().print(Text(printable(text), style=style or ""), soft_wrap=True)
 
 
 def error_line(text: str) -> None:
-    """``error: text`` on stderr, on one line whatever the text holds."""
-    err_console().print(Text.assemble(("error: ", "bold red"), text.replace("\n", " ")), soft_wrap=True)
+    """``error: text`` on stderr, on one line whatever the text holds (unprintable characters escaped)."""
+    err_console().print(Text.assemble(("error: ", "bold red"), printable(text.replace("\n", " "))), soft_wrap=True)
 
 
 def warning_line(text: str) -> None:
-    """``warning: text`` on stderr, on one line whatever the text holds."""
-    err_console().print(Text.assemble(("warning: ", "yellow"), text.replace("\n", " ")), soft_wrap=True)
+    """``warning: text`` on stderr, on one line whatever the text holds (unprintable characters escaped)."""
+    err_console().print(Text.assemble(("warning: ", "yellow"), printable(text.replace("\n", " "))), soft_wrap=True)
 
 
 # --------------------------------------------------------------------- JSON
@@ -129,12 +148,12 @@ def duration(seconds: float | None) -> str:
 
 
 def value_text(value: Any) -> str:
-    """A metadata value as text: datetimes in ISO form, dicts and lists as JSON."""
+    """A metadata value as text: datetimes in ISO form, dicts and lists as JSON, unprintable characters escaped."""
     if isinstance(value, dt.datetime):
         return value.isoformat()
     if isinstance(value, (dict, list)):
-        return json.dumps(value, default=_json_default)
-    return str(value)
+        return json.dumps(value, default=_json_default)  # ASCII: JSON escapes the rest
+    return printable(value)
 
 
 def type_name(value: Any) -> str:
@@ -153,7 +172,7 @@ def argv_text(argv: Any, limit: int = 80) -> str:
     if not argv:
         return "-"
     parts = [os.path.basename(str(argv[0]))] + [str(a) for a in argv[1:]]
-    text = shlex.join(parts)
+    text = printable(shlex.join(parts))
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -170,5 +189,5 @@ def params_text(params: Any, limit: int = 60) -> str:
 
     if not isinstance(params, dict) or not params:
         return "-"
-    text = ", ".join(f"{k}={show_value(v)}" for k, v in params.items())
+    text = printable(", ".join(f"{k}={show_value(v)}" for k, v in params.items()))
     return text if len(text) <= limit else text[: limit - 1] + "…"

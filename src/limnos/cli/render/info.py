@@ -11,7 +11,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from .console import argv_text, duration, params_text, short_hash, size, type_name, value_text, when
+from .console import argv_text, duration, params_text, printable, short_hash, size, type_name, value_text, when
 
 if TYPE_CHECKING:
     from limnos import File
@@ -37,7 +37,7 @@ def info_renderables(file: File) -> list[RenderableType]:
               ("user", file.user or "-"), ("local", "yes" if file.is_local else "no")]
     if file.uri:
         fields.append(("uri", file.uri))
-    out.append(Panel(kv_table(fields), title=Text(file.ref, style="bold"), title_align="left", expand=False))
+    out.append(Panel(kv_table(fields), title=Text(printable(file.ref), style="bold"), title_align="left", expand=False))
 
     meta = file.metadata
     if meta:
@@ -46,7 +46,7 @@ def info_renderables(file: File) -> list[RenderableType]:
         table.add_column("value", overflow="fold")
         table.add_column("type", style="dim")
         for key, value in meta.items():
-            table.add_row(Text(key), Text(value_text(value)), type_name(value))
+            table.add_row(Text(printable(key)), Text(value_text(value)), type_name(value))
         out.append(table)
     else:
         out.append(Text("metadata: none", style="dim"))
@@ -58,7 +58,7 @@ def info_renderables(file: File) -> list[RenderableType]:
         table.add_column("id", style="dim")
         table.add_column("hash", style="dim")
         for f in inputs:
-            table.add_row(Text(f.ref), f.id, short_hash(f.hash))
+            table.add_row(Text(printable(f.ref)), Text(printable(f.id)), Text(printable(short_hash(f.hash))))
         out.append(table)
     else:
         out.append(Text("inputs: none", style="dim"))
@@ -106,7 +106,7 @@ def step_panel(record: StepRecord) -> Panel:
     ]
     if record.version is not None:
         rows.insert(4, ("version", record.version))
-    inputs = [f"{i['name']}@{i['version']}" + (f" (param {i['param']})" if i.get("param") else " (read in the step)")
+    inputs = [f"{i.get('name')}@{i.get('version')}" + (f" (param {i['param']})" if i.get("param") else " (read in the step)")
               for i in record.inputs]
     rows.append(("inputs", ", ".join(inputs) if inputs else "none"))
     rows.append(("outputs", f"{len(record.outputs)} files"))

@@ -16,7 +16,7 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
-from .console import argv_text, duration, params_text, short_hash, size, when
+from .console import argv_text, duration, params_text, printable, short_hash, size, when
 
 if TYPE_CHECKING:
     from limnos import Lake
@@ -26,13 +26,13 @@ MAX_BOX_ITEMS = 12  # names listed in one lineage box before "... and N more"
 
 
 def _file_lines(node: dict[str, Any], detail: bool = False) -> Text:
-    text = Text(f"{node['name']}@{node['version']}", style="bold")
+    text = Text(printable(f"{node['name']}@{node['version']}"), style="bold")
     if detail:
-        text.append(f"\nid   {node['id']}", style="dim")
+        text.append(f"\nid   {printable(node['id'])}", style="dim")
         text.append(f"\nsize {size(node.get('size'))}")
-        text.append(f"\nhash {short_hash(node.get('hash'))}")
+        text.append(f"\nhash {printable(short_hash(node.get('hash')))}")
         if node.get("user"):
-            text.append(f"\nby   {node['user']}")
+            text.append(f"\nby   {printable(node['user'])}")
     return text
 
 
@@ -51,39 +51,39 @@ def _files_box(graph: Lineage, keys: Sequence[str], title: str, detail: bool = F
 def _run_box(run: dict[str, Any] | None, title: str) -> Panel:
     if not run:
         return Panel(Text("(no run recorded)", style="dim"), title=title, title_align="left", expand=False)
-    text = Text(f"run {run['name']}" if run.get("name") else "process", style="bold magenta")
-    text.append(f"\n{run.get('user') or '?'}@{run.get('host') or '?'}")
+    text = Text(printable(f"run {run['name']}") if run.get("name") else "process", style="bold magenta")
+    text.append("\n" + printable(f"{run.get('user') or '?'}@{run.get('host') or '?'}"))
     text.append(f"\nstarted {when(run.get('started_at'))}")
     if "argv" in run:
         text.append(f"\n$ {argv_text(run.get('argv'), limit=60)}")
     commit = run.get("git_commit")
     if commit:
-        text.append(f"\ngit {commit[:10]}")
+        text.append(f"\ngit {printable(commit[:10])}")
         if run.get("git_dirty"):
             text.append(" (dirty)", style="yellow")
     else:
         text.append("\ngit -", style="dim")
-    text.append(f"\nlimnos {run.get('limnos_version') or '?'}", style="dim")
-    text.append(f"\nrun {run.get('id', '')}", style="dim")
+    text.append(f"\nlimnos {printable(run.get('limnos_version') or '?')}", style="dim")
+    text.append(f"\nrun {printable(run.get('id', ''))}", style="dim")
     return Panel(text, title=title, title_align="left", expand=False, border_style="magenta")
 
 
 def step_box(node: dict[str, Any], title: str) -> Panel:
     """A step execution (a lineage node or a StepRecord's dict): function, who, when, code, git."""
-    text = Text(f"step {node.get('function')}", style="bold magenta")
+    text = Text(printable(f"step {node.get('function')}"), style="bold magenta")
     if node.get("status") == "failed":
         text.append("  FAILED", style="bold red")
-    text.append(f"\n{node.get('user') or '?'}@{node.get('host') or '?'}")
+    text.append("\n" + printable(f"{node.get('user') or '?'}@{node.get('host') or '?'}"))
     text.append(f"\nran {when(node.get('started_at'))} ({duration(node.get('duration'))})")
     if node.get("source_file"):
-        text.append(f"\ncode {os.path.basename(node['source_file'])}:{node.get('source_line') or '?'}")
+        text.append("\ncode " + printable(f"{os.path.basename(node['source_file'])}:{node.get('source_line') or '?'}"))
     commit = node.get("git_commit")
-    text.append(f"\ngit {commit[:10]}" if commit else "\ngit -", style=None if commit else "dim")
+    text.append(f"\ngit {printable(commit[:10])}" if commit else "\ngit -", style=None if commit else "dim")
     text.append(f"\nparams {params_text(node.get('params'), 50)}")
     if node.get("version") is not None:
-        text.append(f"\nversion {node['version']}")
-    text.append(f"\nlimnos {node.get('limnos_version') or '?'}", style="dim")
-    text.append(f"\nstep {node.get('id', '')}", style="dim")
+        text.append(f"\nversion {printable(node['version'])}")
+    text.append(f"\nlimnos {printable(node.get('limnos_version') or '?')}", style="dim")
+    text.append(f"\nstep {printable(node.get('id', ''))}", style="dim")
     return Panel(text, title=title, title_align="left", expand=False, border_style="magenta")
 
 
@@ -140,22 +140,23 @@ def lineage_tree(graph: Lineage, up: bool) -> Tree:
     step = graph.parents if up else graph.children
     label = "upstream" if up else "downstream"
     root_node = graph.nodes[graph.root]
-    tree = Tree(Text.assemble((f"lineage ({label}) of ", "dim"), (f"{root_node['name']}@{root_node['version']}", "bold")))
+    tree = Tree(Text.assemble((f"lineage ({label}) of ", "dim"),
+                              (printable(f"{root_node['name']}@{root_node['version']}"), "bold")))
     shown: set[str] = set()
 
     def label_of(key: str) -> Text:
         node = graph.nodes[key]
         if node["type"] == "file":
-            return Text(f"{node['name']}@{node['version']}", style="bold cyan")
-        who = f"{node.get('user') or '?'}@{node.get('host') or '?'}"
+            return Text(printable(f"{node['name']}@{node['version']}"), style="bold cyan")
+        who = printable(f"{node.get('user') or '?'}@{node.get('host') or '?'}")
         if node["type"] == "step":
-            return Text.assemble(("ƒ ", "magenta"), (f"step {node['function']}", "magenta"),
+            return Text.assemble(("ƒ ", "magenta"), (printable(f"step {node['function']}"), "magenta"),
                                  (f"  {who}, {when(node.get('started_at'))}", "dim"))
         name = node.get("label") or "run"
         if name.startswith("/"):  # an argv: show the program's base name
             head, _, rest = name.partition(" ")
             name = f"{os.path.basename(head)} {rest}".strip()
-        return Text.assemble(("⚙ ", "magenta"), (name, "magenta"),
+        return Text.assemble(("⚙ ", "magenta"), (printable(name), "magenta"),
                              (f"  {who}, {when(node.get('started_at'))}", "dim"))
 
     def grow(branch: Tree, key: str, path: frozenset[str]) -> None:
@@ -187,11 +188,11 @@ def _code_lines(graph: Lineage, keys: Sequence[str]) -> list[RenderableType]:
         if node["type"] != "step":
             continue
         link = node.get("permalink") or (f"{node['source_file']}:{node.get('source_line')}" if node.get("source_file") else None)
-        text = Text.assemble(("step code: ", "bold"), (link or "(no source recorded)", "cyan" if link else "dim"))
+        text = Text.assemble(("step code: ", "bold"), (printable(link or "(no source recorded)"), "cyan" if link else "dim"))
         if not node.get("permalink") and node.get("git_commit"):
-            text.append(f"  (git {node['git_commit'][:10]}; no permalink: not a GitHub/GitLab remote or not committed as run)",
-                        style="dim")
-        text.append(f"\nlimnos version: {node.get('limnos_version') or '?'}", style="dim")
+            text.append(f"  (git {printable(node['git_commit'][:10])}; "
+                        "no permalink: not a GitHub/GitLab remote or not committed as run)", style="dim")
+        text.append(f"\nlimnos version: {printable(node.get('limnos_version') or '?')}", style="dim")
         out.append(text)
     return out
 
@@ -234,7 +235,7 @@ def lineage_renderables(lake: Lake, graph: Lineage, down: bool = False) -> list[
         if not makers and not direct:
             node = graph.nodes[root]
             out.append(_files_box(graph, [root], "file", detail=True))
-            out.append(Text(f"no file in the lake was made from {node['name']}@{node['version']}", style="dim"))
+            out.append(Text(printable(f"no file in the lake was made from {node['name']}@{node['version']}"), style="dim"))
     out.extend(_code_lines(graph, shown))
     if _levels(graph, up=not down) > 1:
         out.append(Text(""))

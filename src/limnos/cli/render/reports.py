@@ -14,7 +14,7 @@ from rich.console import Group, RenderableType
 from rich.text import Text
 
 from ..advice import shell_advice
-from .console import count, message, size, warning_line
+from .console import count, message, printable, size, warning_line
 
 if TYPE_CHECKING:
     from limnos.core.recovery import Report
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 def _hash_list(title: str, digests: Sequence[str], style: str, limit: int = 20) -> Text:
     text = Text(f"{title} ({len(digests)}):", style=f"bold {style}")
     for digest in digests[:limit]:
-        text.append(f"\n  {digest}", style=style)
+        text.append(f"\n  {printable(digest)}", style=style)
     if len(digests) > limit:
         text.append(f"\n  … and {len(digests) - limit} more (see --json)", style="dim")
     return text
@@ -68,7 +68,7 @@ def report_renderable(report: Report) -> Group:
         if report.deleted:
             parts.append(_hash_list("objects", report.deleted, "yellow" if report.dry_run else "dim"))
     for note in report.notes:
-        parts.append(Text(f"note: {shell_advice(note)}", style="yellow"))
+        parts.append(Text(f"note: {printable(shell_advice(note))}", style="yellow"))
     if report.action == "fsck":
         parts.append(Text("ok", style="bold green") if report.ok else Text("problems found", style="bold red"))
     elif report.dry_run and report.deleted:
@@ -80,9 +80,10 @@ def stale_renderable(stale: Sequence[StaleOutput]) -> Group:
     """``limnos status --steps``: each stale step output with its reasons, then a summary line."""
     parts: list[RenderableType] = []
     for item in stale:
-        parts.append(Text.assemble(("stale:    ", "yellow"), (item.file.ref, "bold"), (f"  ({item.step.function})", "dim")))
+        parts.append(Text.assemble(("stale:    ", "yellow"), (printable(item.file.ref), "bold"),
+                                   (printable(f"  ({item.step.function})"), "dim")))
         for reason in item.reasons:
-            parts.append(Text(f"          {reason}", style="yellow"))
+            parts.append(Text(f"          {printable(reason)}", style="yellow"))
     if stale:
         parts.append(Text(f"{len(stale)} step outputs are stale; call their steps again to refresh them", style="dim"))
     else:
@@ -91,7 +92,7 @@ def stale_renderable(stale: Sequence[StaleOutput]) -> Group:
 
 
 def _labelled(label: str, style: str, name: str) -> Text:
-    return Text.assemble((f"{label + ':':<10}", style), name)
+    return Text.assemble((f"{label + ':':<10}", style), printable(name))
 
 
 def status_renderable(st: Status) -> Group:
@@ -115,7 +116,7 @@ def project_status_renderable(st: ProjectStatus, shown: Callable[[str], str]) ->
     for label, names, style in (("changed", st.changed, "yellow"), ("missing", st.missing, "red")):
         parts += [_labelled(label, style, shown(n)) for n in names]
     for ref in st.newer:
-        parts.append(Text.assemble(("newer:    ", "cyan"), ref, (" in the lake, not in limnos.lock", "dim")))
+        parts.append(Text.assemble(("newer:    ", "cyan"), printable(ref), (" in the lake, not in limnos.lock", "dim")))
     summary = f"{len(st.unchanged)} of {len(st.unchanged) + len(st.changed) + len(st.missing)} tracked files unchanged"
     parts.append(Text(("clean: " if st.clean else "") + summary, style="dim"))
     return Group(*parts)

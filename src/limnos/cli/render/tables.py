@@ -11,7 +11,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from .console import duration, params_text, short_hash, size, value_text, when
+from .console import duration, params_text, printable, short_hash, size, value_text, when
 
 if TYPE_CHECKING:
     from limnos import File
@@ -38,10 +38,10 @@ def files_table(files: Sequence[File], *, local: bool = False, meta_keys: Sequen
     if local:
         table.add_column("local", justify="center")
     for key in meta_keys:
-        table.add_column(key, overflow="fold")
+        table.add_column(printable(key), overflow="fold")
     for f in files:
-        cells: list[RenderableType] = [Text(f.name), str(f.version), size(f.size), when(f.created_at),
-                                       Text(f.user or "-"), short_hash(f.hash)]
+        cells: list[RenderableType] = [Text(printable(f.name)), str(f.version), size(f.size), when(f.created_at),
+                                       Text(printable(f.user or "-")), Text(printable(short_hash(f.hash)))]
         if local:
             cells.append(Text("✓", style="green") if f.is_local else Text("-", style="dim"))
         if meta_keys:
@@ -65,10 +65,11 @@ def steps_table(records: Sequence[StepRecord]) -> Table:
     table.add_column("params / error", overflow="fold")
     for r in records:
         ok = r.status == "ok"
-        table.add_row(when(r.started_at), Text(r.function), Text(r.status, style="green" if ok else "bold red"),
+        table.add_row(when(r.started_at), Text(printable(r.function)),
+                      Text(printable(r.status), style="green" if ok else "bold red"),
                       duration(r.duration), str(len(r.inputs)), str(len(r.outputs)),
-                      Text(f"{r.user or '?'}@{r.host or '?'}"), r.key[:12],
-                      Text(params_text(r.params, limit=100) if ok else (r.error or "-"), style="" if ok else "red"))
+                      Text(printable(f"{r.user or '?'}@{r.host or '?'}")), Text(printable(r.key[:12])),
+                      Text(params_text(r.params, limit=100) if ok else printable(r.error or "-"), style="" if ok else "red"))
     return table
 
 
@@ -79,7 +80,8 @@ def datasources_table(rows: Sequence[Mapping[str, Any]]) -> Table:
         table.add_column(col)
     for r in rows:
         fields = ", ".join(f"{k}:{v}" for k, v in r["fields"].items() if k not in ("path", "size"))
-        table.add_row(r["name"], r["kind"], r["root"] or "(the whole lake)", str(r["datapoints"]), fields or "-",
+        table.add_row(Text(printable(r["name"])), Text(printable(r["kind"])), Text(printable(r["root"] or "(the whole lake)")),
+                      str(r["datapoints"]), Text(printable(fields or "-")),
                       when(dt.datetime.fromisoformat(r["scanned_at"])) if r["scanned_at"] else "scanning")
     return table
 
@@ -89,9 +91,9 @@ def datapoints_table(rows: Sequence[Mapping[str, Any]]) -> Table:
     table = Table(box=None, header_style="bold")
     names = list(rows[0]) if rows else []
     for col in names:
-        table.add_column(col, overflow="fold")
+        table.add_column(printable(col), overflow="fold")
     for row in rows:
-        table.add_row(*[value_text(row[c]) if row[c] is not None else "" for c in names])
+        table.add_row(*[Text(value_text(row[c])) if row[c] is not None else "" for c in names])
     return table
 
 
@@ -101,7 +103,7 @@ def datasets_table(rows: Sequence[Mapping[str, Any]]) -> Table:
     for col in ("name", "datasource", "query", "pinned to"):
         table.add_column(col, overflow="fold")
     for r in rows:
-        table.add_row(r["name"], r["datasource"], r["query"], r["as_of"] or "-")
+        table.add_row(*[Text(printable(v)) for v in (r["name"], r["datasource"], r["query"], r["as_of"] or "-")])
     return table
 
 
@@ -115,5 +117,5 @@ def remotes_lines(rows: Sequence[Mapping[str, Any]]) -> Group:
     for row in rows:
         options = " ".join(f"{k}={v}" for k, v in row["options"].items())
         mark = "*" if row["default"] else " "
-        lines.append(Text(f"{mark} {row['name']}\t{row['url']}\t{options}".rstrip()))
+        lines.append(Text("\t".join(printable(part) for part in (f"{mark} {row['name']}", row["url"], options)).rstrip()))
     return Group(*lines)
