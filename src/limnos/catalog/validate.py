@@ -448,8 +448,8 @@ def check_rows(rows: list[Any], max_format: int) -> None:
                 if runs > 1:
                     raise _Bad("is a second run")
         except _Bad as bad:
-            raise RecordsInvalid(f"line {number} ({kind if type(kind) is str else '?'}): {bad}",
-                                 commit_id=commit_id) from None
+            label = kind if kind in SPECS or kind == "commit" else "?" if kind is None else _short(kind)  # escaped
+            raise RecordsInvalid(f"line {number} ({label}): {bad}", commit_id=commit_id) from None
 
 
 # ------------------------------------------------------------- references

@@ -498,19 +498,6 @@ class ObjectStore:
         finally:
             os.unlink(tmp.name)
 
-    def delete_record(self, commit_id: str) -> None:
-        """Remove a records file that was written but never applied (a missing one is fine).
-
-        Raises:
-            RemoteError: the store cannot be written.
-        """
-        try:
-            self.fs.rm_file(self._key(f"{RECORDS}/{commit_id}.jsonl"))
-        except FileNotFoundError:
-            pass
-        except Exception as exc:
-            raise self._error("delete records from", exc) from None
-
     def record_times(self) -> dict[str, float]:
         """commit id -> modification time (seconds) of every records file."""
         base = self._key(RECORDS)
