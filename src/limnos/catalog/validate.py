@@ -27,7 +27,6 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -47,10 +46,10 @@ if TYPE_CHECKING:
 INT32 = 2**31
 INT64 = 2**63
 MAX_JSON_DEPTH = 64
-#: commit ids carry their time: none before 2000 (an all-zero id skipped the roll-forward grace),
-#: none more than a day ahead of this clock (which would stay "in flight" for ever)
+#: commit ids carry their time: none before 2000 (an all-zero id skipped the roll-forward grace), none
+#: after 9999 (no datetime can hold it). A clock that runs ahead is not refused: its commits are real.
 EARLIEST_ID = 946_684_800.0
-FUTURE_SLACK = 86_400.0
+LATEST_ID = 253_402_300_799.0
 METADATA_TYPES = frozenset({"int", "float", "bool", "str", "datetime", "json", "blob"})
 #: datetime metadata is microseconds from 1970 in v_int; these bound years 1 to 9999, which Python can read back
 _MIN_MICROS = -62_135_596_800_000_000
@@ -98,9 +97,9 @@ def _ulid(value: Any) -> Any:
 def _commit_id(value: Any) -> Any:
     _ulid(value)
     made = ulid_seconds(value)
-    if made < EARLIEST_ID or made > time.time() + FUTURE_SLACK:
-        when = dt.datetime.fromtimestamp(min(made, 253_402_300_799), dt.timezone.utc).date()
-        raise _Bad(f"is a commit id dated {when}, which no limnos writes (before 2000 or in the future)")
+    if not EARLIEST_ID <= made <= LATEST_ID:
+        when = dt.datetime.fromtimestamp(min(made, LATEST_ID), dt.timezone.utc).year
+        raise _Bad(f"is a commit id dated {'after ' if made > LATEST_ID else ''}{when}, which no limnos writes")
     return value
 
 
@@ -448,8 +447,8 @@ def check_rows(rows: list[Any], max_format: int) -> None:
                 if runs > 1:
                     raise _Bad("is a second run")
         except _Bad as bad:
-            raise RecordsInvalid(f"line {number} ({kind if type(kind) is str else '?'}): {bad}",
-                                 commit_id=commit_id) from None
+            label = kind if kind in SPECS or kind == "commit" else "?" if kind is None else _short(kind)  # escaped
+            raise RecordsInvalid(f"line {number} ({label}): {bad}", commit_id=commit_id) from None
 
 
 # ------------------------------------------------------------- references

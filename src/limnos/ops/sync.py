@@ -234,20 +234,13 @@ def import_records(lake: LakeBase, source: ObjectStore, report: TransferReport,
         errors.append(_refusal(source, cid, why))
         del parsed[cid]
     commits = sorted(parsed.values(), key=lambda c: (c.created_at, c.id))
-    copied: list[str] = []
-    try:
-        if lake.store is not source:
-            # Write-ahead: the local store holds the records before the catalog does,
-            # so a crash here is rolled forward and reindex stays complete.
-            data_of = {c.id: c.to_jsonl() for c in commits}
-            for commit in commits:
-                lake.store.write_record(commit.id, data_of[commit.id])
-                copied.append(commit.id)
-        renumbered = lake.catalog.replay(commits)
-    except BaseException:
-        for cid in copied:  # not applied: a copy left behind would be rolled forward on the next open
-            lake.store.delete_record(cid)
-        raise
+    if lake.store is not source:
+        # Write-ahead: the local store holds the records before the catalog does, so a crash
+        # (or a lost database connection) here is rolled forward and reindex stays complete.
+        # The copy is of the checked rows (names in NFC), never of the remote's raw bytes.
+        for commit in commits:
+            lake.store.write_record(commit.id, commit.to_jsonl())
+    renumbered = lake.catalog.replay(commits)
     report.records += len(commits)
     report.renumbered += [f"{n}@{a} (numbered {n}@{b} where it was made)" for n, b, a in renumbered]
     report.rejected += [str(e) for e in errors]
