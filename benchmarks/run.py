@@ -351,26 +351,7 @@ class Ctx:
 
         A failure prints the error, records it, and leaves that tool's cell n/a.
         """
-        times: dict[str, list[float]] = {}
-        for i in range(self.args.repeat):
-            run = self.run_dir()
-            try:
-                result = once(run)
-            except Exception as exc:
-                msg = str(exc) if isinstance(exc, ToolError) else traceback.format_exc(limit=3)
-                print(f"  [{self.workload}/{tool}] FAILED: {msg.strip()[-1500:]}", flush=True)
-                self.errors.setdefault(self.workload, {})[tool] = msg
-                if times:
-                    self.note(f"{tool}_times_before_failure", times)
-                return {}
-            finally:
-                rmtree(run)
-            result = result if isinstance(result, dict) else {tool: result}
-            for name, secs in result.items():
-                times.setdefault(name, []).append(secs)
-            shown = ", ".join(f"{k}={v:.3f}s" for k, v in result.items())
-            print(f"  [{self.workload}] {tool} #{i + 1}: {shown}", flush=True)
-        return times
+        return self.measure_rounds({tool: once})
 
     def note(self, key: str, value: Any) -> None:
         self.extra.setdefault(self.workload, {}).setdefault(key, []).append(value)
