@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 
 from ..catalog import values as metavalues
 from ..catalog.datasources import (
+    DatasetRow,
     SourceInfo,
     current_datapoints,
     datasource_by_id,
@@ -199,15 +200,13 @@ def list_datasources(lake: LakeBase) -> list[Datasource]:
 
 
 @dataclass
-class SavedDataset:
-    """A saved query on a datasource (``ds.save_dataset(name)``), optionally pinned to a time."""
+class SavedDataset(DatasetRow):
+    """A saved query on a datasource (``ds.save_dataset(name)``), optionally pinned to a time.
 
-    name: str
-    datasource: str
-    datasource_id: str
-    query: dict[str, Any]
-    as_of: dt.datetime | None
-    created_at: dt.datetime
+    Its fields are the catalog's row (name, datasource, datasource_id, query,
+    as_of, created_at); it also knows its lake, to load or delete itself.
+    """
+
     _lake: LakeBase | None = field(default=None, repr=False, compare=False)
 
     def _owner(self) -> LakeBase:
@@ -234,8 +233,7 @@ class SavedDataset:
 
 def list_datasets(lake: LakeBase) -> list[SavedDataset]:
     """``lake.datasets()``: every saved dataset, by name."""
-    return [SavedDataset(r.name, r.datasource, r.datasource_id, r.query, r.as_of, r.created_at, lake)
-            for r in saved_datasets(lake.catalog)]
+    return [SavedDataset(**vars(r), _lake=lake) for r in saved_datasets(lake.catalog)]
 
 
 def load_dataset(lake: LakeBase, name: str) -> Datasource:
