@@ -7,6 +7,7 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar, cast
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -74,3 +75,20 @@ class Rendezvous:
     def first(self, label: str) -> Call:
         """The first call seen under ``label``."""
         return self.calls[label][0]
+
+
+def lake_state(lake: Any, staging: bool = True) -> dict[str, Any]:
+    """What a call that raised must leave unchanged in a local lake: commits, records, objects, versions
+    (and, with ``staging``, its staging files)."""
+    from limnos.store import LocalObjectStore
+
+    assert isinstance(lake.store, LocalObjectStore)
+    state = {
+        "commits": sorted(lake.catalog.commit_ids()),
+        "records": lake.store.list_records(),
+        "objects": sorted(o.hash for o in lake.store.iter_objects()),
+        "files": lake.catalog.count_files(),
+    }
+    if staging:
+        state["staging"] = sorted(p.name for p in Path(lake.path, "tmp").iterdir())
+    return state

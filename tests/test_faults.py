@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from typer.testing import CliRunner
 
 import limnos
+from helpers import lake_state
 from limnos.cli import app
 from limnos.core.provenance import MASK, scrub_argv, scrub_config
 from limnos.errors import LimnosError, StoreFull
@@ -36,14 +37,8 @@ SECRET = "s3cr3t-" + uuid.uuid4().hex  # unique, so that finding it anywhere is 
 
 # ------------------------------------------------------------------ helpers
 def snapshot(lake: limnos.Lake) -> dict[str, Any]:
-    """What a failed call must leave unchanged: commits, records files, objects and file versions."""
-    assert isinstance(lake.store, LocalObjectStore)
-    return {
-        "commits": sorted(lake.catalog.commit_ids()),
-        "records": lake.store.list_records(),
-        "objects": sorted(o.hash for o in lake.store.iter_objects()),
-        "files": lake.catalog.count_files(),
-    }
+    """What a failed call must leave unchanged (see :func:`helpers.lake_state`)."""
+    return lake_state(lake, staging=False)
 
 
 def files_under(root: Path) -> Iterator[Path]:

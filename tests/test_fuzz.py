@@ -26,9 +26,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import limnos
+from helpers import lake_state
 from limnos.datasources.text import parse
 from limnos.errors import InvalidName, LimnosError, ManifestError, MetadataError, QuerySyntaxError
-from limnos.store import LocalObjectStore
 from limnos.tracking.manifest import Manifest
 
 #: Bounded, so the suite stays fast; raise it locally for a longer campaign: LIMNOS_FUZZ_EXAMPLES=2000.
@@ -43,15 +43,8 @@ def examples() -> int:
 
 
 def snapshot(lake: limnos.Lake) -> dict[str, Any]:
-    """What a call that raised must leave unchanged: commits, records, objects, staging files, versions."""
-    assert isinstance(lake.store, LocalObjectStore)
-    return {
-        "commits": sorted(lake.catalog.commit_ids()),
-        "records": lake.store.list_records(),
-        "objects": sorted(o.hash for o in lake.store.iter_objects()),
-        "staging": sorted(p.name for p in Path(lake.path, "tmp").iterdir()),
-        "files": lake.catalog.count_files(),
-    }
+    """What a failed call must leave unchanged (see :func:`helpers.lake_state`)."""
+    return lake_state(lake, staging=True)
 
 
 def deep(levels: int) -> dict[str, Any]:

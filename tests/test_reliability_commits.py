@@ -6,6 +6,7 @@ Every test here failed on the code before the change that made it pass (see the 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -263,17 +264,26 @@ def test_gc_refuses_while_records_and_catalog_disagree(lake):
 # ------------------------------------------- 3. a call that raised never takes effect later
 @pytest.fixture
 def failing_commit(lake):
-    """Make the next catalog COMMIT fail, as a full disk or a lost connection would."""
-    armed = [False]
+    """Make the next catalog COMMIT fail, as a full disk or a lost connection would (once armed)."""
+    with commits_failing(lake.catalog.engine, armed=False) as armed:
+        yield armed
+
+
+@contextlib.contextmanager
+def commits_failing(engine, armed: bool = True):
+    """While inside, the next COMMIT on ``engine`` fails with ENOSPC when ``armed[0]`` is True."""
+    flag = [armed]
 
     def fail(conn):
-        if armed[0]:
-            armed[0] = False
+        if flag[0]:
+            flag[0] = False
             raise OSError(28, "database or disk is full")
 
-    sa.event.listen(lake.catalog.engine, "commit", fail)
-    yield armed
-    sa.event.remove(lake.catalog.engine, "commit", fail)
+    sa.event.listen(engine, "commit", fail)
+    try:
+        yield flag
+    finally:
+        sa.event.remove(engine, "commit", fail)
 
 
 def test_failed_commit_never_rolls_forward(lake, failing_commit, monkeypatch):
@@ -540,17 +550,8 @@ def test_records_checks_on_a_bucket(tmp_path, moto_s3, monkeypatch, caplog):
     lake = limnos.init(url, cache=str(tmp_path / "cache"), **options)
     good = make(lake, "good.txt", b"good")
     template = lake.store.read_record(commit_of(lake, good))
-    armed = [True]
-
-    def fail(conn):
-        if armed[0]:
-            armed[0] = False
-            raise OSError(28, "database or disk is full")
-
-    sa.event.listen(lake.catalog.engine, "commit", fail)
-    with pytest.raises(errors.StoreFull, match="no space left"):
+    with commits_failing(lake.catalog.engine), pytest.raises(errors.StoreFull, match="no space left"):
         make(lake, "failed.txt")
-    sa.event.remove(lake.catalog.engine, "commit", fail)
     assert lake.store.list_records() == [commit_of(lake, good)]
     cid, data = _crafted("huge size", template)
     lake.store.fs.pipe_file(f"{lake.store.root}/records/{cid}.jsonl", data)

@@ -534,8 +534,12 @@ class ObjectStore:
         Raises:
             RemoteError: the store refused (a missing file is no error).
         """
+        self._remove_record_file(f"{commit_id}.jsonl")
+
+    def _remove_record_file(self, name: str) -> None:
+        """Remove ``records/<name>``; a missing file is no error."""
         try:
-            self.fs.rm_file(self._key(f"{RECORDS}/{commit_id}.jsonl"))
+            self.fs.rm_file(self._key(f"{RECORDS}/{name}"))
         except FileNotFoundError:
             pass
         except Exception as exc:
@@ -563,12 +567,7 @@ class ObjectStore:
     def drop_void(self, commit_id: str) -> None:
         """Tidy an abandoned commit away: its records file first, then its void marker."""
         self.delete_record(commit_id)
-        try:
-            self.fs.rm_file(self._key(f"{RECORDS}/{commit_id}{VOID}"))
-        except FileNotFoundError:
-            pass
-        except Exception as exc:
-            raise self._error("delete records from", exc) from None
+        self._remove_record_file(f"{commit_id}{VOID}")
 
     def quarantine_record(self, name: str) -> str:
         """Move ``records/<name>.jsonl`` to ``records/quarantine/``, out of every replay; where it went.
