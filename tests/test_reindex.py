@@ -177,11 +177,15 @@ def test_migration_from_v1(tmp_path):
         for table in ("step_outputs", "steps", "locks", "tombstones"):
             conn.exec_driver_sql(f"DROP TABLE {table}")
         conn.exec_driver_sql("ALTER TABLE names DROP COLUMN current")
+        conn.exec_driver_sql("DROP TABLE log_refused")
+        conn.exec_driver_sql("DROP INDEX ix_commits_seq")
+        conn.exec_driver_sql("ALTER TABLE commits DROP COLUMN seq")
         conn.exec_driver_sql("DELETE FROM limnos_schema_version WHERE version > 1")
     lake.close()
     lake = limnos.open(lake.path)
     with lake.catalog.engine.connect() as conn:
-        assert migrations.current_version(conn) == migrations.LATEST == 3
-        assert sa.inspect(conn).has_table("steps")
+        assert migrations.current_version(conn) == migrations.LATEST == 4
+        assert sa.inspect(conn).has_table("steps") and sa.inspect(conn).has_table("log_refused")
+        assert "seq" in {c["name"] for c in sa.inspect(conn).get_columns("commits")}
     assert lake.get("a.txt").read_text() == "two"
     assert [f.version for f in lake.ls()] == [2]

@@ -545,9 +545,12 @@ def test_any_flipped_byte_or_cut_is_refused(data):
 
 # ------------------------------------------------------- a lake whose store is a bucket
 def test_records_checks_on_a_bucket(tmp_path, moto_s3, monkeypatch, caplog):
-    """The same rules when the records live in S3: a failed commit leaves none, a bad one is quarantined there."""
+    """The same rules when the records live in S3: a failed commit leaves none, a bad one is quarantined there.
+
+    (A lake one machine writes: a team lake applies only its shared log, see test_team_log.py.)
+    """
     url, options = f"s3://{moto_s3.new_bucket()}/lake", moto_s3.options()
-    lake = limnos.init(url, cache=str(tmp_path / "cache"), **options)
+    lake = limnos.init(url, cache=str(tmp_path / "cache"), team=False, **options)
     good = make(lake, "good.txt", b"good")
     template = lake.store.read_record(commit_of(lake, good))
     with commits_failing(lake.catalog.engine), pytest.raises(errors.StoreFull, match="no space left"):

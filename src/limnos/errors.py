@@ -18,6 +18,7 @@ import re
 __all__ = [
     "CatalogError",
     "CatalogVersionError",
+    "CommitContention",
     "DatasetNotFound",
     "DatasourceNotFound",
     "DestinationExists",
@@ -46,6 +47,7 @@ __all__ = [
     "RecordsInvalid",
     "RemoteError",
     "RemoteNotFound",
+    "TeamModeUnsupported",
     "SchemaError",
     "SourceNotFound",
     "StepError",
@@ -260,6 +262,14 @@ class StoreError(LimnosError, OSError):
 
 class RemoteError(StoreError):
     """A remote store cannot be reached, listed or written (credentials, URL, network)."""
+
+
+class CommitContention(LimnosError, RuntimeError):
+    """A commit to a team lake kept losing its place in the shared log to other machines' commits."""
+
+
+class TeamModeUnsupported(StoreError):
+    """A bucket cannot create a key only if it is absent, so machines sharing it could not agree on versions."""
 
 
 class RemoteNotFound(_KeyErrorMessage):

@@ -290,6 +290,7 @@ class Lake(LakeBase):
         """
         if prefix:
             prefix = _validate_prefix(prefix)
+        self.catch_up()
         return self.files_with_metadata(self.catalog.latest(prefix))
 
     def history(self, name: str) -> list[File]:
@@ -300,6 +301,7 @@ class Lake(LakeBase):
             InvalidName: ``name`` is not a valid file name.
         """
         name = validate_name(name)
+        self.catch_up()
         rows = self.catalog.history(name)
         if not rows:
             raise FileNotFound(f"no file named {name!r} in the lake", hint="see lake.ls()", ref=name)
@@ -324,6 +326,7 @@ class Lake(LakeBase):
             raise MetadataError(f"query filters are a dict of key -> value, not {type(filters).__name__}")
         merged = dict(filters or {})
         merged.update(equals)
+        self.catch_up()
         return Result(self, merged, latest=latest)
 
     def checkout(self, ref: str | File, dest: str, link: LinkMode | None = None) -> str:
@@ -404,12 +407,14 @@ class Lake(LakeBase):
         """Recorded step executions, oldest first (``failed=True``: only failures)."""
         from .steps.step import list_steps
 
+        self.catch_up()
         return list_steps(self, failed=failed, function=function, limit=limit)
 
     def stale(self) -> list[StaleOutput]:
         """Current step outputs whose step code, version or input files changed since they were made."""
         from .steps.stale import find_stale
 
+        self.catch_up()
         return find_stale(self)
 
     # ----------------------------------------------------------- datasources
@@ -429,6 +434,7 @@ class Lake(LakeBase):
         """Every datasource in the lake (not the deleted ones), by name."""
         from .datasources.source import list_datasources
 
+        self.catch_up()
         return list_datasources(self)
 
     def dataset(self, name: str) -> Datasource:
@@ -652,7 +658,7 @@ def _validate_prefix(prefix: str) -> str:
 
 
 def init(path: str | os.PathLike[str] = opening.DEFAULT_DIR, catalog: str | None = None, link: str = "copy",
-         cache: str | None = None, **storage_options: Any) -> Lake:
+         cache: str | None = None, team: bool | None = None, **storage_options: Any) -> Lake:
     """Create a lake and return it open.
 
     ``path`` is a local folder (``.limnos`` by default) or any fsspec URL
@@ -664,17 +670,28 @@ def init(path: str | os.PathLike[str] = opening.DEFAULT_DIR, catalog: str | None
     (``copy``, ``hardlink`` or ``symlink``); ``cache`` is where a remote lake's
     objects are kept on this machine.
 
+    A lake on a bucket without a shared catalog is a team lake: every
+    machine keeps its own catalog, and they agree on versions through a commit
+    log in the bucket (no server, no delay). That needs a bucket that honours
+    conditional writes (AWS S3, MinIO, moto...), probed now; ``team=False``
+    makes a lake only one machine writes.
+
+    >>> lake = limnos.init("s3://bucket/lake")   # doctest: +SKIP
+
     Raises:
         LakeExists: there is a lake at ``path`` already.
+        TeamModeUnsupported: the bucket overwrites instead of refusing a second create
+            (share a PostgreSQL catalog, or pass ``team=False``).
     """
-    return opening.init_lake(Lake, path, catalog, link, cache, **storage_options)
+    return opening.init_lake(Lake, path, catalog, link, cache, team, **storage_options)
 
 
 def open(path: str | os.PathLike[str] | None = None, catalog: str | None = None,
          cache: str | None = None, **storage_options: Any) -> Lake:
     """Open a lake: ``path`` (a folder or URL), else ``$LIMNOS_LAKE``, else the nearest ``.limnos/``.
 
-    Records files that a crash left unapplied are rolled forward first.
+    Records files that a crash left unapplied are rolled forward first; a
+    team lake first applies the commits other machines published.
 
     Raises:
         LakeNotFound: there is no lake there.

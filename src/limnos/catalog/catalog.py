@@ -74,7 +74,16 @@ _TIME_COLUMNS = ("deleted_at", "locked_at", "started_at", "ended_at")
 
 
 def _insert_commit_row(conn: sa.Connection, commit: Commit) -> None:
-    conn.execute(t.commits.insert().values(id=commit.id, created_at=commit.created_at, kind=commit.kind, run_id=commit.run_id))
+    conn.execute(t.commits.insert().values(id=commit.id, created_at=commit.created_at, kind=commit.kind,
+                                           run_id=commit.run_id, seq=commit.seq))
+
+
+def _log_position(conn: sa.Connection) -> int:
+    """The number of the last shared-log entry this catalog applied or refused (0 for none)."""
+    applied = sa.select(sa.func.max(t.commits.c.seq)).scalar_subquery()
+    refused = sa.select(sa.func.max(t.log_refused.c.seq)).scalar_subquery()
+    row = conn.execute(sa.select(sa.func.coalesce(applied, 0), sa.func.coalesce(refused, 0))).one()
+    return int(max(row[0], row[1]))
 
 
 def _table_row(table: sa.Table, row: dict[str, Any], commit_id: str) -> dict[str, Any]:
@@ -121,14 +130,18 @@ class Catalog:
         with self.engine.connect() as conn:
             return {k: ty for k, ty in conn.execute(stmt)}
 
-    def commit(self, commit: Commit, write_records: Callable[[Commit], None]) -> Commit:
+    def commit(self, commit: Commit, write_records: Callable[[Commit], None], sequenced: bool = False) -> Commit:
         """Allocate versions, insert every row, write the records file, then COMMIT.
 
         Rows are inserted before the records file is written, so any
         constraint or type failure aborts before the write-ahead log exists.
+        With ``sequenced`` (a team lake), ``commit.seq`` is set to the shared
+        log entry after the last one applied, for ``write_records`` to publish.
         """
 
         def txn(conn: sa.Connection) -> Commit:
+            if sequenced:
+                commit.seq = _log_position(conn) + 1
             self._allocate_versions(conn, commit.files)
             self._fix_key_types(conn, commit.metadata)
             self._insert(conn, commit)
@@ -282,6 +295,34 @@ class Catalog:
         rows = list(current.values())
         for chunk in chunks(rows, 5000):
             upsert(conn, t.metadata_current, list(chunk), ["file_id", "key"])
+
+    # ------------------------------------------------------------ the shared log
+    def log_position(self) -> int:
+        """The number of the last shared-log entry this catalog applied or refused (0 for none)."""
+        with self.engine.connect() as conn:
+            return _log_position(conn)
+
+    def refuse_log_entries(self, reasons: dict[int, str]) -> None:
+        """Remember shared-log entries that cannot be applied, so the position moves past them."""
+        if not reasons:
+            return
+        now = dt.datetime.now(dt.timezone.utc)
+        rows = [{"seq": seq, "reason": why[:1000], "refused_at": now} for seq, why in sorted(reasons.items())]
+        run_atomic(self.engine, lambda conn: insert_ignore(conn, t.log_refused, rows))
+
+    def commit_seqs(self, commit_ids: Sequence[str]) -> dict[str, int | None]:
+        """commit id -> its shared-log entry (None when it has none), for those of ``commit_ids`` present."""
+        out: dict[str, int | None] = {}
+        with self.engine.connect() as conn:
+            for chunk in chunks(list(commit_ids)):
+                stmt = sa.select(t.commits.c.id, t.commits.c.seq).where(t.commits.c.id.in_(chunk))
+                out.update({i: (int(s) if s is not None else None) for i, s in conn.execute(stmt)})
+        return out
+
+    def refused_log_entries(self) -> dict[int, str]:
+        """seq -> why, for every shared-log entry this catalog could not apply."""
+        with self.engine.connect() as conn:
+            return {int(s): r for s, r in conn.execute(sa.select(t.log_refused.c.seq, t.log_refused.c.reason))}
 
     # ------------------------------------------------------------ replaying
     def commit_ids(self) -> set[str]:
@@ -635,7 +676,8 @@ class Catalog:
         with self.engine.connect() as conn:
             return _step_hit(conn, key)
 
-    def commit_step(self, commit: Commit, key: str | None, write_records: Callable[[Commit], None]) -> StepHit | None:
+    def commit_step(self, commit: Commit, key: str | None, write_records: Callable[[Commit], None],
+                    sequenced: bool = False) -> StepHit | None:
         """Commit a step's outputs and record, unless ``key`` was recorded meanwhile.
 
         The lookup runs inside the write transaction: SQLite's BEGIN IMMEDIATE and,
@@ -651,6 +693,8 @@ class Catalog:
                 found = _step_hit(conn, key)
                 if found is not None:
                     return found
+            if sequenced:
+                commit.seq = _log_position(conn) + 1
             self._allocate_versions(conn, commit.files)
             self._fix_key_types(conn, commit.metadata)
             self._insert(conn, commit)

@@ -45,7 +45,16 @@ def _v3_datasources(conn: sa.Connection) -> None:
     _create(conn, V3_TABLES)
 
 
-MIGRATIONS: list[Callable[[sa.Connection], None]] = [_v1_initial, _v2_deletions_locks_steps, _v3_datasources]
+def _v4_shared_log(conn: sa.Connection) -> None:
+    # Team lakes on a bucket: each commit's position in the shared log (store/log.py).
+    if "seq" not in {c["name"] for c in sa.inspect(conn).get_columns("commits")}:
+        conn.exec_driver_sql("ALTER TABLE commits ADD COLUMN seq BIGINT")
+    conn.exec_driver_sql("CREATE UNIQUE INDEX IF NOT EXISTS ix_commits_seq ON commits (seq)")
+    _create(conn, ("log_refused",))
+
+
+MIGRATIONS: list[Callable[[sa.Connection], None]] = [_v1_initial, _v2_deletions_locks_steps, _v3_datasources,
+                                                     _v4_shared_log]
 LATEST = len(MIGRATIONS)
 
 

@@ -74,6 +74,8 @@ class Commit:
     metadata: list[dict[str, Any]] = field(default_factory=list)
     #: rows of other tables (tombstone, lock, unlock, step, step_output), each with its "type"
     extra: list[dict[str, Any]] = field(default_factory=list)
+    #: its entry in a team lake's shared log (set when published or read from the log; not in the records)
+    seq: int | None = None
 
     @property
     def run_id(self) -> str | None:

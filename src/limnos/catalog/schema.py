@@ -31,6 +31,19 @@ commits = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("kind", sa.String(32), nullable=False),
     sa.Column("run_id", sa.String(26)),
+    # A team lake's shared log position (log/<seq>.jsonl); NULL for commits of lakes without a shared log.
+    sa.Column("seq", sa.BigInteger),
+)
+sa.Index("ix_commits_seq", commits.c.seq, unique=True)
+
+#: Entries of a team lake's shared log that this catalog could not apply (damaged or refused by the database):
+#: the position moves past them, so one bad entry never stops a machine from catching up.
+log_refused = sa.Table(
+    "log_refused",
+    metadata_obj,
+    sa.Column("seq", sa.BigInteger, primary_key=True),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("refused_at", UTCDateTime, nullable=False),
 )
 
 runs = sa.Table(

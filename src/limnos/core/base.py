@@ -17,16 +17,18 @@ import contextlib
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import IO, TYPE_CHECKING, Any
 
-from ..catalog import Catalog, FileRow
+from ..catalog import Catalog, Commit, FileRow
 from ..errors import FileNotFound, LimnosError, ObjectNotAvailable, StoreError, redact_url
 from ..names import parse_ref
 from ..store import LocalObjectStore, ObjectStore, StatCache, hashing
 from ..store.links import LinkMode
+from ..store.log import SharedLog
 from ..store.verify import ObjectVerifier
-from . import provenance
+from . import provenance, shared
 from .commits import CommitBuilder, encode_metadata
 from .files import File
 from .runs import RunState, note_read
@@ -34,6 +36,7 @@ from .runs import RunState, note_read
 if TYPE_CHECKING:
     from ..folio.folio import Folio
     from ..steps.step import StepRecord
+    from .recovery import Report
     from .remotes import RemoteSet
 
 
@@ -65,6 +68,9 @@ class LakeBase:
         self._verifier: ObjectVerifier | None = None
         self._remotes: RemoteSet | None = None
         self._close_hooks: list[Callable[[], None]] = []
+        #: a team lake's commit log in its bucket (``shared: log`` in its settings), else None
+        self.shared_log: SharedLog | None = SharedLog(store) if self.config.get("shared") == "log" else None
+        self._caught_up_at = 0.0
 
     def __repr__(self) -> str:
         return f"<Lake {redact_url(self.path)} catalog={redact_url(self.catalog.url)}>"
@@ -141,6 +147,27 @@ class LakeBase:
         with self._lock:
             return [i for i in self._run.reads if i not in exclude]
 
+    # -- the shared log of a team lake -------------------------------------------------
+    def catch_up(self, force: bool = False) -> Report | None:
+        """On a team lake, apply the commits other machines published since this one last looked.
+
+        Every read and write calls it first, so another machine's file is
+        visible at the next call. At most once per ``$LIMNOS_CATCH_UP_INTERVAL``
+        seconds (0 by default: every call) unless ``force``. None on other lakes.
+
+        Raises:
+            RemoteError: the bucket cannot be read.
+        """
+        if self.shared_log is None:
+            return None
+        if not force:
+            interval = shared.catch_up_interval()
+            if interval and time.monotonic() - self._caught_up_at < interval:
+                return None
+        report = shared.catch_up(self, self.shared_log)
+        self._caught_up_at = time.monotonic()
+        return report
+
     # -- commits -----------------------------------------------------------------
     def writing(self) -> contextlib.AbstractContextManager[None]:
         """Hold off gc's deletions for the block: wrap every write from storing its objects to its commit.
@@ -166,6 +193,10 @@ class LakeBase:
     def new_commit(self, kind: str) -> CommitBuilder:
         """Begin a commit of the given kind (``"add"``, ``"create"``, ``"step"``...)."""
         return CommitBuilder(self, kind)
+
+    def adopt_commit(self, commit: Commit) -> CommitBuilder:
+        """A builder that writes ``commit`` (pulled from elsewhere) as a new commit of this lake."""
+        return CommitBuilder.adopting(self, commit)
 
     def check_metadata(self, metadata: Mapping[str, Any] | None) -> None:
         """Raise as a commit would on bad metadata, without storing anything."""
@@ -342,6 +373,7 @@ class LakeBase:
         if isinstance(ref, File):
             return ref
         parsed = parse_ref(ref)
+        self.catch_up()
         row = self.catalog.file_by_id(parsed.id) if parsed.id else self.catalog.file_by_name(parsed.name or "", parsed.version)
         if row is None:
             hint = "see lake.ls()" if not parsed.version else f"see lake.history({parsed.name!r})"

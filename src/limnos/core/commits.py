@@ -28,6 +28,7 @@ Tests make the path fail at its named points with :data:`crash_points`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -36,8 +37,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..catalog import Commit, FileRow
 from ..catalog import values as metavalues
-from ..errors import MetadataError
+from ..errors import CommitContention, MetadataError
 from ..names import new_id, validate_name
+from . import shared
 from .files import File
 from .runs import now
 
@@ -167,6 +169,18 @@ class CommitBuilder:
         self.lake = lake
         self.commit = Commit(id=new_id(), created_at=now(), kind=kind, run=lake.run_row())
         self._records_written = False
+        self._published = False
+
+    @classmethod
+    def adopting(cls, lake: LakeBase, commit: Commit) -> CommitBuilder:
+        """A builder that writes an existing commit (one pulled from a remote) as this lake's own.
+
+        Its versions are allocated afresh on :meth:`write`, after every version
+        this lake holds, so a team lake publishes it like any other commit.
+        """
+        builder = cls(lake, commit.kind)
+        builder.commit = commit
+        return builder
 
     # -- what it holds ---------------------------------------------------------
     @property
@@ -253,35 +267,54 @@ class CommitBuilder:
             SchemaError: another writer fixed a metadata key to another type meanwhile.
             RemoteError: the records file cannot be written to the store (nothing is committed).
         """
-        self._run(lambda: self.lake.catalog.commit(self.commit, self._write_records), self.commit)
+        sequenced = self.lake.shared_log is not None
+        self._run(lambda: self.lake.catalog.commit(self.commit, self._write_records, sequenced), self.commit)
         return self.commit
 
     def write_step(self, key: str | None) -> StepHit | None:
         """Write a step's commit unless another writer recorded ``key`` first; then return theirs."""
-        return self._run(lambda: self.lake.catalog.commit_step(self.commit, key, self._write_records), None)
+        sequenced = self.lake.shared_log is not None
+        return self._run(lambda: self.lake.catalog.commit_step(self.commit, key, self._write_records, sequenced), None)
 
     def _run(self, write: Callable[[], T], if_landed: T) -> T:
-        """Run the catalog write under the writer guard; after a failure, make sure it never lands later."""
-        self._records_written = False
+        """Run the catalog write under the writer guard; after a failure, make sure it never lands later.
+
+        On a team lake a commit that lost its log entry to another machine is
+        tried again after catching up, with versions allocated afresh.
+        """
         with self.lake.writing():
             crash_points.hit("after_objects")
-            try:
-                result = write()
-            except SimulatedCrash:
-                raise  # a crash: whatever was written stays, for roll-forward to judge
-            except BaseException as exc:
-                if not self._records_written:
-                    raise
-                if not self._abandon() or not isinstance(exc, Exception):
-                    raise  # an interrupt still interrupts, even when its commit went through
-                result = if_landed
-            crash_points.hit("after_commit")
-            return result
+            self.lake.catch_up()  # a team lake: allocate versions after every commit published so far
+            for attempt in range(1, shared.MAX_ATTEMPTS + 1):
+                self._records_written = self._published = False
+                try:
+                    result = write()
+                except shared.LogRaceLost:
+                    shared.back_off(attempt)
+                    self.lake.catch_up(force=True)
+                    continue
+                except SimulatedCrash:
+                    raise  # a crash: whatever was written stays, for roll-forward to judge
+                except BaseException as exc:
+                    if not self._records_written:
+                        raise
+                    if not self._abandon() or not isinstance(exc, Exception):
+                        raise  # an interrupt still interrupts, even when its commit went through
+                    result = if_landed
+                crash_points.hit("after_commit")
+                return result
+            self._abandon()
+            raise CommitContention(f"commit {self.id} lost the shared log to other machines {shared.MAX_ATTEMPTS} times "
+                                   "in a row; nothing was committed", hint="try the write again")
 
     def _write_records(self, commit: Commit) -> None:
         crash_points.hit("in_transaction")
         self._records_written = True  # before the write: a failing write may still leave the file behind
-        self.lake.store.write_record(commit.id, commit.to_jsonl())
+        data = commit.to_jsonl()
+        self.lake.store.write_record(commit.id, data)
+        if self.lake.shared_log is not None:
+            shared.publish(self.lake.shared_log, commit, data)
+            self._published = True  # from here on the commit has taken effect, whatever happens locally
         crash_points.hit("after_records")
 
     def _abandon(self) -> bool:
@@ -293,6 +326,12 @@ class CommitBuilder:
         roll-forward from applying it.
         """
         store = self.lake.store
+        if self._published:
+            # Other machines apply it from the log whatever happens here; so will this one, next time it catches up.
+            log.warning("commit %s was published to the shared log but failed locally: it took effect", self.id)
+            with contextlib.suppress(Exception):
+                self.lake.catch_up(force=True)
+            return True
         try:
             landed: bool | None = self.lake.catalog.has_commit(self.id)
         except Exception:

@@ -26,9 +26,12 @@ from ..catalog import Catalog
 from ..catalog.engine import normalize_url, strip_password
 from ..errors import LakeExists, LakeNotFound, LimnosError, redact_url
 from ..store import LocalObjectStore, ObjectStore
+from ..names import new_id
 from ..store.links import LINK_MODES
+from ..store.log import SharedLog
 from .base import LakeBase
 from .recovery import roll_forward
+from .shared import probe_or_refuse
 from .runs import now
 
 L = TypeVar("L", bound=LakeBase)
@@ -56,6 +59,7 @@ def _settings(catalog: str | None, link: str) -> dict[str, Any]:
         raise LimnosError(f"link must be one of {', '.join(LINK_MODES)}, not {link!r}")
     return {
         "format": FORMAT,
+        "id": new_id(),
         "created_at": now().isoformat(),
         "catalog": strip_password(catalog) if catalog else None,
         "link": link,
@@ -64,7 +68,7 @@ def _settings(catalog: str | None, link: str) -> dict[str, Any]:
 
 
 def init_lake(cls: type[L], path: str | os.PathLike[str] = DEFAULT_DIR, catalog: str | None = None,
-              link: str = "copy", cache: str | None = None, **storage_options: Any) -> L:
+              link: str = "copy", cache: str | None = None, team: bool | None = None, **storage_options: Any) -> L:
     """Create a lake and return it open.
 
     ``path`` is a local folder (``.limnos`` by default) or any fsspec URL
@@ -74,15 +78,27 @@ def init_lake(cls: type[L], path: str | os.PathLike[str] = DEFAULT_DIR, catalog:
     password in the URL is used now but never saved: later opens take it from
     ``PGPASSWORD`` or ``~/.pgpass``.
 
+    A lake on a bucket without a shared catalog is a **team lake** by default
+    (``team=None``): machines agree on versions through a commit log in the
+    bucket (see :mod:`limnos.core.shared`), which needs the bucket to honour
+    create-only-if-absent writes; that is probed now. ``team=False`` makes a
+    lake only one machine writes; ``team=True`` also publishes to the log when
+    a catalog is given.
+
     Raises:
         LakeExists: a lake is already there.
-        LimnosError: ``link`` is not a link mode.
+        LimnosError: ``link`` is not a link mode, or ``team`` is set for a local folder.
         CatalogError: the catalog URL is not a supported database.
+        TeamModeUnsupported: a team lake was asked for (or is the default) on a bucket
+            that overwrites instead of refusing a second create.
     """
     path = os.fspath(path)
     config = _settings(catalog, link)
     if _is_url(path):
-        return _init_remote(cls, path, config, catalog, cache, storage_options)
+        return _init_remote(cls, path, config, catalog, cache, team, storage_options)
+    if team:
+        raise LimnosError("team=True is for lakes on a bucket; a local folder's catalog is already shared by every "
+                          "process that opens it")
     root = os.path.abspath(os.path.expanduser(path))
     config_path = os.path.join(root, CONFIG_NAME)
     if os.path.exists(config_path):
@@ -107,10 +123,13 @@ def init_lake(cls: type[L], path: str | os.PathLike[str] = DEFAULT_DIR, catalog:
 
 
 def _init_remote(cls: type[L], url: str, config: dict[str, Any], catalog: str | None, cache: str | None,
-                 storage_options: dict[str, Any]) -> L:
+                 team: bool | None, storage_options: dict[str, Any]) -> L:
     store = ObjectStore(url, **storage_options)
     if store.read_config() is not None:
         raise LakeExists(f"a lake already exists at {redact_url(url)}; open it with limnos.open({redact_url(url)!r})")
+    if team or (team is None and catalog is None):
+        probe_or_refuse(SharedLog(store), redact_url(url))
+        config["shared"] = "log"
     lake = _open_remote(cls, url, store, config, catalog, cache)
     store.write_config(yaml.safe_dump(config, sort_keys=False).encode())
     return lake
@@ -174,6 +193,10 @@ def open_lake(cls: type[L], path: str | os.PathLike[str] | None = None, catalog:
             raise LakeNotFound(f"no lake at {root}", hint=f"create one with limnos.init({path!r})", path=root)
         with builtins.open(config_path, "rb") as f:
             lake = _open_local(cls, root, _parse_config(f.read(), config_path), catalog)
+    if lake.shared_log is not None:
+        # A team lake: the bucket's log is the truth; records files it does not publish are never applied.
+        lake.catch_up(force=True)
+        return lake
     report = roll_forward(lake)
     if report.rolled_forward:
         import logging
@@ -198,7 +221,8 @@ def _open_local(cls: type[L], root: str, config: dict[str, Any], catalog: str | 
 
 def _open_remote(cls: type[L], url: str, store: ObjectStore, config: dict[str, Any], catalog: str | None,
                  cache: str | None) -> L:
-    cache_dir = os.path.abspath(os.path.expanduser(cache or default_cache_dir(url)))
+    # The lake's id is part of the folder: a lake made again at the same URL never meets the old one's catalog.
+    cache_dir = os.path.abspath(os.path.expanduser(cache or default_cache_dir(url + str(config.get("id") or ""))))
     os.makedirs(cache_dir, exist_ok=True)
     # No shared catalog: this machine keeps its own, rebuilt from the store's records.
     cat = _catalog(catalog or config.get("catalog") or "sqlite:///catalog.sqlite", cache_dir)

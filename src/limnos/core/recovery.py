@@ -232,6 +232,16 @@ def check_records(lake: LakeBase, report: Report, read: bool = True) -> None:
             pass  # checked as read; nothing kept
         damaged = set(report.records_damaged)
         unapplied = [c for c in unapplied if c not in damaged]
+    if lake.shared_log is not None:
+        # A team lake applies only what its log publishes: a records file outside it is a writer that died
+        # before publishing (its caller never heard back), never to be applied; gc tidies it away.
+        if unapplied:
+            report.notes.append(f"{len(unapplied)} records files were never published to the shared log (a writer "
+                                "stopped before publishing); they are never applied, and gc removes them")
+        unapplied = []
+        for seq, why in sorted(lake.catalog.refused_log_entries().items()):
+            report.records_damaged.append(f"log/{seq}")
+            report.notes.append(f"log entry {seq} could not be applied here ({why})")
     report.records_unapplied = unapplied
     report.records_quarantined = lake.store.list_quarantined()
     if report.records_unapplied:

@@ -71,6 +71,7 @@ def fsck(lake: LakeBase, read_data: bool = False, subset: float | None = None) -
         LimnosError: a remote that may hold the absent objects cannot be listed.
     """
     report = Report("fsck")
+    lake.catch_up(force=True)  # a team lake: check against everything published so far
     check_records(lake, report)
     sizes = lake.catalog.object_sizes()
     referenced = lake.catalog.referenced_hashes()

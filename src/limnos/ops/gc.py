@@ -64,6 +64,7 @@ def gc(lake: LakeBase, dry_run: bool = True, grace: dt.timedelta = dt.timedelta(
             disagree (see ``fsck``), or gc was called inside a write; nothing was deleted.
     """
     report = Report("gc", dry_run=dry_run)
+    lake.catch_up(force=True)  # a team lake: what other machines published is referenced too
     if lake.catalog.guard.held_by_this_thread():  # its delete phase would wait for this very thread
         raise GcRefused("gc cannot run inside lake.writing() (a write in progress on this thread); call it after the write")
     _refuse_unless_records_agree(lake)
@@ -124,7 +125,10 @@ def _refuse_unless_records_agree(lake: LakeBase) -> None:
     if lacking:
         problems.append(f"{lacking} commit{'s' if lacking != 1 else ''} in the catalog "
                         f"{'have' if lacking != 1 else 'has'} no records file")
-    unapplied = sum(1 for c in listed if c not in known and is_old(c, grace))
+    unapplied = 0 if lake.shared_log is not None else sum(1 for c in listed if c not in known and is_old(c, grace))
+    refused = len(lake.catalog.refused_log_entries()) if lake.shared_log is not None else 0
+    if refused:
+        problems.append(f"{refused} shared log entr{'ies' if refused != 1 else 'y'} could not be applied here")
     if unapplied:
         problems.append(f"{unapplied} records file{'s are' if unapplied != 1 else ' is'} not in the catalog")
     quarantined = len(lake.store.list_quarantined())
@@ -167,7 +171,15 @@ def _still_old(lake: LakeBase, digest: str, cutoff: float) -> bool:
 
 
 def _tidy_abandoned(lake: LakeBase, grace: float) -> None:
-    """Remove the records files and void markers of abandoned commits older than ``grace`` seconds."""
+    """Remove the records files and void markers of abandoned commits older than ``grace`` seconds.
+
+    On a team lake, records files its log never published are abandoned too.
+    """
+    if lake.shared_log is not None:
+        known = lake.catalog.commit_ids()
+        for cid in lake.store.list_records():
+            if cid not in known and is_old(cid, grace):
+                lake.store.delete_record(cid)
     voids = lake.store.list_voids()
     if not voids:
         return

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 
 def reindex(lake: LakeBase, force: bool = False) -> Report:
-    """Rebuild the catalog from the records files in the store.
+    """Rebuild the catalog from the records files in the store (a team lake: from its shared log).
 
     Commits replay in time order; a name@N that two replayed commits both
     claim is renumbered, and the report says so.
@@ -42,6 +42,16 @@ def reindex(lake: LakeBase, force: bool = False) -> Report:
     empty = lake.catalog.is_empty()
     if not empty and not force:
         raise LimnosError("the catalog is not empty", hint="call lake.reindex(force=True) to rebuild it from the store")
+    if lake.shared_log is not None:
+        # A team lake's truth is its log: replay it from the first entry, in order.
+        if not empty:
+            lake.catalog.wipe()
+        caught = lake.catch_up(force=True)
+        if caught is not None:
+            report.rolled_forward, report.notes = caught.rolled_forward, caught.notes
+            report.records_damaged, report.renumbered = caught.records_damaged, caught.renumbered
+        report.files = lake.catalog.count_files()
+        return report
     reasons: dict[str, str] = {}
     commits = load_commits(lake, lake.store.list_records(), report, reasons)
     if not empty:

@@ -234,6 +234,20 @@ def import_records(lake: LakeBase, source: ObjectStore, report: TransferReport,
         errors.append(_refusal(source, cid, why))
         del parsed[cid]
     commits = sorted(parsed.values(), key=lambda c: (c.created_at, c.id))
+    if lake.shared_log is not None:
+        # A team lake: every commit it gains is published to its log, or the other machines would never see it;
+        # and its objects go to the bucket first, where the other machines read them.
+        _stock_store(lake, source, commits, report)
+        for commit in commits:
+            made = {f["id"]: f["version"] for f in commit.files}
+            lake.adopt_commit(commit).write()
+            report.renumbered += [f"{f['name']}@{f['version']} (numbered {f['name']}@{made[f['id']]} where it was made)"
+                                  for f in commit.files if f["version"] != made[f["id"]]]
+        report.records += len(commits)
+        report.rejected += [str(e) for e in errors]
+        if refused is not None:
+            refused += errors
+        return commits
     if lake.store is not source:
         # Write-ahead: the local store holds the records before the catalog does, so a crash
         # (or a lost database connection) here is rolled forward and reindex stays complete.
@@ -368,6 +382,28 @@ def push(lake: LakeBase, refs: Sequence[str] | None = None, remote: str | None =
         raise RemoteError(f"push finished with {len(report.failed)} failures; first: {report.failed[0]}",
                           hint="call lake.push() again to retry", url=redact_url(target.url))
     return report
+
+
+def _stock_store(lake: LakeBase, source: ObjectStore, commits: Sequence[Commit], report: TransferReport) -> None:
+    """Copy into a bucket lake's own store every object ``commits`` name, through this machine's cache.
+
+    Raises:
+        RemoteError: an object could not be fetched or stored; nothing of the commits was written.
+    """
+    wanted = {f["hash"] for c in commits for f in c.files if f.get("hash") and f.get("kind", "object") == "object"}
+    wanted |= {m["v_str"] for c in commits for m in c.metadata if m.get("vtype") == "blob" and m.get("v_str")}
+    missing = sorted(h for h in wanted if not lake.store.has(h))
+    if not missing:
+        return
+    fetched = TransferReport("pull")
+    download_objects(lake.cache, source, missing, None, fetched, None)
+    if fetched.failed:
+        raise RemoteError(f"pull could not fetch {len(fetched.failed)} objects the new commits name; first: "
+                          f"{fetched.failed[0]}; nothing was imported", url=redact_url(source.url))
+    for digest in missing:
+        lake.store.put_file(lake.cache.path(digest), digest)
+    report.transferred += fetched.transferred
+    report.bytes += fetched.bytes
 
 
 def pull(lake: LakeBase, refs: Sequence[str] | None = None, remote: str | None = None, jobs: int | None = None,

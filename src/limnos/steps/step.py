@@ -318,6 +318,7 @@ class Step(Generic[P, R]):
         key = make_key(self.function, self.code.hash, params, self.version)
         lake = self._lake_for(canon.files)
         if self.cache:
+            lake.catch_up()  # a team lake: a step another machine just ran is a hit here
             hit = lake.catalog.step_hit(key)
             if hit is not None:
                 return self._from_record(lake, key, hit, was_hit=True)
