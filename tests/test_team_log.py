@@ -139,7 +139,7 @@ def test_a_published_commit_that_fails_locally_still_took_effect(team):
 
 
 def test_a_records_file_no_log_entry_publishes_is_never_applied(team, monkeypatch):
-    url, options, machine = team
+    _url, _options, machine = team
     a = machine("a")
     kept = write(a, "kept.txt", "kept")
     (cid,) = a.catalog.commit_ids()  # the one commit so far

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import sqlalchemy as sa
@@ -22,52 +21,11 @@ from .engine import atomic, chunks, execute_many, insert_ignore, is_data_error, 
 from .locks import WriterGuard
 from .migrations import migrate
 from .records import Commit
+from .rows import FILE_COLUMNS, FileRow, file_row, file_select, is_current
+from .steps import StepHit, StepReads, step_hit
 from .values import to_utc
 
-
-@dataclass(frozen=True)
-class FileRow:
-    """One file version as the catalog holds it, with the user of the run that made it."""
-
-    id: str
-    name: str
-    version: int
-    hash: str | None
-    size: int
-    created_at: dt.datetime
-    run_id: str | None
-    kind: str
-    uri: str | None
-    user: str | None
-
-
-_FILE_COLUMNS = [
-    t.files.c.id,
-    t.files.c.name,
-    t.files.c.version,
-    t.files.c.hash,
-    t.files.c.size,
-    t.files.c.created_at,
-    t.files.c.run_id,
-    t.files.c.kind,
-    t.files.c.uri,
-    t.runs.c.user,
-]
-
-
-def _file_select(include_deleted: bool = False) -> sa.Select[Any]:
-    stmt = sa.select(*_FILE_COLUMNS).select_from(t.files.outerjoin(t.runs, t.files.c.run_id == t.runs.c.id))
-    if not include_deleted:
-        stmt = stmt.where(~sa.exists().where(t.tombstones.c.file_id == t.files.c.id))
-    return stmt
-
-
-def _is_current() -> sa.ColumnElement[bool]:
-    return sa.and_(t.names.c.name == t.files.c.name, t.names.c.current == t.files.c.version)
-
-
-def _row(r: Any) -> FileRow:
-    return FileRow(r.id, r.name, r.version, r.hash, r.size, to_utc(r.created_at), r.run_id, r.kind, r.uri, r.user)
+__all__ = ["FILE_COLUMNS", "Catalog", "FileRow", "StepHit", "file_select", "is_current"]
 
 
 _TIME_COLUMNS = ("deleted_at", "locked_at", "started_at", "ended_at")
@@ -97,7 +55,7 @@ def _table_row(table: sa.Table, row: dict[str, Any], commit_id: str) -> dict[str
     return out
 
 
-class Catalog:
+class Catalog(StepReads):
     """A lake's catalog on SQLite or PostgreSQL: every SQL read and write of the kernel.
 
     Opening it brings the schema up to date (see :mod:`~limnos.catalog.migrations`).
@@ -438,50 +396,50 @@ class Catalog:
     def file_by_id(self, file_id: str) -> FileRow | None:
         """The file with this id, or None (also when it was deleted)."""
         with self.engine.connect() as conn:
-            r = conn.execute(_file_select().where(t.files.c.id == file_id)).first()
-        return _row(r) if r else None
+            r = conn.execute(file_select().where(t.files.c.id == file_id)).first()
+        return file_row(r) if r else None
 
     def files_by_ids(self, ids: Sequence[str]) -> dict[str, FileRow]:
         """id -> file, for the given ids that name a file not deleted."""
         out: dict[str, FileRow] = {}
         with self.engine.connect() as conn:
             for chunk in chunks(list(ids)):
-                out.update((r.id, _row(r)) for r in conn.execute(_file_select().where(t.files.c.id.in_(chunk))))
+                out.update((r.id, file_row(r)) for r in conn.execute(file_select().where(t.files.c.id.in_(chunk))))
         return out
 
     def file_by_name(self, name: str, version: int | None = None) -> FileRow | None:
         """Version ``version`` of ``name`` (the newest not deleted when None), or None."""
-        stmt = _file_select().where(t.files.c.name == name)
+        stmt = file_select().where(t.files.c.name == name)
         stmt = stmt.where(t.files.c.version == version) if version else stmt.order_by(t.files.c.version.desc()).limit(1)
         with self.engine.connect() as conn:
             r = conn.execute(stmt).first()
-        return _row(r) if r else None
+        return file_row(r) if r else None
 
     def latest(self, prefix: str = "") -> list[FileRow]:
         """The current version of every name that starts with ``prefix``, by name."""
-        stmt = _file_select().join(
-            t.names, _is_current()
+        stmt = file_select().join(
+            t.names, is_current()
         )
         if prefix:
             stmt = stmt.where(t.files.c.name.startswith(prefix, autoescape=True))
         with self.engine.connect() as conn:
-            return [_row(r) for r in conn.execute(stmt.order_by(t.files.c.name))]
+            return [file_row(r) for r in conn.execute(stmt.order_by(t.files.c.name))]
 
     def latest_rows(self, names: Sequence[str]) -> dict[str, FileRow]:
         """name -> latest FileRow, for the given names that exist."""
         out: dict[str, FileRow] = {}
-        stmt = _file_select().join(
-            t.names, _is_current()
+        stmt = file_select().join(
+            t.names, is_current()
         )
         with self.engine.connect() as conn:
             for chunk in chunks(list(names)):
-                out.update((r.name, _row(r)) for r in conn.execute(stmt.where(t.files.c.name.in_(chunk))))
+                out.update((r.name, file_row(r)) for r in conn.execute(stmt.where(t.files.c.name.in_(chunk))))
         return out
 
     def latest_under(self, prefix: str) -> dict[str, str | None]:
         """name -> hash of the latest version of every name under a prefix."""
         stmt = sa.select(t.files.c.name, t.files.c.hash).join(
-            t.names, _is_current()
+            t.names, is_current()
         )
         if prefix:
             stmt = stmt.where(t.files.c.name.startswith(prefix, autoescape=True))
@@ -491,7 +449,7 @@ class Catalog:
     def history(self, name: str) -> list[FileRow]:
         """Every version of ``name`` not deleted, oldest first."""
         with self.engine.connect() as conn:
-            return [_row(r) for r in conn.execute(_file_select().where(t.files.c.name == name).order_by(t.files.c.version))]
+            return [file_row(r) for r in conn.execute(file_select().where(t.files.c.name == name).order_by(t.files.c.version))]
 
     def inputs_of(self, file_ids: Sequence[str]) -> dict[str, list[str]]:
         """file id -> the ids of its lineage inputs, in the order they were read."""
@@ -551,7 +509,7 @@ class Catalog:
     def query_equals(self, filters: dict[str, Any], latest_only: bool = False) -> list[FileRow]:
         """Files whose current metadata equals every given value."""
         types = self.key_types(filters)
-        stmt = _file_select()
+        stmt = file_select()
         for key, value in filters.items():
             if key not in types:
                 known = sorted(self.key_types())
@@ -571,9 +529,9 @@ class Catalog:
                 sa.exists().where(m.c.file_id == t.files.c.id, m.c.key == key, m.c[column] == encoded[column])
             )
         if latest_only:
-            stmt = stmt.join(t.names, _is_current())
+            stmt = stmt.join(t.names, is_current())
         with self.engine.connect() as conn:
-            return [_row(r) for r in conn.execute(stmt.order_by(t.files.c.name, t.files.c.version))]
+            return [file_row(r) for r in conn.execute(stmt.order_by(t.files.c.name, t.files.c.version))]
 
     def locked_ids(self, file_ids: Sequence[str]) -> set[str]:
         """The given file ids that are locked."""
@@ -586,7 +544,7 @@ class Catalog:
     def all_files(self) -> list[FileRow]:
         """Every version of every name (not deleted)."""
         with self.engine.connect() as conn:
-            return [_row(r) for r in conn.execute(_file_select().order_by(t.files.c.name, t.files.c.version))]
+            return [file_row(r) for r in conn.execute(file_select().order_by(t.files.c.name, t.files.c.version))]
 
     def runs_with_script(self) -> list[tuple[str, str | None]]:
         """(run id, script path) of every run that was started from a script."""
@@ -674,7 +632,7 @@ class Catalog:
         An execution whose outputs were deleted since is no hit: the step runs again.
         """
         with self.engine.connect() as conn:
-            return _step_hit(conn, key)
+            return step_hit(conn, key)
 
     def commit_step(self, commit: Commit, key: str | None, write_records: Callable[[Commit], None],
                     sequenced: bool = False) -> StepHit | None:
@@ -690,7 +648,7 @@ class Catalog:
             if key is not None:
                 if conn.dialect.name == "postgresql":
                     conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": int(key[:15], 16)})
-                found = _step_hit(conn, key)
+                found = step_hit(conn, key)
                 if found is not None:
                     return found
             if sequenced:
@@ -702,117 +660,3 @@ class Catalog:
             return None
 
         return run_atomic(self.engine, txn)
-
-    def steps(self, *, failed: bool | None = None, function: str | None = None, ids: Sequence[str] | None = None,
-              limit: int | None = None) -> list[dict[str, Any]]:
-        """Step executions, oldest first (with ``limit``: the newest ``limit``), each with its ``outputs``."""
-        s = t.steps
-        stmt = sa.select(s)
-        if failed is not None:
-            stmt = stmt.where(s.c.status == ("failed" if failed else "ok"))
-        if function:
-            stmt = stmt.where(sa.or_(s.c.function == function, s.c.function.endswith("." + function, autoescape=True)))
-        if ids is not None:
-            stmt = stmt.where(s.c.id.in_(list(ids)))
-        stmt = stmt.order_by(s.c.started_at.desc(), s.c.id.desc())
-        if limit is not None:
-            stmt = stmt.limit(limit)
-        with self.engine.connect() as conn:
-            rows = [_step_dict(r) for r in conn.execute(stmt)]
-        rows.reverse()
-        outputs = self.step_outputs([r["id"] for r in rows])
-        for row in rows:
-            row["outputs"] = outputs[row["id"]]
-        return rows
-
-    def step_outputs(self, step_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
-        """step id -> its outputs [{position, file_id, label}] in position order."""
-        out: dict[str, list[dict[str, Any]]] = {i: [] for i in step_ids}
-        o = t.step_outputs
-        stmt = sa.select(o.c.step_id, o.c.position, o.c.file_id, o.c.label).order_by(o.c.step_id, o.c.position)
-        with self.engine.connect() as conn:
-            for chunk in chunks(list(step_ids)):
-                for r in conn.execute(stmt.where(o.c.step_id.in_(chunk))):
-                    out[r.step_id].append({"position": r.position, "file_id": r.file_id, "label": r.label})
-        return out
-
-    def steps_of_files(self, file_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-        """file id -> the step execution that made it (recorded in the file's own commit)."""
-        s, o, f = t.steps, t.step_outputs, t.files
-        stmt = (sa.select(o.c.file_id, s).select_from(s.join(o, o.c.step_id == s.c.id).join(f, f.c.id == o.c.file_id))
-                .where(f.c.commit_id == s.c.commit_id))
-        out: dict[str, dict[str, Any]] = {}
-        with self.engine.connect() as conn:
-            for chunk in chunks(list(file_ids)):
-                for r in conn.execute(stmt.where(o.c.file_id.in_(chunk))):
-                    row = _step_dict(r)
-                    out[row.pop("file_id")] = row
-        return out
-
-    def current_step_files(self) -> list[tuple[FileRow, dict[str, Any]]]:
-        """Every current (latest, not deleted) file that a step made, with that step's row."""
-        s, o = t.steps, t.step_outputs
-        stmt = (_file_select().join(t.names, _is_current()).join(o, o.c.file_id == t.files.c.id)
-                .join(s, sa.and_(s.c.id == o.c.step_id, s.c.commit_id == t.files.c.commit_id))
-                .add_columns(*[c.label(f"step_{c.name}") for c in s.c])
-                .where(s.c.status == "ok").order_by(t.files.c.name))
-        out = []
-        with self.engine.connect() as conn:
-            for r in conn.execute(stmt):
-                m = r._mapping
-                step = {c.name: m[f"step_{c.name}"] for c in s.c}
-                for key in ("started_at", "ended_at"):
-                    step[key] = to_utc(step[key])
-                out.append((_row(r), step))
-        return out
-
-
-@dataclass(frozen=True)
-class StepHit:
-    """A recorded step execution found by its cache key: its id, how to rebuild its
-    return value, and its outputs as (position, label, file row) in position order."""
-
-    step_id: str
-    output_kind: str | None
-    outputs: list[tuple[int, str | None, FileRow]]
-
-
-def _step_dict(r: Any) -> dict[str, Any]:
-    row = dict(r._mapping)
-    for key in ("started_at", "ended_at"):
-        if key in row:
-            row[key] = to_utc(row[key])
-    return row
-
-
-_STEP_HIT: list[sa.Select[Any]] = []  # built once: a step cache hit must cost well under 5 ms
-
-
-def _step_hit_stmt() -> sa.Select[Any]:
-    if not _STEP_HIT:
-        s, o, f = t.steps, t.step_outputs, t.files
-        newest = (sa.select(s.c.id).where(s.c.key == sa.bindparam("key"), s.c.status == "ok")
-                  .order_by(s.c.id.desc()).limit(1).scalar_subquery())
-        _STEP_HIT.append(
-            sa.select(s.c.id.label("step_id"), s.c.output_kind, o.c.position, o.c.label, *_FILE_COLUMNS,
-                      sa.exists().where(t.tombstones.c.file_id == f.c.id).label("deleted"))
-            .select_from(s.outerjoin(o, o.c.step_id == s.c.id).outerjoin(f, f.c.id == o.c.file_id)
-                         .outerjoin(t.runs, t.runs.c.id == f.c.run_id))
-            .where(s.c.id == newest)
-            .order_by(o.c.position)
-        )
-    return _STEP_HIT[0]
-
-
-def _step_hit(conn: sa.Connection, key: str) -> StepHit | None:
-    rows = conn.execute(_step_hit_stmt(), {"key": key}).all()
-    if not rows:
-        return None
-    outputs = []
-    for r in rows:
-        if r.position is None:  # a step with no outputs: one row, no output columns
-            continue
-        if r.id is None or r.deleted:
-            return None  # an output is gone: recompute rather than hand back a hole
-        outputs.append((r.position, r.label, _row(r)))
-    return StepHit(rows[0].step_id, rows[0].output_kind, outputs)

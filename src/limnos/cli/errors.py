@@ -22,7 +22,7 @@ from contextlib import contextmanager
 import typer
 from rich.text import Text
 
-from limnos.errors import LimnosError, StoreFull
+from limnos.errors import LimnosError, StoreFull, TeamModeUnsupported
 
 from . import render
 from .advice import shell_advice
@@ -43,6 +43,8 @@ Hint = Callable[[LimnosError], str | None]
 HINTS: dict[type[LimnosError], Hint] = {
     StoreFull: lambda _exc: "'limnos gc --yes' deletes unreferenced objects older than a day "
                             "(--grace-days 0: all of them, when no other writer is running)",
+    TeamModeUnsupported: lambda _exc: "share a PostgreSQL catalog ('limnos init URL --catalog postgresql://...'), "
+                                      "or pass --no-team for a lake that only this machine writes",
 }
 
 

@@ -33,7 +33,8 @@ def _project(ctx: typer.Context, start: str, create: bool = False) -> Project:
     return project
 
 
-@app.command(epilog="Example: limnos init  |  limnos init /data/lake --catalog postgresql://me@db/lake")
+@app.command(epilog="Example: limnos init  |  limnos init s3://bucket/lake  |  "
+             "limnos init /data/lake --catalog postgresql://me@db/lake")
 def init(
     ctx: typer.Context,
     path: Annotated[str | None, typer.Argument(help="Folder for the new lake (default: .limnos).")] = None,
@@ -42,16 +43,20 @@ def init(
     project: Annotated[bool, typer.Option("--project", help=(
         "Start tracking data in this project: limnos.lock in PATH (default: the git root, else here) "
         "and a .limnos lake beside it if none is found."))] = False,
+    team: Annotated[bool | None, typer.Option("--team/--no-team", help=(
+        "For a lake on a bucket: machines agree on versions through a commit log in the bucket (the default "
+        "without --catalog; needs a bucket that honours If-None-Match). --no-team: only this machine writes."),
+        show_default=False)] = None,
 ) -> None:
-    """Create a new lake (a .limnos folder here by default), or with --project, a project's limnos.lock."""
+    """Create a new lake (a .limnos folder here by default, or a bucket URL), or with --project, a project's limnos.lock."""
     if project:
         init_project(ctx, path, catalog, link.value)
         return
     target = path or lake_path(ctx) or ".limnos"
-    lake = limnos.init(target, catalog=catalog, link=link.value)
+    lake = limnos.init(target, catalog=catalog, link=link.value, team=team)
     where = lake.path
     lake.close()
-    render.message(f"created a lake at {where}")
+    render.message(f"created a {'team ' if lake.shared_log is not None else ''}lake at {where}")
     if os.path.basename(where) != ".limnos" or os.path.dirname(where) != os.getcwd():
         render.message(f"use it with: limnos --lake {target} ls   (or export LIMNOS_LAKE={where})", "dim")
 

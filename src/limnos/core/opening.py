@@ -25,14 +25,14 @@ import yaml
 from ..catalog import Catalog
 from ..catalog.engine import normalize_url, strip_password
 from ..errors import LakeExists, LakeNotFound, LimnosError, redact_url
-from ..store import LocalObjectStore, ObjectStore
 from ..names import new_id
+from ..store import LocalObjectStore, ObjectStore
 from ..store.links import LINK_MODES
 from ..store.log import SharedLog
 from .base import LakeBase
 from .recovery import roll_forward
-from .shared import probe_or_refuse
 from .runs import now
+from .shared import probe_or_refuse
 
 L = TypeVar("L", bound=LakeBase)
 

@@ -89,10 +89,10 @@ def catch_up(lake: LakeBase, shared: SharedLog) -> Report:
             elif seqs[commit.id] != commit.seq:
                 refused[commit.seq or 0] = f"repeats commit {commit.id} of entry {seqs[commit.id]}"
         if fresh:
-            renumbered, why = lake.catalog.replay_each(fresh)
+            renumbered, refusals = lake.catalog.replay_each(fresh)
             for commit in fresh:
-                if commit.id in why:
-                    refused[commit.seq or 0] = why[commit.id]
+                if commit.id in refusals:
+                    refused[commit.seq or 0] = refusals[commit.id]
                 else:
                     report.rolled_forward.append(commit.id)
             if renumbered:
@@ -101,8 +101,8 @@ def catch_up(lake: LakeBase, shared: SharedLog) -> Report:
                 log.warning("the shared log renumbered versions on this machine: %s", "; ".join(report.renumbered))
         if refused:
             lake.catalog.refuse_log_entries(refused)
-            for seq, why in sorted(refused.items()):
-                note = f"log entry {seq} cannot be applied ({why}); it was skipped"
+            for seq, reason in sorted(refused.items()):
+                note = f"log entry {seq} cannot be applied ({reason}); it was skipped"
                 report.notes.append(note)
                 report.records_damaged.append(str(seq))
                 log.warning("%s", note)
