@@ -309,7 +309,9 @@ class Lake(LakeBase):
         """Files whose metadata equals every given value: ``lake.query(ticket="abc-123")``.
 
         ``filters`` takes keys that are not Python identifiers (or are named ``latest``);
-        ``latest=True`` keeps only the newest version of each name.
+        ``latest=True`` keeps only the newest version of each name. ``user=`` is not
+        metadata but the originator of the run that made the file (``File.user``:
+        git's ``user.email``, else ``$LIMNOS_USER_EMAIL``, else the OS login name).
 
         Returns:
             A lazy :class:`~limnos.ops.query.Result`; the query runs when it is first used,

@@ -11,7 +11,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from .console import argv_text, duration, params_text, printable, short_hash, size, type_name, value_text, when
+from .console import argv_text, duration, params_text, printable, short_hash, size, type_name, value_text, when, who
 
 if TYPE_CHECKING:
     from limnos import File
@@ -79,7 +79,7 @@ def run_fields(run: dict[str, Any]) -> list[tuple[str, Any]]:
         git = run["git_commit"] + (" (dirty)" if run.get("git_dirty") else "")
     rows: list[tuple[str, Any]] = [
         ("id", run.get("id") or "-"), ("name", run.get("name") or "-"),
-        ("user", f"{run.get('user') or '?'}@{run.get('host') or '?'}"),
+        ("user", who(run.get("user"), run.get("host"))),
         ("started", when(run.get("started_at"))), ("argv", argv_text(run.get("argv"), limit=400)),
         ("cwd", run.get("cwd") or "-"), ("script", run.get("script") or "-"), ("git", git),
     ]
@@ -101,7 +101,7 @@ def step_panel(record: StepRecord) -> Panel:
         ("function", record.function), ("code", record.code_location or "-"),
         ("git", record.git_commit or "-"), ("params", params_text(record.params, limit=400)),
         ("ran", f"{when(record.started_at)} ({duration(record.duration)})"),
-        ("by", f"{record.user or '?'}@{record.host or '?'}"), ("limnos", record.limnos_version or "-"),
+        ("by", who(record.user, record.host)), ("limnos", record.limnos_version or "-"),
         ("step", record.id), ("key", record.key),
     ]
     if record.version is not None:

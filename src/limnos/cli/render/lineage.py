@@ -16,7 +16,7 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
-from .console import argv_text, duration, params_text, printable, short_hash, size, when
+from .console import argv_text, duration, params_text, printable, short_hash, size, when, who
 
 if TYPE_CHECKING:
     from limnos import Lake
@@ -52,7 +52,7 @@ def _run_box(run: dict[str, Any] | None, title: str) -> Panel:
     if not run:
         return Panel(Text("(no run recorded)", style="dim"), title=title, title_align="left", expand=False)
     text = Text(printable(f"run {run['name']}") if run.get("name") else "process", style="bold magenta")
-    text.append("\n" + printable(f"{run.get('user') or '?'}@{run.get('host') or '?'}"))
+    text.append("\n" + printable(who(run.get("user"), run.get("host"))))
     text.append(f"\nstarted {when(run.get('started_at'))}")
     if "argv" in run:
         text.append(f"\n$ {argv_text(run.get('argv'), limit=60)}")
@@ -73,7 +73,7 @@ def step_box(node: dict[str, Any], title: str) -> Panel:
     text = Text(printable(f"step {node.get('function')}"), style="bold magenta")
     if node.get("status") == "failed":
         text.append("  FAILED", style="bold red")
-    text.append("\n" + printable(f"{node.get('user') or '?'}@{node.get('host') or '?'}"))
+    text.append("\n" + printable(who(node.get("user"), node.get("host"))))
     text.append(f"\nran {when(node.get('started_at'))} ({duration(node.get('duration'))})")
     if node.get("source_file"):
         text.append("\ncode " + printable(f"{os.path.basename(node['source_file'])}:{node.get('source_line') or '?'}"))
@@ -148,16 +148,16 @@ def lineage_tree(graph: Lineage, up: bool) -> Tree:
         node = graph.nodes[key]
         if node["type"] == "file":
             return Text(printable(f"{node['name']}@{node['version']}"), style="bold cyan")
-        who = printable(f"{node.get('user') or '?'}@{node.get('host') or '?'}")
+        by = printable(who(node.get("user"), node.get("host")))
         if node["type"] == "step":
             return Text.assemble(("ƒ ", "magenta"), (printable(f"step {node['function']}"), "magenta"),
-                                 (f"  {who}, {when(node.get('started_at'))}", "dim"))
+                                 (f"  {by}, {when(node.get('started_at'))}", "dim"))
         name = node.get("label") or "run"
         if name.startswith("/"):  # an argv: show the program's base name
             head, _, rest = name.partition(" ")
             name = f"{os.path.basename(head)} {rest}".strip()
         return Text.assemble(("⚙ ", "magenta"), (printable(name), "magenta"),
-                             (f"  {who}, {when(node.get('started_at'))}", "dim"))
+                             (f"  {by}, {when(node.get('started_at'))}", "dim"))
 
     def grow(branch: Tree, key: str, path: frozenset[str]) -> None:
         for other in step(key):
