@@ -22,6 +22,7 @@ __all__ = [
     "DatasourceNotFound",
     "DestinationExists",
     "FieldNotFound",
+    "FileHasDependents",
     "FileLocked",
     "FileNotFound",
     "FolioError",
@@ -299,6 +300,24 @@ class FileLocked(LimnosError, PermissionError):
     def __init__(self, *args: object, refs: list[str] | None = None, hint: str | None = None) -> None:
         super().__init__(*args, hint=hint)
         self.refs = list(refs or [])
+
+
+class FileHasDependents(LimnosError, PermissionError):
+    """``rm`` of a file that other files were made from, without saying what becomes of them.
+
+    Pass ``cascade=True`` (delete them too) or ``keep_dependents=True`` (keep
+    them; their lineage shows this file as removed). Nothing was deleted.
+
+    Attributes:
+        ref: the file that was to be deleted, as ``name@N``.
+        dependents: every file made from it, directly or through others, as ``name@N``, nearest first.
+    """
+
+    def __init__(self, *args: object, ref: str | None = None, dependents: list[str] | None = None,
+                 hint: str | None = None) -> None:
+        super().__init__(*args, hint=hint)
+        self.ref = ref
+        self.dependents = list(dependents or [])
 
 
 class IntegrityError(StoreError):

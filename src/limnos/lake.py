@@ -610,21 +610,29 @@ class Lake(LakeBase):
 
         return unlock(self, ref)
 
-    def rm(self, ref: str | File, cascade: bool = False) -> list[File]:
+    def rm(self, ref: str | File, cascade: bool = False, keep_dependents: bool = False) -> list[File]:
         """Delete an unlocked file from the catalog; ``cascade`` also deletes what was made from it.
 
+        A file that others were made from is refused (:class:`~limnos.errors.FileHasDependents`,
+        whose ``dependents`` lists them) unless ``cascade=True`` deletes them too (every
+        version made from it, directly or through other files) or ``keep_dependents=True``
+        keeps them, with lineage that shows this file as removed.
         The bytes stay in the store until :meth:`gc`, and the deletion travels with push and pull.
+
+        >>> lake.rm("raw/bad.csv", cascade=True)       # and everything made from it
+        >>> lake.rm("raw/old.csv", keep_dependents=True)
 
         Returns:
             The deleted files, ``ref``'s first.
 
         Raises:
             FileNotFound: ``ref`` names no file.
+            FileHasDependents: files were made from it and neither option was given; nothing was deleted.
             FileLocked: a file to delete is locked; nothing was deleted.
         """
         from .ops.rm import rm
 
-        return rm(self, ref, cascade)
+        return rm(self, ref, cascade, keep_dependents)
 
     def is_locked(self, ref: str | File) -> bool:
         """True when the file is locked (see :meth:`lock`).

@@ -12,6 +12,8 @@ from typing import Annotated
 
 import typer
 
+import limnos
+
 from . import render
 from .app import JsonFlag, LinkMode, Ref, app, open_lake, parse_pairs, sub_app
 
@@ -72,12 +74,17 @@ def info(ctx: typer.Context, ref: Ref, as_json: JsonFlag = False) -> None:
     if as_json:
         record = file.step
         data = {**file.to_dict(), "ref": file.ref, "local": file.is_local,
-                "inputs": [{"id": f.id, "name": f.name, "version": f.version, "ref": f.ref} for f in file.inputs],
+                "inputs": [_brief(f) for f in file.inputs], "removed_inputs": [_brief(f) for f in file.removed_inputs],
                 "step": record.to_dict() if record is not None else None,
                 "provenance": file.run}
         render.print_json(data)
         return
     render.print_all(render.out_console(), render.info_renderables(file))
+
+
+def _brief(file: limnos.File) -> dict[str, object]:
+    """A file as ``info --json`` lists an input: id, name, version and ref."""
+    return {"id": file.id, "name": file.name, "version": file.version, "ref": file.ref}
 
 
 @app.command(epilog="Example: limnos get raw/train.csv@2 ./train.csv")

@@ -52,13 +52,17 @@ def info_renderables(file: File) -> list[RenderableType]:
         out.append(Text("metadata: none", style="dim"))
 
     inputs = file.inputs
-    if inputs:
+    removed = file.removed_inputs
+    if inputs or removed:
         table = Table(title="inputs", box=box.SIMPLE_HEAD, title_justify="left")
         table.add_column("file", style="bold")
         table.add_column("id", style="dim")
         table.add_column("hash", style="dim")
         for f in inputs:
             table.add_row(Text(printable(f.ref)), Text(printable(f.id)), Text(printable(short_hash(f.hash))))
+        for f in removed:
+            table.add_row(Text.assemble(printable(f.ref), (" (removed)", "red")), Text(printable(f.id)),
+                          Text(printable(short_hash(f.hash))))
         out.append(table)
     else:
         out.append(Text("inputs: none", style="dim"))

@@ -27,6 +27,8 @@ MAX_BOX_ITEMS = 12  # names listed in one lineage box before "... and N more"
 
 def _file_lines(node: dict[str, Any], detail: bool = False) -> Text:
     text = Text(printable(f"{node['name']}@{node['version']}"), style="bold")
+    if node.get("removed"):
+        text.append(" (removed)", style="red")
     if detail:
         text.append(f"\nid   {printable(node['id'])}", style="dim")
         text.append(f"\nsize {size(node.get('size'))}")
@@ -105,7 +107,7 @@ def _run_info(lake: Lake, graph: Lineage, run_key: str) -> dict[str, Any]:
     """The full run row (with argv) through one of the files it made, else the graph's summary."""
     node = dict(graph.nodes.get(run_key, {}))
     for child in graph.children(run_key):
-        if child.startswith("f:"):
+        if child.startswith("f:") and not graph.nodes[child].get("removed"):  # a removed file no longer resolves
             run = lake.get(graph.nodes[child]["id"]).run
             if run:
                 return {**node, **run}
@@ -147,7 +149,10 @@ def lineage_tree(graph: Lineage, up: bool) -> Tree:
     def label_of(key: str) -> Text:
         node = graph.nodes[key]
         if node["type"] == "file":
-            return Text(printable(f"{node['name']}@{node['version']}"), style="bold cyan")
+            label = Text(printable(f"{node['name']}@{node['version']}"), style="bold cyan")
+            if node.get("removed"):
+                label.append(" (removed)", style="red")
+            return label
         by = printable(who(node.get("user"), node.get("host")))
         if node["type"] == "step":
             return Text.assemble(("ƒ ", "magenta"), (printable(f"step {node['function']}"), "magenta"),
