@@ -14,6 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 import limnos
+from helpers import lake_state
 from limnos.cli.main import app
 from limnos.core import provenance
 
@@ -111,15 +112,9 @@ def _chain(lake: limnos.Lake) -> None:
                 w.write_text(dst)
 
 
-def _state(lake: limnos.Lake) -> tuple[list[str], int]:
-    """The current refs and the number of records files: what a refused rm must leave as it was."""
-    records = len(list(Path(lake.store.root, "records").glob("*.jsonl")))
-    return sorted(f.ref for f in lake.ls()), records
-
-
 def test_rm_refuses_a_file_with_dependents_and_writes_nothing(lake: limnos.Lake) -> None:
     _chain(lake)
-    before = _state(lake)
+    before = lake_state(lake)
     with pytest.raises(limnos.FileHasDependents) as refused:
         lake.rm("raw.csv")
     err = refused.value
@@ -127,7 +122,7 @@ def test_rm_refuses_a_file_with_dependents_and_writes_nothing(lake: limnos.Lake)
     assert err.dependents[:2] == ["clean.csv@1", "stats.json@1"]  # nearest first
     assert sorted(err.dependents) == ["clean.csv@1", "model.bin@1", "stats.json@1"]
     assert "clean.csv@1" in err.message and "cascade=True" in str(err) and isinstance(err, PermissionError)
-    assert _state(lake) == before
+    assert lake_state(lake) == before
     assert lake.rm("model.bin")[0].ref == "model.bin@1"  # nothing was made from it: no question asked
     with pytest.raises(limnos.LimnosError):
         lake.rm("raw.csv", cascade=True, keep_dependents=True)

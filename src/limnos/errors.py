@@ -21,6 +21,7 @@ __all__ = [
     "DatasetNotFound",
     "DatasourceNotFound",
     "DestinationExists",
+    "DownloadFailed",
     "FieldNotFound",
     "FileHasDependents",
     "FileLocked",
@@ -156,7 +157,7 @@ class FileNotFound(_KeyErrorMessage):
 
 
 class SourceNotFound(LimnosError, FileNotFoundError):
-    """A local path given to ``add`` or ``status`` does not exist.
+    """A local path given to ``add`` or ``status`` does not exist, or a URL given to ``add`` names no file.
 
     Attributes:
         path: the path (or URL) that does not exist.
@@ -275,6 +276,14 @@ class RemoteNotFound(_KeyErrorMessage):
     def __init__(self, *args: object, name: str | None = None, hint: str | None = None) -> None:
         super().__init__(*args, hint=hint)
         self.name = name
+
+
+class DownloadFailed(StoreError):
+    """A file added from a URL could not be read whole (a refused request, a cut connection); nothing was added.
+
+    Attributes:
+        url: the URL, with credentials and secret query parameters masked.
+    """
 
 
 class ObjectNotAvailable(StoreError):
