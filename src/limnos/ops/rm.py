@@ -92,6 +92,9 @@ def rm(lake: LakeBase, ref: str | File, cascade: bool = False, keep_dependents: 
     * ``keep_dependents``: they stay, and their lineage (``lake.lineage``,
       ``File.removed_inputs``) shows this file as removed.
 
+    Dependents are looked up when the call begins: a file another writer makes
+    from this one meanwhile keeps it as a removed input, as ``keep_dependents`` would.
+
     Args:
         lake: the lake to delete from.
         ref: the file (a name deletes its latest version only).
