@@ -62,7 +62,7 @@ WRITER = textwrap.dedent(
             victim = acked[-2][0]
             if victim in removed:
                 continue
-            lake.rm(victim)
+            lake.rm(victim, keep_dependents=True)  # later files read it back: they were made from it
             removed.append(victim)
     lake.close()
     print(json.dumps({"acked": acked, "removed": removed, "failed": failed, "unreadable": unreadable}))

@@ -36,7 +36,7 @@ def chain(lake: limnos.Lake) -> None:
 
 def test_rm_single_keeps_downstream(lake):
     chain(lake)
-    deleted = lake.rm("clean.csv")
+    deleted = lake.rm("clean.csv", keep_dependents=True)
     assert [f.name for f in deleted] == ["clean.csv"]
     assert [f.name for f in lake.ls()] == ["model.bin", "raw.csv", "stats.json"]
     with pytest.raises(limnos.FileNotFound):

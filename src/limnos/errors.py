@@ -22,7 +22,9 @@ __all__ = [
     "DatasetNotFound",
     "DatasourceNotFound",
     "DestinationExists",
+    "DownloadFailed",
     "FieldNotFound",
+    "FileHasDependents",
     "FileLocked",
     "FileNotFound",
     "FolioError",
@@ -157,7 +159,7 @@ class FileNotFound(_KeyErrorMessage):
 
 
 class SourceNotFound(LimnosError, FileNotFoundError):
-    """A local path given to ``add`` or ``status`` does not exist.
+    """A local path given to ``add`` or ``status`` does not exist, or a URL given to ``add`` names no file.
 
     Attributes:
         path: the path (or URL) that does not exist.
@@ -286,6 +288,14 @@ class RemoteNotFound(_KeyErrorMessage):
         self.name = name
 
 
+class DownloadFailed(StoreError):
+    """A file added from a URL could not be read whole (a refused request, a cut connection); nothing was added.
+
+    Attributes:
+        url: the URL, with credentials and secret query parameters masked.
+    """
+
+
 class ObjectNotAvailable(StoreError):
     """An object is neither local nor on any remote that was asked.
 
@@ -309,6 +319,24 @@ class FileLocked(LimnosError, PermissionError):
     def __init__(self, *args: object, refs: list[str] | None = None, hint: str | None = None) -> None:
         super().__init__(*args, hint=hint)
         self.refs = list(refs or [])
+
+
+class FileHasDependents(LimnosError, PermissionError):
+    """``rm`` of a file that other files were made from, without saying what becomes of them.
+
+    Pass ``cascade=True`` (delete them too) or ``keep_dependents=True`` (keep
+    them; their lineage shows this file as removed). Nothing was deleted.
+
+    Attributes:
+        ref: the file that was to be deleted, as ``name@N``.
+        dependents: every file made from it, directly or through others, as ``name@N``, nearest first.
+    """
+
+    def __init__(self, *args: object, ref: str | None = None, dependents: list[str] | None = None,
+                 hint: str | None = None) -> None:
+        super().__init__(*args, hint=hint)
+        self.ref = ref
+        self.dependents = list(dependents or [])
 
 
 class IntegrityError(StoreError):

@@ -162,21 +162,28 @@ class Lake(LakeBase):
         writer.file = commit.file(row)
 
     def add(self, path: str | os.PathLike[str], name: str | None = None,
-            metadata: Mapping[str, Any] | None = None, move: bool = False) -> AddResult:
-        """Add a local file or a whole folder (recursively, in one commit).
+            metadata: Mapping[str, Any] | None = None, move: bool = False,
+            storage_options: Mapping[str, Any] | None = None) -> AddResult:
+        """Add a local file, a whole folder (recursively, in one commit), or a file at a URL.
 
         Re-adding unchanged content makes no new version. The user's file is
-        copied (or reflinked), never hard-linked, into the store.
+        copied (or reflinked), never hard-linked, into the store. A URL
+        (``https://...``, ``s3://...``, any fsspec URL) is streamed into the lake,
+        hashed on the way, and its address (credentials masked) is recorded in
+        the file's metadata as ``source_url``.
 
         >>> lake.add("data/raw", name="raw")          # a folder: iterate the result
         >>> model = lake.add("model.pt").file         # a single file: take .file
+        >>> lake.add("https://example.org/iris.csv", name="raw/iris.csv")
 
         Args:
-            path: a local file or folder.
+            path: a local file or folder, or a URL.
             name: its name in the lake (for a folder, the prefix of its files' names);
-                default: the path relative to the cwd, or the base name outside it.
+                default: the path relative to the cwd, or the base name outside it;
+                for a URL, the last segment of its path.
             metadata: typed metadata set on every file added.
-            move: delete the local files once they are committed.
+            move: delete the local files once they are committed (not for a URL).
+            storage_options: for a URL's file system (endpoint, credentials...); never recorded.
 
         Returns:
             An :class:`~limnos.ops.add.AddResult`: a ``list[File]`` of the latest
@@ -184,13 +191,21 @@ class Lake(LakeBase):
             File), ``.new_versions`` and ``.unchanged`` (counts).
 
         Raises:
-            SourceNotFound: ``path`` does not exist.
+            SourceNotFound: ``path`` does not exist (a URL: the server has no such file).
             InvalidName: ``name``, or a name a file would get, is not valid.
             MetadataError: ``metadata`` cannot be stored (nothing is written then).
+            DownloadFailed: a URL could not be read whole; nothing was written.
         """
+        path = os.fspath(path)
+        from .ops.add_url import add_url, is_url
+
+        if is_url(path):
+            if move:
+                raise LimnosError("move=True deletes local files; a URL's file is left where it is")
+            return add_url(self, path, name, metadata, storage_options)
         from .ops.add import add_path
 
-        return add_path(self, os.fspath(path), name, metadata, move)  # it holds writing() from store to commit
+        return add_path(self, path, name, metadata, move)  # it holds writing() from store to commit
 
     def status(self, path: str | os.PathLike[str], name: str | None = None) -> Status:
         """Compare a local file or folder with the latest versions in the lake, using the stat cache.
@@ -311,7 +326,9 @@ class Lake(LakeBase):
         """Files whose metadata equals every given value: ``lake.query(ticket="abc-123")``.
 
         ``filters`` takes keys that are not Python identifiers (or are named ``latest``);
-        ``latest=True`` keeps only the newest version of each name.
+        ``latest=True`` keeps only the newest version of each name. ``user=`` is not
+        metadata but the originator of the run that made the file (``File.user``:
+        git's ``user.email``, else ``$LIMNOS_USER_EMAIL``, else the OS login name).
 
         Returns:
             A lazy :class:`~limnos.ops.query.Result`; the query runs when it is first used,
@@ -614,21 +631,29 @@ class Lake(LakeBase):
 
         return unlock(self, ref)
 
-    def rm(self, ref: str | File, cascade: bool = False) -> list[File]:
+    def rm(self, ref: str | File, cascade: bool = False, keep_dependents: bool = False) -> list[File]:
         """Delete an unlocked file from the catalog; ``cascade`` also deletes what was made from it.
 
+        A file that others were made from is refused (:class:`~limnos.errors.FileHasDependents`,
+        whose ``dependents`` lists them) unless ``cascade=True`` deletes them too (every
+        version made from it, directly or through other files) or ``keep_dependents=True``
+        keeps them, with lineage that shows this file as removed.
         The bytes stay in the store until :meth:`gc`, and the deletion travels with push and pull.
+
+        >>> lake.rm("raw/bad.csv", cascade=True)       # and everything made from it
+        >>> lake.rm("raw/old.csv", keep_dependents=True)
 
         Returns:
             The deleted files, ``ref``'s first.
 
         Raises:
             FileNotFound: ``ref`` names no file.
+            FileHasDependents: files were made from it and neither option was given; nothing was deleted.
             FileLocked: a file to delete is locked; nothing was deleted.
         """
         from .ops.rm import rm
 
-        return rm(self, ref, cascade)
+        return rm(self, ref, cascade, keep_dependents)
 
     def is_locked(self, ref: str | File) -> bool:
         """True when the file is locked (see :meth:`lock`).

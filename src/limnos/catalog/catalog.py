@@ -399,12 +399,13 @@ class Catalog(StepReads):
             r = conn.execute(file_select().where(t.files.c.id == file_id)).first()
         return file_row(r) if r else None
 
-    def files_by_ids(self, ids: Sequence[str]) -> dict[str, FileRow]:
-        """id -> file, for the given ids that name a file not deleted."""
+    def files_by_ids(self, ids: Sequence[str], include_deleted: bool = False) -> dict[str, FileRow]:
+        """id -> file, for the given ids that name a file not deleted (``include_deleted``: deleted ones too)."""
         out: dict[str, FileRow] = {}
         with self.engine.connect() as conn:
             for chunk in chunks(list(ids)):
-                out.update((r.id, file_row(r)) for r in conn.execute(file_select().where(t.files.c.id.in_(chunk))))
+                stmt = file_select(include_deleted).where(t.files.c.id.in_(chunk))
+                out.update((r.id, file_row(r)) for r in conn.execute(stmt))
         return out
 
     def file_by_name(self, name: str, version: int | None = None) -> FileRow | None:
@@ -535,10 +536,17 @@ class Catalog(StepReads):
 
     def locked_ids(self, file_ids: Sequence[str]) -> set[str]:
         """The given file ids that are locked."""
+        return self._ids_in(t.locks.c.file_id, file_ids)
+
+    def deleted_ids(self, file_ids: Sequence[str]) -> set[str]:
+        """The given file ids that were deleted (``rm``: a tombstone)."""
+        return self._ids_in(t.tombstones.c.file_id, file_ids)
+
+    def _ids_in(self, column: sa.Column[Any], file_ids: Sequence[str]) -> set[str]:
         out: set[str] = set()
         with self.engine.connect() as conn:
             for chunk in chunks(list(file_ids)):
-                out.update(conn.execute(sa.select(t.locks.c.file_id).where(t.locks.c.file_id.in_(chunk))).scalars())
+                out.update(conn.execute(sa.select(column).where(column.in_(chunk))).scalars())
         return out
 
     def all_files(self) -> list[FileRow]:

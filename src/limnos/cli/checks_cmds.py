@@ -102,15 +102,24 @@ def unlock(ctx: typer.Context, ref: Ref) -> None:
     render.message(f"unlocked {file.ref}")
 
 
-@app.command(epilog="Example: limnos rm raw/bad.csv@2  |  limnos rm raw/bad.csv --cascade")
+@app.command(epilog="Example: limnos rm raw/bad.csv@2  |  limnos rm raw/bad.csv --cascade  |  "
+                    "limnos rm raw/old.csv --keep-dependents")
 def rm(
     ctx: typer.Context,
     ref: Ref,
-    cascade: Annotated[bool, typer.Option("--cascade", help="Also delete every file made from it.")] = False,
+    cascade: Annotated[bool, typer.Option(
+        "--cascade", help="Also delete every file made from it, directly or through other files.")] = False,
+    keep_dependents: Annotated[bool, typer.Option(
+        "--keep-dependents", help="Keep the files made from it; their lineage shows it as removed.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the deleted files as JSON.")] = False,
 ) -> None:
-    """Delete a file from the catalog (its bytes go at the next gc); locked files are refused."""
-    deleted = open_lake(ctx).rm(ref, cascade=cascade)
+    """Delete a file from the catalog (its bytes go at the next gc); locked files are refused.
+
+    A file that others were made from is refused, listing them, unless --cascade or --keep-dependents says what becomes of them.
+    """
+    if cascade and keep_dependents:
+        raise CliError("give --cascade or --keep-dependents, not both")
+    deleted = open_lake(ctx).rm(ref, cascade=cascade, keep_dependents=keep_dependents)
     if as_json:
         render.print_json([{"id": f.id, "name": f.name, "version": f.version} for f in deleted])
         return

@@ -15,6 +15,7 @@ then speak Python while the CLI speaks shell.
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -22,7 +23,7 @@ from contextlib import contextmanager
 import typer
 from rich.text import Text
 
-from limnos.errors import LimnosError, StoreFull, TeamModeUnsupported
+from limnos.errors import FileHasDependents, LimnosError, StoreFull, TeamModeUnsupported
 
 from . import render
 from .advice import shell_advice
@@ -41,6 +42,8 @@ Hint = Callable[[LimnosError], str | None]
 #: CLI advice per library error class (subclasses included: the nearest class in the MRO wins).
 #: A hint function gets the exception and returns the text to add after its message, or None for none.
 HINTS: dict[type[LimnosError], Hint] = {
+    FileHasDependents: lambda exc: f"'limnos rm {shlex.quote(getattr(exc, 'ref', None) or 'REF')} --cascade' deletes them too, "
+                                   "'--keep-dependents' keeps them (their lineage shows it as removed)",
     StoreFull: lambda _exc: "'limnos gc --yes' deletes unreferenced objects older than a day "
                             "(--grace-days 0: all of them, when no other writer is running)",
     TeamModeUnsupported: lambda _exc: "share a PostgreSQL catalog ('limnos init URL --catalog postgresql://...'), "

@@ -12,8 +12,10 @@ from typing import Annotated
 
 import typer
 
+import limnos
+
 from . import render
-from .app import JsonFlag, LinkMode, Ref, app, open_lake, parse_pairs, sub_app
+from .app import JsonFlag, LinkMode, Ref, app, open_lake, parse_options, parse_pairs, sub_app
 
 meta_app = sub_app("Set or remove metadata on a file.", "Example: limnos meta set raw/train.csv rows=1000 reviewed=true")
 app.add_typer(meta_app, name="meta")
@@ -22,20 +24,29 @@ TYPED_VALUES_HELP = ("Typed values: 42 int, 0.5 float, true/false bool, 2024-01-
                      "{...} or [...] JSON, '\"42\"' forces text; anything else is text.")
 
 
-@app.command(epilog="Example: limnos add data/ --name raw --meta project=x")
+@app.command(epilog="Example: limnos add data/ --name raw --meta project=x  |  "
+                    "limnos add https://example.org/iris.csv --name raw/iris.csv")
 def add(
     ctx: typer.Context,
-    path: Annotated[str, typer.Argument(help="A local file or folder.")],
-    name: Annotated[str | None, typer.Option(help="Name (or prefix, for a folder) in the lake; default: the path.")] = None,
+    path: Annotated[str, typer.Argument(help="A local file or folder, or a URL (https://..., s3://...).")],
+    name: Annotated[str | None, typer.Option(
+        help="Name (or prefix, for a folder) in the lake; default: the path (a URL: its last segment).")] = None,
     meta: Annotated[list[str] | None, typer.Option("--meta", "-m", metavar="KEY=VALUE",
                                                       help="Metadata to set, typed (repeatable).")] = None,
     move: Annotated[bool, typer.Option("--move", help="Delete the local files once they are stored.")] = False,
+    option: Annotated[list[str] | None, typer.Option(
+        "--option", "-o", metavar="KEY=VALUE",
+        help="A storage option for a URL's file system (repeatable; dots nest); never recorded.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the added files as JSON.")] = False,
 ) -> None:
-    """Add a file or a whole folder; changed content becomes a new version."""
+    """Add a file, a whole folder or a URL's file; changed content becomes a new version.
+
+    A URL is downloaded (streamed and hashed on the way) and recorded as the file's source_url metadata.
+    """
     metadata = parse_pairs(meta)
     lake = open_lake(ctx)
-    result = lake.add(path, name=name, metadata=metadata or None, move=move)
+    result = lake.add(path, name=name, metadata=metadata or None, move=move,
+                      storage_options=parse_options(option) if option else None)
     if as_json:
         render.print_json([f.to_dict() for f in result])
         return
@@ -72,12 +83,17 @@ def info(ctx: typer.Context, ref: Ref, as_json: JsonFlag = False) -> None:
     if as_json:
         record = file.step
         data = {**file.to_dict(), "ref": file.ref, "local": file.is_local,
-                "inputs": [{"id": f.id, "name": f.name, "version": f.version, "ref": f.ref} for f in file.inputs],
+                "inputs": [_brief(f) for f in file.inputs], "removed_inputs": [_brief(f) for f in file.removed_inputs],
                 "step": record.to_dict() if record is not None else None,
                 "provenance": file.run}
         render.print_json(data)
         return
     render.print_all(render.out_console(), render.info_renderables(file))
+
+
+def _brief(file: limnos.File) -> dict[str, object]:
+    """A file as ``info --json`` lists an input: id, name, version and ref."""
+    return {"id": file.id, "name": file.name, "version": file.version, "ref": file.ref}
 
 
 @app.command(epilog="Example: limnos get raw/train.csv@2 ./train.csv")

@@ -236,13 +236,17 @@ class LakeBase:
             self.cache.commit_staged(staged, digest)  # a remote lake keeps the local copy: it was just written here
         return digest, size
 
-    def store_staged_new(self, staged: str) -> tuple[str, int, bool]:
+    def store_staged_new(self, staged: str, digest: str | None = None) -> tuple[str, int, bool]:
         """:meth:`store_staged`, also telling whether the object is new in this machine's store.
 
         A write whose commit then fails removes the objects that were new (see
         :func:`limnos.ops.add.discard_new_objects`). Returns hash, size and that flag.
+        ``digest``: the hash the caller took while writing the file (a download), so it is not read again.
         """
-        digest, size = hashing.hash_file(staged)
+        if digest is None:
+            digest, size = hashing.hash_file(staged)
+        else:
+            size = os.path.getsize(staged)
         if self.store is not self.cache:
             self.store.put_file(staged, digest)
         return digest, size, self.cache.commit_staged(staged, digest)

@@ -115,6 +115,18 @@ class File:
         return list(self._inputs)
 
     @property
+    def removed_inputs(self) -> list[File]:
+        """The inputs it was made from that were deleted since (``lake.rm(..., keep_dependents=True)``), in read order.
+
+        The catalog keeps their rows, so name, version and hash are known; their
+        bytes are gone once ``gc`` has run, and ``lake.get`` no longer finds them.
+        """
+        ids = self._lake.catalog.inputs_of([self.id])[self.id]
+        deleted = self._lake.catalog.deleted_ids(ids)
+        rows = self._lake.catalog.files_by_ids([i for i in ids if i in deleted], include_deleted=True)
+        return [File(self._lake, rows[i]) for i in ids if i in rows]
+
+    @property
     def is_local(self) -> bool:
         """True when the bytes are on this machine (no download needed to read them)."""
         return self._lake.is_local(self)

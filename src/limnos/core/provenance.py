@@ -64,6 +64,38 @@ def git_info(cwd: str) -> dict[str, Any]:
     }
 
 
+#: The environment variable that names the originator when git has no ``user.email``.
+USER_EMAIL_ENV = "LIMNOS_USER_EMAIL"
+_MAX_IDENTITY = 320  # the longest an email address can be (RFC 3696); longer values are not an identity
+
+
+def _identity(value: str | None) -> str | None:
+    """``value`` stripped, or None when it is empty, too long or holds control characters (nothing to record)."""
+    value = (value or "").strip()
+    if not value or len(value) > _MAX_IDENTITY or any(ord(c) < 32 or ord(c) == 127 for c in value):
+        return None
+    return value
+
+
+def os_user() -> str | None:
+    """This process's login name (its uid where there is none, as in some containers)."""
+    try:
+        return getpass.getuser()
+    except Exception:  # no login name in some containers
+        return str(os.getuid()) if hasattr(os, "getuid") else None
+
+
+def originator(cwd: str) -> str | None:
+    """Who makes a run: git's ``user.email`` (seen from ``cwd``), else ``$LIMNOS_USER_EMAIL``, else the OS login name.
+
+    The email identifies a person across machines (radops records one), where a
+    login name such as ``root`` says little; git's setting comes first because
+    it is what the same person's commits carry. Only that one setting is read.
+    """
+    return (_identity(_git(["config", "--get", "user.email"], cwd)) or _identity(os.environ.get(USER_EMAIL_ENV))
+            or os_user())
+
+
 def notebook_path() -> str | None:
     """The notebook this kernel runs, when Jupyter or VS Code says so."""
     for var in ("JPY_SESSION_NAME", "__vsc_ipynb_file__"):
@@ -89,19 +121,18 @@ def installed_packages() -> dict[str, str]:
 
 def collect(run_id: str, started_at: dt.datetime, name: str | None = None, config: Any = None,
             packages: bool = False) -> dict[str, Any]:
-    """The provenance row of a run: who, where, when, which code (``packages``: every installed version too)."""
+    """The provenance row of a run: who, where, when, which code (``packages``: every installed version too).
+
+    ``user`` is the originator (:func:`originator`): an email when git or
+    ``$LIMNOS_USER_EMAIL`` gives one, else the OS login name.
+    """
     cwd = os.getcwd()
     argv = scrub_argv(sys.argv)  # options, URLs and key=value pairs may carry credentials
     script = os.path.abspath(argv[0]) if argv and argv[0] and os.path.isfile(argv[0]) else None
-    user: str | None
-    try:
-        user = getpass.getuser()
-    except Exception:  # no login name in some containers
-        user = str(os.getuid()) if hasattr(os, "getuid") else None
     return {
         "id": run_id,
         "name": name,
-        "user": user,
+        "user": originator(cwd),
         "host": socket.gethostname(),
         "started_at": started_at,
         "argv": argv,

@@ -1,7 +1,8 @@
 """Lineage: the graph input file -> step or run -> output file, walked up or down.
 
 Nodes are files (``f:<id>``), step executions (``s:<id>``) and runs
-(``r:<id>``). A file made by a ``@step`` hangs below the step node (its
+(``r:<id>``); a file deleted since (``rm``) stays in the graph with
+``removed: true``. A file made by a ``@step`` hangs below the step node (its
 function and a link to its code); any other file below the run (the process)
 that wrote it. An edge goes from an input file to that step or run, and from
 the step or run to each file it made. ``depth`` counts file-to-file hops.
@@ -33,6 +34,7 @@ class Lineage:
         root: the key of the file the graph was built around.
         nodes: key -> node. A key is ``f:<file id>``, ``s:<step id>`` or ``r:<run id>``;
             a node is a JSON-ready dict whose ``type`` is ``file``, ``step`` or ``run``.
+            A file node's ``removed`` is True for a file deleted since (its lineage stays).
         edges: ``(from, to)`` key pairs, from an input to what made something, and
             from the maker to what it made.
     """
@@ -72,7 +74,7 @@ class Lineage:
 
     def _label(self, node: dict[str, Any]) -> str:
         if node["type"] == "file":
-            return f"{node['name']}@{node['version']}"
+            return f"{node['name']}@{node['version']}" + (" (removed)" if node.get("removed") else "")
         if node["type"] == "step":
             return f"step {node['function']}"
         return node.get("label") or f"run {node['id'][-8:]}"
@@ -135,9 +137,9 @@ def _code_short(node: dict[str, Any]) -> str:
     return f"{base}:{node['source_line']}" if node.get("source_line") else base
 
 
-def _file_node(f: File) -> dict[str, Any]:
+def _file_node(f: File, removed: bool = False) -> dict[str, Any]:
     return {"type": "file", "id": f.id, "name": f.name, "version": f.version, "hash": f.hash,
-            "size": f.size, "created_at": f.created_at.isoformat(), "user": f.user}
+            "size": f.size, "created_at": f.created_at.isoformat(), "user": f.user, "removed": removed}
 
 
 def _run_node(lake: LakeBase, run_id: str) -> dict[str, Any]:
@@ -246,7 +248,10 @@ def _walk(lake: LakeBase, graph: Lineage, makers: _Makers, start: list[File], de
         ids = [f.id for f in frontier]
         links = lake.catalog.inputs_of(ids) if up else lake.catalog.outputs_of(ids)
         other_ids = sorted({i for lst in links.values() for i in lst})
-        rows = lake.catalog.files_by_ids(other_ids)
+        # Deleted files stay in the graph, marked removed: an input deleted with
+        # rm(keep_dependents=True) is part of how its dependents were made.
+        rows = lake.catalog.files_by_ids(other_ids, include_deleted=True)
+        removed = lake.catalog.deleted_ids(list(rows))
         others = {i: File(lake, rows[i]) for i in other_ids if i in rows}
         makers.load(others.values() if not up else [])
         nxt = []
@@ -255,7 +260,7 @@ def _walk(lake: LakeBase, graph: Lineage, makers: _Makers, start: list[File], de
                 other = others.get(other_id)
                 if other is None:
                     continue
-                graph.nodes.setdefault(f"f:{other.id}", _file_node(other))
+                graph.nodes.setdefault(f"f:{other.id}", _file_node(other, other.id in removed))
                 src, dst = (other, f) if up else (f, other)
                 makers.load([dst])
                 makers.link(src, dst)
@@ -275,6 +280,9 @@ def _walk(lake: LakeBase, graph: Lineage, makers: _Makers, start: list[File], de
 
 def downstream_files(lake: LakeBase, root: File, depth: int | None = None) -> list[File]:
     """Every file made from ``root`` (through any number of steps/runs), nearest first.
+
+    Files deleted since are left out, but the walk goes on through them: what
+    was made from a deleted file made from ``root`` is made from ``root`` too.
 
     Args:
         lake: the lake to walk.

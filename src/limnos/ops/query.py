@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 
 #: the columns every :attr:`Result.dataframe` starts with, before the metadata keys
 BASE_COLUMNS = ["name", "version", "id", "hash", "size", "created_at", "user"]
+#: filters on a file's own fields rather than its metadata: ``user``, the originator of the run that made it
+FIELD_FILTERS = ("user",)
 
 
 class Result:
@@ -27,7 +29,8 @@ class Result:
     Iterate it, index it, take its ``len``, or read it as :attr:`dataframe`.
 
     Attributes:
-        filters: metadata key -> the value a file must have.
+        filters: metadata key -> the value a file must have; ``user`` filters on the
+            originator of the run that made it (an email, or an OS login name).
         latest: only the newest version of each name matches.
     """
 
@@ -51,7 +54,10 @@ class Result:
     def _load(self) -> list[File]:
         """Run the query once; later calls return the same files."""
         if self._files is None:
-            rows = self._lake.catalog.query_equals(self.filters, latest_only=self.latest)
+            metadata = {k: v for k, v in self.filters.items() if k not in FIELD_FILTERS}
+            rows = self._lake.catalog.query_equals(metadata, latest_only=self.latest)
+            if "user" in self.filters:  # "user" is a reserved key, never metadata: the run's originator
+                rows = [r for r in rows if r.user == self.filters["user"]]
             meta = self._lake.catalog.metadata_of([r.id for r in rows])
             self._files = [File(self._lake, r, meta[r.id]) for r in rows]
         return self._files

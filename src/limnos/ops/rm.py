@@ -5,6 +5,11 @@ so it replays on ``reindex`` and travels with ``push``/``pull``. It only
 removes the catalog entry: the object stays until ``gc`` finds nothing else
 refers to it. Only ``gc`` removes data from the store.
 
+A file that others were made from is refused unless the caller says what
+becomes of them: ``cascade`` deletes them too, ``keep_dependents`` keeps them
+with lineage that shows the deleted input as removed (the catalog keeps the
+rows of deleted files; only ``gc`` takes their bytes).
+
 A lock is a commit too (a ``lock`` or ``unlock`` row): ``rm`` refuses a
 locked file, also when a cascade reaches it, and ``gc`` never deletes the
 object of a locked file.
@@ -15,11 +20,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..core.files import File
-from ..errors import FileLocked
+from ..errors import FileHasDependents, FileLocked, LimnosError
 from .lineage import downstream_files
 
 if TYPE_CHECKING:
     from ..core.base import LakeBase
+
+_LISTED = 10  # dependents named in a refusal's message; the error's ``dependents`` holds them all
 
 
 def is_locked(lake: LakeBase, ref: str | File) -> bool:
@@ -73,23 +80,48 @@ def _set_locked(lake: LakeBase, ref: str | File, locked: bool) -> File:
     return file
 
 
-def rm(lake: LakeBase, ref: str | File, cascade: bool = False) -> list[File]:
+def rm(lake: LakeBase, ref: str | File, cascade: bool = False, keep_dependents: bool = False) -> list[File]:
     """Delete a file's catalog entry (and, with ``cascade``, everything made from it), in one commit.
+
+    A file that others were made from (its *dependents*: files that list it as
+    an input, and files made from those, transitively) is refused unless the
+    call says what becomes of them:
+
+    * ``cascade``: they go too, every version made from it, directly or through
+      other files (a version of the same name that was not made from it stays);
+    * ``keep_dependents``: they stay, and their lineage (``lake.lineage``,
+      ``File.removed_inputs``) shows this file as removed.
+
+    Dependents are looked up when the call begins: a file another writer makes
+    from this one meanwhile keeps it as a removed input, as ``keep_dependents`` would.
 
     Args:
         lake: the lake to delete from.
         ref: the file (a name deletes its latest version only).
         cascade: also delete every file made from it, directly or through other files.
+        keep_dependents: delete it alone and keep what was made from it.
 
     Returns:
         The deleted files, ``ref``'s first; files deleted before drop out.
 
     Raises:
         FileNotFound: ``ref`` names no file.
+        FileHasDependents: files were made from it and neither option was given; nothing was deleted.
         FileLocked: one of the files is locked; nothing was deleted.
+        LimnosError: both ``cascade`` and ``keep_dependents`` were given.
     """
+    if cascade and keep_dependents:
+        raise LimnosError("cascade and keep_dependents exclude each other; pass one of them")
     file = lake.resolve(ref)
-    ids = [file.id] + ([f.id for f in downstream_files(lake, file)] if cascade else [])
+    dependents = downstream_files(lake, file)
+    if dependents and not (cascade or keep_dependents):
+        refs = [f.ref for f in dependents]
+        listed = ", ".join(refs[:_LISTED]) + (f" and {len(refs) - _LISTED} more" if len(refs) > _LISTED else "")
+        raise FileHasDependents(
+            f"{file.ref} was not deleted: {len(refs)} file{'s were' if len(refs) > 1 else ' was'} made from it: {listed}",
+            hint="pass cascade=True to delete them too, or keep_dependents=True to keep them "
+                 "(their lineage then shows it as removed)", ref=file.ref, dependents=refs)
+    ids = [file.id] + ([f.id for f in dependents] if cascade else [])
     rows = lake.catalog.files_by_ids(ids)
     ids = [i for i in ids if i in rows]  # already deleted ones drop out
     locked = lake.catalog.locked_ids(ids)

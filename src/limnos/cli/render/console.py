@@ -113,6 +113,12 @@ def size(n: int | None) -> str:
     return "-" if n is None or n < 0 else decimal(n)
 
 
+def who(user: str | None, host: str | None) -> str:
+    """Who made something, and where: ``alice@host``, or ``alice@example.org on host`` for an email."""
+    user, host = user or "?", host or "?"
+    return f"{user} on {host}" if "@" in user else f"{user}@{host}"
+
+
 def short_hash(digest: str | None) -> str:
     """The first 12 hex digits of a digest; ``-`` when there is none."""
     return digest[:12] if digest else "-"

@@ -11,7 +11,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from .console import argv_text, duration, params_text, printable, short_hash, size, type_name, value_text, when
+from .console import argv_text, duration, params_text, printable, short_hash, size, type_name, value_text, when, who
 
 if TYPE_CHECKING:
     from limnos import File
@@ -52,13 +52,17 @@ def info_renderables(file: File) -> list[RenderableType]:
         out.append(Text("metadata: none", style="dim"))
 
     inputs = file.inputs
-    if inputs:
+    removed = file.removed_inputs
+    if inputs or removed:
         table = Table(title="inputs", box=box.SIMPLE_HEAD, title_justify="left")
         table.add_column("file", style="bold")
         table.add_column("id", style="dim")
         table.add_column("hash", style="dim")
         for f in inputs:
             table.add_row(Text(printable(f.ref)), Text(printable(f.id)), Text(printable(short_hash(f.hash))))
+        for f in removed:
+            table.add_row(Text.assemble(printable(f.ref), (" (removed)", "red")), Text(printable(f.id)),
+                          Text(printable(short_hash(f.hash))))
         out.append(table)
     else:
         out.append(Text("inputs: none", style="dim"))
@@ -79,7 +83,7 @@ def run_fields(run: dict[str, Any]) -> list[tuple[str, Any]]:
         git = run["git_commit"] + (" (dirty)" if run.get("git_dirty") else "")
     rows: list[tuple[str, Any]] = [
         ("id", run.get("id") or "-"), ("name", run.get("name") or "-"),
-        ("user", f"{run.get('user') or '?'}@{run.get('host') or '?'}"),
+        ("user", who(run.get("user"), run.get("host"))),
         ("started", when(run.get("started_at"))), ("argv", argv_text(run.get("argv"), limit=400)),
         ("cwd", run.get("cwd") or "-"), ("script", run.get("script") or "-"), ("git", git),
     ]
@@ -101,7 +105,7 @@ def step_panel(record: StepRecord) -> Panel:
         ("function", record.function), ("code", record.code_location or "-"),
         ("git", record.git_commit or "-"), ("params", params_text(record.params, limit=400)),
         ("ran", f"{when(record.started_at)} ({duration(record.duration)})"),
-        ("by", f"{record.user or '?'}@{record.host or '?'}"), ("limnos", record.limnos_version or "-"),
+        ("by", who(record.user, record.host)), ("limnos", record.limnos_version or "-"),
         ("step", record.id), ("key", record.key),
     ]
     if record.version is not None:

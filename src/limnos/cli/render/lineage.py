@@ -16,7 +16,7 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
-from .console import argv_text, duration, params_text, printable, short_hash, size, when
+from .console import argv_text, duration, params_text, printable, short_hash, size, when, who
 
 if TYPE_CHECKING:
     from limnos import Lake
@@ -27,6 +27,8 @@ MAX_BOX_ITEMS = 12  # names listed in one lineage box before "... and N more"
 
 def _file_lines(node: dict[str, Any], detail: bool = False) -> Text:
     text = Text(printable(f"{node['name']}@{node['version']}"), style="bold")
+    if node.get("removed"):
+        text.append(" (removed)", style="red")
     if detail:
         text.append(f"\nid   {printable(node['id'])}", style="dim")
         text.append(f"\nsize {size(node.get('size'))}")
@@ -52,7 +54,7 @@ def _run_box(run: dict[str, Any] | None, title: str) -> Panel:
     if not run:
         return Panel(Text("(no run recorded)", style="dim"), title=title, title_align="left", expand=False)
     text = Text(printable(f"run {run['name']}") if run.get("name") else "process", style="bold magenta")
-    text.append("\n" + printable(f"{run.get('user') or '?'}@{run.get('host') or '?'}"))
+    text.append("\n" + printable(who(run.get("user"), run.get("host"))))
     text.append(f"\nstarted {when(run.get('started_at'))}")
     if "argv" in run:
         text.append(f"\n$ {argv_text(run.get('argv'), limit=60)}")
@@ -73,7 +75,7 @@ def step_box(node: dict[str, Any], title: str) -> Panel:
     text = Text(printable(f"step {node.get('function')}"), style="bold magenta")
     if node.get("status") == "failed":
         text.append("  FAILED", style="bold red")
-    text.append("\n" + printable(f"{node.get('user') or '?'}@{node.get('host') or '?'}"))
+    text.append("\n" + printable(who(node.get("user"), node.get("host"))))
     text.append(f"\nran {when(node.get('started_at'))} ({duration(node.get('duration'))})")
     if node.get("source_file"):
         text.append("\ncode " + printable(f"{os.path.basename(node['source_file'])}:{node.get('source_line') or '?'}"))
@@ -105,7 +107,7 @@ def _run_info(lake: Lake, graph: Lineage, run_key: str) -> dict[str, Any]:
     """The full run row (with argv) through one of the files it made, else the graph's summary."""
     node = dict(graph.nodes.get(run_key, {}))
     for child in graph.children(run_key):
-        if child.startswith("f:"):
+        if child.startswith("f:") and not graph.nodes[child].get("removed"):  # a removed file no longer resolves
             run = lake.get(graph.nodes[child]["id"]).run
             if run:
                 return {**node, **run}
@@ -147,17 +149,20 @@ def lineage_tree(graph: Lineage, up: bool) -> Tree:
     def label_of(key: str) -> Text:
         node = graph.nodes[key]
         if node["type"] == "file":
-            return Text(printable(f"{node['name']}@{node['version']}"), style="bold cyan")
-        who = printable(f"{node.get('user') or '?'}@{node.get('host') or '?'}")
+            label = Text(printable(f"{node['name']}@{node['version']}"), style="bold cyan")
+            if node.get("removed"):
+                label.append(" (removed)", style="red")
+            return label
+        by = printable(who(node.get("user"), node.get("host")))
         if node["type"] == "step":
             return Text.assemble(("ƒ ", "magenta"), (printable(f"step {node['function']}"), "magenta"),
-                                 (f"  {who}, {when(node.get('started_at'))}", "dim"))
+                                 (f"  {by}, {when(node.get('started_at'))}", "dim"))
         name = node.get("label") or "run"
         if name.startswith("/"):  # an argv: show the program's base name
             head, _, rest = name.partition(" ")
             name = f"{os.path.basename(head)} {rest}".strip()
         return Text.assemble(("⚙ ", "magenta"), (printable(name), "magenta"),
-                             (f"  {who}, {when(node.get('started_at'))}", "dim"))
+                             (f"  {by}, {when(node.get('started_at'))}", "dim"))
 
     def grow(branch: Tree, key: str, path: frozenset[str]) -> None:
         for other in step(key):

@@ -11,7 +11,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from .console import duration, params_text, printable, short_hash, size, value_text, when
+from .console import duration, params_text, printable, short_hash, size, value_text, when, who
 
 if TYPE_CHECKING:
     from limnos import File
@@ -68,7 +68,7 @@ def steps_table(records: Sequence[StepRecord]) -> Table:
         table.add_row(when(r.started_at), Text(printable(r.function)),
                       Text(printable(r.status), style="green" if ok else "bold red"),
                       duration(r.duration), str(len(r.inputs)), str(len(r.outputs)),
-                      Text(printable(f"{r.user or '?'}@{r.host or '?'}")), Text(printable(r.key[:12])),
+                      Text(printable(who(r.user, r.host))), Text(printable(r.key[:12])),
                       Text(params_text(r.params, limit=100) if ok else printable(r.error or "-"), style="" if ok else "red"))
     return table
 
