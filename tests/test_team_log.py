@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -260,3 +261,40 @@ def test_eight_machines_write_at_once_with_no_server(tmp_path, moto_s3):
     assert fresh.catalog.log_position() == workers * per
     one.close()
     fresh.close()
+
+
+def test_gc_spares_what_another_machine_may_be_reusing(team):
+    """gc on one machine cannot see another machine's writers: recently deleted files keep their objects
+    for the grace, and a writer that reuses an unreferenced object makes it young again."""
+    from limnos.store import hash_bytes
+
+    _url, _options, machine = team
+    a, b = machine("a"), machine("b")
+    gone = write(a, "gone.txt", "deleted a moment ago")
+    a.rm("gone.txt")
+    # An orphan: stored by a write that never committed (on some machine, long ago as far as gc can tell).
+    orphan = b"stored, never committed"
+    digest = hash_bytes(orphan)
+    staged = tmp = Path(b.cache.root) / "orphan.bin"
+    tmp.write_bytes(orphan)
+    b.store.put_file(str(staged), digest)
+    before = b.store.fs.info(b.store.object_key(digest))["LastModified"]
+    time.sleep(1.1)  # S3 times have one-second resolution
+    reused = write(b, "reused.txt", orphan.decode())
+    assert reused.hash == digest
+    after = b.store.fs.info(b.store.object_key(digest))["LastModified"]
+    assert after > before, "the reused orphan was uploaded again: another machine's gc now counts it as young"
+    report = a.gc(dry_run=False, grace=dt.timedelta(0))
+    assert gone.hash in report.deleted and digest not in report.deleted  # referenced by now
+    assert a.get("reused.txt").read_bytes() == orphan
+
+
+def test_gc_keeps_the_objects_of_files_deleted_within_the_grace(tmp_path):
+    lake = limnos.init(str(tmp_path / "lake"))
+    old = write(lake, "old.txt", "made two days ago, deleted now")
+    two_days_ago = time.time() - 2 * 86400
+    os.utime(lake.cache.path(old.hash), (two_days_ago, two_days_ago))
+    lake.rm("old.txt")
+    report = lake.gc(dry_run=False)  # grace: one day
+    assert old.hash not in report.deleted and lake.store.has(old.hash), "deleted minutes ago: a writer may reuse it"
+    assert old.hash in lake.gc(dry_run=False, grace=dt.timedelta(0)).deleted

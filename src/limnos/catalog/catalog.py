@@ -583,14 +583,34 @@ class Catalog(StepReads):
         return out
 
     # ------------------------------------------------------------ checking
-    def referenced_hashes(self) -> set[str]:
-        """Objects that some live file (or a blob value) refers to: what gc must keep."""
-        alive = ~sa.exists().where(t.tombstones.c.file_id == t.files.c.id)
+    def referenced_hashes(self, deleted_since: dt.datetime | None = None) -> set[str]:
+        """Objects that some live file (or a blob value) refers to: what gc must keep.
+
+        With ``deleted_since``, also the objects of files deleted at or after that time.
+        """
+        tomb = t.tombstones.c
+        gone = sa.exists().where(tomb.file_id == t.files.c.id)
+        if deleted_since is not None:
+            gone = sa.exists().where(tomb.file_id == t.files.c.id, tomb.deleted_at < deleted_since)
+        alive = ~gone
         with self.engine.connect() as conn:
             hashes = set(conn.execute(sa.select(t.files.c.hash).where(t.files.c.hash.isnot(None), alive).distinct()).scalars())
             blobs = conn.execute(sa.select(t.metadata_log.c.v_str).where(t.metadata_log.c.type == "blob").distinct()).scalars()
             hashes.update(b for b in blobs if b)
         return hashes
+
+    def live_hashes(self, hashes: Iterable[str]) -> set[str]:
+        """The given object hashes that a file not deleted (or any blob value) refers to."""
+        alive = ~sa.exists().where(t.tombstones.c.file_id == t.files.c.id)
+        found: set[str] = set()
+        with self.engine.connect() as conn:
+            for chunk in chunks(sorted(set(hashes))):
+                found.update(conn.execute(sa.select(t.files.c.hash).where(t.files.c.hash.in_(chunk), alive)
+                                          .distinct()).scalars())
+                log = t.metadata_log.c
+                blobs = sa.select(log.v_str).where(log.type == "blob", log.v_str.in_(chunk))
+                found.update(v for v in conn.execute(blobs.distinct()).scalars() if v)
+        return found
 
     def hashes_in_use(self, hashes: Sequence[str]) -> set[str]:
         """The given object hashes that some file (deleted or not) or blob value refers to."""

@@ -231,8 +231,7 @@ class LakeBase:
         """
         digest, size = hashing.hash_file(staged)
         with self.writing():  # the caller's own writing() should span this and its commit
-            if self.store is not self.cache:
-                self.store.put_file(staged, digest)
+            self._put_shared(staged, digest)
             self.cache.commit_staged(staged, digest)  # a remote lake keeps the local copy: it was just written here
         return digest, size
 
@@ -247,9 +246,29 @@ class LakeBase:
             digest, size = hashing.hash_file(staged)
         else:
             size = os.path.getsize(staged)
-        if self.store is not self.cache:
-            self.store.put_file(staged, digest)
+        self._put_shared(staged, digest)
         return digest, size, self.cache.commit_staged(staged, digest)
+
+    def _put_shared(self, path: str, digest: str) -> None:
+        """Upload an object to a bucket lake's store; one already there that no live file names is refreshed.
+
+        Another machine's gc cannot see this machine's writer guard; it spares
+        objects younger than its grace, so a reused orphan must look young.
+        """
+        if self.store is self.cache:
+            return
+        if not self.store.put_file(path, digest) and not self.catalog.live_hashes([digest]):
+            self.store.refresh(path, digest)
+
+    def refresh_orphans(self, digests: set[str], present: set[str]) -> None:
+        """On a bucket lake: refresh the objects of ``digests`` that ``present`` holds but no live file names.
+
+        The caller is about to commit files naming ``digests``; see :meth:`_put_shared` for why.
+        """
+        if self.store is self.cache:
+            return
+        for digest in sorted((digests & present) - self.catalog.live_hashes(digests & present)):
+            self.store.refresh(self.cache.path(digest), digest)
 
     def store_blob(self, data: bytes) -> str:
         """Store ``data`` as an object; its hash. Call it inside :meth:`writing`, with the commit that names it."""

@@ -403,7 +403,8 @@ def _upload(lake: LakeBase, entries: Sequence[Entry]) -> None:
 
     wanted = {e.hash for e in entries if e.hash}
     # A few objects: ask for each; many: one listing beats a request per object.
-    present = None if len(wanted) > 32 else {h for h in wanted if lake.store.has(h)}
+    present = set(lake.store.list_hashes()) if len(wanted) > 32 else {h for h in wanted if lake.store.has(h)}
+    lake.refresh_orphans(wanted, present)  # reused objects no live file names: another machine's gc may be near
     report = TransferReport("upload")
     # pack_size=0: a lake's own store keeps one object per key (gc, fsck and
     # concurrent writers rely on it); packs are only for pushing to remotes.

@@ -68,7 +68,7 @@ def gc(lake: LakeBase, dry_run: bool = True, grace: dt.timedelta = dt.timedelta(
     if lake.catalog.guard.held_by_this_thread():  # its delete phase would wait for this very thread
         raise GcRefused("gc cannot run inside lake.writing() (a write in progress on this thread); call it after the write")
     _refuse_unless_records_agree(lake)
-    referenced = _referenced(lake)
+    referenced = _referenced(lake, grace.total_seconds())
     listed = list(lake.store.iter_objects())
     present = {o.hash for o in listed}
     report.objects = len(listed)
@@ -91,7 +91,7 @@ def gc(lake: LakeBase, dry_run: bool = True, grace: dt.timedelta = dt.timedelta(
         return report
     with lake.collecting():  # every writer in flight is done, and none starts until this block ends
         _refuse_unless_records_agree(lake)  # an open may have quarantined a records file meanwhile
-        referenced = _referenced(lake)  # what they committed meanwhile counts
+        referenced = _referenced(lake, grace.total_seconds())  # what they committed meanwhile counts
         deleted = []
         with progress(len(victims), "collecting garbage") as advance:
             for o in victims:
@@ -139,13 +139,18 @@ def _refuse_unless_records_agree(lake: LakeBase) -> None:
                         "referenced; nothing was deleted", hint="call lake.fsck() to see which, and fix that first")
 
 
-def _referenced(lake: LakeBase) -> set[str]:
+def _referenced(lake: LakeBase, grace: float) -> set[str]:
     """Every object the catalog refers to, and those that records files the catalog lacks yet name.
+
+    Objects of files deleted less than ``grace`` seconds ago count too: a writer
+    on another machine may have found one still named, reused it, and be
+    about to commit (the writer guard only covers this machine's writers).
 
     Raises:
         GcRefused: such a records file cannot be read, so what it refers to is unknown.
     """
-    referenced = lake.catalog.referenced_hashes()
+    since = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=grace)
+    referenced = lake.catalog.referenced_hashes(deleted_since=since)
     known = lake.catalog.commit_ids()
     # A records file the catalog lacks is a commit in flight (or to roll forward): keep its objects.
     for cid in [c for c in lake.store.list_records() if c not in known]:

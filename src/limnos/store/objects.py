@@ -285,6 +285,21 @@ class ObjectStore:
         except Exception as exc:
             raise self._error(f"write object {digest[:12]} to", exc) from None
 
+    def refresh(self, local_path: str, digest: str) -> None:
+        """Upload an object that is already there again, so that its modification time is now.
+
+        gc deletes only unreferenced objects older than its grace: a writer that
+        reuses an unreferenced object in a shared bucket refreshes it first, so
+        another machine's gc cannot delete it before the writer's commit lands.
+        The bytes are the same (the key is their hash), so replacing is safe.
+        """
+        try:
+            self.put(local_path, self.object_key(digest))
+        except RemoteError:
+            raise
+        except Exception as exc:
+            raise self._error(f"write object {digest[:12]} to", exc) from None
+
     def ingest(self, src: str, size_hint: int = -1) -> tuple[str, int, bool]:
         """Store a copy of the local file ``src``, hashing it first.
 
