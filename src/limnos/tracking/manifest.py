@@ -15,7 +15,7 @@ An optional ``settings:`` block before ``files`` holds what the project shares
 through git (default remote, endpoint, region, profile, ``gitignore``): see
 :mod:`limnos.tracking.settings`. An entry imported from lazydata
 (``limnos import-lazydata``) holds ``sha256:`` instead of ``hash`` and ``size``
-until the file is first read, when it becomes a BLAKE3 entry.
+until the file is first read, when it gets its BLAKE3 ``hash`` and ``size``.
 
 The file is written for git: sorted by path, one entry per version (newest
 last), fixed key order, and rewritten only when its content changes, so a run
@@ -59,7 +59,8 @@ class LockEntry:
     """One version of one tracked path.
 
     An entry imported from lazydata is *pending*: it knows only the SHA-256 of
-    the bytes (``sha256``), with ``hash`` empty, until those bytes are read here.
+    the bytes (``sha256``), with ``hash`` empty, until those bytes are read here;
+    then it gets its BLAKE3 ``hash`` and ``size`` and keeps ``sha256``.
     """
 
     path: str
@@ -75,8 +76,10 @@ class LockEntry:
 
     def to_yaml(self) -> dict[str, Any]:
         """The entry as written: path, hash, size, then usage (one path as a str, several as a sorted list)."""
-        out: dict[str, Any] = ({"path": self.path, "sha256": self.sha256} if self.pending
-                               else {"path": self.path, "hash": self.hash, "size": self.size})
+        out: dict[str, Any] = {"path": self.path} if self.pending else {"path": self.path, "hash": self.hash,
+                                                                           "size": self.size}
+        if self.sha256:
+            out["sha256"] = self.sha256  # lazydata's name for these bytes, kept so a second import adds nothing
         if self.usage:
             usage = sorted(set(self.usage))
             out["usage"] = usage[0] if len(usage) == 1 else usage
@@ -201,9 +204,10 @@ class Manifest:
         twin = next((e for e in self.versions(rel) if e.hash == digest), None)
         if twin is not None:
             twin.usage = sorted(set(twin.usage) | set(pending.usage))
+            twin.sha256 = twin.sha256 or sha256
             self.entries.remove(pending)
         else:
-            pending.hash, pending.size, pending.sha256 = digest, size, None
+            pending.hash, pending.size = digest, size
         return True
 
     def text(self) -> str:
@@ -245,15 +249,14 @@ def _parse_entry(raw: Any, where: str) -> LockEntry:
     except LimnosError as exc:
         raise ManifestError(f"{where}: {exc}") from None
     sha256 = raw.get("sha256")
-    if digest is None and sha256 is not None:
-        # A lazydata entry not read yet: only its SHA-256 is known.
+    if sha256 is not None:
         if not isinstance(sha256, str) or not hashing.is_hash(sha256.lower()):
             raise ManifestError(f"{where} ({path}) has no valid sha256 (64 hex digits)")
-        digest, size, sha256 = "", 0, sha256.lower()
+        sha256 = sha256.lower()
+    if digest is None and sha256 is not None:
+        digest, size = "", 0  # a lazydata entry not read yet: only its SHA-256 is known
     elif not isinstance(digest, str) or not hashing.is_hash(digest):
         raise ManifestError(f"{where} ({path}) has no valid hash (64 lowercase hex digits)")
-    else:
-        sha256 = None
     if isinstance(size, bool) or not isinstance(size, int) or size < 0:
         raise ManifestError(f"{where} ({path}) has no valid size")
     usage = raw.get("usage") or []

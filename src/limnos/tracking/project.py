@@ -121,6 +121,18 @@ def use_project_remote(lake: Lake, settings: ProjectSettings) -> bool:
     return True
 
 
+def save_remote(manifest_path: str, lock_dir: str, url: str, storage_options: dict[str, Any]) -> ProjectSettings:
+    """Write ``url`` as the default remote into the settings of the ``limnos.lock`` at ``manifest_path``.
+
+    Only the URL without a password, and the endpoint, region and profile of
+    ``storage_options``, are written (:meth:`ProjectSettings.from_remote`).
+    ``lock_dir`` is the folder of the manifest's lock file (a lake's state folder).
+    """
+    with locked(manifest_path, lock_dir) as manifest:
+        manifest.settings = ProjectSettings.from_remote(url, storage_options, manifest.settings)
+        return manifest.settings
+
+
 # ------------------------------------------------------------------- project
 @dataclass
 class ProjectStatus:
@@ -130,17 +142,18 @@ class ProjectStatus:
     unchanged: list[str] = field(default_factory=list)
     changed: list[str] = field(default_factory=list)  # local bytes differ: the next track() records a new version
     missing: list[str] = field(default_factory=list)  # listed, not on disk: 'limnos pull' restores them
+    outdated: list[str] = field(default_factory=list)  # at an older listed version: track/checkout updates them
     newer: list[str] = field(default_factory=list)  # name@N: a version in the lake the manifest does not list
 
     @property
     def clean(self) -> bool:
         """True when nothing changed, nothing is missing and the lake holds no unlisted version."""
-        return not (self.changed or self.missing or self.newer)
+        return not (self.changed or self.missing or self.newer or self.outdated)
 
     def to_dict(self) -> dict[str, Any]:
         """The status as JSON-ready data (``unchanged`` as a count), for ``limnos status --json``."""
         return {"manifest": self.manifest, "clean": self.clean, "unchanged": len(self.unchanged),
-                "changed": self.changed, "missing": self.missing, "newer": self.newer}
+                "changed": self.changed, "missing": self.missing, "outdated": self.outdated, "newer": self.newer}
 
 
 @dataclass
@@ -224,6 +237,11 @@ class Project:
             self._lake.close()
         self._lake = None
 
+    def set_gitignore(self, on: bool) -> None:
+        """Turn on or off adding tracked paths to ``.gitignore`` (the ``gitignore`` setting in ``limnos.lock``)."""
+        with locked(self.manifest_path, self.lake.state_dir) as manifest:
+            manifest.settings.gitignore = on
+
     def set_remote(self, url: str, **storage_options: Any) -> ProjectSettings:
         """Name ``url`` as the project's default remote in ``limnos.lock``, for every clone.
 
@@ -231,9 +249,7 @@ class Project:
         of ``storage_options`` are written: credentials never enter the file.
         Returns the settings as saved.
         """
-        with locked(self.manifest_path, self.lake.state_dir) as manifest:
-            manifest.settings = ProjectSettings.from_remote(url, storage_options, manifest.settings)
-            settings = manifest.settings
+        settings = save_remote(self.manifest_path, self.lake.state_dir, url, storage_options)
         apply_storage(settings)
         return settings
 
@@ -517,7 +533,14 @@ class Project:
             else:
                 digest, _ = hashing.hash_file(abspath)
                 self._remember(abspath, st, digest)
-            (result.unchanged if newest and digest == newest.hash else result.changed).append(rel)
+            versions = manifest.versions(rel)
+            if newest is not None and (digest == newest.hash or
+                                       (newest.pending and _sha256_file(abspath) in manifest.pending_sha256(rel))):
+                result.unchanged.append(rel)
+            elif any(e.hash == digest for e in versions):
+                result.outdated.append(rel)
+            else:
+                result.changed.append(rel)
         latest = lake.catalog.latest_rows(paths)
         for rel, row in sorted(latest.items()):
             if row.hash not in {e.hash for e in manifest.versions(rel)}:
@@ -575,11 +598,7 @@ class Project:
         manifest = self.manifest()
         paths = manifest.paths() if paths is None else list(paths)
         report = PullReport(paths=list(paths))
-        if any(manifest.pending_sha256(p) for p in paths):
-            with locked(self.manifest_path, self.lake.state_dir) as locked_manifest:
-                for rel in paths:
-                    if os.path.isfile(self._abspath(rel)):
-                        self._adopt_lazydata(locked_manifest, rel, self._abspath(rel))
+        if self.read_pending(paths):
             manifest = self.manifest()
         todo: list[tuple[LockEntry, list[str]]] = []
         for rel in paths:
@@ -609,6 +628,20 @@ class Project:
             self._place(entry.hash, self._abspath(entry.path))
             outcome.append(entry.path)
         return report
+
+    def read_pending(self, paths: Sequence[str] | None = None) -> list[str]:
+        """Read the working files of entries imported from lazydata that limnos has not read yet.
+
+        Each one whose SHA-256 matches gets its BLAKE3 hash in ``limnos.lock``
+        and its bytes in the lake. Returns the paths done.
+        """
+        manifest = self.manifest()
+        todo = [p for p in (manifest.paths() if paths is None else paths)
+                if manifest.pending_sha256(p) and os.path.isfile(self._abspath(p))]
+        if not todo:
+            return []
+        with locked(self.manifest_path, self.lake.state_dir) as locked_manifest:
+            return [rel for rel in todo if self._adopt_lazydata(locked_manifest, rel, self._abspath(rel))]
 
     def _abspath(self, rel: str) -> str:
         return os.path.join(self.root, *rel.split("/"))
@@ -744,5 +777,7 @@ __all__ = [
     "expand",
     "init_project",
     "project_for",
+    "save_remote",
     "track",
+    "use_project_remote",
 ]
