@@ -218,18 +218,25 @@ class GitIgnore:
         return rel in lines or f"/{rel}" in lines
 
     def add(self, rel: str, anchored: bool = True) -> bool:
-        """Add a line for ``rel`` unless it is there; True if the file was changed."""
-        if self.covers(rel) or self.covers(rel.rstrip("/")):
+        """Add a line for ``rel`` unless it is there; True if the file was changed.
+
+        A line not seen yet is looked for in the file as it is now (another
+        process may have added it), so no line is written twice.
+        """
+        if self.covers(rel):
             return False
-        line = f"/{rel}" if anchored else rel
         try:
             with open(self.path, encoding="utf-8") as f:
                 current = f.read()
         except FileNotFoundError:
             current = ""
+        self._lines = {line.strip() for line in current.splitlines()}
+        if self.covers(rel):
+            return False
+        line = f"/{rel}" if anchored else rel
         with open(self.path, "a", encoding="utf-8") as f:
             f.write(("" if not current or current.endswith("\n") else "\n") + line + "\n")
-        self._read().add(line)
+        self._lines.add(line)
         return True
 
 
