@@ -392,3 +392,15 @@ def test_import_lazydata_keeps_history(tmp_path: Path, monkeypatch: pytest.Monke
     (tmp_path / "data" / "later.csv").unlink()
     assert project.track(str(tmp_path / "data" / "later.csv")) == "restored"
     assert (tmp_path / "data" / "later.csv").read_bytes() == other
+
+
+def test_clone_makes_only_the_default_lake(tmp_path: Path) -> None:
+    """A project without a lake gets .limnos/ beside limnos.lock on first use; a lake named by the caller must exist."""
+    (tmp_path / "limnos.lock").write_text("version: 1\nfiles: []\n")
+    typo = tmp_path / "no-such-lake"
+    with pytest.raises(limnos.LakeNotFound):
+        _ = tracking.Project(str(tmp_path / "limnos.lock"), lake=str(typo)).lake
+    assert not typo.exists() and not (tmp_path / ".limnos").exists()
+    project = tracking.Project(str(tmp_path / "limnos.lock"))
+    assert project.lake.path == str(tmp_path / ".limnos")
+    project.close()

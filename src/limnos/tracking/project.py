@@ -224,7 +224,9 @@ class Project:
                 ``limnos.lock`` yet and no lake is found.
         """
         if self._lake is None:
-            create = os.path.isfile(self.manifest_path) and not os.environ.get("LIMNOS_LAKE")
+            # Only the default place is made: a lake named by the caller or $LIMNOS_LAKE must exist (a typo
+            # there should fail, not start an empty lake).
+            create = os.path.isfile(self.manifest_path) and self._lake_path is None and not os.environ.get("LIMNOS_LAKE")
             self._lake, created = _open_project_lake(self.root, self._lake_path, create=create)
             if created:
                 _say(f"created a lake for this project at {self._lake.path}")
