@@ -127,9 +127,15 @@ def test_versions_manifest_order_and_stat_cache(tmp_path: Path) -> None:
         ("data/a.csv", blake3(a_content)), ("data/b.csv", blake3(v1)), ("data/b.csv", blake3(v2))]
     assert all("usage" not in e for e in entries)  # called from this test file, which is outside the project
 
-    # Back to the first content: its entry becomes the newest again, never listed twice.
+    # The manifest is the truth: a working file at an older listed version is brought to the newest.
     b.write_bytes(v1)
-    limnos.track(str(b))
+    err = _capture_stderr(lambda: limnos.track(str(b)))
+    assert err == (f"limnos: data/b.csv held an older listed version ({blake3(v1)[:12]}); updated it to the newest "
+                   f"listed version ({blake3(v2)[:12]}) from cache\n")
+    assert b.read_bytes() == v2
+    # Going back on purpose (force): its entry becomes the newest again, never listed twice.
+    b.write_bytes(v1)
+    assert project.track(str(b), force=True) == "changed"
     assert [e["hash"] for e in lock_entries(root) if e["path"] == "data/b.csv"] == [blake3(v2), blake3(v1)]
     lake = project.lake
     assert [f.hash for f in lake.history("data/b.csv")] == [blake3(v1), blake3(v2), blake3(v1)]

@@ -17,6 +17,7 @@ import datetime as dt
 import enum
 import json
 import logging
+import os
 import re
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -32,12 +33,14 @@ if TYPE_CHECKING:
     from typer._click import Context as ClickContext  # what TyperGroup's methods take
 
     from limnos.lake import Lake
+    from limnos.tracking.settings import ProjectSettings
 
 #: The order ``limnos --help`` lists commands in: everyday ones first, groups last.
 #: Commands missing here follow, in the order they were registered.
 HELP_ORDER = (
     "init", "add", "ls", "info", "get", "cat", "history", "query", "lineage", "steps", "status", "fsck", "gc",
-    "reindex", "demo", "push", "pull", "lock", "unlock", "rm", "datasets", "track", "meta", "remote", "cache", "ds",
+    "reindex", "demo", "push", "pull", "lock", "unlock", "rm", "datasets", "track", "checkout",
+    "import-lazydata", "meta", "remote", "cache", "ds",
 )
 
 
@@ -147,10 +150,33 @@ def open_lake(ctx: typer.Context) -> Lake:
     state = _state(ctx)
     lake: Lake | None = state.get("lake")
     if lake is None:
+        settings = project_settings()
         lake = limnos.open(lake_path(ctx))
         state["lake"] = lake
         ctx.find_root().call_on_close(lake.close)
+        if settings is not None and lake_path(ctx) is None:
+            from limnos.tracking.project import use_project_remote
+
+            use_project_remote(lake, settings)
     return lake
+
+
+def project_settings() -> ProjectSettings | None:
+    """The settings of the project at or above the cwd, made fsspec's defaults (endpoint, region,
+    profile for every s3:// URL, ``--lake`` included); None outside a project.
+
+    Raises:
+        ManifestError: limnos.lock's settings are not valid (or hold a credential).
+    """
+    from limnos.tracking.manifest import find_manifest
+    from limnos.tracking.settings import apply_storage, read_settings
+
+    manifest = find_manifest(os.getcwd())
+    if manifest is None:
+        return None
+    settings = read_settings(manifest)
+    apply_storage(settings)
+    return settings
 
 
 # ------------------------------------------------------------ key=value
@@ -229,6 +255,19 @@ def parse_options(pairs: list[str] | None) -> dict[str, Any]:
 
 
 __all__ = [
-    "HELP_ORDER", "CliError", "Group", "JsonFlag", "LinkMode", "Ref", "RootGroup", "app", "lake_path", "open_lake",
-    "parse_options", "parse_pairs", "parse_value", "sub_app",
+    "HELP_ORDER",
+    "CliError",
+    "Group",
+    "JsonFlag",
+    "LinkMode",
+    "Ref",
+    "RootGroup",
+    "app",
+    "lake_path",
+    "open_lake",
+    "parse_options",
+    "parse_pairs",
+    "parse_value",
+    "project_settings",
+    "sub_app",
 ]

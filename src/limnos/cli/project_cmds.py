@@ -1,7 +1,9 @@
-"""CLI commands for lakes and projects: init (and ``init --project``), track, and a project's status and pull.
+"""CLI commands for lakes and projects: init (and ``init --project``), track, checkout, import-lazydata,
+and a project's status and pull.
 
 A project is a folder with a limnos.lock listing the data files its code
-tracks. ``status`` without a PATH and ``pull`` of tracked paths, scripts,
+tracks (and, in its ``settings`` block, the remote and storage options clones
+use). ``status`` without a PATH and ``pull`` of tracked paths, scripts,
 folders or ``.`` call :func:`project_status` and :func:`project_pull` here.
 :mod:`limnos.tracking` is imported inside the commands: it loads the whole
 library, which ``limnos --help`` should not pay for.
@@ -10,7 +12,7 @@ library, which ``limnos --help`` should not pay for.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -21,6 +23,7 @@ from . import render
 from .app import CliError, LinkMode, app, lake_path
 
 if TYPE_CHECKING:
+    from limnos import Lake
     from limnos.tracking.project import Project
 
 
@@ -47,10 +50,12 @@ def init(
         "For a lake on a bucket: machines agree on versions through a commit log in the bucket (the default "
         "without --catalog; needs a bucket that honours If-None-Match). --no-team: only this machine writes."),
         show_default=False)] = None,
+    gitignore: Annotated[bool, typer.Option("--gitignore/--no-gitignore", help=(
+        "With --project: add tracked paths to .gitignore (the 'gitignore' setting in limnos.lock)."))] = True,
 ) -> None:
     """Create a new lake (a .limnos folder here by default, or a bucket URL), or with --project, a project's limnos.lock."""
     if project:
-        init_project(ctx, path, catalog, link.value)
+        init_project(ctx, path, catalog, link.value, gitignore)
         return
     target = path or lake_path(ctx) or ".limnos"
     lake = limnos.init(target, catalog=catalog, link=link.value, team=team)
@@ -61,12 +66,15 @@ def init(
         render.message(f"use it with: limnos --lake {target} ls   (or export LIMNOS_LAKE={where})", "dim")
 
 
-def init_project(ctx: typer.Context, path: str | None, catalog: str | None, link: str) -> None:
+def init_project(ctx: typer.Context, path: str | None, catalog: str | None, link: str, gitignore: bool = True) -> None:
     """``limnos init --project [FOLDER]``: limnos.lock here (or in FOLDER, or the git root) and a lake if none is found."""
     from limnos import tracking
 
     project, created = tracking.init_project(path, lake=lake_path(ctx), link=link, catalog=catalog)
     try:
+        if not gitignore:
+            project.set_gitignore(False)
+            render.message("tracked paths will not be added to .gitignore (settings: gitignore: false in limnos.lock)")
         for item in created:
             render.message(f"created {item}")
         if project.manifest_path not in created:
@@ -83,8 +91,14 @@ def track(
     ctx: typer.Context,
     paths: Annotated[list[str], typer.Argument(metavar="PATH...", help="Files or folders (every file inside) to track.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print what happened to each file as JSON.")] = False,
+    force: Annotated[bool, typer.Option("--force", help=(
+        "Record a file that holds an older listed version as the newest version (go back on purpose), "
+        "instead of bringing it to the newest."))] = False,
 ) -> None:
-    """Track data files in limnos.lock (as limnos.track() does in code): store new or changed ones in the lake."""
+    """Track data files in limnos.lock (as limnos.track() does in code): store new or changed ones in the lake.
+
+    Tracked paths are added to .gitignore (unless limnos.lock's settings say gitignore: false).
+    """
     from limnos import tracking
 
     projects: dict[str, Project] = {}
@@ -96,13 +110,28 @@ def track(
         if project is None:
             project = _project(ctx, folder, create=True)
             projects[project.manifest_path] = project
-        state = project.track(path)
+        state = project.track(path, force=force)
         results.append({"path": os.path.relpath(os.path.abspath(path), project.root).replace(os.sep, "/"),
                         "state": state, "manifest": project.manifest_path})
     if as_json:
         render.print_json(results)
     elif results and all(r["state"] == "unchanged" for r in results):
         render.message(f"{render.count(results, 'tracked file')} unchanged")
+
+
+def share_remote(ctx: typer.Context, lake: Lake, url: str, options: dict[str, Any]) -> None:
+    """After ``remote add`` of the default remote: name it in the project's limnos.lock, if the lake is the project's."""
+    from limnos.tracking.manifest import find_manifest
+    from limnos.tracking.project import save_remote
+
+    manifest = find_manifest(os.getcwd())
+    if manifest is None or lake_path(ctx) or not lake.store.local:
+        return
+    settings = save_remote(manifest, lake.state_dir, url, options)
+    render.message(f"limnos.lock names {settings.remote} as the project's remote; commit it so clones use it")
+    left_out = sorted(k for k in options if k not in ("client_kwargs", "profile"))
+    if left_out:
+        render.message(f"not written to limnos.lock (kept on this machine only): {', '.join(left_out)}", "dim")
 
 
 def project_status(ctx: typer.Context, as_json: bool) -> None:
@@ -154,3 +183,59 @@ def project_pull(ctx: typer.Context, refs: list[str], remote: str | None, jobs: 
     else:
         render.project_pull_report(report)
     return True
+
+
+@app.command(epilog="Example: limnos checkout  |  limnos checkout data/  |  limnos checkout train.py --force")
+def checkout(
+    ctx: typer.Context,
+    paths: Annotated[list[str] | None, typer.Argument(
+        metavar="[PATH|SCRIPT.py|FOLDER]...", help="Tracked paths, scripts in their usage, folders (default: all).")] = None,
+    force: Annotated[bool, typer.Option("--force", help=(
+        "Also replace files whose bytes limnos.lock never listed (untracked edits are lost)."))] = False,
+    remote: Annotated[str | None, typer.Option(help="Remote to download from (default: the default remote).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Put every tracked file in the state limnos.lock lists: restore missing ones, update older versions.
+
+    A file whose bytes limnos.lock never listed is kept and reported, unless --force.
+    """
+    try:
+        project = _project(ctx, os.getcwd())
+    except ProjectNotFound:
+        raise CliError("no limnos.lock here or above: run 'limnos init --project' to start tracking data") from None
+    selected = project.select(paths) if paths else None
+    if paths and not selected:
+        raise CliError(f"limnos.lock lists nothing under {', '.join(paths)}")
+    report = project.checkout(selected, remote=remote, force=force)
+    if as_json:
+        render.print_json(report.to_dict())
+    else:
+        render.project_pull_report(report)
+
+
+@app.command("import-lazydata", epilog="Example: limnos import-lazydata  |  limnos import-lazydata path/to/project")
+def import_lazydata(
+    ctx: typer.Context,
+    folder: Annotated[str | None, typer.Argument(help="The folder with lazydata.yml (default: here).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Read lazydata.yml into limnos.lock once, keeping every version it lists.
+
+    lazydata's SHA-256 entries become BLAKE3 when limnos first reads each file:
+    now for the files present, later at track() or checkout.
+    """
+    from limnos import tracking
+
+    report = tracking.import_lazydata(folder, lake=lake_path(ctx))
+    if as_json:
+        render.print_json(report.to_dict())
+        return
+    render.message(f"imported {render.count(report.imported, 'version')} from {report.source} into {report.manifest}"
+                   + (f" ({report.skipped} already listed)" if report.skipped else ""))
+    if report.read:
+        render.message(f"read {render.count(report.read, 'working file')}: their entries now have BLAKE3 hashes")
+    for rel in report.pending:
+        render.warning_line(f"{rel}: its newest version is not here; it stays a lazydata entry until the file is tracked")
+    if report.remote:
+        render.message(f"lazydata's remote {report.remote} is not a limnos lake; share the data with "
+                       "'limnos remote add origin URL' and 'limnos push'", "dim")

@@ -14,7 +14,7 @@ import typer
 
 from . import render
 from .app import JsonFlag, app, open_lake, parse_options, sub_app
-from .project_cmds import project_pull
+from .project_cmds import project_pull, share_remote
 
 remote_app = sub_app("Add, list and remove remotes (stores to push to and pull from).",
                      "Example: limnos remote add origin s3://bucket/lake")
@@ -36,10 +36,24 @@ def remote_add(
     option: Annotated[list[str] | None, typer.Option("--option", "-o", metavar="KEY=VALUE",
                                                         help="A storage option for fsspec (repeatable; dots nest).")] = None,
     default: Annotated[bool, typer.Option("--default", help="Make it the default remote.")] = False,
+    check: Annotated[bool, typer.Option("--check/--no-check", help=(
+        "Check that the remote is reachable and writable first (a probe write).")) ] = True,
+    project: Annotated[bool, typer.Option("--project/--no-project", help=(
+        "In a project, name the default remote in limnos.lock (URL, endpoint, region, profile; never "
+        "credentials), so clones use it with no 'remote add'."))] = True,
 ) -> None:
-    """Add (or replace) a remote. Credentials are best left to the environment or ~/.aws."""
-    remote = open_lake(ctx).remotes.add(name, url, default=default, **parse_options(option))
+    """Add (or replace) a remote, after checking it is reachable and writable.
+
+    Credentials are best left to the environment or ~/.aws. In a project (a
+    limnos.lock here or above), the default remote is also written to
+    limnos.lock's settings, without credentials, for every clone.
+    """
+    lake = open_lake(ctx)
+    options = parse_options(option)
+    remote = lake.remotes.add(name, url, default=default, check=check, **options)
     render.message(f"added remote {remote.name} -> {remote.to_dict()['url']}")
+    if project and lake.remotes.default == name:
+        share_remote(ctx, lake, url, options)
 
 
 @remote_app.command("list", epilog="Example: limnos remote list --json")

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import os
 import re
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from ..errors import LimnosError, RemoteNotFound, redact_url
+from ..errors import LimnosError, RemoteError, RemoteNotFound, redact_url
 from ..store import ObjectStore
 from ..store.objects import secret_values
 
@@ -46,6 +47,40 @@ class Remote:
             else:
                 self._store = ObjectStore(self.url, **self.options)
         return self._store
+
+    def check(self) -> None:
+        """Make sure the remote is reachable and writable: write a small probe object there, then remove it.
+
+        A folder remote need not exist yet (push creates it), but its parent
+        folder must. Nothing else is created: a bucket that does not exist
+        stays a failure here, not a new bucket.
+
+        Raises:
+            RemoteError: the remote cannot be reached or written (the message never holds a credential).
+        """
+        store = self.store
+        if store.local:
+            root = os.path.abspath(store.root)
+            where = root if os.path.isdir(root) else os.path.dirname(root)
+            if not os.path.isdir(where):
+                raise RemoteError(f"cannot use the remote {self.name}: the folder {where} does not exist")
+            if not os.access(where, os.W_OK | os.X_OK):
+                raise RemoteError(f"cannot use the remote {self.name}: the folder {where} is not writable")
+            return
+        probe = f"{store.root}/.limnos-probe-{uuid.uuid4().hex}"
+        try:
+            store.fs.pipe_file(probe, b"limnos: checking that this remote is writable\n")
+            store.fs.rm_file(probe)
+        except Exception as exc:
+            detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            if isinstance(exc, FileNotFoundError) or "NoSuchBucket" in detail:
+                detail += " (does the bucket exist?)"
+            elif isinstance(exc, PermissionError) or "AccessDenied" in detail or "InvalidAccessKeyId" in detail:
+                detail += " (check the credentials: environment, ~/.aws, or the remote's options)"
+            message = f"cannot write to the remote {self.name} at {redact_url(self.url)}: {detail}"
+            for secret in secret_values(self.options):
+                message = message.replace(secret, "***")
+            raise RemoteError(redact_url(message)) from None
 
     def to_dict(self) -> dict[str, Any]:
         """For display: the URL and options with every credential masked."""
@@ -84,18 +119,23 @@ class RemoteSet:
         os.replace(tmp, self._path)
         self._cache.clear()
 
-    def add(self, name: str, url: str, default: bool = False, **storage_options: Any) -> Remote:
+    def add(self, name: str, url: str, default: bool = False, check: bool = True, **storage_options: Any) -> Remote:
         """Add (or replace) a remote. ``storage_options`` go to fsspec (``key=``, ``client_kwargs=``...).
 
         The first remote added, or one added with ``default=True``, becomes the default.
+        With ``check`` (the default), the remote must be reachable and writable
+        first (:meth:`Remote.check`); nothing is saved when it is not.
 
         Raises:
             LimnosError: the name or the URL is not valid.
+            RemoteError: ``check`` is on and the remote cannot be reached or written.
         """
         if not _NAME.match(name or ""):
             raise LimnosError(f"remote name {name!r} is not valid; use letters, digits, '-', '_' or '.'")
         if not url:
             raise LimnosError("a remote needs a URL, such as s3://bucket/lake or /mnt/share/lake")
+        if check:
+            Remote(name, url, dict(storage_options)).check()
         data = self._load()
         data["remotes"][name] = {"url": url, "options": storage_options}
         if default or len(data["remotes"]) == 1:

@@ -11,6 +11,12 @@ has held: its BLAKE3 hash, its size and the scripts that used it::
       size: 1024
       usage: train.py
 
+An optional ``settings:`` block before ``files`` holds what the project shares
+through git (default remote, endpoint, region, profile, ``gitignore``): see
+:mod:`limnos.tracking.settings`. An entry imported from lazydata
+(``limnos import-lazydata``) holds ``sha256:`` instead of ``hash`` and ``size``
+until the file is first read, when it gets its BLAKE3 ``hash`` and ``size``.
+
 The file is written for git: sorted by path, one entry per version (newest
 last), fixed key order, and rewritten only when its content changes, so a run
 that changes nothing leaves the file (and ``git status``) alone. Both sides of
@@ -35,6 +41,7 @@ import yaml
 from ..errors import LimnosError, ManifestError
 from ..names import validate_name
 from ..store import hashing
+from .settings import ProjectSettings
 
 #: The manifest's file name.
 MANIFEST_NAME = "limnos.lock"
@@ -49,16 +56,30 @@ _HEADER = (
 # ------------------------------------------------------------------ manifest
 @dataclass
 class LockEntry:
-    """One version of one tracked path."""
+    """One version of one tracked path.
+
+    An entry imported from lazydata is *pending*: it knows only the SHA-256 of
+    the bytes (``sha256``), with ``hash`` empty, until those bytes are read here;
+    then it gets its BLAKE3 ``hash`` and ``size`` and keeps ``sha256``.
+    """
 
     path: str
     hash: str
     size: int
     usage: list[str] = field(default_factory=list)
+    sha256: str | None = None
+
+    @property
+    def pending(self) -> bool:
+        """True for a lazydata entry whose bytes limnos has not read yet (no BLAKE3 hash)."""
+        return not self.hash
 
     def to_yaml(self) -> dict[str, Any]:
         """The entry as written: path, hash, size, then usage (one path as a str, several as a sorted list)."""
-        out: dict[str, Any] = {"path": self.path, "hash": self.hash, "size": self.size}
+        out: dict[str, Any] = {"path": self.path} if self.pending else {"path": self.path, "hash": self.hash,
+                                                                           "size": self.size}
+        if self.sha256:
+            out["sha256"] = self.sha256  # lazydata's name for these bytes, kept so a second import adds nothing
         if self.usage:
             usage = sorted(set(self.usage))
             out["usage"] = usage[0] if len(usage) == 1 else usage
@@ -68,10 +89,12 @@ class LockEntry:
 class Manifest:
     """``limnos.lock``: tracked paths (relative to its folder) and their versions."""
 
-    def __init__(self, path: str, entries: list[LockEntry] | None = None) -> None:
+    def __init__(self, path: str, entries: list[LockEntry] | None = None,
+                 settings: ProjectSettings | None = None) -> None:
         self.path = os.path.abspath(path)
         self.root = os.path.dirname(self.path)
         self.entries: list[LockEntry] = entries or []
+        self.settings = settings or ProjectSettings()
 
     # -- reading -------------------------------------------------------------
     @classmethod
@@ -106,16 +129,16 @@ class Manifest:
                                 "fix it or restore it from git", path=path)
         if version > FORMAT:
             raise ManifestError(f"{path} has version {version}; upgrade limnos to read it", path=path)
-        manifest = cls(path)
+        manifest = cls(path, settings=ProjectSettings.parse(data.get("settings"), path))
         seen: dict[tuple[str, str], LockEntry] = {}
         for n, raw in enumerate(data.get("files") or []):
             entry = _parse_entry(raw, f"{path}, entry {n + 1}")
-            twin = seen.get((entry.path, entry.hash))
+            twin = seen.get((entry.path, entry.hash or f"sha256:{entry.sha256}"))
             if twin is not None:
                 # Both sides of a git merge may list the same version: keep one, with both usages.
                 twin.usage = sorted(set(twin.usage) | set(entry.usage))
                 continue
-            seen[(entry.path, entry.hash)] = entry
+            seen[(entry.path, entry.hash or f"sha256:{entry.sha256}")] = entry
             manifest.entries.append(entry)
         return manifest
 
@@ -165,12 +188,38 @@ class Manifest:
             match.usage.append(usage)
         return state
 
+    def pending_sha256(self, rel: str) -> set[str]:
+        """SHA-256 digests of the lazydata entries of ``rel`` not read yet (empty for most paths)."""
+        return {e.sha256 for e in self.versions(rel) if e.pending and e.sha256}
+
+    def adopt(self, rel: str, sha256: str, digest: str, size: int) -> bool:
+        """Turn the pending lazydata entry of ``rel`` with ``sha256`` into a BLAKE3 entry, in its place.
+
+        Returns True if one was found. If the path already lists ``digest``, the
+        pending entry is merged into that one (its usage kept).
+        """
+        pending = next((e for e in self.versions(rel) if e.pending and e.sha256 == sha256), None)
+        if pending is None:
+            return False
+        twin = next((e for e in self.versions(rel) if e.hash == digest), None)
+        if twin is not None:
+            twin.usage = sorted(set(twin.usage) | set(pending.usage))
+            twin.sha256 = twin.sha256 or sha256
+            self.entries.remove(pending)
+        else:
+            pending.hash, pending.size = digest, size
+        return True
+
     def text(self) -> str:
-        """The file's content: a header comment, then the entries sorted by path, each path's newest last."""
+        """The file's content: a header comment, the settings if any, then the entries sorted by path,
+        each path's newest last."""
         # A stable sort by path keeps each path's versions in their order, newest last.
         ordered = sorted(self.entries, key=lambda e: e.path)
-        body: str = yaml.safe_dump({"version": FORMAT, "files": [e.to_yaml() for e in ordered]}, sort_keys=False,
-                              default_flow_style=False, allow_unicode=True, width=4096)
+        data: dict[str, Any] = {"version": FORMAT}
+        if self.settings.to_yaml():
+            data["settings"] = self.settings.to_yaml()
+        data["files"] = [e.to_yaml() for e in ordered]
+        body: str = yaml.safe_dump(data, sort_keys=False, default_flow_style=False, allow_unicode=True, width=4096)
         return _HEADER + body
 
     def save(self) -> bool:
@@ -199,7 +248,14 @@ def _parse_entry(raw: Any, where: str) -> LockEntry:
         validate_name(path)
     except LimnosError as exc:
         raise ManifestError(f"{where}: {exc}") from None
-    if not isinstance(digest, str) or not hashing.is_hash(digest):
+    sha256 = raw.get("sha256")
+    if sha256 is not None:
+        if not isinstance(sha256, str) or not hashing.is_hash(sha256.lower()):
+            raise ManifestError(f"{where} ({path}) has no valid sha256 (64 hex digits)")
+        sha256 = sha256.lower()
+    if digest is None and sha256 is not None:
+        digest, size = "", 0  # a lazydata entry not read yet: only its SHA-256 is known
+    elif not isinstance(digest, str) or not hashing.is_hash(digest):
         raise ManifestError(f"{where} ({path}) has no valid hash (64 lowercase hex digits)")
     if isinstance(size, bool) or not isinstance(size, int) or size < 0:
         raise ManifestError(f"{where} ({path}) has no valid size")
@@ -207,7 +263,7 @@ def _parse_entry(raw: Any, where: str) -> LockEntry:
     usage = [usage] if isinstance(usage, str) else usage
     if not isinstance(usage, list) or not all(isinstance(u, str) for u in usage):
         raise ManifestError(f"{where} ({path}): usage must be a path or a list of paths")
-    return LockEntry(path, digest, size, list(usage))
+    return LockEntry(path, digest, size, list(usage), sha256)
 
 
 # ------------------------------------------------------------------ discovery and locking

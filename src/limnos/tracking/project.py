@@ -50,11 +50,23 @@ from ..store import hashing
 from ..store.links import UNSUPPORTED_ERRNOS, place, reflink
 from ..store.statcache import stat_key
 from .manifest import MANIFEST_NAME, LockEntry, Manifest, find_manifest, locked
+from .settings import GitIgnore, ProjectSettings, apply_storage, read_settings, reset_storage
 
 if TYPE_CHECKING:
     from ..lake import Lake
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def _sha256_file(path: str) -> str:
+    """The SHA-256 of a file, as lazydata listed it (lowercase hex)."""
+    import hashlib
+
+    hasher = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(hashing.CHUNK), b""):
+            hasher.update(chunk)
+    return hasher.hexdigest()
 
 
 def _say(text: str) -> None:
@@ -67,17 +79,7 @@ def _ignore_lake(root: str, lake_dir: str) -> None:
     rel = os.path.relpath(lake_dir, root)
     if rel.startswith("..") or not os.path.exists(os.path.join(root, ".git")):
         return
-    line = rel.replace(os.sep, "/").rstrip("/") + "/"
-    path = os.path.join(root, ".gitignore")
-    try:
-        with open(path, encoding="utf-8") as f:
-            current = f.read()
-    except FileNotFoundError:
-        current = ""
-    if line in current.splitlines() or f"/{line}" in current.splitlines():
-        return
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(("" if not current or current.endswith("\n") else "\n") + line + "\n")
+    GitIgnore(root).add(rel.replace(os.sep, "/").rstrip("/") + "/", anchored=False)
 
 
 def _open_project_lake(root: str, lake: str | Lake | None, create: bool, link: str = "copy",
@@ -106,6 +108,31 @@ def _open_project_lake(root: str, lake: str | Lake | None, create: bool, link: s
     return new, True
 
 
+def use_project_remote(lake: Lake, settings: ProjectSettings) -> bool:
+    """Give a local lake the project's remote as ``origin`` when it has no ``origin`` yet; True if added.
+
+    A remote this machine set itself (``lake.remotes.add('origin', ...)``) wins:
+    the project's setting is a default for clones, not an override.
+    """
+    if not settings.remote or not lake.store.local or "origin" in lake.remotes:
+        return False
+    # Not checked here: a clone must start even offline; the first download reports an unreachable remote.
+    lake.remotes.add("origin", settings.remote, default=not len(lake.remotes), check=False)
+    return True
+
+
+def save_remote(manifest_path: str, lock_dir: str, url: str, storage_options: dict[str, Any]) -> ProjectSettings:
+    """Write ``url`` as the default remote into the settings of the ``limnos.lock`` at ``manifest_path``.
+
+    Only the URL without a password, and the endpoint, region and profile of
+    ``storage_options``, are written (:meth:`ProjectSettings.from_remote`).
+    ``lock_dir`` is the folder of the manifest's lock file (a lake's state folder).
+    """
+    with locked(manifest_path, lock_dir) as manifest:
+        manifest.settings = ProjectSettings.from_remote(url, storage_options, manifest.settings)
+        return manifest.settings
+
+
 # ------------------------------------------------------------------- project
 @dataclass
 class ProjectStatus:
@@ -115,27 +142,30 @@ class ProjectStatus:
     unchanged: list[str] = field(default_factory=list)
     changed: list[str] = field(default_factory=list)  # local bytes differ: the next track() records a new version
     missing: list[str] = field(default_factory=list)  # listed, not on disk: 'limnos pull' restores them
+    outdated: list[str] = field(default_factory=list)  # at an older listed version: track/checkout updates them
     newer: list[str] = field(default_factory=list)  # name@N: a version in the lake the manifest does not list
 
     @property
     def clean(self) -> bool:
         """True when nothing changed, nothing is missing and the lake holds no unlisted version."""
-        return not (self.changed or self.missing or self.newer)
+        return not (self.changed or self.missing or self.newer or self.outdated)
 
     def to_dict(self) -> dict[str, Any]:
         """The status as JSON-ready data (``unchanged`` as a count), for ``limnos status --json``."""
         return {"manifest": self.manifest, "clean": self.clean, "unchanged": len(self.unchanged),
-                "changed": self.changed, "missing": self.missing, "newer": self.newer}
+                "changed": self.changed, "missing": self.missing, "outdated": self.outdated, "newer": self.newer}
 
 
 @dataclass
 class PullReport:
-    """What a manifest-driven pull did."""
+    """What a manifest-driven pull or checkout did."""
 
     paths: list[str] = field(default_factory=list)  # the manifest paths asked for
     restored: list[str] = field(default_factory=list)  # working files put back
     present: list[str] = field(default_factory=list)  # already there with the listed bytes
-    kept: list[str] = field(default_factory=list)  # on disk with other bytes: left alone
+    kept: list[str] = field(default_factory=list)  # on disk with bytes never listed: left alone
+    updated: list[str] = field(default_factory=list)  # held an older listed version: now the newest
+    unavailable: list[str] = field(default_factory=list)  # listed by lazydata only (sha256): bytes never read here
     downloaded: int = 0
     bytes: int = 0
     sources: list[str] = field(default_factory=list)
@@ -164,19 +194,43 @@ class Project:
         self._lake: Lake | None = lake if isinstance(lake, Lake) else None
         # A lake we opened ourselves is ours to close; one handed to us belongs to the caller.
         self._owns_lake = owns_lake if self._lake is not None else True
+        self._gitignore: GitIgnore | None = None
+        # The project's endpoint, region and profile apply to every s3:// URL from now on (fsspec defaults).
+        apply_storage(self.settings)
+        if self._lake is not None:
+            use_project_remote(self._lake, self.settings)
 
     def __repr__(self) -> str:
         return f"<Project {self.root}>"
 
     @property
-    def lake(self) -> Lake:
-        """The project's lake, opened on first use.
+    def settings(self) -> ProjectSettings:
+        """The settings the project shares through git (``limnos.lock``'s ``settings`` block), read now.
 
         Raises:
-            LakeNotFound: no lake was given and none is found for the project.
+            ManifestError: the block is not valid (or holds a credential).
+        """
+        return read_settings(self.manifest_path)
+
+    @property
+    def lake(self) -> Lake:
+        """The project's lake, opened on first use; made beside ``limnos.lock`` if none is found.
+
+        A fresh clone thus needs no ``init``: the first ``track`` or ``pull``
+        creates the local lake and takes the remote from the project's settings.
+
+        Raises:
+            LakeNotFound: the given lake (or ``$LIMNOS_LAKE``) does not exist, or the project has no
+                ``limnos.lock`` yet and no lake is found.
         """
         if self._lake is None:
-            self._lake, _ = _open_project_lake(self.root, self._lake_path, create=False)
+            # Only the default place is made: a lake named by the caller or $LIMNOS_LAKE must exist (a typo
+            # there should fail, not start an empty lake).
+            create = os.path.isfile(self.manifest_path) and self._lake_path is None and not os.environ.get("LIMNOS_LAKE")
+            self._lake, created = _open_project_lake(self.root, self._lake_path, create=create)
+            if created:
+                _say(f"created a lake for this project at {self._lake.path}")
+            use_project_remote(self._lake, self.settings)
         return self._lake
 
     def close(self) -> None:
@@ -184,6 +238,22 @@ class Project:
         if self._lake is not None and self._owns_lake:
             self._lake.close()
         self._lake = None
+
+    def set_gitignore(self, on: bool) -> None:
+        """Turn on or off adding tracked paths to ``.gitignore`` (the ``gitignore`` setting in ``limnos.lock``)."""
+        with locked(self.manifest_path, self.lake.state_dir) as manifest:
+            manifest.settings.gitignore = on
+
+    def set_remote(self, url: str, **storage_options: Any) -> ProjectSettings:
+        """Name ``url`` as the project's default remote in ``limnos.lock``, for every clone.
+
+        Only the URL (without a password) and the endpoint, region and profile
+        of ``storage_options`` are written: credentials never enter the file.
+        Returns the settings as saved.
+        """
+        settings = save_remote(self.manifest_path, self.lake.state_dir, url, storage_options)
+        apply_storage(settings)
+        return settings
 
     def manifest(self) -> Manifest:
         """The project's ``limnos.lock`` as it is on disk now (empty if there is none yet).
@@ -209,10 +279,13 @@ class Project:
             self.lake.statcache.put_many([(abspath, stat_key(st), digest)])
 
     # -- track ---------------------------------------------------------------
-    def track(self, path: str | os.PathLike[str], usage: str | None = None) -> str:
+    def track(self, path: str | os.PathLike[str], usage: str | None = None, force: bool = False) -> str:
         """Track one file (see :func:`track`); ``usage`` is an absolute script path or None.
 
-        Returns what happened: ``new``, ``changed``, ``unchanged`` or ``restored``.
+        With ``force``, a working file that holds an older listed version is
+        recorded as the newest version (going back on purpose), not updated.
+
+        Returns what happened: ``new``, ``changed``, ``unchanged``, ``restored`` or ``updated``.
         """
         shown = os.fspath(path)
         abspath = os.path.abspath(shown)
@@ -220,22 +293,32 @@ class Project:
         usage_rel = self._usage(usage)
         lake = self.lake
         with locked(self.manifest_path, self.lake.state_dir) as manifest:
-            newest = manifest.newest(rel)
+            self._ignore(manifest, rel)
             try:
                 st = os.stat(abspath)
             except FileNotFoundError:
+                newest = manifest.newest(rel)
                 if newest is None:
                     raise FileNotFound(f"{shown} does not exist and {self.manifest_path} does not list it; "
                                        "check the path, or create the file before tracking it") from None
+                if newest.pending:
+                    raise ObjectNotAvailable(f"{shown} does not exist, and {self.manifest_path} lists it from lazydata "
+                                             f"(sha256 {newest.sha256 or ''}), whose bytes limnos has never read; "
+                                             "copy the file there and track it once", digest=newest.sha256 or "") from None
                 source = self._restore([newest])
                 _say(f"restored {rel} from {source}")
                 manifest.record(rel, newest.hash, newest.size, usage_rel)
                 return "restored"
             if not os.path.isfile(abspath):
                 raise LimnosError(f"{shown} is not a file; track each file (the CLI expands folders)")
+            self._adopt_lazydata(manifest, rel, abspath)
+            newest = manifest.newest(rel)
             digest = self._hash(abspath, st)
             if newest is not None and digest != newest.hash:
                 self._check_hardlink_edit(rel, abspath, st, newest)
+                if not force and self._stale(manifest, rel, digest):
+                    manifest.record(rel, newest.hash, newest.size, usage_rel)
+                    return "updated"
             if newest is None or digest != newest.hash or not lake.cache.has(digest):
                 file = lake.add(abspath, name=rel).file
                 assert file.hash is not None  # a local file is stored as an object, never as a reference
@@ -250,6 +333,44 @@ class Project:
         elif state == "changed":
             _say(f"{rel} changed; recorded a new version ({digest[:12]})")
         return state
+
+    def _stale(self, manifest: Manifest, rel: str, digest: str) -> bool:
+        """If the working file holds an older listed version, bring it to the newest one (one line); True if so.
+
+        The manifest is the truth: after a ``git pull`` brings a newer
+        ``limnos.lock``, a working file still at an older version is out of
+        date, not a new version.
+        """
+        versions = manifest.versions(rel)
+        newest = versions[-1]
+        if newest.pending or not any(e.hash == digest for e in versions[:-1]):
+            return False
+        source = self._restore([newest])
+        _say(f"{rel} held an older listed version ({digest[:12]}); updated it to the newest listed "
+             f"version ({newest.hash[:12]}) from {source}")
+        return True
+
+    def _ignore(self, manifest: Manifest, rel: str) -> None:
+        """Keep a tracked path out of git (``/rel`` in the root's .gitignore), unless the project turned it off."""
+        if not manifest.settings.gitignore or git_root(self.root) is None:
+            return
+        if self._gitignore is None:
+            self._gitignore = GitIgnore(self.root)
+        self._gitignore.add(rel)
+
+    def _adopt_lazydata(self, manifest: Manifest, rel: str, abspath: str) -> bool:
+        """On the first read of a file imported from lazydata, store it and list its BLAKE3 hash; True if done."""
+        wanted = manifest.pending_sha256(rel)
+        if not wanted:
+            return False
+        sha = _sha256_file(abspath)
+        if sha not in wanted:
+            return False
+        file = self.lake.add(abspath, name=rel).file
+        assert file.hash is not None
+        manifest.adopt(rel, sha, file.hash, file.size)
+        _say(f"{rel}: lazydata's sha256 {sha[:12]} is now BLAKE3 {file.hash[:12]} in limnos.lock")
+        return True
 
     def _usage(self, script: str | None) -> str | None:
         if not script:
@@ -414,7 +535,14 @@ class Project:
             else:
                 digest, _ = hashing.hash_file(abspath)
                 self._remember(abspath, st, digest)
-            (result.unchanged if newest and digest == newest.hash else result.changed).append(rel)
+            versions = manifest.versions(rel)
+            if newest is not None and (digest == newest.hash or
+                                       (newest.pending and _sha256_file(abspath) in manifest.pending_sha256(rel))):
+                result.unchanged.append(rel)
+            elif any(e.hash == digest for e in versions):
+                result.outdated.append(rel)
+            else:
+                result.changed.append(rel)
         latest = lake.catalog.latest_rows(paths)
         for rel, row in sorted(latest.items()):
             if row.hash not in {e.hash for e in manifest.versions(rel)}:
@@ -451,25 +579,74 @@ class Project:
         return list(out)
 
     def pull(self, paths: Sequence[str], remote: str | None = None, jobs: int | None = None) -> PullReport:
-        """Download the newest listed version of ``paths`` and put missing working files back.
+        """Download the newest listed version of ``paths`` and put the working files in that state.
 
-        A working file whose bytes differ from the manifest is kept (it may be
-        an edit not yet tracked); delete it and pull again to get the listed one.
+        Missing files are restored and files at an older listed version are
+        updated (see :meth:`checkout`). A working file with bytes the manifest
+        has never listed is kept (it may be an edit not yet tracked).
+        """
+        return self.checkout(paths, remote=remote, jobs=jobs)
+
+    def checkout(self, paths: Sequence[str] | None = None, remote: str | None = None, jobs: int | None = None,
+                 force: bool = False) -> PullReport:
+        """Put tracked files in the state ``limnos.lock`` lists: each at its newest listed version.
+
+        ``paths`` are manifest paths (default: every tracked path). A missing
+        file is restored; a file holding an older listed version is updated; a
+        file with bytes the manifest never listed is kept and reported, unless
+        ``force`` (then it is overwritten: track it first to keep it). Objects
+        come from the local lake, else the remotes.
         """
         manifest = self.manifest()
+        paths = manifest.paths() if paths is None else list(paths)
         report = PullReport(paths=list(paths))
-        entries = [e for e in (manifest.newest(p) for p in paths) if e is not None]
-        self._download({e.hash: e.size for e in entries}, remote, jobs, report)
-        for entry in entries:
-            abspath = os.path.join(self.root, *entry.path.split("/"))
+        if self.read_pending(paths):
+            manifest = self.manifest()
+        todo: list[tuple[LockEntry, list[str]]] = []
+        for rel in paths:
+            entry = manifest.newest(rel)
+            if entry is None:
+                continue
+            abspath = self._abspath(rel)
             try:
                 st = os.stat(abspath)
             except FileNotFoundError:
-                self._place(entry.hash, abspath)
-                report.restored.append(entry.path)
+                if entry.pending:
+                    report.unavailable.append(rel)
+                else:
+                    todo.append((entry, report.restored))
                 continue
-            (report.present if self._hash(abspath, st) == entry.hash else report.kept).append(entry.path)
+            digest = self._hash(abspath, st)
+            if digest == entry.hash:
+                report.present.append(rel)
+            elif entry.pending:
+                report.unavailable.append(rel)
+            elif force or any(e.hash == digest for e in manifest.versions(rel)):
+                todo.append((entry, report.updated))
+            else:
+                report.kept.append(rel)
+        self._download({e.hash: e.size for e, _ in todo}, remote, jobs, report)
+        for entry, outcome in todo:
+            self._place(entry.hash, self._abspath(entry.path))
+            outcome.append(entry.path)
         return report
+
+    def read_pending(self, paths: Sequence[str] | None = None) -> list[str]:
+        """Read the working files of entries imported from lazydata that limnos has not read yet.
+
+        Each one whose SHA-256 matches gets its BLAKE3 hash in ``limnos.lock``
+        and its bytes in the lake. Returns the paths done.
+        """
+        manifest = self.manifest()
+        todo = [p for p in (manifest.paths() if paths is None else paths)
+                if manifest.pending_sha256(p) and os.path.isfile(self._abspath(p))]
+        if not todo:
+            return []
+        with locked(self.manifest_path, self.lake.state_dir) as locked_manifest:
+            return [rel for rel in todo if self._adopt_lazydata(locked_manifest, rel, self._abspath(rel))]
+
+    def _abspath(self, rel: str) -> str:
+        return os.path.join(self.root, *rel.split("/"))
 
 
 # --------------------------------------------------------------- module API
@@ -487,8 +664,10 @@ atexit.register(_close_all)
 
 
 def close_projects() -> None:
-    """Close the lakes ``track`` opened in this process (they are also closed at exit)."""
+    """Close the lakes ``track`` opened in this process (they are also closed at exit), and take
+    the projects' storage settings back out of fsspec's defaults."""
     _close_all()
+    reset_storage()
 
 
 def init_project(path: str | os.PathLike[str] | None = None, lake: str | Lake | None = None,
@@ -600,5 +779,7 @@ __all__ = [
     "expand",
     "init_project",
     "project_for",
+    "save_remote",
     "track",
+    "use_project_remote",
 ]

@@ -113,11 +113,13 @@ def project_status_renderable(st: ProjectStatus, shown: Callable[[str], str]) ->
         shown: Turns a path relative to the project's root into the path to show (as the user would type it).
     """
     parts: list[RenderableType] = []
-    for label, names, style in (("changed", st.changed, "yellow"), ("missing", st.missing, "red")):
+    for label, names, style in (("changed", st.changed, "yellow"), ("missing", st.missing, "red"),
+                                ("outdated", st.outdated, "cyan")):
         parts += [_labelled(label, style, shown(n)) for n in names]
     for ref in st.newer:
         parts.append(Text.assemble(("newer:    ", "cyan"), printable(ref), (" in the lake, not in limnos.lock", "dim")))
-    summary = f"{len(st.unchanged)} of {len(st.unchanged) + len(st.changed) + len(st.missing)} tracked files unchanged"
+    total = len(st.unchanged) + len(st.changed) + len(st.missing) + len(st.outdated)
+    summary = f"{len(st.unchanged)} of {total} tracked files unchanged"
     parts.append(Text(("clean: " if st.clean else "") + summary, style="dim"))
     return Group(*parts)
 
@@ -128,6 +130,9 @@ def project_status_hints(st: ProjectStatus) -> None:
         message("changed files become new versions at the next limnos.track() or 'limnos track'", "dim")
     if st.missing:
         message("'limnos pull .' puts missing files back", "dim")
+    if st.outdated:
+        message("outdated files hold an older version limnos.lock lists; 'limnos checkout' brings them to the newest",
+                "dim")
 
 
 def transfer_report(report: TransferReport, verb: str) -> None:
@@ -152,6 +157,10 @@ def project_pull_report(report: PullReport) -> None:
         fetched = f"downloaded {report.downloaded} objects ({size(report.bytes)}) from {', '.join(report.sources)}; "
     else:
         fetched = "everything was in the local lake; "
-    message(f"{fetched}restored {count(report.restored, 'file')}, {len(report.present)} already in place")
+    updated = f", updated {len(report.updated)} to the newest listed version" if report.updated else ""
+    message(f"{fetched}restored {count(report.restored, 'file')}{updated}, {len(report.present)} already in place")
     for rel in report.kept:
-        warning_line(f"kept {rel}: its bytes differ from limnos.lock (delete it and pull again for the listed version)")
+        warning_line(f"kept {rel}: its bytes are not a version limnos.lock lists (track it to keep it as a new "
+                     "version, or 'limnos checkout --force' to replace it)")
+    for rel in report.unavailable:
+        warning_line(f"{rel}: limnos.lock lists it from lazydata only; copy the file there and track it once")
