@@ -298,3 +298,27 @@ def test_gc_keeps_the_objects_of_files_deleted_within_the_grace(tmp_path):
     report = lake.gc(dry_run=False)  # grace: one day
     assert old.hash not in report.deleted and lake.store.has(old.hash), "deleted minutes ago: a writer may reuse it"
     assert old.hash in lake.gc(dry_run=False, grace=dt.timedelta(0)).deleted
+
+
+def test_a_commit_published_without_its_records_file_is_restored_from_the_log(team, monkeypatch):
+    _url, _options, machine = team
+    a, b = machine("a"), machine("b")
+
+    def refuse(commit_id: str, data: bytes) -> None:
+        raise errors.RemoteError("cannot write records to the bucket: connection reset")
+
+    monkeypatch.setattr(a.store, "write_record", refuse)  # the log entry went in; its records copy does not
+    made = write(a, "x.txt", "published")
+    monkeypatch.undo()
+    assert b.get("x.txt").id == made.id, "published: it took effect everywhere"
+    (cid,) = b.catalog.commit_ids()
+    assert cid not in b.store.list_records()
+    report = b.fsck()
+    assert report.ok and any("shared log holds them" in n for n in report.notes)
+    b.gc(dry_run=False)  # nothing is unknown: the log holds the commit
+    repaired = b.fsck(repair=True)
+    assert any("restored 1 records files" in n for n in repaired.notes)
+    assert cid in b.store.list_records()
+    from limnos.catalog.records import Commit
+
+    assert Commit.from_jsonl(b.store.read_record(cid), cid).files[0]["id"] == made.id

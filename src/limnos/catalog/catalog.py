@@ -277,6 +277,10 @@ class Catalog(StepReads):
                 out.update({i: (int(s) if s is not None else None) for i, s in conn.execute(stmt)})
         return out
 
+    def commit_positions(self, commit_ids: Iterable[str]) -> dict[str, int]:
+        """commit id -> its shared-log entry, for those of ``commit_ids`` that have one."""
+        return {c: s for c, s in self.commit_seqs(list(commit_ids)).items() if s is not None}
+
     def refused_log_entries(self) -> dict[int, str]:
         """seq -> why, for every shared-log entry this catalog could not apply."""
         with self.engine.connect() as conn:

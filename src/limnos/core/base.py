@@ -70,6 +70,8 @@ class LakeBase:
         self._close_hooks: list[Callable[[], None]] = []
         #: a team lake's commit log in its bucket (``shared: log`` in its settings), else None
         self.shared_log: SharedLog | None = SharedLog(store) if self.config.get("shared") == "log" else None
+        if self.shared_log is not None:
+            store.exclusive_creates = True  # probed when the lake was made
         self._caught_up_at = 0.0
 
     def __repr__(self) -> str:

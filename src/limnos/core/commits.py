@@ -284,7 +284,6 @@ class CommitBuilder:
         """
         with self.lake.writing():
             crash_points.hit("after_objects")
-            self.lake.catch_up()  # a team lake: allocate versions after every commit published so far
             for attempt in range(1, shared.MAX_ATTEMPTS + 1):
                 self._records_written = self._published = False
                 try:
@@ -296,7 +295,7 @@ class CommitBuilder:
                 except SimulatedCrash:
                     raise  # a crash: whatever was written stays, for roll-forward to judge
                 except BaseException as exc:
-                    if not self._records_written:
+                    if not (self._records_written or self._published):
                         raise
                     if not self._abandon() or not isinstance(exc, Exception):
                         raise  # an interrupt still interrupts, even when its commit went through
@@ -309,12 +308,14 @@ class CommitBuilder:
 
     def _write_records(self, commit: Commit) -> None:
         crash_points.hit("in_transaction")
-        self._records_written = True  # before the write: a failing write may still leave the file behind
         data = commit.to_jsonl()
-        self.lake.store.write_record(commit.id, data)
         if self.lake.shared_log is not None:
+            # Publish first: a writer that loses the race has written nothing, and the window in which
+            # another machine can take the entry is one request wide. The log entry holds the records.
             shared.publish(self.lake.shared_log, commit, data)
             self._published = True  # from here on the commit has taken effect, whatever happens locally
+        self._records_written = True  # before the write: a failing write may still leave the file behind
+        self.lake.store.write_record(commit.id, data)
         crash_points.hit("after_records")
 
     def _abandon(self) -> bool:

@@ -225,6 +225,13 @@ def check_records(lake: LakeBase, report: Report, read: bool = True) -> None:
     listed = lake.store.list_records()
     present = set(listed)
     report.records_missing = sorted(known - present)
+    if lake.shared_log is not None and report.records_missing:
+        # A team lake's log holds every published commit's records: a missing copy is restorable, not lost.
+        logged = lake.catalog.commit_positions(report.records_missing)
+        if logged:
+            report.notes.append(f"{len(logged)} published commits have no records file yet (a writer stopped "
+                                "after publishing); the shared log holds them: fsck(repair=True) restores the files")
+        report.records_missing = [c for c in report.records_missing if c not in logged]
     grace = roll_forward_grace()
     unapplied = [c for c in listed if c not in known and is_old(c, grace)]
     if read:

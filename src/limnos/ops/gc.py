@@ -121,7 +121,10 @@ def _refuse_unless_records_agree(lake: LakeBase) -> None:
     listed = lake.store.list_records()
     grace = roll_forward_grace()
     problems = []
-    lacking = len(known - set(listed))
+    missing = known - set(listed)
+    if lake.shared_log is not None:  # the log holds what a missing records file would: nothing is unknown
+        missing -= set(lake.catalog.commit_positions(missing))
+    lacking = len(missing)
     if lacking:
         problems.append(f"{lacking} commit{'s' if lacking != 1 else ''} in the catalog "
                         f"{'have' if lacking != 1 else 'has'} no records file")

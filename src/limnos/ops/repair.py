@@ -23,6 +23,7 @@ import contextlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from ..catalog import Commit
 from ..core.recovery import Report
 from ..errors import IntegrityError, LimnosError, redact_url
 from ..store.transfer import TransferReport
@@ -64,12 +65,33 @@ def repair(lake: LakeBase, read_data: bool = False, subset: float | None = None)
         _repair_from_remotes(lake, report)
     else:
         _repair_store_from_cache(lake, report)
+    if lake.shared_log is not None:
+        _restore_records_from_log(lake, report)
     fixed = set(report.repaired)
     report.missing = [d for d in report.missing if d not in fixed]
     report.corrupt = [d for d in report.corrupt if d not in fixed]
     report.remote_only = [d for d in report.remote_only if d not in fixed]
     report.quarantined = lake.cache.quarantined()
     return report
+
+
+def _restore_records_from_log(lake: LakeBase, report: RepairReport) -> None:
+    """On a team lake, write the records file of every published commit that lacks one, from its log entry."""
+    shared = lake.shared_log
+    if shared is None:
+        return
+    missing = set(lake.catalog.commit_ids()) - set(lake.store.list_records())
+    restored = 0
+    for cid, seq in sorted(lake.catalog.commit_positions(missing).items()):
+        data = shared.read(seq)
+        if data is None:
+            continue
+        with contextlib.suppress(LimnosError):
+            if Commit.from_jsonl(data).id == cid:  # the entry is checked whole before its copy is trusted
+                lake.store.write_record(cid, data)
+                restored += 1
+    if restored:
+        report.notes.append(f"restored {restored} records files from the shared log")
 
 
 def _repair_from_remotes(lake: LakeBase, report: RepairReport) -> None:

@@ -131,6 +131,15 @@ class SharedLog:
             out[key] = bytes(value)
         return out
 
+    def read(self, seq: int) -> bytes | None:
+        """The bytes of entry ``seq``, or None when there is no such entry.
+
+        Raises:
+            RemoteError: the store cannot be read.
+        """
+        key = self.store._key(entry_relpath(seq))
+        return self._fetch([key]).get(key)
+
     def last_entry(self) -> int:
         """The number of the newest entry, from one listing (0 for an empty log).
 

@@ -86,6 +86,8 @@ class ObjectStore:
 
     #: True when objects are files in a local folder (a local lake's own store).
     local = False
+    #: True when the server is known to refuse a conditional create of an existing key (probed: a team lake).
+    exclusive_creates = False
 
     def __init__(self, url: str, fs: fsspec.AbstractFileSystem | None = None, **storage_options: Any) -> None:
         self.url = url
@@ -277,6 +279,9 @@ class ObjectStore:
         """Upload a complete, already hashed local file. Returns False if it was there."""
         key = self.object_key(digest)
         try:
+            if self.exclusive_creates and os.path.getsize(local_path) <= SMALL_FILE:
+                # One request, not two: the server itself refuses to replace an existing key.
+                return self.put(local_path, key, create=True)
             if self.fs.exists(key):
                 return False  # a verified skip: the name is the content's hash
             return self.put(local_path, key, create=True)
