@@ -86,14 +86,14 @@ class SharedLog:
     def read_after(self, position: int) -> Iterator[list[tuple[int, bytes]]]:
         """The entries after ``position``, in order, as batches of (number, bytes); stops at the first gap.
 
-        The first request asks for one entry (a machine that is up to date pays
-        one "not found"); each full batch doubles the next, up to
-        :data:`MAX_WINDOW` concurrent requests.
+        The first batch asks for two entries at once: a machine that is up to
+        date, or one entry behind, learns it in one round trip. Each full batch
+        doubles the next, up to :data:`MAX_WINDOW` concurrent requests.
 
         Raises:
             RemoteError: the store cannot be read.
         """
-        start, window = position + 1, 1
+        start, window = position + 1, 2
         while True:
             keys = {self.store._key(entry_relpath(s)): s for s in range(start, start + window)}
             got = self._fetch(list(keys))
