@@ -15,6 +15,7 @@ changed bytes).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import stat
@@ -93,7 +94,7 @@ def prune_cache(older_than: timedelta | float = 0) -> int:
     cutoff = time.time() - seconds
     root = cache_root()
     removed = 0
-    for folder, dirs, files in os.walk(root, topdown=False):
+    for folder, _dirs, files in os.walk(root, topdown=False):
         for name in files:
             path = os.path.join(folder, name)
             try:
@@ -103,20 +104,15 @@ def prune_cache(older_than: timedelta | float = 0) -> int:
             except OSError:
                 continue
         if folder != root:
-            try:
+            with contextlib.suppress(OSError):
                 os.rmdir(folder)  # only succeeds once empty
-            except OSError:
-                pass
     return removed
 
 
 def _unlink(path: str) -> None:
-    try:
+    # Gone already, or in a read-only folder someone else made: leave it.
+    with contextlib.suppress(FileNotFoundError, PermissionError):
         os.unlink(path)
-    except FileNotFoundError:
-        pass
-    except PermissionError:  # a read-only folder someone else made: leave it
-        pass
 
 
 __all__ = ["cache_root", "item_path", "lookup", "prune_cache", "reserve", "seal", "store"]

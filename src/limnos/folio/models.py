@@ -138,9 +138,10 @@ def _check_tree(tree: Any, bound: int | None, owner: Any) -> str | None:
     left, right, feature = (np.asarray(a) for a in (tree.children_left, tree.children_right, tree.feature))
     if n < 1 or len(left) != n or len(right) != n or len(feature) != n or np.asarray(tree.value).shape[0] != n:
         return "its node arrays do not match its node count"
-    if owner is not None and getattr(owner, "tree_", None) is tree and int(tree.n_features) != bound:
-        return f"the tree reads {int(tree.n_features)} columns but its estimator checks {bound}"
-    columns = int(tree.n_features) if bound is None else min(int(tree.n_features), bound)
+    n_features = int(tree.n_features)
+    if owner is not None and getattr(owner, "tree_", None) is tree and n_features != bound:
+        return f"the tree reads {n_features} columns but its estimator checks {bound}"
+    columns = n_features if bound is None else min(n_features, bound)
     leaf = left == _TREE_LEAF
     if not np.array_equal(leaf, right == _TREE_LEAF):
         return "a node has one child"
