@@ -71,6 +71,7 @@ from .items import (
     item_extension,
     item_inputs,
     now_iso,
+    plain,
     skops_available,
 )
 from .models import load_joblib, load_skops
@@ -366,8 +367,18 @@ class Folio:
         self._metadata._touch()
         return self
 
+    def item_info(self, name: str) -> dict[str, Any]:
+        """What the folio records of item ``name`` (a copy): type, format, hash, size, description, inputs,
+        created_at, updated_at and the type's own fields (a table's num_rows, num_cols and dtypes, a model's
+        hyperparameters, a reference's path and version, ``code``...).
+
+        Raises:
+            FolioItemNotFound: the folio has no item ``name`` (a KeyError).
+        """
+        return json.loads(json.dumps(self._get(name).to_manifest()))
+
     # ------------------------------------------------------------- lineage
-    def getitem_inputs(self, name: str) -> list[str]:
+    def get_inputs(self, name: str) -> list[str]:
         """What item ``name`` was made from: other items' names, paths, URLs, lake files as ``name@version``.
 
         Raises:
@@ -637,7 +648,7 @@ class Folio:
 
     # ------------------------------------------------------------- saving
     def _manifest(self) -> dict[str, Any]:
-        metadata = dict(self._metadata)
+        metadata = plain(self._metadata)
         problem = json_problem(metadata)
         if problem:
             raise FolioError(f"folio metadata must be JSON: {problem}; convert it (datetimes with .isoformat())")

@@ -34,6 +34,15 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat()
 
 
+def plain(value: Any) -> Any:
+    """``value`` with every folio metadata dict inside it (``{"parent": other.metadata}``) made a plain dict."""
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
+
+
 class FolioMetadata(dict):  # type: ignore[type-arg]
     """A folio's metadata: a dict whose every change stamps ``updated_at`` (as datafolio's does).
 
@@ -161,4 +170,4 @@ def importable(module: str) -> bool:
 
 
 __all__ = ["MODEL_FORMATS", "TABLE_FORMATS", "FolioMetadata", "Item", "check_code", "drop_secrets", "importable",
-           "item_extension", "item_inputs", "now_iso", "skops_available"]
+           "item_extension", "item_inputs", "now_iso", "plain", "skops_available"]
