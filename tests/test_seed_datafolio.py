@@ -284,7 +284,7 @@ def test_migration_page_examples_run(tmp_path: Path) -> None:
     assert len(blocks) >= 4
     namespace: dict = {}
     for block in blocks:
-        exec(compile(block, str(DOCS), "exec"), namespace)  # noqa: S102 - our own documentation
+        exec(compile(block, str(DOCS), "exec"), namespace)  # our own documentation
 
 
 # ------------------------------------------------------------- model trust

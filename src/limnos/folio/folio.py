@@ -375,7 +375,8 @@ class Folio:
         Raises:
             FolioItemNotFound: the folio has no item ``name`` (a KeyError).
         """
-        return json.loads(json.dumps(self._get(name).to_manifest()))
+        info: dict[str, Any] = json.loads(json.dumps(self._get(name).to_manifest()))
+        return info
 
     # ------------------------------------------------------------- lineage
     def get_inputs(self, name: str) -> list[str]:
