@@ -90,6 +90,7 @@ class FolioMetadata(dict):  # type: ignore[type-arg]
 
 
 def skops_available() -> bool:
+    """True when skops is installed (scikit-learn models are then saved with it)."""
     try:
         import skops.io  # noqa: F401
     except ImportError:
@@ -99,6 +100,7 @@ def skops_available() -> bool:
 
 @dataclass(eq=False)
 class Item:
+    """One folio item: its record (type, format, hash, size, description, inputs, info) and where its bytes are."""
     name: str
     type: str
     format: str
@@ -120,6 +122,7 @@ class Item:
         return [f"{i.get('name')}@{i.get('version')}" if isinstance(i, dict) else str(i) for i in self.inputs]
 
     def to_manifest(self) -> dict[str, Any]:
+        """The item's manifest entry: the base fields, then its ``info``."""
         out: dict[str, Any] = {"name": self.name, "type": self.type, "format": self.format, "hash": self.hash,
                                "size": self.size, "description": self.description, "inputs": list(self.inputs)}
         out.update(self.info)
@@ -146,11 +149,17 @@ def item_inputs(inputs: Any) -> list[Any]:
 
 
 def check_code(code: object) -> None:
+    """Refuse a ``code=`` that is not text.
+
+    Raises:
+        FolioTypeError: ``code`` is neither None nor a str.
+    """
     if code is not None and not isinstance(code, str):
         raise FolioTypeError(f"code is the source text that made the item, not {type(code).__name__}")
 
 
 def drop_secrets(options: dict[str, Any], secrets: set[str]) -> dict[str, Any]:
+    """Storage options without the values in ``secrets`` (credentials are never saved)."""
     out: dict[str, Any] = {}
     for key, value in options.items():
         if isinstance(value, dict):
@@ -162,6 +171,7 @@ def drop_secrets(options: dict[str, Any], secrets: set[str]) -> dict[str, Any]:
 
 
 def importable(module: str) -> bool:
+    """True when ``module`` can be imported."""
     try:
         __import__(module)
     except ImportError:
