@@ -38,6 +38,17 @@ class Evil:
         return (Path.touch, (Path(self.marker),))
 
 
+@pytest.fixture(autouse=True)
+def _own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Items handed out as paths go to the user's cache: this test's own."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user-cache"))
+
+
+def user_metadata(folio: Folio) -> dict:
+    """The folio's metadata without the automatic created_at and updated_at."""
+    return {k: v for k, v in folio.metadata.items() if k not in ("created_at", "updated_at")}
+
+
 def sample_frame() -> pd.DataFrame:
     return pd.DataFrame({"id": [1, 2, 3], "score": [0.5, 0.25, 0.125], "label": ["a", "b", "c"],
                          "when": pd.to_datetime(["2024-01-01", "2024-01-02", "2024-01-03"], utc=True)},
@@ -83,7 +94,7 @@ def check_values(folio: Folio, expected: dict, trusted: bool = True) -> None:
     got_csv = folio.get_table("features_csv")
     assert got_csv[["row", "id", "score", "label"]].equals(expected["features_csv"][["row", "id", "score", "label"]])
     assert folio.get_folio("inner").get_json("cfg") == {"k": 1}
-    assert folio.metadata == {"experiment": "exp-1", "params": {"lr": 0.01, "layers": [3, 4]}}
+    assert user_metadata(folio) == {"experiment": "exp-1", "params": {"lr": 0.01, "layers": [3, 4]}}
 
 
 # ---------------------------------------------------------------- round trips
@@ -151,7 +162,7 @@ def test_lazy_load_reads_only_the_manifest(tmp_path: Path, suffix: str) -> None:
     loaded = Folio.load(url)
     assert loaded.extracted == []
     assert loaded.bytes_read <= HEAD_READ  # one read at the start: the manifest
-    assert loaded.metadata == {"m": 1} and list(loaded) == ["small", "big", "tail"]
+    assert user_metadata(loaded) == {"m": 1} and list(loaded) == ["small", "big", "tail"]
     pd.testing.assert_frame_equal(loaded.get_table("small"), sample_frame())
     assert loaded.extracted == ["small"]
     assert loaded.bytes_read < size / 4  # the big array was never read
@@ -337,7 +348,7 @@ def test_folios_in_a_lake(lake: limnos.Lake, tmp_path: Path) -> None:
     assert loaded.get_data_path("raw").endswith(raw_file.hash[2:])  # type: ignore[index]
     with pytest.raises(limnos.UntrustedModel):
         loaded.get_model("model")
-    handed_out = Path(loaded.get_data_path("results"))
+    handed_out = Path(loaded.get_item_path("results"))
     results_hash = loaded.list_contents().set_index("name").loc["results", "hash"]
     assert handed_out.stat().st_ino != Path(lake.cache.path(results_hash)).stat().st_ino
     assert lake.get("experiments/exp-1").metadata == {"study": "folio"}

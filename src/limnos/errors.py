@@ -29,7 +29,9 @@ __all__ = [
     "FileNotFound",
     "FolioError",
     "FolioItemExists",
+    "FolioItemIncluded",
     "FolioItemNotFound",
+    "FolioTypeError",
     "GcRefused",
     "IntegrityError",
     "InvalidName",
@@ -437,6 +439,22 @@ class FolioItemNotFound(_KeyErrorMessage):
     """
 
     empty_message = "item not found"
+
+    def __init__(self, *args: object, name: str | None = None, hint: str | None = None) -> None:
+        super().__init__(*args, hint=hint)
+        self.name = name
+
+
+class FolioTypeError(FolioError, TypeError):
+    """A folio item was given a value of the wrong type (``add_table`` of something that is not a DataFrame)."""
+
+
+class FolioItemIncluded(FolioError):
+    """An item is included in the folio, where a reference was expected (``get_data_path`` of an included table).
+
+    Attributes:
+        name: the item's name.
+    """
 
     def __init__(self, *args: object, name: str | None = None, hint: str | None = None) -> None:
         super().__init__(*args, hint=hint)

@@ -152,6 +152,20 @@ def _open_for_writing(dest: str, compress: bool) -> tarfile.TarFile:
     return tarfile.open(dest, "w", format=_TAR_FORMAT, encoding=_ENCODING, errors=_ERRORS)
 
 
+def current_umask() -> int:
+    """This process's umask, read without changing it where the OS allows (Linux), else set and restored."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o22)  # a brief set and restore: the only portable way to read it
+    os.umask(mask)
+    return mask
+
+
 def put(local_path: str, url: str, storage_options: dict[str, Any] | None) -> None:
     """Move a finished local archive to ``url``: a rename for local paths, one whole upload otherwise."""
     fs, path = fsspec.core.url_to_fs(url, **fs_options(url, storage_options))
@@ -453,6 +467,7 @@ __all__ = [
     "ArchiveReader",
     "check_member_name",
     "check_tarinfo",
+    "current_umask",
     "fs_options",
     "put",
     "validate_item_name",

@@ -28,18 +28,17 @@ import os
 import shutil
 import tempfile
 import weakref
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..errors import (
     FolioError,
     FolioItemExists,
+    FolioItemIncluded,
     FolioItemNotFound,
-    MissingExtra,
+    FolioTypeError,
     RemoteError,
     SourceNotFound,
-    UntrustedModel,
     redact_url,
 )
 from ..steps.formats import json_problem
@@ -51,11 +50,32 @@ from .archive import (
     FORMAT_VERSION,
     ArchiveReader,
     check_member_name,
+    current_umask,
     fs_options,
     put,
     validate_item_name,
     write_archive,
 )
+from .cache import item_path as cache_item_path
+from .cache import lookup as cache_lookup
+from .cache import prune_cache, reserve, seal
+from .cache import store as cache_store
+from .items import (
+    MODEL_FORMATS,
+    TABLE_FORMATS,
+    FolioMetadata,
+    Item,
+    check_code,
+    drop_secrets,
+    importable,
+    item_extension,
+    item_inputs,
+    now_iso,
+    plain,
+    skops_available,
+)
+from .models import load_joblib, load_skops
+from .models import require as _require
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -63,84 +83,17 @@ if TYPE_CHECKING:
     from ..core.base import LakeBase
     from ..core.files import File
 
-TABLE_FORMATS = ("parquet", "csv", "delta")
-MODEL_FORMATS = ("joblib", "skops")
-_EXT = {"parquet": ".parquet", "joblib": ".joblib", "skops": ".skops", "npy": ".npy", "json": ".json", "tar": ".tar"}
-
-
-def item_extension(format: str, suffix: str | None = None) -> str:
-    """The file extension of an item's bytes: its format's (``.parquet``...), else an artifact's own ``suffix``."""
-    return _EXT.get(format, suffix or "")
-
-
-def _require(module: str, what: str) -> Any:
-    try:
-        return __import__(module, fromlist=["_"])
-    except ImportError:
-        raise MissingExtra(f"{what} needs {module.split('.')[0]}, which is not installed; run: pip install "
-                           f"{module.split('.')[0]}") from None
-
-
-def _skops_available() -> bool:
-    try:
-        import skops.io  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-@dataclass(eq=False)
-class _Item:
-    name: str
-    type: str
-    format: str
-    hash: str | None = None
-    size: int | None = None
-    description: str | None = None
-    inputs: list[Any] = field(default_factory=list)
-    info: dict[str, Any] = field(default_factory=dict)  # per type: library, num_rows, category, path...
-    member: str | None = None  # where the bytes are in an archive
-    offset: int | None = None
-    file_id: str | None = None  # or the lake file that holds them
-    local: str | None = None  # a local path of the bytes, once written or extracted
-    trusted: bool = False  # written by this process: loading it runs no one else's code
-    ref_file: File | None = None  # a referenced lake file, while in memory
-    options: dict[str, Any] = field(default_factory=dict)  # storage options of a reference, secrets included
-
-    def to_manifest(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"name": self.name, "type": self.type, "format": self.format, "hash": self.hash,
-                               "size": self.size, "description": self.description, "inputs": list(self.inputs)}
-        out.update(self.info)
-        return out
-
-
-def _inputs(inputs: Any) -> list[Any]:
-    """Inputs as stored: lake Files become {id, name, version, hash}; anything else must be a str."""
-    from ..core.files import File
-
-    if inputs is None:
-        return []
-    if isinstance(inputs, (str, File)):
-        inputs = [inputs]
-    out: list[Any] = []
-    for value in inputs:
-        if isinstance(value, File):
-            out.append({"id": value.id, "name": value.name, "version": value.version, "hash": value.hash})
-        elif isinstance(value, (str, os.PathLike)):
-            out.append(os.fspath(value))
-        else:
-            raise FolioError(f"inputs are lake Files or str (paths, URLs, names), not {type(value).__name__}")
-    return out
-
-
 class Folio:
     """A bundle of metadata, tables, models, arrays, JSON, artifacts, references and other folios."""
 
     def __init__(self, metadata: Mapping[str, Any] | None = None) -> None:
         if metadata is not None and not isinstance(metadata, Mapping):
             raise FolioError(f"folio metadata is a dict, not {type(metadata).__name__}")
-        self._metadata: dict[str, Any] = dict(metadata or {})
-        self._items: dict[str, _Item] = {}
+        self._metadata = FolioMetadata(metadata or {})
+        stamp = now_iso()
+        dict.setdefault(self._metadata, "created_at", stamp)
+        dict.setdefault(self._metadata, "updated_at", stamp)
+        self._items: dict[str, Item] = {}
         self._workdir: str | None = None
         self._counter = itertools.count()
         self._reader: ArchiveReader | None = None
@@ -154,8 +107,18 @@ class Folio:
     # ------------------------------------------------------------- basics
     @property
     def metadata(self) -> dict[str, Any]:
-        """The folio's metadata (a dict you may change; it must be JSON when saved)."""
+        """The folio's metadata (a dict you may change; it must be JSON when saved), with ``created_at``/``updated_at``."""
         return self._metadata
+
+    @property
+    def created_at(self) -> str:
+        """When the folio was made (ISO 8601, UTC): ``metadata["created_at"]``."""
+        return str(self._metadata.get("created_at"))
+
+    @property
+    def updated_at(self) -> str:
+        """When the folio's metadata or items last changed (ISO 8601, UTC): ``metadata["updated_at"]``."""
+        return str(self._metadata.get("updated_at"))
 
     @property
     def bytes_read(self) -> int:
@@ -172,9 +135,11 @@ class Folio:
         return len(self._items)
 
     def __repr__(self) -> str:
-        items = ", ".join(f"{i.name} ({i.type})" for i in self._items.values())
+        shown = list(self._items.values())[:8]
+        items = ", ".join(f"{i.name} ({i.type})" for i in shown) + (", ..." if len(self._items) > len(shown) else "")
         where = f" from {redact_url(self.source)}" if self.source else ""
-        return f"<Folio{where}: {len(self._items)} items{': ' + items if items else ''}>"
+        count = f"{len(self._items)} item{'' if len(self._items) == 1 else 's'}"
+        return f"<Folio{where}: {count}{': ' + items if items else ''}>"
 
     def close(self) -> None:
         """Delete this folio's local files (done anyway when it is garbage-collected).
@@ -209,11 +174,15 @@ class Folio:
         # A fresh file per add: the item it replaces keeps its bytes until the new ones are complete.
         return os.path.join(self._dir(), f"new-{next(self._counter)}-{name}{ext}")
 
-    def _put(self, item: _Item, path: str | None) -> Folio:
+    def _put(self, item: Item, path: str | None) -> Folio:
         if path is not None:
             item.hash, item.size = hashing.hash_file(path)
             item.local, item.trusted = path, True
         old = self._items.get(item.name)
+        stamp = now_iso()
+        item.info["created_at"] = old.info.get("created_at", stamp) if old is not None else stamp
+        item.info["updated_at"] = stamp
+        self._metadata._touch()
         old_path = old.local if old is not None else None
         if old_path and self._workdir and old_path.startswith(self._workdir + os.sep) and os.path.exists(old_path):
             os.unlink(old_path)  # the replaced item's bytes, written by this folio
@@ -222,38 +191,55 @@ class Folio:
         return self
 
     def add_table(self, name: str, data: Any, description: str | None = None, inputs: Any = None,
-                  overwrite: bool = False) -> Folio:
-        """Include a pandas or polars DataFrame (or a pyarrow Table), stored as parquet."""
+                  overwrite: bool = False, code: str | None = None) -> Folio:
+        """Include a pandas or polars DataFrame (or a pyarrow Table), stored as parquet.
+
+        Its row and column counts and column dtypes are recorded; ``code`` is
+        the code that made it (kept as text, never run).
+
+        Raises:
+            FolioTypeError: ``data`` is not a DataFrame or Table (a TypeError).
+        """
         self._start(name, overwrite)
         module = type(data).__module__.split(".")[0]
+        kind = (module, type(data).__name__)
+        if kind not in (("pandas", "DataFrame"), ("polars", "DataFrame"), ("pyarrow", "Table")):
+            raise FolioTypeError(f"add_table takes a pandas or polars DataFrame or a pyarrow Table, not "
+                                 f"{type(data).__module__}.{type(data).__name__}")
+        check_code(code)
         path = self._path_for(name, ".parquet")
-        if module == "pandas" and type(data).__name__ == "DataFrame":
+        if module == "pandas":
             data.to_parquet(path)
             library = "pandas"
-        elif module == "polars" and type(data).__name__ == "DataFrame":
+        elif module == "polars":
             data.write_parquet(path)
             library = "polars"
-        elif module == "pyarrow" and type(data).__name__ == "Table":
+        else:
             import pyarrow.parquet as pq
 
             pq.write_table(data, path)
             library = "pyarrow"
+        if library == "pyarrow":
+            columns = list(data.column_names)
+            dtypes = {f.name: str(f.type) for f in data.schema}
         else:
-            raise FolioError(f"add_table takes a pandas or polars DataFrame or a pyarrow Table, not "
-                             f"{type(data).__module__}.{type(data).__name__}")
-        columns = [str(c) for c in data.columns] if library != "pyarrow" else list(data.column_names)
-        item = _Item(name, "table", "parquet", description=description, inputs=_inputs(inputs),
-                     info={"library": library, "num_rows": int(len(data) if library != "pyarrow" else data.num_rows),
-                           "columns": columns})
+            columns = [str(c) for c in data.columns]
+            dtypes = {str(c): str(t) for c, t in zip(data.columns, data.dtypes, strict=True)}
+        info = {"library": library, "num_rows": int(len(data) if library != "pyarrow" else data.num_rows),
+                "num_cols": len(columns), "columns": columns, "dtypes": dtypes, "code": code}
+        item = Item(name, "table", "parquet", description=description, inputs=item_inputs(inputs), info=info)
         return self._put(item, path)
 
     def reference_table(self, name: str, path: str | os.PathLike[str] | File, table_format: str = "parquet",
                         num_rows: int | None = None, description: str | None = None, inputs: Any = None,
-                        storage_options: Mapping[str, Any] | None = None, overwrite: bool = False) -> Folio:
+                        storage_options: Mapping[str, Any] | None = None, overwrite: bool = False,
+                        version: int | str | None = None, code: str | None = None) -> Folio:
         """Point at a table where it is (any fsspec URL, a local path, or a lake File); nothing is copied.
 
         ``storage_options`` (fsspec's, such as an endpoint) are used to read it;
         credentials among them are kept in memory only, never saved in the folio.
+        ``version`` records which version of the data is meant (a delta table
+        is read at that version); ``code`` is the code that made it (text).
         """
         from ..core.files import File
 
@@ -262,10 +248,13 @@ class Folio:
             raise FolioError(f"table_format must be one of {', '.join(TABLE_FORMATS)}, not {table_format!r}")
         if num_rows is not None and (not isinstance(num_rows, int) or num_rows < 0):
             raise FolioError(f"num_rows is a count of rows, not {num_rows!r}")
+        if version is not None and (isinstance(version, bool) or not isinstance(version, (int, str))):
+            raise FolioTypeError(f"version is an int or a str, not {type(version).__name__}")
+        check_code(code)
         options = dict(storage_options or {})
         secrets = set(secret_values(options))
-        info: dict[str, Any] = {"num_rows": num_rows}
-        item = _Item(name, "reference", table_format, description=description, inputs=_inputs(inputs), options=options)
+        info: dict[str, Any] = {"num_rows": num_rows, "version": version, "code": code}
+        item = Item(name, "reference", table_format, description=description, inputs=item_inputs(inputs), options=options)
         if isinstance(path, File):
             item.ref_file, item.hash, item.size = path, path.hash, path.size
             info["path"] = path.uri
@@ -273,29 +262,41 @@ class Folio:
         else:
             text = os.fspath(path)
             info["path"] = text if "://" in text else os.path.abspath(text)
-            kept = _drop_secrets(options, secrets)
+            kept = drop_secrets(options, secrets)
             if kept:
                 info["storage_options"] = kept
         item.info = info
         return self._put(item, None)
 
     def add_model(self, name: str, model: Any, description: str | None = None, inputs: Any = None,
-                  format: str | None = None, overwrite: bool = False) -> Folio:
-        """Include a trained model: skops for scikit-learn models when skops is installed, else joblib."""
+                  format: str | None = None, overwrite: bool = False,
+                  hyperparameters: Mapping[str, Any] | None = None, code: str | None = None) -> Folio:
+        """Include a trained model: skops for scikit-learn models when skops is installed, else joblib.
+
+        ``hyperparameters`` (a JSON dict) and ``code`` (text) are recorded with it.
+        """
         self._start(name, overwrite)
+        check_code(code)
+        if hyperparameters is not None:
+            if not isinstance(hyperparameters, Mapping):
+                raise FolioTypeError(f"hyperparameters is a dict, not {type(hyperparameters).__name__}")
+            problem = json_problem(dict(hyperparameters))
+            if problem:
+                raise FolioError(f"hyperparameters of {name!r} must be JSON: {problem}")
         if format is None:
             is_sklearn = type(model).__module__.split(".")[0] == "sklearn"
-            format = "skops" if is_sklearn and _skops_available() else "joblib"
+            format = "skops" if is_sklearn and skops_available() else "joblib"
         if format not in MODEL_FORMATS:
             raise FolioError(f"model format must be one of {', '.join(MODEL_FORMATS)}, not {format!r}")
-        path = self._path_for(name, _EXT[format])
+        path = self._path_for(name, item_extension(format))
         if format == "joblib":
             _require("joblib", "add_model").dump(model, path)
         else:
             _require("skops.io", "add_model(format='skops')").dump(model, path)
         cls = type(model)
-        item = _Item(name, "model", format, description=description, inputs=_inputs(inputs),
-                     info={"class": f"{cls.__module__}.{cls.__qualname__}"})
+        item = Item(name, "model", format, description=description, inputs=item_inputs(inputs),
+                     info={"class": f"{cls.__module__}.{cls.__qualname__}", "code": code,
+                           "hyperparameters": dict(hyperparameters) if hyperparameters is not None else None})
         return self._put(item, path)
 
     def add_array(self, name: str, array: Any, description: str | None = None, inputs: Any = None,
@@ -311,7 +312,7 @@ class Folio:
         path = self._path_for(name, ".npy")
         with open(path, "wb") as f:
             np.save(f, value, allow_pickle=False)
-        item = _Item(name, "array", "npy", description=description, inputs=_inputs(inputs),
+        item = Item(name, "array", "npy", description=description, inputs=item_inputs(inputs),
                      info={"dtype": str(value.dtype), "shape": list(value.shape)})
         return self._put(item, path)
 
@@ -325,7 +326,7 @@ class Folio:
         path = self._path_for(name, ".json")
         with open(path, "w", encoding="utf-8") as f:
             json.dump(data, f, ensure_ascii=False, allow_nan=True)
-        return self._put(_Item(name, "json", "json", description=description, inputs=_inputs(inputs)), path)
+        return self._put(Item(name, "json", "json", description=description, inputs=item_inputs(inputs)), path)
 
     def add_artifact(self, name: str, path: str | os.PathLike[str], category: str | None = None,
                      description: str | None = None, inputs: Any = None, overwrite: bool = False) -> Folio:
@@ -338,7 +339,7 @@ class Folio:
         suffix = suffix if len(suffix) <= 16 and suffix[1:].replace(".", "").isalnum() else ""
         dest = self._path_for(name, suffix)
         place(src, dest, "copy", readonly=False)
-        item = _Item(name, "artifact", "file", description=description, inputs=_inputs(inputs),
+        item = Item(name, "artifact", "file", description=description, inputs=item_inputs(inputs),
                      info={"category": category, "filename": os.path.basename(src), "suffix": suffix})
         return self._put(item, dest)
 
@@ -351,7 +352,7 @@ class Folio:
             raise FolioError("a folio cannot contain itself")
         path = self._path_for(name, ".tar")
         folio.save(path)
-        item = _Item(name, "folio", "tar", description=description,
+        item = Item(name, "folio", "tar", description=description,
                      info={"items": len(folio), "metadata": folio.metadata})
         return self._put(item, path)
 
@@ -363,26 +364,104 @@ class Folio:
         """
         self._get(name)
         del self._items[name]
+        self._metadata._touch()
         return self
 
+    def item_info(self, name: str) -> dict[str, Any]:
+        """What the folio records of item ``name`` (a copy): type, format, hash, size, description, inputs,
+        created_at, updated_at and the type's own fields (a table's num_rows, num_cols and dtypes, a model's
+        hyperparameters, a reference's path and version, ``code``...).
+
+        Raises:
+            FolioItemNotFound: the folio has no item ``name`` (a KeyError).
+        """
+        info: dict[str, Any] = json.loads(json.dumps(self._get(name).to_manifest()))
+        return info
+
+    # ------------------------------------------------------------- lineage
+    def get_inputs(self, name: str) -> list[str]:
+        """What item ``name`` was made from: other items' names, paths, URLs, lake files as ``name@version``.
+
+        Raises:
+            FolioItemNotFound: the folio has no item ``name`` (a KeyError).
+        """
+        return self._get(name).input_names()
+
+    def get_dependents(self, name: str) -> list[str]:
+        """The items of this folio made from item ``name`` (those that list it among their inputs).
+
+        Raises:
+            FolioItemNotFound: the folio has no item ``name`` (a KeyError).
+        """
+        self._get(name)
+        return [i.name for i in self._items.values() if name in i.input_names()]
+
+    def get_lineage_graph(self) -> dict[str, list[str]]:
+        """Every item's inputs: ``{item name: [input, ...]}`` in item order (inputs as :meth:`get_inputs` gives them)."""
+        return {i.name: i.input_names() for i in self._items.values()}
+
+    def copy(self, new_path: str | os.PathLike[str] | None = None, *, metadata_updates: Mapping[str, Any] | None = None,
+             include_items: Iterable[str] | None = None, exclude_items: Iterable[str] | None = None,
+             storage_options: Mapping[str, Any] | None = None) -> Folio:
+        """A new folio with this one's metadata (plus ``metadata_updates``) and items (all, or some).
+
+        Items keep their bytes, inputs and timestamps; a folio read back from
+        storage stays as trusted as it was. With ``new_path`` the copy is also
+        saved there (as :meth:`save`).
+
+        Raises:
+            FolioError: both ``include_items`` and ``exclude_items`` are given.
+            FolioItemNotFound: a named item is not in this folio.
+        """
+        if include_items is not None and exclude_items is not None:
+            raise FolioError("cannot specify both include_items and exclude_items; give one of them")
+        for listed in (include_items, exclude_items):
+            if isinstance(listed, str):
+                raise FolioTypeError("include_items and exclude_items are lists of item names, not one str")
+        names = list(self._items) if include_items is None else list(include_items)
+        for item_name in names + list(exclude_items or []):
+            self._get(item_name)
+        names = [n for n in names if n not in set(exclude_items or [])]
+        metadata = {k: v for k, v in self._metadata.items() if k not in ("created_at", "updated_at")}
+        new = Folio({**metadata, **dict(metadata_updates or {})})
+        new._trusted = self._trusted
+        for item_name in names:
+            item = self._items[item_name]
+            twin = Item(item.name, item.type, item.format, item.hash, item.size, item.description, list(item.inputs),
+                         json.loads(json.dumps(item.info)), trusted=item.trusted or self._trusted,
+                         ref_file=item.ref_file, options=dict(item.options))
+            if item.type != "reference":
+                twin.local = new._path_for(item.name, item_extension(item.format, item.info.get("suffix")))
+                place(self._local(item), twin.local, "copy", readonly=False)
+            new._items[item.name] = twin
+        if new_path is not None:
+            new.save(new_path, storage_options=storage_options)
+        return new
+
     # ------------------------------------------------------------- reading
-    def _get(self, name: str, *types: str) -> _Item:
+    def _get(self, name: str, *types: str) -> Item:
         item = self._items.get(name)
         if item is None:
             known = ", ".join(self._items) or "none"
-            raise FolioItemNotFound(f"the folio has no item {name!r}; it has: {known}")
+            raise FolioItemNotFound(f"item {name!r} not found: the folio has no item {name!r}; it has: {known}",
+                                    name=name)
         if types and item.type not in types:
             raise FolioItemNotFound(f"item {name!r} is a {item.type}, not a {' or '.join(types)}; "
                                     f"use get_{item.type if item.type != 'reference' else 'table'}")
         return item
 
-    def _local(self, item: _Item) -> str:
+    def _local(self, item: Item) -> str:
         """A local path of an included item's bytes: extracted from the archive or fetched from the lake once."""
         if item.local and os.path.exists(item.local):
             return item.local
         if item.member and self._reader is not None:
-            dest = os.path.join(self._dir(), f"{item.name}{os.path.splitext(check_member_name(item.member))[1]}")
-            self._reader.extract(item.to_manifest() | {"member": item.member, "offset": item.offset}, dest)
+            filename = f"{item.name}{os.path.splitext(check_member_name(item.member))[1]}"
+            cached = cache_lookup(str(item.hash), filename)
+            if cached is None:
+                cached = reserve(str(item.hash), filename)  # extract() writes a temporary name, then renames
+                self._reader.extract(item.to_manifest() | {"member": item.member, "offset": item.offset}, cached)
+                seal(cached)
+            dest = cached
         elif item.file_id and self._lake is not None:
             dest = self._lake_file(item.file_id).local_path()
         else:
@@ -391,16 +470,17 @@ class Folio:
         self.extracted.append(item.name)
         return dest
 
-    def _path_for_user(self, item: _Item) -> str:
-        """A local path to hand out. For an item of a lake folio that is a copy: the path we read
-        from is the stored object itself, and read-only bits would not stop root from editing it."""
+    def _path_for_user(self, item: Item) -> str:
+        """A local path to hand out: a read-only file in the user's folio cache (see cache.py), which outlives
+        this object. Never a lake's stored object itself (read-only bits would not stop root editing it), nor
+        this folio's own working folder (deleted with the folio)."""
         path = self._local(item)
-        if not (item.file_id and self._lake is not None):
+        filename = f"{item.name}{item_extension(item.format, item.info.get('suffix'))}"
+        if item.hash is not None and path == cache_item_path(item.hash, filename):
             return path
-        copy = os.path.join(self._dir(), f"{item.name}{item_extension(item.format, item.info.get('suffix'))}")
-        if not os.path.exists(copy):
-            place(path, copy, "copy", readonly=True)
-        return copy
+        if item.hash is None:  # pragma: no cover - every included item is hashed when added or listed
+            raise FolioError(f"item {item.name!r} has no hash")
+        return cache_store(path, item.hash, filename)
 
     def get_table(self, name: str, storage_options: Mapping[str, Any] | None = None) -> Any:
         """An included table (as the library it was added from) or a referenced one (pandas)."""
@@ -408,7 +488,7 @@ class Folio:
         if item.type == "table":
             path = self._local(item)
             library = item.info.get("library")
-            if library == "polars" and _importable("polars"):
+            if library == "polars" and importable("polars"):
                 import polars as pl
 
                 return pl.read_parquet(path)
@@ -428,14 +508,14 @@ class Folio:
         self._lake.mark_read(file)
         return file
 
-    def _referenced_file(self, item: _Item) -> File | None:
+    def _referenced_file(self, item: Item) -> File | None:
         """The lake file a reference points at, when it is one and that lake is at hand."""
         if item.ref_file is not None:
             return item.ref_file
         lake_ref = item.info.get("lake")
         return self._lake_file(lake_ref["id"]) if lake_ref and self._lake is not None else None
 
-    def _read_reference(self, item: _Item, options: dict[str, Any]) -> Any:
+    def _read_reference(self, item: Item, options: dict[str, Any]) -> Any:
         import pandas as pd
 
         url = item.info["path"]
@@ -454,7 +534,9 @@ class Folio:
             if item.format == "csv":
                 return pd.read_csv(url, **kwargs)
             deltalake = _require("deltalake", "reading a delta table")
-            return deltalake.DeltaTable(url, storage_options=options or None).to_pandas()
+            version = item.info.get("version")
+            return deltalake.DeltaTable(url, version=version if isinstance(version, int) else None,
+                                        storage_options=options or None).to_pandas()
         except FileNotFoundError:
             raise FolioError(f"referenced table {item.name!r} is not at {redact_url(url)} any more") from None
         except OSError as exc:
@@ -472,18 +554,9 @@ class Folio:
         item = self._get(name, "model")
         path = self._local(item)
         allowed = trusted or item.trusted or self._trusted
-        if item.format == "skops":
-            sio = _require("skops.io", "loading a skops model")
-            untrusted = sio.get_untrusted_types(file=path)
-            if untrusted and not allowed:
-                raise UntrustedModel(f"model {name!r} uses types skops does not trust by default "
-                                     f"({', '.join(untrusted[:5])}); pass trusted=True only if you trust who made "
-                                     f"{redact_url(self.source or 'this folio')}")
-            return sio.load(path, trusted=untrusted or None)
-        if not allowed:
-            raise UntrustedModel(f"model {name!r} is a joblib pickle, and loading it runs any code it holds; pass "
-                                 f"trusted=True only if you trust who made {redact_url(self.source or 'this folio')}")
-        return _require("joblib", "loading a joblib model").load(path)
+        if item.format == "skops":  # the trust list is in models.py
+            return load_skops(path, name, self.source, allowed)
+        return load_joblib(path, name, self.source, allowed)
 
     def get_array(self, name: str) -> Any:
         """An included numpy array (read without pickle)."""
@@ -508,25 +581,51 @@ class Folio:
         return inner
 
     def get_data_path(self, name: str) -> str:
-        """Where an item's data is: a reference's URL, or the local path of an included item."""
+        """Where a referenced table's data is: its URL or path (a lake file's local path).
+
+        Raises:
+            FolioItemIncluded: the item is included in the folio, not referenced (use :meth:`get_item_path`).
+        """
         item = self._get(name)
-        if item.type == "reference":
-            file = self._referenced_file(item) if item.ref_file is None else None
-            return file.local_path() if file is not None else str(item.info["path"])
-        return self._path_for_user(item)
+        if item.type != "reference":
+            raise FolioItemIncluded(f"item {name!r} is included in the folio (a {item.type}), not a reference to "
+                                    f"data elsewhere; get_item_path({name!r}) gives a local copy of its bytes",
+                                    name=name)
+        file = self._referenced_file(item) if item.ref_file is None else None
+        return file.local_path() if file is not None else str(item.info["path"])
+
+    def get_item_path(self, name: str) -> str:
+        """A local, read-only path of an included item's bytes, kept in the user's cache until pruned.
+
+        Raises:
+            FolioItemNotFound: no such item, or it is a reference (use :meth:`get_data_path`).
+        """
+        return self._path_for_user(self._get(name, "table", "model", "array", "json", "artifact", "folio"))
+
+    @staticmethod
+    def prune_cache(older_than: Any = 0) -> int:
+        """Delete cached folio items (paths handed out by :meth:`get_artifact_path`...) unused for ``older_than``.
+
+        ``older_than`` is a timedelta or seconds; returns how many files were removed.
+        """
+        return prune_cache(older_than)
 
     # ------------------------------------------------------------- listing
     def list_contents(self) -> pd.DataFrame:
-        """One row per item: name, type, format, size, hash, description, category, num_rows, path, inputs."""
+        """One row per item: name, type, format, size, hash, description, category, num_rows, num_cols, path,
+        inputs, created_at, updated_at."""
         import pandas as pd
 
         rows = [{"name": i.name, "type": i.type, "format": i.format, "size": i.size, "hash": i.hash,
                  "description": i.description, "category": i.info.get("category"),
-                 "num_rows": i.info.get("num_rows"), "path": i.info.get("path"), "inputs": list(i.inputs)}
+                 "num_rows": i.info.get("num_rows"), "num_cols": i.info.get("num_cols"), "path": i.info.get("path"),
+                 "inputs": i.input_names(), "created_at": i.info.get("created_at"),
+                 "updated_at": i.info.get("updated_at")}
                 for i in self._items.values()]
-        columns = ["name", "type", "format", "size", "hash", "description", "category", "num_rows", "path", "inputs"]
+        columns = ["name", "type", "format", "size", "hash", "description", "category", "num_rows", "num_cols", "path",
+                   "inputs", "created_at", "updated_at"]
         frame = pd.DataFrame(rows, columns=columns)
-        return frame.astype({"size": "Int64", "num_rows": "Int64"})
+        return frame.astype({"size": "Int64", "num_rows": "Int64", "num_cols": "Int64"})
 
     def describe(self) -> str:
         """A readable summary: the metadata, then one line per item."""
@@ -550,10 +649,11 @@ class Folio:
 
     # ------------------------------------------------------------- saving
     def _manifest(self) -> dict[str, Any]:
-        problem = json_problem(self._metadata)
+        metadata = plain(self._metadata)
+        problem = json_problem(metadata)
         if problem:
             raise FolioError(f"folio metadata must be JSON: {problem}; convert it (datetimes with .isoformat())")
-        return {"format": FORMAT_NAME, "version": FORMAT_VERSION, "metadata": self._metadata,
+        return {"format": FORMAT_NAME, "version": FORMAT_VERSION, "metadata": metadata,
                 "items": [i.to_manifest() for i in self._items.values()]}
 
     def save(self, url: str | os.PathLike[str], compression: str | None = None,
@@ -585,6 +685,7 @@ class Folio:
         os.close(fd)
         try:
             write_archive(tmp, manifest, members, compress=compression == "gz")
+            os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600; a saved folio gets the usual mode
             put(tmp, url, dict(storage_options or {}))
         finally:
             if os.path.exists(tmp):
@@ -624,30 +725,11 @@ class Folio:
         base = ("name", "type", "format", "hash", "size", "description", "inputs", "member", "offset", "file")
         for entry in manifest["items"]:
             info = {k: v for k, v in entry.items() if k not in base}
-            item = _Item(entry["name"], entry["type"], entry.get("format", ""), entry.get("hash"), entry.get("size"),
+            item = Item(entry["name"], entry["type"], entry.get("format", ""), entry.get("hash"), entry.get("size"),
                          entry.get("description"), list(entry.get("inputs") or []), info,
                          member=entry.get("member"), offset=entry.get("offset"), file_id=entry.get("file"))
             folio._items[item.name] = item
         return folio
-
-
-def _drop_secrets(options: dict[str, Any], secrets: set[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in options.items():
-        if isinstance(value, dict):
-            value = _drop_secrets(value, secrets)
-        elif isinstance(value, str) and value in secrets:
-            continue
-        out[key] = value
-    return out
-
-
-def _importable(module: str) -> bool:
-    try:
-        __import__(module)
-    except ImportError:
-        return False
-    return True
 
 
 # -------------------------------------------------- for limnos.folio.in_lake
