@@ -178,6 +178,28 @@ def get_or_create(lake: LakeBase, name: str, root: str | os.PathLike[str] | None
     return ds
 
 
+def get_by_id(lake: LakeBase, source_id: str, *, name: str | None = None, root: str | os.PathLike[str] | None = None,
+              storage_options: Mapping[str, Any] | None = None) -> Datasource:
+    """``lake.datasource(id=...)``: the live datasource with this id (DagsHub's ``get_datasource(id=)``).
+
+    Raises:
+        DatasourceNotFound: no live datasource has this id.
+        LimnosError: ``name`` or ``root`` is given and is not this datasource's.
+    """
+    if not isinstance(source_id, str):
+        raise DatasourceNotFound(f"a datasource id is a str, not {type(source_id).__name__}")
+    info = datasource_by_id(lake.catalog, source_id)
+    if info is None or info.deleted_at is not None:
+        raise DatasourceNotFound(f"no datasource with id {source_id}", hint="see lake.datasources()")
+    if name is not None and name != info.name:
+        raise LimnosError(f"datasource {source_id} is named {info.name!r}, not {name!r}")
+    if root is not None and parse_root(root) != (info.kind, info.root):
+        raise LimnosError(f"datasource {info.name!r} is over {info.root or '(the whole lake)'}, not {root}")
+    if storage_options is not None:
+        save_options(lake, info.name, dict(storage_options))
+    return Datasource(lake, shared_state(lake, info))
+
+
 def _check_reachable(lake: LakeBase, name: str, root: str) -> None:
     import fsspec
 
@@ -591,5 +613,5 @@ def _check_field_name(key: Any) -> None:
         raise MetadataError(f"{key!r} is a built-in field of every datapoint; pick another name, such as '{key}_'")
 
 
-__all__ = ["AUTO_FIELDS", "Datasource", "MetadataContext", "SavedDataset", "SourceInfo", "get_or_create",
+__all__ = ["AUTO_FIELDS", "Datasource", "MetadataContext", "SavedDataset", "SourceInfo", "get_by_id", "get_or_create",
            "list_datasets", "list_datasources", "load_dataset", "load_options", "parse_root", "reference_fetcher"]
