@@ -91,13 +91,15 @@ def test_lake_prefix_datasource(lake, tmp_path) -> None:  # type: ignore[no-unty
     ds = lake.datasource("set", "raw/set", scan=True)
     assert ds.kind == "lake" and ds.root == "raw/set/" and ds.source_prefix == "raw/set"
     assert paths(ds.all()) == ["deep/er/data.csv", "img/0.png", "img/1.png", "img/2.png", "notes.txt"]
-    assert paths(ds[ds["project"] == "yoda"].all()) == paths(ds.all())  # the files' own metadata are fields
+    # the files' own lake metadata are read-only fields under lake.
+    assert paths(ds[ds["lake.project"] == "yoda"].all()) == paths(ds.all())
+    assert ds.all()[0]["lake.project"] == "yoda"
     dp = ds[ds["path"] == "img/1.png"].all()[0]
     assert dp["width"] == 11 and dp.file.name == "raw/set/img/1.png" and dp.hash == lake.get("raw/set/img/1.png").hash
     assert Image.open(dp.local_path()).size == (11, 20)
     with ds.metadata_context() as ctx:
         ctx.update_metadata("img/1.png", {"label": "cat"})
-    assert lake.get("raw/set/img/1.png").metadata["label"] == "cat"  # one metadata store for both views
+    assert "label" not in lake.get("raw/set/img/1.png").metadata  # the datasource's fields are its own
     # a new version of a file: the rescan follows it and carries the user fields over
     Image.new("RGB", (40, 20)).save(src / "img/1.png")
     lake.add(str(src / "img/1.png"), name="raw/set/img/1.png")

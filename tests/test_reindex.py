@@ -184,7 +184,7 @@ def test_migration_from_v1(tmp_path):
     lake.close()
     lake = limnos.open(lake.path)
     with lake.catalog.engine.connect() as conn:
-        assert migrations.current_version(conn) == migrations.LATEST == 4
+        assert migrations.current_version(conn) == migrations.LATEST == 5
         assert sa.inspect(conn).has_table("steps") and sa.inspect(conn).has_table("log_refused")
         assert "seq" in {c["name"] for c in sa.inspect(conn).get_columns("commits")}
     assert lake.get("a.txt").read_text() == "two"

@@ -435,16 +435,25 @@ class Lake(LakeBase):
         return find_stale(self)
 
     # ----------------------------------------------------------- datasources
-    def datasource(self, name: str, root: str | os.PathLike[str] | None = None, *,
+    def datasource(self, name: str | None = None, root: str | os.PathLike[str] | None = None, *,
+                   id: str | None = None,  # DagsHub's get_datasource(id=) name
                    storage_options: Mapping[str, Any] | None = None, scan: bool | str = "background") -> Datasource:
         """The datasource ``name``; created over ``root`` (a lake prefix, a folder or any fsspec URL) if new.
 
-        A new datasource is scanned in a background thread (``scan=True``: before
-        returning; ``False``: not at all). ``storage_options`` (credentials,
-        endpoints) stay on this machine, in ``state/datasources.yaml``.
+        ``lake.datasource(id=ds.id)`` gets a datasource by its id instead, as
+        DagsHub's ``get_datasource(id=)`` does. A new datasource is scanned in a
+        background thread (``scan=True``: before returning; ``False``: not at all).
+        ``storage_options`` (credentials, endpoints) stay on this machine, in
+        ``state/datasources.yaml``.
         """
-        from .datasources.source import get_or_create
+        from .datasources.source import get_by_id, get_or_create
 
+        if id is not None:
+            return get_by_id(self, id, name=name, root=root, storage_options=storage_options)
+        if name is None:
+            from .errors import LimnosError
+
+            raise LimnosError("lake.datasource() needs a name (or id=)")
         return get_or_create(self, name, root, storage_options=storage_options, scan=scan)
 
     def datasources(self) -> list[Datasource]:

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from ..errors import FieldNotFound, SchemaError, redact_url
 from . import schema as t
 from . import values
+from .datasources import adopt_legacy_fields, apply_field_rows
 from .engine import atomic, chunks, execute_many, insert_ignore, is_data_error, make_engine, run_atomic, upsert
 from .locks import WriterGuard
 from .migrations import migrate
@@ -196,8 +197,7 @@ class Catalog(StepReads):
         for kind, column in (("datasource_scan", "scanned_at"), ("datasource_delete", "deleted_at")):
             for r in grouped.get(kind, []):
                 conn.execute(sa.update(ds).where(ds.c.id == r["datasource_id"]).values({column: when}))
-        insert_ignore(conn, t.datasource_fields, [_table_row(t.datasource_fields, r, commit.id)
-                                                  for r in grouped.get("datasource_field", [])])
+        apply_field_rows(conn, grouped.get("datasource_field", []), grouped.get("ds_value", []), commit.id, when)
         for r in grouped.get("dataset", []):
             row = dict(_table_row(t.datasets, r, commit.id), created_at=when)
             if isinstance(row.get("as_of"), str):
@@ -359,6 +359,7 @@ class Catalog(StepReads):
                 self._fix_key_types(conn, commit.metadata)
                 self._insert_metadata(conn, commit)
                 self._apply_extra(conn, commit)
+            adopt_legacy_fields(conn)  # fields registered by records written before schema v5
 
         run_atomic(self.engine, txn)
         return renumbered
@@ -582,8 +583,9 @@ class Catalog(StepReads):
         log = t.metadata_log
         with self.engine.connect() as conn:
             for chunk in chunks(list(file_ids)):
-                stmt = sa.select(log.c.v_str).where(log.c.file_id.in_(chunk), log.c.type == "blob").distinct()
-                out.update(h for h in conn.execute(stmt).scalars() if h)
+                for table in (log, t.ds_values_log):
+                    stmt = sa.select(table.c.v_str).where(table.c.file_id.in_(chunk), table.c.type == "blob").distinct()
+                    out.update(h for h in conn.execute(stmt).scalars() if h)
         return out
 
     # ------------------------------------------------------------ checking
@@ -599,8 +601,9 @@ class Catalog(StepReads):
         alive = ~gone
         with self.engine.connect() as conn:
             hashes = set(conn.execute(sa.select(t.files.c.hash).where(t.files.c.hash.isnot(None), alive).distinct()).scalars())
-            blobs = conn.execute(sa.select(t.metadata_log.c.v_str).where(t.metadata_log.c.type == "blob").distinct()).scalars()
-            hashes.update(b for b in blobs if b)
+            for log in (t.metadata_log, t.ds_values_log):
+                blobs = conn.execute(sa.select(log.c.v_str).where(log.c.type == "blob").distinct()).scalars()
+                hashes.update(b for b in blobs if b)
         return hashes
 
     def live_hashes(self, hashes: Iterable[str]) -> set[str]:

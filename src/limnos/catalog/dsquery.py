@@ -31,23 +31,37 @@ import sqlalchemy as sa
 from ..errors import QueryError, SchemaError
 from . import schema as t
 from . import values
-from .expressions import BUILTINS, COMPARISONS, And, Condition, Leaf, Not, Or, Query, conjuncts
+from .engine import chunks
+from .expressions import BUILTINS, COMPARISONS, LAKE_PREFIX, And, Condition, Leaf, Not, Or, Query, conjuncts
 
 if TYPE_CHECKING:
     from .catalog import Catalog
 
 
-def values_table(as_of: dt.datetime | None, name: str = "vals") -> sa.FromClause:
-    """The (file_id, key, type, v_int, v_float, v_str) rows in force: now, or at ``as_of``."""
+def values_table(as_of: dt.datetime | None, name: str = "vals", datasource_id: str | None = None) -> sa.FromClause:
+    """The (file_id, key, type, v_int, v_float, v_str) rows in force, now or at ``as_of``: a datasource's
+    own field values, or (``datasource_id`` None) the lake's file metadata."""
+    own = datasource_id is not None
+    current, history = (t.ds_values, t.ds_values_log) if own else (t.metadata_current, t.metadata_log)
     if as_of is None:
-        return t.metadata_current.alias(name)
-    log, newer = t.metadata_log.alias(f"{name}_log"), t.metadata_log.alias(f"{name}_later")
+        if not own:
+            return current.alias(name)
+        return (sa.select(current.c.file_id, current.c.key, current.c.type, current.c.v_int, current.c.v_float,
+                          current.c.v_str).where(current.c.datasource_id == datasource_id).subquery(name))
+    log, newer = history.alias(f"{name}_log"), history.alias(f"{name}_later")
+    same = [newer.c.datasource_id == log.c.datasource_id] if own else []
     last = (sa.select(sa.func.max(newer.c.seq))
-            .where(newer.c.file_id == log.c.file_id, newer.c.key == log.c.key, newer.c.set_at <= as_of)
+            .where(newer.c.file_id == log.c.file_id, newer.c.key == log.c.key, newer.c.set_at <= as_of, *same)
             .scalar_subquery())
+    mine = [log.c.datasource_id == datasource_id] if own else []
     return (sa.select(log.c.file_id, log.c.key, log.c.type, log.c.v_int, log.c.v_float, log.c.v_str)
-            .where(log.c.set_at <= as_of, log.c.seq == last, log.c.deleted == sa.false())
+            .where(log.c.set_at <= as_of, log.c.seq == last, log.c.deleted == sa.false(), *mine)
             .subquery(name))
+
+
+def stored_key(name: str) -> tuple[bool, str]:
+    """(is a lake metadata field, the key as stored) of a field name (``lake.<key>`` names lake metadata)."""
+    return (True, name[len(LAKE_PREFIX):]) if name.startswith(LAKE_PREFIX) else (False, name)
 
 
 def encode_value(name: str, ftype: str, value: Any) -> Any:
@@ -145,9 +159,12 @@ def _column_pred(column: sa.ColumnElement[Any], op: str, value: object, dialect:
 class Compiler:
     """Compiles conditions on one datasource; ``types`` maps each field to its type."""
 
-    def __init__(self, types: Mapping[str, str], dialect: str, as_of: dt.datetime | None, plan: str | None = None) -> None:
-        """A compiler for ``dialect`` (``"sqlite"``/``"postgresql"``) reading values at ``as_of`` (None: now)."""
+    def __init__(self, types: Mapping[str, str], dialect: str, as_of: dt.datetime | None, plan: str | None = None,
+                 datasource_id: str = "") -> None:
+        """A compiler for ``dialect`` (``"sqlite"``/``"postgresql"``) reading the values of ``datasource_id``
+        (and ``lake.<key>`` file metadata) at ``as_of`` (None: now)."""
         self.types = types
+        self.datasource_id = datasource_id
         self.plan = plan  # None: let the database choose; "index" / "scan": see choose_plan
         self.dialect = dialect
         self.as_of = as_of
@@ -189,16 +206,17 @@ class Compiler:
                 return sa.false()
             pred = _column_pred(self.collated(self.builtin_column(name), ftype, op), op, value, self.dialect)
             return sa.not_(pred) if op == "ne" else pred
-        m = self.new_values()
+        lake, key = stored_key(name)
+        m = self.new_values(lake)
         if op == "isin" and not value:
             return sa.false()
         column = self.collated(m.c[values.column_for(ftype)], ftype, op)
         tests = [] if op in ("is_null", "is_not_null") else [_column_pred(column, op, value, self.dialect)]
         if self.plan == "scan":
             # Probe each datapoint (walking the datasource in path order, stopping at the limit).
-            found = sa.exists().where(m.c.file_id == self.dp.c.file_id, m.c.key == name, *tests)
+            found = sa.exists().where(m.c.file_id == self.dp.c.file_id, m.c.key == key, *tests)
             return ~found if op in ("is_null", "ne") else found
-        matching = sa.select(m.c.file_id).where(m.c.key == name, *tests)
+        matching = sa.select(m.c.file_id).where(m.c.key == key, *tests)
         # != is the complement of ==, as in pandas: a missing value is "not equal".
         if op in ("is_null", "ne"):
             return self.dp.c.file_id.not_in(matching)
@@ -210,10 +228,11 @@ class Compiler:
             return column.collate("C")
         return column
 
-    def new_values(self) -> sa.FromClause:
-        """A fresh alias of the values table, so no two uses of it in one statement get correlated."""
+    def new_values(self, lake: bool = False) -> sa.FromClause:
+        """A fresh alias of the datasource's values (``lake``: of file metadata), so no two uses of it in one
+        statement get correlated."""
         self._aliases += 1
-        return values_table(self.as_of, f"m{self._aliases}")
+        return values_table(self.as_of, f"m{self._aliases}", None if lake else self.datasource_id)
 
     def sort_column(self, name: str) -> sa.ColumnElement[Any]:
         """What ordering by ``name`` sorts on: its column, or a subquery of its value.
@@ -226,9 +245,10 @@ class Compiler:
         ftype = self.types[name]
         if ftype in ("blob", "json"):
             raise SchemaError(f"cannot order by field {name!r}: it holds {ftype} values")
-        m = self.new_values()
+        lake, key = stored_key(name)
+        m = self.new_values(lake)
         column = self.collated(m.c[values.column_for(ftype)], ftype)
-        return sa.select(column).where(m.c.file_id == self.dp.c.file_id, m.c.key == name).scalar_subquery()
+        return sa.select(column).where(m.c.file_id == self.dp.c.file_id, m.c.key == key).scalar_subquery()
 
     def membership(self, datasource_id: str) -> list[sa.ColumnElement[bool]]:
         """The conditions for a datapoint of the datasource, current now or at ``as_of``."""
@@ -262,7 +282,7 @@ def compile_select(query: Query, datasource_id: str, types: Mapping[str, str], d
     (datapoint, field), ordered as the query asks; a datapoint without values
     comes once with NULLs. ``fields`` limits the values fetched.
     """
-    c = Compiler(types, dialect, _as_of(query), plan)
+    c = Compiler(types, dialect, _as_of(query), plan, datasource_id)
     dp, f = t.datapoints, t.files
     order_cols = [(c.sort_column(name).label(f"_sort{n}"), desc) for n, (name, desc) in enumerate(query.order)]
     inner = (sa.select(dp.c.id.label("dp_id"), dp.c.path, dp.c.file_id, dp.c.fingerprint, f.c.size, f.c.kind, f.c.hash,
@@ -280,7 +300,7 @@ def compile_select(query: Query, datasource_id: str, types: Mapping[str, str], d
     m = c.new_values()
     on = m.c.file_id == sel.c.file_id
     if fields is not None:
-        wanted = [n for n in fields if n not in BUILTINS]
+        wanted = [n for n in fields if n not in BUILTINS and not n.startswith(LAKE_PREFIX)]
         on = sa.and_(on, m.c.key.in_(wanted)) if wanted else sa.and_(on, sa.false())
     outer_order = [(sel.c[f"_sort{n}"].desc() if desc else sel.c[f"_sort{n}"].asc()).nulls_last()
                    for n, (_, desc) in enumerate(order_cols)]
@@ -292,7 +312,7 @@ def compile_select(query: Query, datasource_id: str, types: Mapping[str, str], d
 def compile_count(query: Query, datasource_id: str, types: Mapping[str, str], dialect: str,
                   plan: str | None = None) -> sa.Select[Any]:
     """One SELECT count(*) of the datapoints the query matches (ignoring its limit)."""
-    c = Compiler(types, dialect, _as_of(query), plan)
+    c = Compiler(types, dialect, _as_of(query), plan, datasource_id)
     dp, f = t.datapoints, t.files
     stmt = sa.select(sa.func.count()).select_from(dp.join(f, f.c.id == dp.c.file_id)).where(*c.membership(datasource_id))
     if query.where is not None:
@@ -306,7 +326,8 @@ PROBE_CAP = 20_000
 _POSITIVE = ("eq", "lt", "le", "gt", "ge", "contains", "startswith", "endswith", "isin", "is_not_null")
 
 
-def choose_plan(conn: sa.Connection, query: Query, types: Mapping[str, str], dialect: str) -> str | None:
+def choose_plan(conn: sa.Connection, query: Query, types: Mapping[str, str], dialect: str,
+                datasource_id: str = "") -> str | None:
     """How SQLite should run a query: ``"index"`` (drive from a metadata index) or ``"scan"`` (walk the
     datasource in path order), or None to leave it to the database.
 
@@ -330,13 +351,14 @@ def choose_plan(conn: sa.Connection, query: Query, types: Mapping[str, str], dia
         return "scan" if path_limited else None
     if not path_limited:
         return "index"
-    c = Compiler(types, dialect, _as_of(query))
+    c = Compiler(types, dialect, _as_of(query), None, datasource_id)
     for leaf in leaves:
-        m = c.new_values()
+        lake, key = stored_key(leaf.field)
+        m = c.new_values(lake)
         ftype = types[leaf.field]
         value = _encoded_operand(leaf, ftype)
         test = [] if leaf.op == "is_not_null" else [_column_pred(m.c[values.column_for(ftype)], leaf.op, value, dialect)]
-        probe = sa.select(sa.literal(1)).select_from(m).where(m.c.key == leaf.field, *test).limit(PROBE_CAP).subquery()
+        probe = sa.select(sa.literal(1)).select_from(m).where(m.c.key == key, *test).limit(PROBE_CAP).subquery()
         if int(conn.execute(sa.select(sa.func.count()).select_from(probe)).scalar() or 0) < PROBE_CAP:
             return "index"
     return "scan"
@@ -362,18 +384,20 @@ class DatapointRow:
 
 
 def select_datapoints(catalog: Catalog, query: Query, datasource_id: str, types: Mapping[str, str],
-                      ) -> tuple[list[DatapointRow], dict[str, str]]:
+                      lake_fields: bool = False) -> tuple[list[DatapointRow], dict[str, str]]:
     """Run a query: the datapoints it matches, in order, with their values (only ``query.select``'s, if set).
 
-    Returns the rows and the type of every field a value was read for.
-    ``types`` must give the type of every field the query uses.
+    With ``lake_fields``, each datapoint also gets its file's lake metadata as
+    ``lake.<key>`` fields (a second statement). Returns the rows and the type
+    of every field a value was read for. ``types`` must give the type of every
+    field the query uses.
     """
     engine = catalog.engine
     dialect = engine.dialect.name
     rows: list[DatapointRow] = []
     found: dict[str, str] = {}
     with engine.connect() as conn:
-        plan = choose_plan(conn, query, types, dialect)
+        plan = choose_plan(conn, query, types, dialect, datasource_id)
         stmt = compile_select(query, datasource_id, types, dialect, fields=query.select, plan=plan)
         for r in conn.execute(stmt):
             if not rows or rows[-1].dp_id != r.dp_id:
@@ -381,7 +405,29 @@ def select_datapoints(catalog: Catalog, query: Query, datasource_id: str, types:
             if r.key is not None:
                 rows[-1].metadata[r.key] = values.decode(r.type, r.v_int, r.v_float, r.v_str)
                 found.setdefault(r.key, r.type)
+        if lake_fields and rows:
+            _add_lake_fields(conn, rows, query, found)
     return rows, found
+
+
+def _add_lake_fields(conn: sa.Connection, rows: list[DatapointRow], query: Query, found: dict[str, str]) -> None:
+    """Put each row's file metadata (at the query's time) in its values as ``lake.<key>``."""
+    keys = None if query.select is None else [stored_key(n)[1] for n in query.select if n.startswith(LAKE_PREFIX)]
+    if keys == []:
+        return
+    by_file: dict[str, list[DatapointRow]] = {}
+    for row in rows:
+        by_file.setdefault(row.file_id, []).append(row)
+    m = values_table(_as_of(query), "lake_vals")
+    for chunk in chunks(sorted(by_file)):
+        stmt = sa.select(m.c.file_id, m.c.key, m.c.type, m.c.v_int, m.c.v_float, m.c.v_str).where(m.c.file_id.in_(chunk))
+        if keys is not None:
+            stmt = stmt.where(m.c.key.in_(keys))
+        for r in conn.execute(stmt.order_by(m.c.file_id, m.c.key)):
+            name = LAKE_PREFIX + r.key
+            for row in by_file[r.file_id]:
+                row.metadata[name] = values.decode(r.type, r.v_int, r.v_float, r.v_str)
+            found.setdefault(name, r.type)
 
 
 def count_datapoints(catalog: Catalog, query: Query, datasource_id: str, types: Mapping[str, str]) -> int:
@@ -390,9 +436,9 @@ def count_datapoints(catalog: Catalog, query: Query, datasource_id: str, types: 
     dialect = engine.dialect.name
     unlimited = replace(query, limit=None)
     with engine.connect() as conn:
-        plan = choose_plan(conn, unlimited, types, dialect)
+        plan = choose_plan(conn, unlimited, types, dialect, datasource_id)
         return int(conn.execute(compile_count(unlimited, datasource_id, types, dialect, plan)).scalar() or 0)
 
 
 __all__ = ["PROBE_CAP", "RESULT_COLUMNS", "Compiler", "DatapointRow", "choose_plan", "compile_count", "compile_select",
-           "count_datapoints", "encode_value", "select_datapoints", "values_table"]
+           "count_datapoints", "encode_value", "select_datapoints", "stored_key", "values_table"]

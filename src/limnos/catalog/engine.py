@@ -53,6 +53,39 @@ def strip_password(url: str) -> str:
     return parsed._replace(password=None).render_as_string(hide_password=False) if parsed.password else url
 
 
+#: Each SQL statement the catalog runs is logged here at DEBUG: ``logging.basicConfig(level=logging.DEBUG)``,
+#: the ``limnos`` logger at DEBUG, or ``LIMNOS_DEBUG=1`` (which also adds a stderr handler) show them.
+sql_log = logging.getLogger("limnos.sql")
+_PARAMS_SHOWN = 400  # characters of a statement's parameters a debug line shows
+
+
+def debug_from_env() -> None:
+    """With ``LIMNOS_DEBUG=1``, set the ``limnos`` logger to DEBUG and give it a stderr handler (once)."""
+    if os.environ.get("LIMNOS_DEBUG") != "1":
+        return
+    logger = logging.getLogger("limnos")
+    logger.setLevel(logging.DEBUG)
+    if not any(getattr(h, "_limnos_debug", False) for h in logger.handlers):
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+        handler._limnos_debug = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+
+
+def _log_statements(engine: sa.Engine) -> None:
+    @event.listens_for(engine, "before_cursor_execute")
+    def _before(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, executemany: bool) -> None:
+        if not sql_log.isEnabledFor(logging.DEBUG):
+            return
+        if executemany:
+            shown = f"[{len(parameters)} rows]"
+        else:
+            shown = repr(parameters)
+            if len(shown) > _PARAMS_SHOWN:
+                shown = shown[:_PARAMS_SHOWN] + "..."
+        sql_log.debug("%s\n  parameters: %s", " ".join(statement.split()), shown)
+
+
 def make_engine(url: str) -> sa.Engine:
     """A SQLAlchemy engine for a ``sqlite:///`` path or a ``postgresql://`` URL, set up as the catalog needs.
 
@@ -61,13 +94,17 @@ def make_engine(url: str) -> sa.Engine:
         MissingExtra: PostgreSQL without the ``postgres`` extra (psycopg) installed.
     """
     url = normalize_url(url)
+    debug_from_env()
     if url.startswith("sqlite"):
         engine = sa.create_engine(url, connect_args={"timeout": 120, "check_same_thread": False})
         _sqlite_events(engine)
+        _log_statements(engine)
         return engine
     if url.startswith("postgresql"):
         require_extra("psycopg", "postgres")
-        return sa.create_engine(url, pool_pre_ping=True, pool_size=4, max_overflow=8)
+        engine = sa.create_engine(url, pool_pre_ping=True, pool_size=4, max_overflow=8)
+        _log_statements(engine)
+        return engine
     raise CatalogError(
         f"unsupported catalog URL {redact_url(url)!r}; use a sqlite:/// path or a postgresql:// URL"
     )

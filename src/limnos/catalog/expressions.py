@@ -21,6 +21,8 @@ from . import values
 
 #: Fields every datapoint has, and their types; they are columns, not metadata.
 BUILTINS = {"path": "str", "size": "int"}
+#: A datasource over a lake prefix shows its files' lake metadata as read-only fields named with this prefix.
+LAKE_PREFIX = "lake."
 #: Python's comparison operators and the operator names a :class:`Leaf` uses for them.
 COMPARISONS = {"==": "eq", "!=": "ne", "<": "lt", "<=": "le", ">": "gt", ">=": "ge"}
 #: Every operator a :class:`Leaf` may hold.
@@ -260,5 +262,5 @@ class Query:
         return cls(where, select, tuple((f, bool(d)) for f, d in order), data.get("limit"), as_of)
 
 
-__all__ = ["BUILTINS", "COMPARISONS", "OPS", "And", "Condition", "Leaf", "Not", "Operand", "Or", "Query",
+__all__ = ["BUILTINS", "COMPARISONS", "LAKE_PREFIX", "OPS", "And", "Condition", "Leaf", "Not", "Operand", "Or", "Query",
            "condition_from_json", "conjuncts", "describe", "precedence_error"]

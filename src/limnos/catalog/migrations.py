@@ -16,11 +16,13 @@ import sqlalchemy as sa
 from ..errors import CatalogVersionError
 from ..version import __version__
 from . import schema
+from .datasources import adopt_legacy_fields
 from .engine import run_atomic
 
 V1_TABLES = ("commits", "runs", "names", "files", "inputs", "metadata_schema", "metadata_log", "metadata")
 V2_TABLES = ("tombstones", "locks", "steps", "step_outputs")
 V3_TABLES = ("datasources", "datapoints", "datasource_fields", "datasets")
+V5_TABLES = ("ds_values_log", "ds_values")
 
 
 def _create(conn: sa.Connection, names: tuple[str, ...]) -> None:
@@ -53,8 +55,17 @@ def _v4_shared_log(conn: sa.Connection) -> None:
     _create(conn, ("log_refused",))
 
 
+def _v5_datasource_values(conn: sa.Connection) -> None:
+    # Each datasource's fields become its own, typed per datasource: the values its fields held as
+    # file metadata are copied into ds_values (the file metadata stays, seen as read-only lake.<key>).
+    if "type" not in {c["name"] for c in sa.inspect(conn).get_columns("datasource_fields")}:
+        conn.exec_driver_sql("ALTER TABLE datasource_fields ADD COLUMN type VARCHAR(16)")
+    _create(conn, V5_TABLES)
+    adopt_legacy_fields(conn)
+
+
 MIGRATIONS: list[Callable[[sa.Connection], None]] = [_v1_initial, _v2_deletions_locks_steps, _v3_datasources,
-                                                     _v4_shared_log]
+                                                     _v4_shared_log, _v5_datasource_values]
 LATEST = len(MIGRATIONS)
 
 

@@ -82,6 +82,11 @@ class Commit:
         """The id of the run that made the commit, if any."""
         return self.run["id"] if self.run else None
 
+    def blob_hashes(self) -> set[str]:
+        """The objects the commit's blob values name: file metadata and datasource values ("ds_value" rows)."""
+        rows = [*self.metadata, *(r for r in self.extra if r.get("type") == "ds_value")]
+        return {r["v_str"] for r in rows if r.get("vtype") == "blob" and isinstance(r.get("v_str"), str) and r["v_str"]}
+
     def to_jsonl(self) -> bytes:
         """The records file: a header line, one JSON line per row (times in UTC ISO format), the checksum line."""
         lines = [

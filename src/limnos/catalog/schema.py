@@ -250,7 +250,10 @@ datasource_fields = sa.Table(
     "datasource_fields",
     metadata_obj,
     sa.Column("datasource_id", sa.String(26), sa.ForeignKey("datasources.id"), primary_key=True),
-    sa.Column("key", sa.Text, primary_key=True),  # its type is the lake-wide one in metadata_schema
+    sa.Column("key", sa.Text, primary_key=True),
+    # Fixed by the field's first value, per datasource (schema v5). NULL: registered by a commit written
+    # before v5, whose values are file metadata until adopted (catalog/datasources.adopt_legacy_fields).
+    sa.Column("type", sa.String(16)),
 )
 
 datasets = sa.Table(
@@ -262,4 +265,38 @@ datasets = sa.Table(
     sa.Column("as_of", UTCDateTime),  # pinned time, or NULL for the live view
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("commit_id", sa.String(26), sa.ForeignKey("commits.id"), nullable=False),
+)
+
+# ---------------------------------------------------------------- schema v5
+# A datasource's own field values, apart from every other datasource's and
+# from the lake's file metadata (which a datasource shows as read-only
+# ``lake.<key>`` fields). Same shape as metadata_log/metadata, keyed also by
+# the datasource; rows arrive as "ds_value" extra rows of commits.
+
+ds_values_log = sa.Table(
+    "ds_values_log",
+    metadata_obj,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("datasource_id", sa.String(26), sa.ForeignKey("datasources.id"), nullable=False),
+    sa.Column("file_id", sa.String(26), sa.ForeignKey("files.id"), nullable=False),
+    sa.Column("key", sa.Text, nullable=False),
+    *_value_columns(),
+    sa.Column("set_at", UTCDateTime, nullable=False),
+    sa.Column("deleted", sa.Boolean, nullable=False, default=False),
+    sa.Column("commit_id", sa.String(26), sa.ForeignKey("commits.id"), nullable=False),
+    sa.Index("ix_ds_values_log_file_key", "datasource_id", "file_id", "key", "set_at"),
+)
+
+ds_values = sa.Table(
+    "ds_values",
+    metadata_obj,
+    sa.Column("datasource_id", sa.String(26), sa.ForeignKey("datasources.id"), primary_key=True),
+    sa.Column("file_id", sa.String(26), sa.ForeignKey("files.id"), primary_key=True),
+    sa.Column("key", sa.Text, primary_key=True),
+    *_value_columns(),
+    sa.Column("set_at", UTCDateTime, nullable=False),
+    sa.Index("ix_ds_values_key_int", "datasource_id", "key", "v_int"),
+    sa.Index("ix_ds_values_key_float", "datasource_id", "key", "v_float"),
+    sa.Index("ix_ds_values_key_str", "datasource_id", "key", "v_str").ddl_if(dialect="sqlite"),
+    sa.Index("ix_ds_values_str_hash", "v_str", postgresql_using="hash").ddl_if(dialect="postgresql"),
 )

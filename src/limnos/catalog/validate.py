@@ -37,6 +37,7 @@ from ..names import is_file_id, ulid_seconds, validate_name
 from ..store.hashing import is_hash
 from . import schema as t
 from . import values as metavalues
+from .datasources import registered_fields
 from .engine import chunks
 
 if TYPE_CHECKING:
@@ -293,7 +294,12 @@ def _specs() -> dict[str, Spec]:
         "datapoint_end": {"id": (REQ, ulid)},
         "datasource_scan": {"datasource_id": (REQ, ulid)},
         "datasource_delete": {"datasource_id": (REQ, ulid)},
-        "datasource_field": {"datasource_id": (REQ, ulid), "key": (REQ, _column_text(t.datasource_fields, "key"))},
+        "datasource_field": {"datasource_id": (REQ, ulid), "key": (REQ, _metadata_key),
+                             "vtype": (OPT, _nullable(_one_of(*sorted(METADATA_TYPES))))},
+        "ds_value": {"datasource_id": (REQ, ulid), "file_id": (REQ, ulid), "key": (REQ, _metadata_key),
+                     "vtype": (REQ, _column_text(t.ds_values_log, "type")),
+                     "v_int": (OPT, _nullable(_integer(-INT64, INT64))), "v_float": (OPT, _nullable(_number)),
+                     "v_str": (OPT, _nullable(text)), "deleted": (OPT, _nullable(_boolean))},
         "dataset": {"name": (REQ, _datasource_name), "datasource_id": (REQ, ulid), "query": (REQ, _query),
                     "as_of": (OPT, _nullable(_time))},
         "dataset_delete": {"name": (REQ, _datasource_name)},
@@ -440,7 +446,7 @@ def check_rows(rows: list[Any], max_format: int) -> None:
                 if row["id"] in file_ids:
                     raise _Bad(f"repeats file id {row['id']}")
                 file_ids.add(row["id"])
-            elif kind == "meta":
+            elif kind in ("meta", "ds_value"):
                 _check_meta(row)
             elif kind == "run":
                 runs += 1
@@ -468,13 +474,13 @@ def _referenced(commit: Commit) -> dict[str, set[str]]:
     for row in commit.extra:
         extra.setdefault(row.get("type", ""), []).append(row)
     files = {r["file_id"] for r in commit.metadata}
-    for kind in ("tombstone", "lock", "step_output", "datapoint"):
+    for kind in ("tombstone", "lock", "step_output", "datapoint", "ds_value"):
         files |= {r["file_id"] for r in extra.get(kind, [])}
     return {
         "files": files,
         "runs": {f["run_id"] for f in commit.files if f.get("run_id")},
         "steps": {r["step_id"] for r in extra.get("step_output", [])},
-        "datasources": {r["datasource_id"] for kind in ("datapoint", "datasource_field", "dataset")
+        "datasources": {r["datasource_id"] for kind in ("datapoint", "datasource_field", "dataset", "ds_value")
                         for r in extra.get(kind, [])},
     }
 
@@ -513,6 +519,7 @@ def unresolved(catalog: Catalog, commits: Sequence[Commit]) -> dict[str, str]:
             wanted[name] |= ids
     existing = _existing(catalog, wanted)
     key_types = catalog.key_types({r["key"] for c in todo for r in c.metadata})
+    key_types.update(_field_types(catalog, todo))
     refused = _reused_file_ids(catalog, todo, defined)
     changed = True
     while changed:
@@ -560,15 +567,33 @@ def _dangling(refs: Mapping[str, set[str]], known: Mapping[str, set[str]]) -> st
     return None
 
 
+def _field_types(catalog: Catalog, commits: Sequence[Commit]) -> dict[str, str]:
+    """The types fixed for the datasource fields the commits set, keyed as :func:`_value_key` keys them."""
+    wanted = {(r["datasource_id"], r["key"]) for c in commits for r in c.extra if r.get("type") == "ds_value"}
+    out: dict[str, str] = {}
+    for source in {s for s, _ in wanted}:
+        fields = registered_fields(catalog, source)
+        out.update({_value_key(source, k): v for k, v in fields.items() if (source, k) in wanted})
+    return out
+
+
+def _value_key(datasource_id: str | None, key: str) -> str:
+    """A key of the type map: a metadata key, or a datasource's field (typed per datasource)."""
+    return key if datasource_id is None else f"{datasource_id}\0{key}"
+
+
 def _type_clash(commit: Commit, fixed: dict[str, str]) -> str | None:
     mine: dict[str, str] = {}
-    for row in commit.metadata:
-        if row.get("deleted"):
+    values = [(None, r) for r in commit.metadata]
+    values += [(r["datasource_id"], r) for r in commit.extra if r.get("type") in ("ds_value", "datasource_field")]
+    for source, row in values:
+        if row.get("deleted") or row.get("vtype") is None:
             continue
-        key, vtype = row["key"], row["vtype"]
+        key, vtype = _value_key(source, row["key"]), row["vtype"]
         held = fixed.get(key) or mine.get(key)
         if held is not None and held != vtype:
-            return f"it sets metadata key {key!r} to {vtype} values, but this lake holds {held} values for it"
+            what = f"metadata key {row['key']!r}" if source is None else f"datasource field {row['key']!r}"
+            return f"it sets {what} to {vtype} values, but this lake holds {held} values for it"
         mine[key] = vtype
     fixed.update(mine)
     return None

@@ -49,7 +49,7 @@ else:
         _Base = object
 
 STRATEGIES = ("lazy", "background", "preload")
-_DATASET_OPTIONS = ("metadata_columns", "strategy", "tensorizers", "savedir", "jobs")
+_DATASET_OPTIONS = ("metadata_columns", "strategy", "tensorizers", "savedir", "jobs", "processes")
 
 
 # ---------------------------------------------------------------- tensorizers
@@ -293,6 +293,12 @@ def as_dataset(result: QueryResult, flavor: str = "torch", **kwargs: Any) -> Dat
     if unknown:
         raise LimnosError(f"unknown dataset options {', '.join(sorted(unknown))}; use {', '.join(_DATASET_OPTIONS)}")
     _check_flavor(flavor)
+    if "processes" in kwargs:
+        # DagsHub's name for the number of parallel downloads (they are threads here, as there).
+        processes = kwargs.pop("processes")
+        if kwargs.get("jobs") not in (None, processes):
+            raise LimnosError(f"processes={processes!r} and jobs={kwargs['jobs']!r} disagree; pass one of them")
+        kwargs["jobs"] = processes
     return DatapointDataset(result, **kwargs)
 
 

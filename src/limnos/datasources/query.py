@@ -37,6 +37,7 @@ from ..catalog.dsquery import (
 from ..catalog.expressions import (
     BUILTINS,
     COMPARISONS,
+    LAKE_PREFIX,
     OPS,
     And,
     Condition,
@@ -182,6 +183,6 @@ def check_fields(names: Iterable[str], known: Sequence[str], datasource: str) ->
         raise FieldNotFound(f"datasource {datasource!r} has no field {name!r}; {hint}")
 
 
-__all__ = ["BUILTINS", "COMPARISONS", "OPS", "PROBE_CAP", "And", "Compiler", "Condition", "Field", "Leaf", "Not", "Or",
-           "Query", "check_fields", "choose_plan", "compile_count", "compile_select", "condition_from_json", "describe",
-           "encode_value", "values_table"]
+__all__ = ["BUILTINS", "COMPARISONS", "LAKE_PREFIX", "OPS", "PROBE_CAP", "And", "Compiler", "Condition", "Field", "Leaf",
+           "Not", "Or", "Query", "check_fields", "choose_plan", "compile_count", "compile_select", "condition_from_json",
+           "describe", "encode_value", "values_table"]

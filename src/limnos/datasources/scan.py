@@ -6,8 +6,9 @@ fingerprint (etag, or size and mtime; the file id for lake files) with the
 current datapoints, and commits in batches, so queries during a long scan
 see the datapoints found so far. New files get a datapoint with automatic
 fields (modified time, content type, image width and height when Pillow is
-installed); a file whose content changed gets a new datapoint on the new
-file, with the old one's user fields carried over; a vanished file's
+installed), which are the datasource's own fields as every other is (schema
+v5: ``ds_value`` rows, typed per datasource); a file whose content changed
+gets a new datapoint on the new file, with the old one's user fields carried over; a vanished file's
 datapoint ends. The last commit marks the scan complete. Running it again
 does only the differences.
 """
@@ -222,21 +223,24 @@ def _auto_values(entry: Entry) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
 
 
-def _meta_row(file_id: str, key: str, value: Any, vtype: str) -> dict[str, Any]:
+def _value_row(source_id: str, file_id: str, key: str, value: Any, vtype: str) -> dict[str, Any]:
+    """A ``ds_value`` records row: the datasource's field ``key`` set to ``value`` on a datapoint's file."""
     _, v_int, v_float, v_str = metavalues.encode(value, vtype)
-    return {"file_id": file_id, "key": key, "vtype": vtype, "v_int": v_int, "v_float": v_float, "v_str": v_str,
-            "deleted": False}
+    return {"type": "ds_value", "datasource_id": source_id, "file_id": file_id, "key": key, "vtype": vtype,
+            "v_int": v_int, "v_float": v_float, "v_str": v_str, "deleted": False}
 
 
 def stage(lake: LakeBase, state: SourceState, commit: CommitBuilder, entries: Sequence[Entry],
           current: Mapping[str, CurrentDatapoint], report: ScanReport | None = None) -> dict[str, str]:
     """Add datapoint rows for new or changed entries to ``commit``; return path -> file id."""
     info = state.info
-    fixed = lake.catalog.key_types(AUTO_FIELDS)
-    lake_meta = lake.catalog.metadata_of([e.file.id for e in entries if e.file is not None])
+    fixed = known_fields(lake, state)
+    have: dict[str, dict[str, Any]] = {}
+    for v in current_values(lake.catalog, info.id, [e.file.id for e in entries if e.file is not None]):
+        have.setdefault(v.file_id, {})[v.key] = metavalues.decode(v.type, v.v_int, v.v_float, v.v_str)
     carried: list[tuple[str, str]] = []
     out: dict[str, str] = {}
-    used: set[str] = set()
+    used: dict[str, str] = {}
     for e in entries:
         old = current.get(e.path)
         if old is not None and old.fingerprint == e.fingerprint:
@@ -244,8 +248,7 @@ def stage(lake: LakeBase, state: SourceState, commit: CommitBuilder, entries: Se
                 report.unchanged += 1
             continue
         if e.file is not None:
-            file_id, existing = e.file.id, lake_meta.get(e.file.id, {})
-            used.update(existing)
+            file_id, existing = e.file.id, have.get(e.file.id, {})
         else:
             file_id = commit.add_file(ref_name(info.name, e.path), None, e.size, kind="reference", uri=e.uri)["id"]
             existing = {}
@@ -260,40 +263,37 @@ def stage(lake: LakeBase, state: SourceState, commit: CommitBuilder, entries: Se
             vtype = metavalues.infer_type(value)
             if fixed.get(key, vtype) != vtype or existing.get(key) == value:
                 continue
-            commit.metadata.append(_meta_row(file_id, key, value, vtype))
-            used.add(key)
+            commit.add_rows([_value_row(info.id, file_id, key, value, vtype)])
+            used[key] = vtype
         if report:
             if old is None:
                 report.added += 1
             else:
                 report.changed += 1
-    used.update(_carry(lake, commit, carried, lake_meta))
+    _carry(lake, state, commit, carried, have)
     register_fields(lake, state, commit, used)
     return out
 
 
-def _carry(lake: LakeBase, commit: CommitBuilder, pairs: list[tuple[str, str]],
-           lake_meta: Mapping[str, dict[str, Any]]) -> set[str]:
+def _carry(lake: LakeBase, state: SourceState, commit: CommitBuilder, pairs: list[tuple[str, str]],
+           have: Mapping[str, dict[str, Any]]) -> None:
     """Copy user fields from each replaced file to its successor (which keeps its own values)."""
     if not pairs:
-        return set()
+        return
     successor = dict(pairs)
-    keys: set[str] = set()
-    for v in current_values(lake.catalog, list(successor), exclude_keys=AUTO_FIELDS):
+    for v in current_values(lake.catalog, state.info.id, list(successor), exclude_keys=AUTO_FIELDS):
         new = successor[v.file_id]
-        if v.key in lake_meta.get(new, {}):
+        if v.key in have.get(new, {}):
             continue
-        commit.metadata.append({"file_id": new, "key": v.key, "vtype": v.type, "v_int": v.v_int,
-                                "v_float": v.v_float, "v_str": v.v_str, "deleted": False})
-        keys.add(v.key)
-    return keys
+        commit.add_rows([{"type": "ds_value", "datasource_id": state.info.id, "file_id": new, "key": v.key,
+                          "vtype": v.type, "v_int": v.v_int, "v_float": v.v_float, "v_str": v.v_str, "deleted": False}])
 
 
-def register_fields(lake: LakeBase, state: SourceState, commit: CommitBuilder, keys: Iterable[str]) -> None:
-    """Add to ``commit`` a registration of each of ``keys`` the datasource does not have yet."""
+def register_fields(lake: LakeBase, state: SourceState, commit: CommitBuilder, types: Mapping[str, str]) -> None:
+    """Add to ``commit`` a registration, with its type, of each field in ``types`` the datasource does not have yet."""
     known = known_fields(lake, state)
-    for key in sorted(set(keys) - set(known)):
-        commit.extra.append({"type": "datasource_field", "datasource_id": state.info.id, "key": key})
+    commit.add_rows([{"type": "datasource_field", "datasource_id": state.info.id, "key": key, "vtype": types[key]}
+                     for key in sorted(set(types) - set(known))])
 
 
 # --------------------------------------------------------------------- scan
@@ -348,8 +348,7 @@ def write_metadata(lake: LakeBase, state: SourceState, updates: Mapping[str, Map
         MetadataError, SchemaError: a value is invalid or does not match its field's type.
     """
     paths = sorted(set(updates) | set(deletes))
-    keys = sorted({k for m in updates.values() for k in m})
-    fixed = lake.catalog.key_types(keys)
+    fixed = known_fields(lake, state, refresh=True)
     batch: dict[str, str] = {}
     typed: list[tuple[str, str, Any, str]] = []
     for path, meta in updates.items():
@@ -379,18 +378,19 @@ def write_metadata(lake: LakeBase, state: SourceState, updates: Mapping[str, Map
         for path, key, value, vtype in typed:
             if vtype == "blob":
                 value = blobs.get(id(value)) or blobs.setdefault(id(value), lake.store_blob(bytes(value)))
-            commit.metadata.append(_meta_row(file_of[path], key, value, vtype))
+            commit.add_rows([_value_row(state.info.id, file_of[path], key, value, vtype)])
         if deletes:
-            commit.metadata.extend(_deletion_rows(lake, {file_of[p]: ks for p, ks in deletes.items()}))
-        register_fields(lake, state, commit, keys)
+            commit.add_rows(_deletion_rows(lake, state, {file_of[p]: ks for p, ks in deletes.items()}))
+        register_fields(lake, state, commit, batch)
         commit.write()
         state.fields = None
 
 
-def _deletion_rows(lake: LakeBase, wanted: Mapping[str, set[str]]) -> list[dict[str, Any]]:
-    """Deletion rows for the (file, key) pairs that are set; others have nothing to delete."""
-    have = keys_set(lake.catalog, list(wanted))
-    return [{"file_id": fid, "key": key, "vtype": "deleted", "v_int": None, "v_float": None, "v_str": None, "deleted": True}
+def _deletion_rows(lake: LakeBase, state: SourceState, wanted: Mapping[str, set[str]]) -> list[dict[str, Any]]:
+    """Deletion rows for the (file, field) pairs that are set; others have nothing to delete."""
+    have = keys_set(lake.catalog, state.info.id, list(wanted))
+    return [{"type": "ds_value", "datasource_id": state.info.id, "file_id": fid, "key": key, "vtype": "deleted",
+             "v_int": None, "v_float": None, "v_str": None, "deleted": True}
             for fid in sorted(have) for key in sorted(have[fid] & wanted[fid])]
 
 

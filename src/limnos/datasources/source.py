@@ -9,12 +9,14 @@ A datasource is a named set of *datapoints*, one per file under its root:
   size and etag or mtime), named ``.datasources/<name>/<path>`` in the lake.
   No bytes are copied.
 
-A datapoint's fields are the typed metadata of its file, so they share the
-lake's machinery: the type of a field is fixed lake-wide by its first value,
-every change is kept (``ds.as_of(t)``), and every change is a commit whose
-records file lets ``reindex`` restore it. Datasources, datapoints, their
-fields and saved datasets are rows of their own (schema v3), also written
-only through commits.
+A datapoint's fields belong to its datasource, as in DagsHub: two datasources
+over the same files keep their fields apart, and the type of a field is fixed
+per datasource by its first value (schema v5). Every change is kept
+(``ds.as_of(t)``) and is a commit whose records file lets ``reindex`` restore
+it. Over a lake prefix, the files' own lake metadata shows too, read-only, as
+``lake.<key>`` fields (``ds["lake.ticket"] == "abc"``). Datasources,
+datapoints, their fields and values and saved datasets are rows of their own,
+written only through commits.
 
 Storage options (credentials) of an external root are this machine's own:
 they live in ``<lake>/state/datasources.yaml`` (mode 600), never in the
@@ -54,6 +56,7 @@ from ..catalog.dsquery import count_datapoints, select_datapoints
 from ..errors import (
     DatasetNotFound,
     DatasourceNotFound,
+    FieldNotFound,
     LimnosError,
     MetadataError,
     PartialResultsWarning,
@@ -63,7 +66,7 @@ from ..errors import (
 )
 from ..names import new_id, validate_name
 from .fetch import Fetcher, reference_fetcher, source_fetcher
-from .query import BUILTINS, Condition, Field, Query, check_fields, describe
+from .query import BUILTINS, LAKE_PREFIX, Condition, Field, Query, check_fields, describe
 from .results import QueryResult
 from .scan import ScanReport, frame_updates, write_metadata
 from .scan import scan as run_scan
@@ -176,6 +179,28 @@ def get_or_create(lake: LakeBase, name: str, root: str | os.PathLike[str] | None
     elif scan:
         ds.scan()
     return ds
+
+
+def get_by_id(lake: LakeBase, source_id: str, *, name: str | None = None, root: str | os.PathLike[str] | None = None,
+              storage_options: Mapping[str, Any] | None = None) -> Datasource:
+    """``lake.datasource(id=...)``: the live datasource with this id (DagsHub's ``get_datasource(id=)``).
+
+    Raises:
+        DatasourceNotFound: no live datasource has this id.
+        LimnosError: ``name`` or ``root`` is given and is not this datasource's.
+    """
+    if not isinstance(source_id, str):
+        raise DatasourceNotFound(f"a datasource id is a str, not {type(source_id).__name__}")
+    info = datasource_by_id(lake.catalog, source_id)
+    if info is None or info.deleted_at is not None:
+        raise DatasourceNotFound(f"no datasource with id {source_id}", hint="see lake.datasources()")
+    if name is not None and name != info.name:
+        raise LimnosError(f"datasource {source_id} is named {info.name!r}, not {name!r}")
+    if root is not None and parse_root(root) != (info.kind, info.root):
+        raise LimnosError(f"datasource {info.name!r} is over {info.root or '(the whole lake)'}, not {root}")
+    if storage_options is not None:
+        save_options(lake, info.name, dict(storage_options))
+    return Datasource(lake, shared_state(lake, info))
 
 
 def _check_reachable(lake: LakeBase, name: str, root: str) -> None:
@@ -321,21 +346,27 @@ class Datasource:
         return known_fields(self._lake, self._shared, refresh)
 
     def _types(self, names: Iterable[str] = (), refresh: bool = False) -> dict[str, str]:
-        """Field -> type for the fields this datasource knows (and, over a lake prefix, any lake key)."""
+        """Field -> type for the fields this datasource has (and, over a lake prefix, ``lake.<key>`` of any lake key)."""
         names = list(names)
         types = {**BUILTINS, **self._registered(refresh)}
         missing = [n for n in names if n not in types]
-        if missing and self.kind == "lake":
-            types.update(self._lake.catalog.key_types(missing))
+        lake_keys = [n[len(LAKE_PREFIX):] for n in missing if n.startswith(LAKE_PREFIX)]
+        if lake_keys and self.kind == "lake":
+            types.update({LAKE_PREFIX + k: v for k, v in self._lake.catalog.key_types(lake_keys).items()})
             missing = [n for n in missing if n not in types]
         if missing and not refresh:
             return self._types(names, refresh=True)
+        plain = self._lake.catalog.key_types(missing) if missing and self.kind == "lake" else {}
+        if plain:
+            key = sorted(plain)[0]
+            raise FieldNotFound(f"datasource {self.name!r} has no field {key!r}; its files' lake metadata "
+                                f"{key!r} is the read-only field {LAKE_PREFIX + key!r}")
         check_fields(names, list(types), self.name)
         return types
 
     @property
     def fields(self) -> dict[str, str]:
-        """Every field of the datasource and its type: path, size, then the metadata fields."""
+        """Every field of the datasource and its type: path, size, then its own fields (not the ``lake.`` ones)."""
         return {**BUILTINS, **self._registered(refresh=True)}
 
     # -- views -------------------------------------------------------------
@@ -400,7 +431,7 @@ class Datasource:
     def _run(self, query: Query) -> QueryResult:
         types = self._types(query.fields())
         partial = self._partial()
-        rows, found = select_datapoints(self._lake.catalog, query, self.id, types)
+        rows, found = select_datapoints(self._lake.catalog, query, self.id, types, lake_fields=self.kind == "lake")
         for key, vtype in found.items():
             types.setdefault(key, vtype)
         return QueryResult(self, rows, types, query.select, partial, self._fetcher())
@@ -487,8 +518,7 @@ class Datasource:
         """Set fields from a DataFrame: one row per datapoint, its path in ``path_column``
         (a name or position; the first column by default), every other column a field.
         Types come from the dtypes; missing values (NaN, None, NaT) are skipped. Returns the rows written."""
-        fixed = self._lake.catalog.key_types([str(c) for c in df.columns])
-        updates = frame_updates(df, path_column, fixed)
+        updates = frame_updates(df, path_column, self._registered(refresh=True))
         ctx = MetadataContext(self)
         for path, meta in updates:
             ctx.update_metadata(path, meta)
@@ -589,7 +619,10 @@ def _check_field_name(key: Any) -> None:
     metavalues.validate_key(key)
     if key in BUILTINS:
         raise MetadataError(f"{key!r} is a built-in field of every datapoint; pick another name, such as '{key}_'")
+    if key.startswith(LAKE_PREFIX):
+        raise MetadataError(f"{key!r} names the lake metadata of a datapoint's file, which is read-only here; "
+                            f"set it with lake.set_metadata, or pick a field name not starting with {LAKE_PREFIX!r}")
 
 
-__all__ = ["AUTO_FIELDS", "Datasource", "MetadataContext", "SavedDataset", "SourceInfo", "get_or_create",
+__all__ = ["AUTO_FIELDS", "Datasource", "MetadataContext", "SavedDataset", "SourceInfo", "get_by_id", "get_or_create",
            "list_datasets", "list_datasources", "load_dataset", "load_options", "parse_root", "reference_fetcher"]

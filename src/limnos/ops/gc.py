@@ -164,7 +164,7 @@ def _referenced(lake: LakeBase, grace: float) -> set[str]:
         except (RecordsDamaged, CatalogVersionError) as exc:
             raise GcRefused(f"cannot tell what records/{cid}.jsonl refers to ({exc}); nothing was deleted") from None
         referenced.update(f["hash"] for f in commit.files if f.get("hash"))
-        referenced.update(m["v_str"] for m in commit.metadata if m.get("vtype") == "blob" and m.get("v_str"))
+        referenced.update(commit.blob_hashes())
     return referenced
 
 

@@ -391,7 +391,7 @@ def _stock_store(lake: LakeBase, source: ObjectStore, commits: Sequence[Commit],
         RemoteError: an object could not be fetched or stored; nothing of the commits was written.
     """
     wanted = {f["hash"] for c in commits for f in c.files if f.get("hash") and f.get("kind", "object") == "object"}
-    wanted |= {m["v_str"] for c in commits for m in c.metadata if m.get("vtype") == "blob" and m.get("v_str")}
+    wanted |= {h for c in commits for h in c.blob_hashes()}
     missing = sorted(h for h in wanted if not lake.store.has(h))
     if not missing:
         return
