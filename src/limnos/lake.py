@@ -16,6 +16,7 @@ import unicodedata
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import IO, TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
+from .catalog.expressions import Condition, Query
 from .core import opening
 from .core.base import LakeBase
 from .core.files import File, Writer
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
     from .ops.add import AddResult, Status
     from .ops.cache import CacheReport
     from .ops.lineage import Lineage
-    from .ops.query import Result
+    from .ops.query import FileView, Result
     from .steps.stale import StaleOutput
     from .steps.step import Step, StepDecorator, StepRecord, Version
     from .store.transfer import TransferReport
@@ -322,29 +323,46 @@ class Lake(LakeBase):
             raise FileNotFound(f"no file named {name!r} in the lake", hint="see lake.ls()", ref=name)
         return self.files_with_metadata(rows)
 
-    def query(self, filters: Mapping[str, Any] | None = None, *, latest: bool = False, **equals: Any) -> Result:
-        """Files whose metadata equals every given value: ``lake.query(ticket="abc-123")``.
+    def query(self, expr: str | Condition | Mapping[str, Any] | None = None, *, latest: bool = False,
+              **equals: Any) -> Result:
+        """Files matching a query: ``lake.query('user == "ana" and ticket startswith "abc"')``.
 
-        ``filters`` takes keys that are not Python identifiers (or are named ``latest``);
-        ``latest=True`` keeps only the newest version of each name. ``user=`` is not
-        metadata but the originator of the run that made the file (``File.user``:
-        git's ``user.email``, else ``$LIMNOS_USER_EMAIL``, else the OS login name).
+        ``expr`` is query text (the syntax of ``limnos query`` and ``limnos ds query``),
+        a condition built on :attr:`files` (``lake.files["size"] > 100``), or a dict of
+        key -> value that must be equal; ``**equals`` is the shorthand for the last,
+        ``lake.query(ticket="abc-123")``. Automatic fields (name, version, size,
+        created_at, user, host, script, git_commit, step...) are queried by their
+        names, every other name is a metadata key. ``latest=True`` keeps only the
+        newest version of each name.
 
         Returns:
             A lazy :class:`~limnos.ops.query.Result`; the query runs when it is first used,
             and raises :class:`~limnos.errors.FieldNotFound` then for a key no file has.
 
         Raises:
+            QuerySyntaxError: query text does not parse.
             MetadataError: a filter key could never name metadata (not a str, a NUL...).
         """
-        from .ops.query import Result
+        from .ops.query import Result, as_condition, equalities
 
-        if filters is not None and not isinstance(filters, Mapping):
-            raise MetadataError(f"query filters are a dict of key -> value, not {type(filters).__name__}")
-        merged = dict(filters or {})
-        merged.update(equals)
+        merged = dict(equals)
+        if isinstance(expr, Mapping):
+            merged = {**expr, **equals}
+            expr = None
+        parts = [as_condition(expr)] if expr is not None else []
+        pairs = equalities(merged)
+        parts += [pairs] if pairs is not None else []
         self.catch_up()
-        return Result(self, merged, latest=latest)
+        where = None if not parts else parts[0] if len(parts) == 1 else parts[0] & parts[1]
+        return Result(self, Query(where), latest=latest)
+
+    @property
+    def files(self) -> FileView:
+        """Every file version as a view queried like a datasource: ``files[files["user"] == "ana"]``."""
+        from .ops.query import FileView
+
+        self.catch_up()
+        return FileView(self)
 
     def checkout(self, ref: str | File, dest: str, link: LinkMode | None = None) -> str:
         """Put a read-only working copy of a file at ``dest`` (reflink, else copy).
