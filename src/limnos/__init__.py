@@ -25,6 +25,8 @@ _LAZY = {
     "File": "core.files",
     "Writer": "core.files",
     "Result": "ops.query",
+    "FileView": "ops.query",
+    "parse_query": "ops.query",
     "AddResult": "ops.add",
     "step": "steps.step",
     "output": "steps.step",
@@ -43,7 +45,7 @@ if TYPE_CHECKING:
     from .folio.folio import Folio
     from .lake import Lake, find_lake, init, open
     from .ops.add import AddResult
-    from .ops.query import Result
+    from .ops.query import FileView, Result, parse_query
     from .steps.step import Step, output, step
     from .tracking.project import track
 
@@ -67,5 +69,5 @@ def __dir__() -> list[str]:
     return sorted(__all__)
 
 
-__all__ = ["AddResult", "Datapoint", "Datasource", "File", "Folio", "Lake", "QueryResult", "Result", "Step", "Writer",
-           "__version__", "find_lake", "init", "open", "output", "step", "track", *_errors]
+__all__ = ["AddResult", "Datapoint", "Datasource", "File", "FileView", "Folio", "Lake", "QueryResult", "Result", "Step", "Writer",
+           "__version__", "find_lake", "init", "open", "output", "parse_query", "step", "track", *_errors]

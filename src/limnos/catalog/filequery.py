@@ -63,6 +63,11 @@ def _step_of() -> sa.ScalarSelect[Any]:
             .where(o.c.file_id == t.files.c.id).scalar_subquery())
 
 
+def _instant(encoded: Any) -> Any:
+    """A datetime query value, encoded as metadata stores it, back as a UTC datetime (None stays None)."""
+    return None if encoded is None else values.decode("datetime", encoded, None, None)
+
+
 class FileCompiler:
     """Compiles conditions on files; ``types`` maps each metadata key used to its type."""
 
@@ -102,6 +107,8 @@ class FileCompiler:
             matching = sa.select(o.c.file_id).select_from(o.join(s, s.c.id == o.c.step_id)).where(*tests)
             return t.files.c.id.not_in(matching) if op in ("is_null", "ne") else t.files.c.id.in_(matching)
         if name in FILE_FIELDS:
+            if ftype == "datetime":  # a real timestamp column, not metadata's encoded microseconds
+                value = tuple(map(_instant, value)) if op == "isin" else _instant(value)
             column = self.collated(_column(name), ftype, op)
             if op == "is_null":
                 return sa.false() if name in _NOT_NULL else column.is_(None)

@@ -57,18 +57,18 @@ def parse_query(text: str) -> Condition:
 
 
 def equalities(equals: Mapping[str, Any]) -> Condition | None:
-    """``key=value`` pairs as one condition (every key equal), None for none.
+    """``key=value`` pairs as one condition (every key equal; ``key=None``: the file has no value), None for none.
 
     Raises:
         MetadataError: a key could never name metadata, or a value of a metadata key could never be stored.
     """
     for key, value in equals.items():
         metavalues.validate_key(key, reserved_ok=True)  # never let a non-str or NUL key reach the database
-        if key not in FILE_FIELDS:
+        if key not in FILE_FIELDS and value is not None:
             metavalues.validate_metadata({key: value})
             if metavalues.infer_type(value) == "int" and not metavalues.INT_MIN <= int(value) <= metavalues.INT_MAX:
                 raise MetadataError(f"no metadata value can equal {value}: ints are stored in 64 bits", key=key)
-    leaves = [Leaf(k, "eq", v) for k, v in equals.items()]
+    leaves = [Leaf(k, "is_null") if v is None else Leaf(k, "eq", v) for k, v in equals.items()]
     if not leaves:
         return None
     return leaves[0] if len(leaves) == 1 else And(tuple(leaves))
@@ -254,12 +254,12 @@ class Result(_Filtered):
         if isinstance(key, Condition):
             return self.where(key)
         if isinstance(key, str):
-            frame = self.dataframe
-            if key not in frame.columns:
-                self._types([key])  # FieldNotFound for a field nothing has
-            return frame[key] if key in frame.columns else frame.assign(**{key: None})[key]
+            key = [key]
+            self._types(key)  # FieldNotFound for a field no file has
+            return self._frame(key)[key[0]]
         if isinstance(key, list) and all(isinstance(k, str) for k in key):
-            return self.dataframe[key]
+            self._types(key)
+            return self._frame(key)[key]
         return self._load()[key]
 
     def __repr__(self) -> str:
@@ -289,6 +289,10 @@ class Result(_Filtered):
 
         With ``select(...)``: name, version, id, then the selected fields only.
         """
+        return self._frame(list(self.query.select) if self.query.select is not None else None)
+
+    def _frame(self, fields: list[str] | None) -> pd.DataFrame:
+        """The DataFrame of name, version, id and ``fields`` (None: the base columns and every metadata key)."""
         import pandas as pd
 
         records = []
@@ -299,10 +303,7 @@ class Result(_Filtered):
             records.append({"name": f.name, "version": f.version, "id": f.id, "hash": f.hash, "size": f.size,
                             "created_at": f.created_at, "user": f.user, "kind": f.kind, "uri": f.uri, "run": f.run_id,
                             **{k: extra[k] for k in EXTRA_FIELDS}, **meta})
-        if self.query.select is not None:
-            columns = list(dict.fromkeys(["name", "version", "id", *self.query.select]))
-        else:
-            columns = BASE_COLUMNS + sorted(keys)
+        columns = list(dict.fromkeys(["name", "version", "id", *fields])) if fields is not None else BASE_COLUMNS + sorted(keys)
         frame = pd.DataFrame.from_records(records, columns=columns)
         if "created_at" in columns and not records:
             frame["created_at"] = pd.to_datetime(frame["created_at"], utc=True)
