@@ -39,6 +39,7 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:
+    from .core import provenance
     from .core.files import File, Writer
     from .datasources.results import Datapoint, QueryResult
     from .datasources.source import Datasource
@@ -50,8 +51,18 @@ if TYPE_CHECKING:
     from .tracking.project import track
 
 
+#: Public modules, loaded on first use: ``limnos.provenance.register(fn)``.
+_MODULES = {"provenance": "core.provenance"}
+
+
 def __getattr__(name: str) -> Any:
     """Import a public name's module on first use (PEP 562)."""
+    if name in _MODULES:
+        import importlib
+
+        loaded = importlib.import_module(f".{_MODULES[name]}", __name__)
+        globals()[name] = loaded
+        return loaded
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'limnos' has no attribute {name!r}")
@@ -70,4 +81,4 @@ def __dir__() -> list[str]:
 
 
 __all__ = ["AddResult", "Datapoint", "Datasource", "File", "FileView", "Folio", "Lake", "QueryResult", "Result", "Step", "Writer",
-           "__version__", "find_lake", "init", "open", "output", "parse_query", "step", "track", *_errors]
+           "__version__", "find_lake", "init", "open", "output", "parse_query", "provenance", "step", "track", *_errors]

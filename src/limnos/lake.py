@@ -111,6 +111,7 @@ class Lake(LakeBase):
             MetadataError: ``metadata`` cannot be stored (raised before any work).
             StoreFull: the lake's disk is full; nothing is committed and the new object is removed.
         """
+        metadata = self.with_defaults(metadata)
         step_call = current_call(self)
         if step_call is not None:
             # Inside a @step: the file is one of the step's outputs, committed with it.
@@ -198,6 +199,7 @@ class Lake(LakeBase):
             DownloadFailed: a URL could not be read whole; nothing was written.
         """
         path = os.fspath(path)
+        metadata = self.with_defaults(metadata)
         from .ops.add_url import add_url, is_url
 
         if is_url(path):
@@ -241,6 +243,7 @@ class Lake(LakeBase):
         """
         from .folio.in_lake import save_to_lake
 
+        metadata = self.with_defaults(metadata)
         with self.writing():  # gc keeps the items' objects, new or reused, until the commit names them
             return save_to_lake(self, name, folio, metadata)
 
@@ -730,16 +733,25 @@ def init(path: str | os.PathLike[str] = opening.DEFAULT_DIR, catalog: str | None
 
 
 def open(path: str | os.PathLike[str] | None = None, catalog: str | None = None,
-         cache: str | None = None, **storage_options: Any) -> Lake:
+         cache: str | None = None, metadata: Mapping[str, Any] | None = None, **storage_options: Any) -> Lake:
     """Open a lake: ``path`` (a folder or URL), else ``$LIMNOS_LAKE``, else the nearest ``.limnos/``.
 
     Records files that a crash left unapplied are rolled forward first; a
-    team lake first applies the commits other machines published.
+    team lake first applies the commits other machines published. ``metadata``
+    is set on every file the returned lake object writes (:meth:`Lake.defaults`).
 
     Raises:
         LakeNotFound: there is no lake there.
+        MetadataError: ``metadata`` cannot be stored.
     """
-    return opening.open_lake(Lake, path, catalog, cache, **storage_options)
+    lake = opening.open_lake(Lake, path, catalog, cache, **storage_options)
+    if metadata is not None:
+        try:
+            lake.defaults(metadata=metadata)
+        except BaseException:
+            lake.close()
+            raise
+    return lake
 
 
 find_lake = opening.find_lake

@@ -158,8 +158,8 @@ def query(
     """Find files: by a query on their fields and metadata, or by KEY=VALUE equalities."""
     terms = terms or []
     pairs = [t for t in terms if _PAIR.match(t)] if all(_PAIR.match(t) for t in terms) else []
-    text = " ".join(terms) if not pairs else None
-    result = open_lake(ctx).query(text or None, latest=latest, **parse_pairs(pairs))
+    expr = parse_pairs(pairs) if pairs else " ".join(terms) or None  # a dict: "latest" is a fine metadata key
+    result = open_lake(ctx).query(expr, latest=latest)
     if order_by:
         result = result.order_by(order_by, desc=desc)
     if limit is not None:
