@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -203,3 +204,16 @@ def test_a_failing_provider_stops_the_write(lake: limnos.Lake) -> None:
         limnos.provenance.unregister(broken)
     with pytest.raises(ProvenanceError):
         limnos.provenance.register("not a function")  # type: ignore[arg-type]
+
+
+def test_the_migration_page_runs_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """docs/migrating/elliptio.md: every Python block, in order, in an empty folder."""
+    page = Path(__file__).resolve().parent.parent / "docs" / "migrating" / "elliptio.md"
+    blocks = re.findall(r"```python\n(.*?)```", page.read_text(encoding="utf-8"), flags=re.DOTALL)
+    assert len(blocks) >= 5
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("EXPERIMENT_ID", raising=False)
+    namespace: dict[str, Any] = {"__name__": "elliptio_migration"}
+    for block in blocks:
+        exec(compile(block, str(page), "exec"), namespace)
+    assert (tmp_path / "my_data_lake" / "catalog.sqlite").exists()
