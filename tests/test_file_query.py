@@ -8,6 +8,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 import limnos
@@ -15,7 +17,8 @@ from helpers import lake_state
 from limnos.catalog.filequery import FILE_FIELDS
 from limnos.cli.main import app
 from limnos.core import provenance
-from limnos.errors import FieldNotFound, QueryError, QuerySyntaxError, SchemaError
+from limnos.errors import FieldNotFound, LimnosError, QueryError, QuerySyntaxError, SchemaError
+from test_fuzz import QUERY_TEXT, examples
 
 runner = CliRunner()
 
@@ -190,3 +193,28 @@ def test_cli_query_uses_the_ds_query_parser(people: limnos.Lake) -> None:
     when = dt.datetime(2001, 1, 1, tzinfo=dt.timezone.utc).isoformat()
     empty = runner.invoke(app, ["--lake", path, "query", "n > 0", "--as-of", when])
     assert empty.exit_code == 0 and "no file matches" in empty.output
+
+
+FILE_QUERY_TEXT = QUERY_TEXT | st.tuples(
+    st.sampled_from(["user", "host", "script", "git_commit", "step", "created_at", "name", "version", "kind", "n"]),
+    st.sampled_from([" == ", " != ", " < ", " >= ", " contains ", " in ", " is null"]),
+    st.sampled_from(['"a"', "1", "-3.5", '"2024-01-01"', '"2024-13-45"', "[1, 2]", '["x"]', "true", ""]),
+).map("".join)
+
+
+@settings(max_examples=examples(), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                         HealthCheck.too_slow])
+@given(text=FILE_QUERY_TEXT)
+def test_fuzz_file_query_text(lake: limnos.Lake, text: str) -> None:
+    if not lake.ls():
+        with lake.create("f.txt", metadata={"a": 5, "odd name": "x", "n": 1}) as w:
+            w.write_text("f")
+    before = lake_state(lake)
+    try:
+        result = lake.query(text)
+        list(result)
+        result.count()
+        result.dataframe  # noqa: B018
+    except LimnosError:
+        pass
+    assert lake_state(lake) == before  # a query writes nothing, and fails only with a limnos error
