@@ -16,7 +16,6 @@ import unicodedata
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import IO, TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
-from .catalog.expressions import Condition, Query
 from .core import opening
 from .core.base import LakeBase
 from .core.files import File, Writer
@@ -26,6 +25,7 @@ from .names import validate_name
 from .store.links import LinkMode, place
 
 if TYPE_CHECKING:
+    from .catalog.expressions import Condition
     from .core.recovery import Report
     from .datasources.source import Datasource, SavedDataset
     from .folio.folio import Folio
@@ -346,18 +346,10 @@ class Lake(LakeBase):
             QuerySyntaxError: query text does not parse.
             MetadataError: a filter key could never name metadata (not a str, a NUL...).
         """
-        from .ops.query import Result, as_condition, equalities
+        from .ops.query import query_files
 
-        merged = dict(equals)
-        if isinstance(expr, Mapping):
-            merged = {**expr, **equals}
-            expr = None
-        parts = [as_condition(expr)] if expr is not None else []
-        pairs = equalities(merged)
-        parts += [pairs] if pairs is not None else []
         self.catch_up()
-        where = None if not parts else parts[0] if len(parts) == 1 else parts[0] & parts[1]
-        return Result(self, Query(where), latest=latest)
+        return query_files(self, expr, latest, equals)
 
     @property
     def files(self) -> FileView:

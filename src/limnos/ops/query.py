@@ -90,6 +90,26 @@ def as_condition(expr: str | Condition) -> Condition:
     raise QueryError(f"a query is text or a condition, not {type(expr).__name__}")
 
 
+def query_files(lake: LakeBase, expr: str | Condition | Mapping[str, Any] | None, latest: bool,
+                equals: Mapping[str, Any]) -> Result:
+    """``lake.query(expr, latest=..., **equals)``: text, a condition or a dict, and equalities, all of which must hold.
+
+    Raises:
+        QuerySyntaxError: query text does not parse.
+        QueryError: ``expr`` is none of these.
+        MetadataError: an equality's key could never name metadata, or its value could never be stored.
+    """
+    merged = dict(equals)
+    if isinstance(expr, Mapping):
+        merged = {**expr, **equals}
+        expr = None
+    parts = [as_condition(expr)] if expr is not None else []
+    pairs = equalities(merged)
+    parts += [pairs] if pairs is not None else []
+    where = None if not parts else parts[0] if len(parts) == 1 else And(tuple(parts))
+    return Result(lake, Query(where), latest=latest)
+
+
 class _Filtered:
     """What a file view and a result share: the lake, the query and the latest-only flag."""
 
@@ -314,4 +334,4 @@ class Result(_Filtered):
         return [f.to_dict() for f in self._load()]
 
 
-__all__ = ["BASE_COLUMNS", "FileView", "Result", "as_condition", "equalities", "parse_query"]
+__all__ = ["BASE_COLUMNS", "FileView", "Result", "as_condition", "equalities", "parse_query", "query_files"]
