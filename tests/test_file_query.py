@@ -218,3 +218,9 @@ def test_fuzz_file_query_text(lake: limnos.Lake, text: str) -> None:
     except LimnosError:
         pass
     assert lake_state(lake) == before  # a query writes nothing, and fails only with a limnos error
+
+
+def test_reprs_say_what_a_view_holds(people: limnos.Lake) -> None:
+    assert repr(people.query(n=3)) == "<Result n == 3: 1 file>"
+    assert repr(people.query("n > 1", latest=True)) == "<Result n > 1, latest: 3 files>"
+    assert repr(people.files["n > 1"].latest()) == "<FileView n > 1, latest>"

@@ -283,7 +283,8 @@ class Result(_Filtered):
         return self._load()[key]
 
     def __repr__(self) -> str:
-        return f"<Result {self._describe()}: {len(self)} files>"
+        n = len(self)
+        return f"<Result {self._describe()}: {n} file{'' if n == 1 else 's'}>"
 
     def _repr_html_(self) -> str:
         """The result as a table in a notebook, as its DataFrame shows."""
