@@ -25,6 +25,8 @@ _LAZY = {
     "File": "core.files",
     "Writer": "core.files",
     "Result": "ops.query",
+    "FileView": "ops.query",
+    "parse_query": "ops.query",
     "AddResult": "ops.add",
     "step": "steps.step",
     "output": "steps.step",
@@ -37,19 +39,30 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:
+    from .core import provenance
     from .core.files import File, Writer
     from .datasources.results import Datapoint, QueryResult
     from .datasources.source import Datasource
     from .folio.folio import Folio
     from .lake import Lake, find_lake, init, open
     from .ops.add import AddResult
-    from .ops.query import Result
+    from .ops.query import FileView, Result, parse_query
     from .steps.step import Step, output, step
     from .tracking.project import track
 
 
+#: Public modules, loaded on first use: ``limnos.provenance.register(fn)``.
+_MODULES = {"provenance": "core.provenance"}
+
+
 def __getattr__(name: str) -> Any:
     """Import a public name's module on first use (PEP 562)."""
+    if name in _MODULES:
+        import importlib
+
+        loaded = importlib.import_module(f".{_MODULES[name]}", __name__)
+        globals()[name] = loaded
+        return loaded
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'limnos' has no attribute {name!r}")
@@ -67,5 +80,5 @@ def __dir__() -> list[str]:
     return sorted(__all__)
 
 
-__all__ = ["AddResult", "Datapoint", "Datasource", "File", "Folio", "Lake", "QueryResult", "Result", "Step", "Writer",
-           "__version__", "find_lake", "init", "open", "output", "step", "track", *_errors]
+__all__ = ["AddResult", "Datapoint", "Datasource", "File", "FileView", "Folio", "Lake", "QueryResult", "Result", "Step", "Writer",
+           "__version__", "find_lake", "init", "open", "output", "parse_query", "provenance", "step", "track", *_errors]

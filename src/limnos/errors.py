@@ -45,6 +45,7 @@ __all__ = [
     "ObjectNotAvailable",
     "PartialResultsWarning",
     "ProjectNotFound",
+    "ProvenanceError",
     "QueryError",
     "QuerySyntaxError",
     "RecordsDamaged",
@@ -519,6 +520,10 @@ class QueryError(LimnosError, TypeError):
 
 class QuerySyntaxError(QueryError, ValueError):
     """A textual query (``limnos ds query``) does not parse; the message points at the spot."""
+
+
+class ProvenanceError(LimnosError, TypeError):
+    """A function registered with ``limnos.provenance.register`` failed, or returned no dict of JSON values."""
 
 
 class PartialResultsWarning(UserWarning):

@@ -25,13 +25,14 @@ from .names import validate_name
 from .store.links import LinkMode, place
 
 if TYPE_CHECKING:
+    from .catalog.expressions import Condition
     from .core.recovery import Report
     from .datasources.source import Datasource, SavedDataset
     from .folio.folio import Folio
     from .ops.add import AddResult, Status
     from .ops.cache import CacheReport
     from .ops.lineage import Lineage
-    from .ops.query import Result
+    from .ops.query import FileView, Result
     from .steps.stale import StaleOutput
     from .steps.step import Step, StepDecorator, StepRecord, Version
     from .store.transfer import TransferReport
@@ -110,6 +111,7 @@ class Lake(LakeBase):
             MetadataError: ``metadata`` cannot be stored (raised before any work).
             StoreFull: the lake's disk is full; nothing is committed and the new object is removed.
         """
+        metadata = self.with_defaults(metadata)
         step_call = current_call(self)
         if step_call is not None:
             # Inside a @step: the file is one of the step's outputs, committed with it.
@@ -197,6 +199,7 @@ class Lake(LakeBase):
             DownloadFailed: a URL could not be read whole; nothing was written.
         """
         path = os.fspath(path)
+        metadata = self.with_defaults(metadata)
         from .ops.add_url import add_url, is_url
 
         if is_url(path):
@@ -240,6 +243,7 @@ class Lake(LakeBase):
         """
         from .folio.in_lake import save_to_lake
 
+        metadata = self.with_defaults(metadata)
         with self.writing():  # gc keeps the items' objects, new or reused, until the commit names them
             return save_to_lake(self, name, folio, metadata)
 
@@ -322,29 +326,38 @@ class Lake(LakeBase):
             raise FileNotFound(f"no file named {name!r} in the lake", hint="see lake.ls()", ref=name)
         return self.files_with_metadata(rows)
 
-    def query(self, filters: Mapping[str, Any] | None = None, *, latest: bool = False, **equals: Any) -> Result:
-        """Files whose metadata equals every given value: ``lake.query(ticket="abc-123")``.
+    def query(self, expr: str | Condition | Mapping[str, Any] | None = None, *, latest: bool = False,
+              **equals: Any) -> Result:
+        """Files matching a query: ``lake.query('user == "ana" and ticket startswith "abc"')``.
 
-        ``filters`` takes keys that are not Python identifiers (or are named ``latest``);
-        ``latest=True`` keeps only the newest version of each name. ``user=`` is not
-        metadata but the originator of the run that made the file (``File.user``:
-        git's ``user.email``, else ``$LIMNOS_USER_EMAIL``, else the OS login name).
+        ``expr`` is query text (the syntax of ``limnos query`` and ``limnos ds query``),
+        a condition built on :attr:`files` (``lake.files["size"] > 100``), or a dict of
+        key -> value that must be equal; ``**equals`` is the shorthand for the last,
+        ``lake.query(ticket="abc-123")``. Automatic fields (name, version, size,
+        created_at, user, host, script, git_commit, step...) are queried by their
+        names, every other name is a metadata key. ``latest=True`` keeps only the
+        newest version of each name.
 
         Returns:
             A lazy :class:`~limnos.ops.query.Result`; the query runs when it is first used,
             and raises :class:`~limnos.errors.FieldNotFound` then for a key no file has.
 
         Raises:
+            QuerySyntaxError: query text does not parse.
             MetadataError: a filter key could never name metadata (not a str, a NUL...).
         """
-        from .ops.query import Result
+        from .ops.query import query_files
 
-        if filters is not None and not isinstance(filters, Mapping):
-            raise MetadataError(f"query filters are a dict of key -> value, not {type(filters).__name__}")
-        merged = dict(filters or {})
-        merged.update(equals)
         self.catch_up()
-        return Result(self, merged, latest=latest)
+        return query_files(self, expr, latest, equals)
+
+    @property
+    def files(self) -> FileView:
+        """Every file version as a view queried like a datasource: ``files[files["user"] == "ana"]``."""
+        from .ops.query import FileView
+
+        self.catch_up()
+        return FileView(self)
 
     def checkout(self, ref: str | File, dest: str, link: LinkMode | None = None) -> str:
         """Put a read-only working copy of a file at ``dest`` (reflink, else copy).
@@ -721,16 +734,25 @@ def init(path: str | os.PathLike[str] = opening.DEFAULT_DIR, catalog: str | None
 
 
 def open(path: str | os.PathLike[str] | None = None, catalog: str | None = None,
-         cache: str | None = None, **storage_options: Any) -> Lake:
+         cache: str | None = None, metadata: Mapping[str, Any] | None = None, **storage_options: Any) -> Lake:
     """Open a lake: ``path`` (a folder or URL), else ``$LIMNOS_LAKE``, else the nearest ``.limnos/``.
 
     Records files that a crash left unapplied are rolled forward first; a
-    team lake first applies the commits other machines published.
+    team lake first applies the commits other machines published. ``metadata``
+    is set on every file the returned lake object writes (:meth:`Lake.defaults`).
 
     Raises:
         LakeNotFound: there is no lake there.
+        MetadataError: ``metadata`` cannot be stored.
     """
-    return opening.open_lake(Lake, path, catalog, cache, **storage_options)
+    lake = opening.open_lake(Lake, path, catalog, cache, **storage_options)
+    if metadata is not None:
+        try:
+            lake.defaults(metadata=metadata)
+        except BaseException:
+            lake.close()
+            raise
+    return lake
 
 
 find_lake = opening.find_lake

@@ -8,13 +8,12 @@ or :meth:`Catalog.replay` (a commit read back from its records file, for
 from __future__ import annotations
 
 import datetime as dt
-import difflib
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, ClassVar
 
 import sqlalchemy as sa
 
-from ..errors import FieldNotFound, SchemaError, redact_url
+from ..errors import SchemaError, redact_url
 from . import schema as t
 from . import values
 from .datasources import adopt_legacy_fields, apply_field_rows
@@ -511,33 +510,6 @@ class Catalog(StepReads):
         row = dict(r._mapping)
         row["started_at"] = to_utc(row["started_at"])
         return row
-
-    def query_equals(self, filters: dict[str, Any], latest_only: bool = False) -> list[FileRow]:
-        """Files whose current metadata equals every given value."""
-        types = self.key_types(filters)
-        stmt = file_select()
-        for key, value in filters.items():
-            if key not in types:
-                known = sorted(self.key_types())
-                close = difflib.get_close_matches(key, known, n=3)
-                if close:
-                    hint = f"; did you mean {', '.join(repr(c) for c in close)}?"
-                else:
-                    hint = f"; known keys: {', '.join(known[:20]) or 'none yet'}"
-                raise FieldNotFound(f"no file has metadata key {key!r}{hint}")
-            vtype = values.check_type(key, value, types[key])
-            if vtype == "blob":
-                raise SchemaError(f"metadata key {key!r} holds blobs, which cannot be compared; filter on another key")
-            encoded = dict(zip(("type", "v_int", "v_float", "v_str"), values.encode(value, vtype), strict=True))
-            column = values.column_for(vtype)
-            m = t.metadata_current.alias()
-            stmt = stmt.where(
-                sa.exists().where(m.c.file_id == t.files.c.id, m.c.key == key, m.c[column] == encoded[column])
-            )
-        if latest_only:
-            stmt = stmt.join(t.names, is_current())
-        with self.engine.connect() as conn:
-            return [file_row(r) for r in conn.execute(stmt.order_by(t.files.c.name, t.files.c.version))]
 
     def locked_ids(self, file_ids: Sequence[str]) -> set[str]:
         """The given file ids that are locked."""

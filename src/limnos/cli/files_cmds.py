@@ -6,6 +6,8 @@ prints the result: data (tables, JSON, bytes) on stdout, messages on stderr.
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 import shutil
 import sys
 from typing import Annotated
@@ -15,7 +17,7 @@ import typer
 import limnos
 
 from . import render
-from .app import JsonFlag, LinkMode, Ref, app, open_lake, parse_options, parse_pairs, sub_app
+from .app import CliError, JsonFlag, LinkMode, Ref, app, open_lake, parse_options, parse_pairs, parse_value, sub_app
 
 meta_app = sub_app("Set or remove metadata on a file.", "Example: limnos meta set raw/train.csv rows=1000 reviewed=true")
 app.add_typer(meta_app, name="meta")
@@ -134,17 +136,39 @@ def history(
     render.show(render.files_table(files))
 
 
-@app.command(epilog="Example: limnos query project=x reviewed=true --latest --json")
+#: ``key=value`` (one ``=``, a key of name characters): a metadata equality, not query text
+_PAIR = re.compile(r"^[^\s=<>!()`'\"]+=(?!=)")
+
+
+@app.command(epilog="Example: limnos query 'user == \"ana\" and created_at > \"2026-01-01\" and ticket startswith \"abc\"' "
+                    "--latest --json  |  limnos query project=x reviewed=true")
 def query(
     ctx: typer.Context,
-    pairs: Annotated[list[str] | None, typer.Argument(
-        metavar="KEY=VALUE", help="Metadata that must be equal (typed as in 'meta set').")] = None,
+    terms: Annotated[list[str] | None, typer.Argument(
+        metavar="QUERY | KEY=VALUE...",
+        help="A query in the syntax of 'limnos ds query' (automatic fields: name, version, size, created_at, user, "
+             "host, script, git_commit, step), or KEY=VALUE metadata equalities (typed as in 'meta set').")] = None,
     latest: Annotated[bool, typer.Option("--latest", help="Only the latest version of each name.")] = False,
+    order_by: Annotated[str | None, typer.Option("--order-by", help="Order by this field (then by name, version).")] = None,
+    desc: Annotated[bool, typer.Option("--desc", help="With --order-by: largest first.")] = False,
+    limit: Annotated[int | None, typer.Option(min=0, help="At most this many files.")] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="The state at this time (2024-05-01T12:00:00Z).")] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Find files whose metadata equals every KEY=VALUE."""
-    filters = parse_pairs(pairs)
-    result = open_lake(ctx).query(filters, latest=latest)
+    """Find files: by a query on their fields and metadata, or by KEY=VALUE equalities."""
+    terms = terms or []
+    pairs = [t for t in terms if _PAIR.match(t)] if all(_PAIR.match(t) for t in terms) else []
+    expr = parse_pairs(pairs) if pairs else " ".join(terms) or None  # a dict: "latest" is a fine metadata key
+    result = open_lake(ctx).query(expr, latest=latest)
+    if order_by:
+        result = result.order_by(order_by, desc=desc)
+    if limit is not None:
+        result = result.limit(limit)
+    if as_of:
+        when = parse_value(as_of)
+        if not isinstance(when, dt.datetime):
+            raise CliError(f"--as-of takes a date and time such as 2024-05-01T12:00:00Z, not {as_of!r}")
+        result = result.as_of(when)
     if as_json:
         render.print_json(result.to_dicts())
         return

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import IO, TYPE_CHECKING, Any
 
 from ..catalog import Catalog, Commit, FileRow
-from ..errors import FileNotFound, LimnosError, ObjectNotAvailable, StoreError, redact_url
+from ..errors import FileNotFound, LimnosError, MetadataError, ObjectNotAvailable, StoreError, redact_url
 from ..names import parse_ref
 from ..store import LocalObjectStore, ObjectStore, StatCache, hashing
 from ..store.links import LinkMode
@@ -73,6 +73,8 @@ class LakeBase:
         if self.shared_log is not None:
             store.exclusive_creates = True  # probed when the lake was made
         self._caught_up_at = 0.0
+        #: metadata set on every file this lake object creates, adds or saves (see :meth:`defaults`)
+        self._defaults: dict[str, Any] = {}
 
     def __repr__(self) -> str:
         return f"<Lake {redact_url(self.path)} catalog={redact_url(self.catalog.url)}>"
@@ -404,6 +406,35 @@ class LakeBase:
             hint = "see lake.ls()" if not parsed.version else f"see lake.history({parsed.name!r})"
             raise FileNotFound(f"no file {ref!r} in the lake", hint=hint, ref=ref)
         return File(self, row)
+
+    def defaults(self, metadata: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Set the metadata every file this lake object creates, adds or saves gets, under the call's own.
+
+        ElliptIO's ``get_handler(..., manual_metadata=...)``: ``lake.defaults(metadata={"ticket": "abc-123"})``,
+        or ``limnos.open(path, metadata={...})``. A call's own ``metadata=`` wins
+        key by key; ``defaults(metadata={})`` clears them. Other lake objects, and
+        this one's ``set_metadata``, are not affected.
+
+        Returns:
+            The defaults now in force (a copy); ``defaults()`` only reads them.
+
+        Raises:
+            MetadataError: ``metadata`` cannot be stored (the defaults stay as they were).
+        """
+        if metadata is not None:
+            if not isinstance(metadata, Mapping):
+                raise MetadataError(f"default metadata is a dict of key -> value, not {type(metadata).__name__}")
+            self.check_metadata(metadata)
+            self._defaults = dict(metadata)
+        return dict(self._defaults)
+
+    def with_defaults(self, metadata: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+        """``metadata`` merged over this lake object's :meth:`defaults` (None when both are empty)."""
+        if not self._defaults:
+            return metadata
+        if metadata is not None and not isinstance(metadata, Mapping):
+            return metadata  # the call's own check refuses it
+        return {**self._defaults, **(metadata or {})}
 
     def files_with_metadata(self, rows: Sequence[FileRow]) -> list[File]:
         """Files with their metadata loaded in one query, not one per file."""

@@ -5,7 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import io
 import os
+import shutil
 from typing import IO, TYPE_CHECKING, Any
+
+from ..errors import SourceNotFound
 
 if TYPE_CHECKING:
     from ..catalog import FileRow
@@ -242,6 +245,17 @@ class Writer:
         """Write the whole content as text."""
         with open(self.path, "w", encoding=encoding) as f:
             f.write(text)
+
+    def upload(self, local_path: str | os.PathLike[str]) -> None:
+        """Take the whole content from a local file (ElliptIO's ``model.upload(path)``); the file is left as it is.
+
+        Raises:
+            SourceNotFound: ``local_path`` is not a file.
+        """
+        source = os.fspath(local_path)
+        if not os.path.isfile(source):
+            raise SourceNotFound(f"cannot upload {source!r}: no such file", path=source)
+        shutil.copyfile(source, self.path)
 
     def __fspath__(self) -> str:
         return self.path

@@ -6,6 +6,7 @@ git calls cost a few milliseconds that a read-only session need not pay.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import getpass
 import json
@@ -15,9 +16,10 @@ import re
 import socket
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from ..errors import ProvenanceError
 from ..store.hashing import hash_bytes
 from ..version import __version__
 
@@ -143,8 +145,84 @@ def collect(run_id: str, started_at: dt.datetime, name: str | None = None, confi
         "limnos_version": __version__,
         "notebook": notebook_path(),
         "packages": installed_packages() if packages else None,
-        "config": scrub_config(config),
+        "config": _with_plugins(scrub_config(config)),
     }
+
+
+# ------------------------------------------------------------ pluggable provenance
+#: Functions that add fields to every run record (:func:`register`), in registration order.
+_PROVIDERS: list[Callable[[], Mapping[str, Any]]] = []
+#: The key of a run's ``config`` that holds the fields registered providers add.
+PLUGIN_KEY = "provenance"
+
+
+def register(fn: Callable[[], Mapping[str, Any]]) -> Callable[[], Mapping[str, Any]]:
+    """Add a function whose fields go into every run record from now on, ElliptIO's swappable tracker.
+
+    ``fn()`` returns a dict of JSON values (an experiment id, a ticket, a cluster
+    job id...). It is called when a run's provenance is collected (at the first
+    commit of each ``lake.run()``, or of the process outside one); its fields are
+    kept under ``run["config"]["provenance"]``, with values under credential-like
+    keys masked and URLs scrubbed, as a run's config is. A later provider's field
+    wins over an earlier one's of the same name. Usable as a decorator.
+
+    >>> @limnos.provenance.register
+    ... def experiment() -> dict[str, str]:
+    ...     return {"experiment_id": os.environ.get("EXPERIMENT_ID", "local")}
+
+    Raises:
+        ProvenanceError: ``fn`` is not callable.
+    """
+    if not callable(fn):
+        raise ProvenanceError(f"provenance.register takes a function returning a dict, not {type(fn).__name__}")
+    if fn not in _PROVIDERS:
+        _PROVIDERS.append(fn)
+    return fn
+
+
+def unregister(fn: Callable[[], Mapping[str, Any]]) -> None:
+    """Stop adding ``fn``'s fields to run records (nothing happens if it was not registered)."""
+    with contextlib.suppress(ValueError):
+        _PROVIDERS.remove(fn)
+
+
+def plugin_fields() -> dict[str, Any]:
+    """The fields every registered provider adds now, scrubbed of credentials.
+
+    Raises:
+        ProvenanceError: a provider raised, or returned something other than a dict of JSON values keyed by str.
+    """
+    fields: dict[str, Any] = {}
+    for fn in _PROVIDERS:
+        name = getattr(fn, "__qualname__", repr(fn))
+        try:
+            got = fn()
+        except Exception as exc:
+            raise ProvenanceError(f"provenance provider {name} failed: {exc}") from exc
+        if not isinstance(got, Mapping) or not all(isinstance(k, str) for k in got):
+            raise ProvenanceError(f"provenance provider {name} must return a dict with str keys, not {type(got).__name__}")
+        try:
+            json.dumps(dict(got))
+        except (TypeError, ValueError) as exc:
+            raise ProvenanceError(f"provenance provider {name} returned a value that is not JSON: {exc}") from None
+        fields.update(got)
+    scrubbed: dict[str, Any] = scrub_config(fields)
+    return scrubbed
+
+
+def _with_plugins(config: Any) -> Any:
+    """A run's (scrubbed) config with the registered providers' fields under ``"provenance"``.
+
+    A dict config gets the key; another config is kept under ``"config"``, so neither is lost.
+    """
+    if not _PROVIDERS:
+        return config
+    fields = plugin_fields()
+    if config is None:
+        return {PLUGIN_KEY: fields}
+    if isinstance(config, dict):
+        return {**config, PLUGIN_KEY: fields}
+    return {"config": config, PLUGIN_KEY: fields}
 
 
 # ------------------------------------------------------------ scrubbing secrets
