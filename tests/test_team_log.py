@@ -322,3 +322,20 @@ def test_a_commit_published_without_its_records_file_is_restored_from_the_log(te
     from limnos.catalog.records import Commit
 
     assert Commit.from_jsonl(b.store.read_record(cid), cid).files[0]["id"] == made.id
+
+
+def test_a_push_to_a_team_lake_is_refused_and_a_pull_into_it_works(team, tmp_path):
+    url, options, machine = team
+    a, b = machine("a"), machine("b")
+    laptop = limnos.init(str(tmp_path / "laptop"))
+    made = write(laptop, "notes.txt", "from the laptop")
+    laptop.remotes.add("team", url, **options)
+    before = sorted(a.store.fs.find(a.store.root))
+    with pytest.raises(errors.TeamLakeTarget, match="team lake") as caught:
+        laptop.push(remote="team")
+    assert "team.pull(remote='mine')" in caught.value.hint
+    assert sorted(a.store.fs.find(a.store.root)) == before, "nothing was sent"
+    a.remotes.add("mine", laptop.path)
+    a.pull(remote="mine")
+    got = b.get("notes.txt")
+    assert (got.id, got.read_text()) == (made.id, "from the laptop")

@@ -59,6 +59,7 @@ __all__ = [
     "StepParameterError",
     "StoreError",
     "StoreFull",
+    "TeamLakeTarget",
     "TeamModeUnsupported",
     "UnsafeArchive",
     "UntrustedModel",
@@ -267,6 +268,10 @@ class StoreError(LimnosError, OSError):
 
 class RemoteError(StoreError):
     """A remote store cannot be reached, listed or written (credentials, URL, network)."""
+
+
+class TeamLakeTarget(RemoteError):
+    """A push to a team lake's bucket: its machines read only its shared log (pull into the team lake instead)."""
 
 
 class CommitContention(LimnosError, RuntimeError):

@@ -23,7 +23,7 @@ from contextlib import contextmanager
 import typer
 from rich.text import Text
 
-from limnos.errors import FileHasDependents, LimnosError, StoreFull, TeamModeUnsupported
+from limnos.errors import FileHasDependents, LimnosError, StoreFull, TeamLakeTarget, TeamModeUnsupported
 
 from . import render
 from .advice import shell_advice
@@ -46,9 +46,15 @@ HINTS: dict[type[LimnosError], Hint] = {
                                    "'--keep-dependents' keeps them (their lineage shows it as removed)",
     StoreFull: lambda _exc: "'limnos gc --yes' deletes unreferenced objects older than a day "
                             "(--grace-days 0: all of them, when no other writer is running)",
+    TeamLakeTarget: lambda exc: _pull_into(getattr(exc, "url", None) or "URL"),
     TeamModeUnsupported: lambda _exc: "share a PostgreSQL catalog ('limnos init URL --catalog postgresql://...'), "
                                       "or pass --no-team for a lake that only this machine writes",
 }
+
+
+def _pull_into(url: str) -> str:
+    return (f"pull into it instead: 'limnos --lake {url} remote add mine PATH-OF-THIS-LAKE', "
+            f"then 'limnos --lake {url} pull --remote mine'")
 
 
 def debug_enabled() -> bool:

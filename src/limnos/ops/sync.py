@@ -17,7 +17,16 @@ from typing import TYPE_CHECKING
 from ..catalog import Commit, FileRow
 from ..catalog.validate import unresolved
 from ..core.provenance import git_root
-from ..errors import CatalogVersionError, FileNotFound, IntegrityError, RecordsDamaged, RecordsInvalid, RemoteError, redact_url
+from ..errors import (
+    CatalogVersionError,
+    FileNotFound,
+    IntegrityError,
+    RecordsDamaged,
+    RecordsInvalid,
+    RemoteError,
+    TeamLakeTarget,
+    redact_url,
+)
 from ..names import is_file_id, parse_ref, validate_name
 from ..store import LocalObjectStore, ObjectStore, packs
 from ..store.transfer import TransferReport, run_parallel
@@ -367,6 +376,7 @@ def push(lake: LakeBase, refs: Sequence[str] | None = None, remote: str | None =
         RemoteError: some transfers failed; the rest were done, so pushing again resumes.
     """
     target = lake.remotes.get(remote).store
+    _refuse_team_lake(target)
     report = TransferReport("push")
     rows = select(lake, refs, all_versions=not refs)
     hashes = {r.hash for r in rows if r.kind == "object" and r.hash}
@@ -382,6 +392,28 @@ def push(lake: LakeBase, refs: Sequence[str] | None = None, remote: str | None =
         raise RemoteError(f"push finished with {len(report.failed)} failures; first: {report.failed[0]}",
                           hint="call lake.push() again to retry", url=redact_url(target.url))
     return report
+
+
+def _refuse_team_lake(target: ObjectStore) -> None:
+    """Raise when ``target`` is a team lake: its machines read only its shared log, never pushed records files.
+
+    Raises:
+        TeamLakeTarget: the remote holds a team lake.
+    """
+    import yaml
+
+    data = target.read_config()
+    try:
+        config = yaml.safe_load(data) if data else None
+    except yaml.YAMLError:
+        return  # not a lake's settings we can read: an ordinary remote
+    if isinstance(config, dict) and config.get("shared") == "log":
+        url = redact_url(target.url)
+        raise TeamLakeTarget(
+            f"{url} is a team lake: its machines see only the commits published to its log, so a push would "
+            "send data nobody there sees; nothing was sent",
+            hint=f"pull into it instead: team = limnos.open({url!r}); team.remotes.add('mine', <this lake's path>); "
+                 "team.pull(remote='mine')", url=url)
 
 
 def _stock_store(lake: LakeBase, source: ObjectStore, commits: Sequence[Commit], report: TransferReport) -> None:
