@@ -54,6 +54,7 @@ __all__ = [
     "StepError",
     "StepOutputError",
     "StepParameterError",
+    "StepReturnWarning",
     "StoreError",
     "StoreFull",
     "TeamModeUnsupported",
@@ -505,6 +506,10 @@ class QuerySyntaxError(QueryError, ValueError):
 
 class PartialResultsWarning(UserWarning):
     """A datasource is still being scanned, so a query may miss datapoints."""
+
+
+class StepReturnWarning(UserWarning):
+    """A ``@step`` wrote outputs but returned None, so its caller gets None (on a hit too)."""
 
 
 _USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@]*):(?P<secret>[^@/]*)@")
