@@ -49,7 +49,7 @@ def _table_row(table: sa.Table, row: dict[str, Any], commit_id: str) -> dict[str
     out = {k: v for k, v in row.items() if k in table.c}
     for key in _TIME_COLUMNS:
         if isinstance(out.get(key), str):
-            out[key] = dt.datetime.fromisoformat(out[key])
+            out[key] = values.parse_timestamp(out[key])
     if "commit_id" in table.c:
         out["commit_id"] = commit_id
     return out
@@ -201,7 +201,7 @@ class Catalog(StepReads):
         for r in grouped.get("dataset", []):
             row = dict(_table_row(t.datasets, r, commit.id), created_at=when)
             if isinstance(row.get("as_of"), str):
-                row["as_of"] = dt.datetime.fromisoformat(row["as_of"])
+                row["as_of"] = values.parse_timestamp(row["as_of"])
             upsert(conn, t.datasets, [row], ["name"])
         for r in grouped.get("dataset_delete", []):
             conn.execute(sa.delete(t.datasets).where(t.datasets.c.name == r["name"]))

@@ -26,6 +26,7 @@ from typer.core import TyperGroup
 
 import limnos
 
+from ..catalog.values import parse_timestamp
 from . import render
 from .errors import CliError, error_shell
 
@@ -205,7 +206,7 @@ def parse_value(text: str) -> Any:
         return float(text)
     if _DATETIME.fullmatch(text):
         try:
-            value = dt.datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
+            value = parse_timestamp(text)
         except ValueError as exc:
             raise CliError(f"{text!r} looks like a datetime but is not one ({exc}); quote it as '\"{text}\"' for text") from None
         return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)

@@ -1,0 +1,105 @@
+"""The bugs and friction a newcomer hits (issue 12): metadata values, timestamps, init, messages, the CLI."""
+
+from __future__ import annotations
+
+import datetime as dt
+import inspect
+import shutil
+import subprocess
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import limnos
+from limnos.catalog.values import parse_timestamp
+from limnos.errors import MetadataError
+
+UTC = dt.timezone.utc
+
+# (text, the datetime it means): fractional seconds of any length, Z, +0100, +01:00, a space, a date alone.
+TIMESTAMPS = [
+    ("2026-01-02T03:04:05.123456Z", dt.datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=UTC)),
+    ("2026-01-02T03:04:05.5Z", dt.datetime(2026, 1, 2, 3, 4, 5, 500000, tzinfo=UTC)),
+    ("2026-01-02T03:04:05.123456789+00:00", dt.datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=UTC)),
+    ("2026-01-02T03:04:05+0100", dt.datetime(2026, 1, 2, 2, 4, 5, tzinfo=UTC)),
+    ("2026-01-02 03:04:05.25-05:30", dt.datetime(2026, 1, 2, 8, 34, 5, 250000, tzinfo=UTC)),
+    ("2026-01-02T03:04z", dt.datetime(2026, 1, 2, 3, 4, tzinfo=UTC)),
+    ("2026-01-02T03:04:05+01", dt.datetime(2026, 1, 2, 2, 4, 5, tzinfo=UTC)),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), TIMESTAMPS)
+def test_timestamps_parse_with_fractions_z_and_compact_offsets(text: str, expected: dt.datetime) -> None:
+    assert parse_timestamp(text) == expected
+    assert parse_timestamp("2026-01-02") == dt.datetime(2026, 1, 2)           # naive: callers take it as UTC
+    for bad in ("2026-01-02T", "yesterday", "2026-1-2", "2026-01-02T03:04:05+1"):
+        with pytest.raises(ValueError):
+            parse_timestamp(bad)
+
+
+def test_timestamps_parse_the_same_on_python_3_10() -> None:
+    """pyproject declares 3.10: the parser (stdlib only) gives the same answers there."""
+    candidates = [shutil.which("python3.10"), *map(str, Path.home().glob(".pyenv/versions/3.10*/bin/python3.10"))]
+    py310 = next((c for c in candidates if c and subprocess.run([c, "-c", "pass"], capture_output=True).returncode == 0),
+                 None)
+    if py310 is None:
+        pytest.skip("no python3.10 on this machine")
+    from limnos.catalog import values
+
+    program = "\n".join(["import datetime as dt, re", "from typing import Any",
+                         f"_TIMESTAMP = re.compile({values._TIMESTAMP.pattern!r})",
+                         textwrap.dedent(inspect.getsource(values.parse_timestamp)),
+                         "import sys",
+                         "for line in sys.stdin.read().splitlines():",
+                         "    print(parse_timestamp(line).isoformat())"])
+    out = subprocess.run([py310, "-c", program], input="\n".join(t for t, _ in TIMESTAMPS), capture_output=True,
+                         text=True, check=True).stdout.splitlines()
+    assert out == [parse_timestamp(t).isoformat() for t, _ in TIMESTAMPS]
+
+
+def test_query_and_cli_values_take_such_timestamps(tmp_path: Path) -> None:
+    lake = limnos.init(str(tmp_path / "lake"))
+    with lake.create("a.txt", metadata={"seen": dt.datetime(2026, 1, 2, 2, 0, tzinfo=UTC)}) as w:
+        w.write_text("a")
+    from limnos.cli.app import parse_value
+
+    assert parse_value("2026-01-02T03:00:00.5+0100") == dt.datetime(2026, 1, 2, 2, 0, 0, 500000, tzinfo=UTC)
+    assert parse_value("2026-01-02T02:00:00.000Z") == dt.datetime(2026, 1, 2, 2, 0, tzinfo=UTC)
+    lake.close()
+
+
+def test_metadata_takes_numpy_scalars_dates_and_none(tmp_path: Path) -> None:
+    lake = limnos.init(str(tmp_path / "lake"))
+    with lake.create("a.txt") as w:
+        w.write_text("a")
+    f = lake.set_metadata("a.txt", {
+        "ok": np.bool_(True), "n": np.int64(3), "u": np.uint8(7), "x": np.float32(1.5), "s": np.str_("hi"),
+        "day": dt.date(2026, 1, 2), "at": np.datetime64("2026-01-02T03:04:05.123456789"),
+        "scores": [np.float64(0.5), np.int16(2)], "nested": {"flag": np.bool_(False)},
+    })
+    assert f.metadata == {
+        "ok": True, "n": 3, "u": 7, "x": 1.5, "s": "hi",
+        "day": dt.datetime(2026, 1, 2, tzinfo=UTC),                       # a date is stored as midnight UTC
+        "at": dt.datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=UTC),
+        "scores": [0.5, 2], "nested": {"flag": False},
+    }
+    assert type(f.metadata["ok"]) is bool and type(f.metadata["n"]) is int
+    assert [g.name for g in lake.query(ok=np.bool_(True), day=dt.date(2026, 1, 2))] == ["a.txt"]
+
+    # None unsets the key (an absent key is fine too); it is never stored as a null.
+    f = lake.set_metadata("a.txt", {"ok": None, "never_set": None, "n": np.int64(4)})
+    assert "ok" not in f.metadata and "never_set" not in f.metadata and f.metadata["n"] == 4
+    with lake.create("b.txt", metadata={"ok": None, "n": 1}) as w:
+        w.write_text("b")
+    assert lake.get("b.txt").metadata == {"n": 1}
+
+    # Still refused, and nothing written: objects metadata cannot hold.
+    before = lake.get("a.txt").metadata
+    with pytest.raises(MetadataError, match="cannot store a object"):
+        lake.set_metadata("a.txt", {"o": object()})
+    with pytest.raises(MetadataError, match="not JSON-serializable"):
+        lake.set_metadata("a.txt", {"o": [object()]})
+    assert lake.get("a.txt").metadata == before
+    lake.close()
