@@ -103,3 +103,85 @@ def test_metadata_takes_numpy_scalars_dates_and_none(tmp_path: Path) -> None:
         lake.set_metadata("a.txt", {"o": [object()]})
     assert lake.get("a.txt").metadata == before
     lake.close()
+
+
+def test_no_library_hint_stays_python_on_the_command_line() -> None:
+    """Every ``hint=`` the library gives, with its placeholders filled, reads as a command after cli/advice.py."""
+    import re
+
+    from limnos.cli.advice import shell_advice
+    from limnos.cli.errors import HINTS
+
+    src = Path(limnos.__file__).parent
+    texts = set()
+    for path in src.rglob("*.py"):
+        if "cli" in path.relative_to(src).parts:
+            continue
+        for hint in re.findall(r'hint=f?"([^"]*)"', path.read_text(encoding="utf-8")):
+            texts.add(re.sub(r"\{[^}]*\}", "'x'", hint))
+    # The CLI gives its own advice for these errors (cli/errors.py HINTS) instead of the library's.
+    own = {"pass cascade=True", "share a PostgreSQL catalog instead"}
+    assert {cls.__name__ for cls in HINTS} >= {"FileHasDependents", "TeamModeUnsupported"}
+    python = [f"{t!r} -> {shell_advice(t)!r}" for t in sorted(texts) if not any(t.startswith(o) for o in own)
+              and re.search(r"lake\.\w+\(|limnos\.\w+(\.\w+)*\(|\w=(True|False)\b", shell_advice(t))]
+    assert not python, "\n".join(python)
+
+
+# ---------------------------------------------------------------------- init
+def _cli(*args: str, ok: bool = True):  # type: ignore[no-untyped-def]
+    from typer.testing import CliRunner
+
+    from limnos.cli.main import app
+
+    result = CliRunner().invoke(app, list(args))
+    if ok:
+        assert result.exit_code == 0, f"limnos {' '.join(args)} -> {result.exit_code}\n{result.stderr}\n{result.stdout}"
+    return result
+
+
+def test_init_dir_makes_dir_dot_limnos_beside_the_projects_files(tmp_path: Path) -> None:
+    from limnos.errors import FolderNotEmpty
+
+    proj = tmp_path / "proj"
+    (proj / "src").mkdir(parents=True)
+    (proj / "README.md").write_text("mine")
+    before = sorted(p.name for p in proj.iterdir())
+    result = _cli("init", str(proj))
+    assert f"created a lake at {proj / '.limnos'}" in result.stderr
+    assert sorted(p.name for p in proj.iterdir()) == sorted([*before, ".limnos"])   # nothing among the user's files
+    assert (proj / ".limnos" / "limnos.yaml").is_file()
+    with limnos.open(str(proj)) as lake:                                           # the project folder opens it
+        assert lake.path == str(proj / ".limnos")
+    again = _cli("init", str(proj), ok=False)
+    assert again.exit_code == 1 and "a lake already exists" in again.stderr and "limnos.open" not in again.stderr
+    assert _cli("init", str(tmp_path / "new")).exit_code == 0                       # a missing DIR is made
+    assert (tmp_path / "new" / ".limnos" / "limnos.yaml").is_file()
+
+    # Python's limnos.init(path) makes the lake in path itself, so it refuses a folder with other files.
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "data.csv").write_text("a\n")
+    with pytest.raises(FolderNotEmpty, match="holds other files") as info:
+        limnos.init(str(other))
+    assert sorted(p.name for p in other.iterdir()) == ["data.csv"]                  # nothing written
+    assert ".limnos" in (info.value.hint or "")
+    limnos.init(str(other / ".limnos")).close()
+
+
+def test_init_dir_on_a_folder_that_is_a_lake_refuses(tmp_path: Path) -> None:
+    limnos.init(str(tmp_path / "old")).close()            # a lake in the folder itself (an older init DIR)
+    result = _cli("init", str(tmp_path / "old"), ok=False)
+    assert result.exit_code == 1 and "a lake already exists" in result.stderr
+    assert not (tmp_path / "old" / ".limnos").exists()
+
+
+def test_init_inside_a_lake_project_warns_before_nesting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    proj = tmp_path / "proj"
+    _cli("init", str(proj))
+    (proj / "sub").mkdir()
+    monkeypatch.chdir(proj / "sub")
+    result = _cli("init")
+    assert result.stderr.startswith("warning: ") and str(proj / ".limnos") in result.stderr
+    assert (proj / "sub" / ".limnos" / "limnos.yaml").is_file()
+    quiet = _cli("init", str(tmp_path / "elsewhere"))
+    assert "warning" not in quiet.stderr

@@ -30,6 +30,7 @@ __all__ = [
     "FolioError",
     "FolioItemExists",
     "FolioItemNotFound",
+    "FolderNotEmpty",
     "GcRefused",
     "IntegrityError",
     "InvalidName",
@@ -126,6 +127,18 @@ class LakeExists(LimnosError, FileExistsError):
 
     Attributes:
         path: where the existing lake is.
+    """
+
+    def __init__(self, *args: object, path: str | None = None, hint: str | None = None) -> None:
+        super().__init__(*args, hint=hint)
+        self.path = path
+
+
+class FolderNotEmpty(LimnosError, FileExistsError):
+    """``init`` was given a folder that holds other files and is not a lake: a lake needs a folder of its own.
+
+    Attributes:
+        path: the folder.
     """
 
     def __init__(self, *args: object, path: str | None = None, hint: str | None = None) -> None:

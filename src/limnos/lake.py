@@ -687,8 +687,11 @@ def init(path: str | os.PathLike[str] = opening.DEFAULT_DIR, catalog: str | None
     """Create a lake and return it open.
 
     ``path`` is a local folder (``.limnos`` by default) or any fsspec URL
-    (``s3://bucket/lake``; ``storage_options`` go to fsspec). ``catalog`` is a
-    SQLAlchemy URL (``postgresql://user@host/db``); by default a SQLite file
+    (``s3://bucket/lake``; ``storage_options`` go to fsspec). The lake is
+    made *in* that folder, which must be new or empty: ``limnos.init("proj")``
+    on a project folder with files raises :class:`FolderNotEmpty` (pass
+    ``"proj/.limnos"``). (The command ``limnos init DIR`` makes ``DIR/.limnos``.)
+    ``catalog`` is a SQLAlchemy URL (``postgresql://user@host/db``); by default a SQLite file
     inside a local lake, or in this machine's cache for a remote one. A
     password in the URL is used now but never saved: later opens take it from
     ``PGPASSWORD`` or ``~/.pgpass``. ``link`` is how working copies are made
@@ -705,6 +708,7 @@ def init(path: str | os.PathLike[str] = opening.DEFAULT_DIR, catalog: str | None
 
     Raises:
         LakeExists: there is a lake at ``path`` already.
+        FolderNotEmpty: ``path`` is a local folder holding other files, not a lake.
         TeamModeUnsupported: the bucket overwrites instead of refusing a second create
             (share a PostgreSQL catalog, or pass ``team=False``).
     """
