@@ -185,3 +185,37 @@ def test_init_inside_a_lake_project_warns_before_nesting(tmp_path: Path, monkeyp
     assert (proj / "sub" / ".limnos" / "limnos.yaml").is_file()
     quiet = _cli("init", str(tmp_path / "elsewhere"))
     assert "warning" not in quiet.stderr
+
+
+# ------------------------------------------------------------- rm, fsck, gc
+def test_rm_and_gc_say_when_the_space_is_freed_and_how_to_free_it_now(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    monkeypatch.chdir(tmp_path)
+    _cli("init")
+    Path("a.txt").write_text("hello")
+    _cli("add", "a.txt")
+    rm = _cli("rm", "a.txt").stderr
+    assert "its bytes stay for a day" in rm and "'limnos gc --yes --grace-days 0' now" in rm
+    fsck = _cli("fsck").stdout
+    assert "1 unreferenced object (" in fsck and "a day after they were written" in fsck
+    assert "'limnos gc --yes --grace-days 0' removes them now" in fsck
+    gc = _cli("gc", "--yes").stdout
+    assert "deleted 0 unreferenced objects (0 bytes) of 1 object in the store" in gc
+    assert "1 object (5 bytes) of files deleted, or written, less than a day ago is kept" in gc
+    assert "a gc from " in gc and "'limnos gc --yes --grace-days 0' to free it" in gc and "lake.gc" not in gc
+    report = json.loads(_cli("gc", "--json").stdout)
+    assert len(report["kept"]) == 1 and report["deleted"] == []
+    assert "deleted 1 unreferenced object (5 bytes)" in _cli("gc", "--yes", "--grace-days", "0").stdout
+    assert json.loads(_cli("gc", "--json").stdout)["kept"] == []
+
+
+def test_counts_read_in_the_right_number(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    _cli("init")
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "one.txt").write_text("1")
+    assert "added 1 file from d: 1 new version, 0 unchanged" in _cli("add", "d").stderr
+    assert "checked 1 file and 1 object" in _cli("fsck").stdout
+    assert "rebuilt the catalog from 1 commit: 1 file" in _cli("reindex", "--force").stderr

@@ -23,6 +23,7 @@ SHELL_ADVICE: list[tuple[re.Pattern[str], str]] = [(re.compile(p), r) for p, r i
     (r"call lake\.fsck\(repair=True\)", "run 'limnos fsck --repair'"),
     (r"call lake\.fsck\(\)", "run 'limnos fsck'"),
     (r"to call lake\.fsck\(\) there", "to run 'limnos fsck' there"),
+    (r"call lake\.gc\(dry_run=False, grace=datetime\.timedelta\(0\)\)", "run 'limnos gc --yes --grace-days 0'"),
     (r"^call lake\.gc\(\)", "use 'limnos gc'"),
     (r"^call lake\.push\(\)", "run 'limnos push'"),
     (r"^call lake\.unlock\(ref\)", "run 'limnos unlock' on it"),

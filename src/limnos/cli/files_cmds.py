@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 import limnos
+from limnos.names import plural
 
 from . import render
 from .app import JsonFlag, LinkMode, Ref, app, open_lake, parse_options, parse_pairs, sub_app
@@ -55,7 +56,7 @@ def add(
         state = "added" if result.new_versions else "unchanged:"
         render.message(f"{state} {f.ref} ({render.size(f.size)}, {render.short_hash(f.hash)})")
     else:
-        render.message(f"added {len(result)} files from {path}: {result.new_versions} new versions, "
+        render.message(f"added {plural(len(result), 'file')} from {path}: {plural(result.new_versions, 'new version')}, "
                        f"{result.unchanged} unchanged")
 
 
