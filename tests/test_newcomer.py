@@ -219,3 +219,22 @@ def test_counts_read_in_the_right_number(tmp_path: Path, monkeypatch: pytest.Mon
     assert "added 1 file from d: 1 new version, 0 unchanged" in _cli("add", "d").stderr
     assert "checked 1 file and 1 object" in _cli("fsck").stdout
     assert "rebuilt the catalog from 1 commit: 1 file" in _cli("reindex", "--force").stderr
+
+
+def test_reindex_after_the_catalog_file_was_deleted_succeeds_and_says_what_it_restored(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    _cli("init")
+    for name in ("a.txt", "b.txt"):
+        Path(name).write_text(name)
+        _cli("add", name)
+    for p in (tmp_path / ".limnos").glob("catalog.sqlite*"):
+        p.unlink()
+    result = _cli("reindex")
+    assert "restored the catalog from the records when the lake was opened: 2 commits, 2 files" in result.stderr
+    with limnos.open() as lake:
+        assert sorted(f.name for f in lake.ls()) == ["a.txt", "b.txt"]
+    again = _cli("reindex", ok=False)                                      # a healthy catalog: as before
+    assert again.exit_code == 1 and "not empty" in again.stderr and "limnos reindex --force" in again.stderr
+    forced = _cli("reindex", "--force")
+    assert "rebuilt the catalog from 2 commits: 2 files" in forced.stderr

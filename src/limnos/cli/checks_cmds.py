@@ -80,6 +80,10 @@ def reindex(
 ) -> None:
     """Rebuild the catalog from the records files in the store. Exit 1 if a commit could not be restored."""
     report = open_lake(ctx).reindex(force=force)
+    if report.notes and report.notes[0].startswith("the catalog already holds"):  # nothing left to rebuild
+        render.message(f"restored the catalog from the records when the lake was opened: "
+                       f"{plural(len(report.rolled_forward), 'commit')}, {plural(report.files, 'file')}")
+        return
     render.message(f"rebuilt the catalog from {plural(len(report.rolled_forward), 'commit')}: {plural(report.files, 'file')}")
     for line in report.renumbered + report.notes:
         render.warning_line(line)

@@ -71,6 +71,8 @@ class LakeBase:
         #: a team lake's commit log in its bucket (``shared: log`` in its settings), else None
         self.shared_log: SharedLog | None = SharedLog(store) if self.config.get("shared") == "log" else None
         self._caught_up_at = 0.0
+        #: the commits that opening this lake rolled forward from the records (all of them after a lost catalog)
+        self.rolled_forward_at_open: list[str] = []
 
     def __repr__(self) -> str:
         return f"<Lake {redact_url(self.path)} catalog={redact_url(self.catalog.url)}>"

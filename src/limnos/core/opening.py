@@ -206,6 +206,7 @@ def open_lake(cls: type[L], path: str | os.PathLike[str] | None = None, catalog:
         lake.catch_up(force=True)
         return lake
     report = roll_forward(lake)
+    lake.rolled_forward_at_open = list(report.rolled_forward)  # reindex says what the open already restored
     if report.rolled_forward:
         import logging
 
