@@ -238,3 +238,24 @@ def test_reindex_after_the_catalog_file_was_deleted_succeeds_and_says_what_it_re
     assert again.exit_code == 1 and "not empty" in again.stderr and "limnos reindex --force" in again.stderr
     forced = _cli("reindex", "--force")
     assert "rebuilt the catalog from 2 commits: 2 files" in forced.stderr
+
+
+# ------------------------------------------------------------ PostgreSQL down
+def test_an_unreachable_postgresql_says_which_url_and_what_to_check(tmp_path: Path) -> None:
+    import socket
+
+    from limnos.errors import CatalogError
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"postgresql://ana:hunter2@127.0.0.1:{port}/lake"
+    with pytest.raises(CatalogError) as info:
+        limnos.init(str(tmp_path / "lake"), catalog=url)
+    text = str(info.value)
+    assert info.value.message.startswith(f"cannot connect to the catalog at postgresql://ana:***@127.0.0.1:{port}/lake: ")
+    assert "hunter2" not in text and "OperationalError" not in text and "check that the PostgreSQL server" in text
+    assert not (tmp_path / "lake").exists()                               # no half-made lake left
+    result = _cli("init", str(tmp_path / "cli"), "--catalog", url, ok=False)
+    assert result.exit_code == 1 and result.stderr.count("\n") == 1 and "hunter2" not in result.stderr
+    assert result.stderr.startswith("error: cannot connect to the catalog at postgresql://ana:***@")

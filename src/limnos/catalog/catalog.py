@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 import sqlalchemy as sa
 
-from ..errors import FieldNotFound, SchemaError, redact_url
+from ..errors import CatalogError, FieldNotFound, SchemaError, redact_url
 from . import schema as t
 from . import values
 from .engine import atomic, chunks, execute_many, insert_ignore, is_data_error, make_engine, run_atomic, upsert
@@ -55,6 +55,18 @@ def _table_row(table: sa.Table, row: dict[str, Any], commit_id: str) -> dict[str
     return out
 
 
+def unreachable(url: str, exc: sa.exc.OperationalError) -> CatalogError:
+    """The error for a catalog that cannot be connected to: its URL (password masked), the reason, what to check."""
+    shown = redact_url(url.replace("postgresql+psycopg://", "postgresql://", 1))  # as the user wrote it
+    reason = (str(exc.orig).strip().splitlines() or [type(exc.orig).__name__])[0]
+    if url.startswith("sqlite"):
+        hint = "check that the lake's folder exists and this user can write there"
+    else:
+        hint = ("check that the PostgreSQL server is running and reachable at that host and port, that the database "
+                "and user exist, and the password (in PGPASSWORD or ~/.pgpass)")
+    return CatalogError(f"cannot connect to the catalog at {shown}: {redact_url(reason)}", hint=hint, url=shown)
+
+
 class Catalog(StepReads):
     """A lake's catalog on SQLite or PostgreSQL: every SQL read and write of the kernel.
 
@@ -68,7 +80,11 @@ class Catalog(StepReads):
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
-        self.schema_version = migrate(self.engine)
+        try:
+            self.schema_version = migrate(self.engine)
+        except sa.exc.OperationalError as exc:  # the first connection: say which database, never its password
+            self.engine.dispose()
+            raise unreachable(url, exc) from None
         #: writers hold it shared from storing an object until their commit is done; gc deletes holding it alone
         self.guard = WriterGuard(self.engine)
 
