@@ -259,3 +259,26 @@ def test_an_unreachable_postgresql_says_which_url_and_what_to_check(tmp_path: Pa
     result = _cli("init", str(tmp_path / "cli"), "--catalog", url, ok=False)
     assert result.exit_code == 1 and result.stderr.count("\n") == 1 and "hunter2" not in result.stderr
     assert result.stderr.startswith("error: cannot connect to the catalog at postgresql://ana:***@")
+
+
+# ----------------------------------------------------------------- cat, get
+def test_cat_of_a_prefix_says_so_and_get_makes_missing_folders(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    _cli("init")
+    (tmp_path / "raw").mkdir()
+    (tmp_path / "raw" / "a.txt").write_text("a")
+    (tmp_path / "raw" / "b.txt").write_text("b")
+    _cli("add", "raw")
+    for ref in ("raw/", "raw"):
+        result = _cli("cat", ref, ok=False)
+        assert result.exit_code == 1 and result.stdout == ""
+        assert result.stderr == "error: 'raw/' is a prefix (a folder) of 2 files, not a file; see them with 'limnos ls raw/'\n"
+    assert "no file 'nothing' in the lake" in _cli("cat", "nothing", ok=False).stderr
+    assert _cli("get", "raw/", "out/", ok=False).stderr.startswith("error: 'raw/' is a prefix")
+    assert not (tmp_path / "out").exists()
+
+    assert _cli("get", "raw/a.txt", "new/deeper/").stdout.strip() == str(Path("new/deeper/a.txt"))
+    assert (tmp_path / "new" / "deeper" / "a.txt").read_text() == "a"
+    assert _cli("get", "raw/b.txt", "other/renamed.txt").stdout.strip() == str(Path("other/renamed.txt"))
+    assert (tmp_path / "other" / "renamed.txt").read_text() == "b"

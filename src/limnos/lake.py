@@ -351,7 +351,8 @@ class Lake(LakeBase):
 
         Args:
             ref: the file.
-            dest: a path, or a folder to put the file in under its base name.
+            dest: a path, or a folder to put the file in under its base name (an existing folder, or a
+                path ending in ``/``). Missing folders on the way are created.
             link: how to make the copy (``copy``, ``hardlink``, ``symlink``); default: the lake's setting.
 
         Returns:
@@ -362,8 +363,11 @@ class Lake(LakeBase):
             DestinationExists: something is at the destination already (a ``FileExistsError``).
         """
         file = self.get(ref)
-        if os.path.isdir(dest):
+        if os.path.isdir(dest) or dest.endswith(("/", os.sep)):
+            os.makedirs(dest, exist_ok=True)
             dest = os.path.join(dest, os.path.basename(file.name))
+        elif os.path.dirname(dest):
+            os.makedirs(os.path.dirname(dest), exist_ok=True)
         if os.path.lexists(dest):
             raise DestinationExists(f"{dest} exists; remove it or choose another destination", path=dest)
         place(file.local_path(), dest, link or self.link)
