@@ -282,3 +282,15 @@ def test_cat_of_a_prefix_says_so_and_get_makes_missing_folders(tmp_path: Path,
     assert (tmp_path / "new" / "deeper" / "a.txt").read_text() == "a"
     assert _cli("get", "raw/b.txt", "other/renamed.txt").stdout.strip() == str(Path("other/renamed.txt"))
     assert (tmp_path / "other" / "renamed.txt").read_text() == "b"
+
+
+# --------------------------------------------------------------- usage errors
+def test_a_mistyped_command_is_one_line_with_the_suggestion_and_exit_1() -> None:
+    result = _cli("lss", ok=False)
+    assert result.exit_code == 1 and result.stdout == ""
+    assert result.stderr == "error: no such command 'lss'; did you mean 'ls'? (see 'limnos -h')\n"
+    sub = _cli("ds", "lisst", ok=False)
+    assert sub.exit_code == 1 and sub.stderr == "error: no such command 'lisst'; did you mean 'list'? (see 'limnos ds -h')\n"
+    bad = _cli("ls", "--bogus", ok=False)                       # a bad option: one line too, click's exit code 2
+    assert bad.exit_code == 2 and bad.stderr == "error: No such option: --bogus (see 'limnos ls -h')\n"
+    assert "Commands" in _cli("remote", ok=False).stdout        # a group alone still prints its help
