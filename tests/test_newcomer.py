@@ -294,3 +294,20 @@ def test_a_mistyped_command_is_one_line_with_the_suggestion_and_exit_1() -> None
     bad = _cli("ls", "--bogus", ok=False)                       # a bad option: one line too, click's exit code 2
     assert bad.exit_code == 2 and bad.stderr == "error: No such option: --bogus (see 'limnos ls -h')\n"
     assert "Commands" in _cli("remote", ok=False).stdout        # a group alone still prints its help
+
+
+def test_the_demo_names_a_limnos_the_user_can_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``make demo`` runs .venv/bin/limnos without activating the venv: the explore lines give its full path."""
+    import sys
+
+    from limnos.cli.demo import command_name
+
+    exe = tmp_path / "venv" / "bin" / "limnos"
+    exe.parent.mkdir(parents=True)
+    exe.write_text("#!/bin/sh\n")
+    exe.chmod(0o755)
+    monkeypatch.setattr(sys, "argv", [str(exe), "demo"])
+    monkeypatch.setenv("PATH", str(tmp_path / "elsewhere"))
+    assert command_name() == str(exe)
+    monkeypatch.setenv("PATH", str(exe.parent))                 # an activated venv: the bare name works
+    assert command_name() == "limnos"
