@@ -21,6 +21,7 @@ import yaml
 from typer.testing import CliRunner
 
 import limnos
+from helpers import doc_block
 from limnos import tracking
 from limnos.cli.main import app
 from limnos.store import hashing
@@ -28,15 +29,7 @@ from limnos.store import hashing
 SRC = str(Path(limnos.__file__).resolve().parents[1])
 
 # The seed's my_script.py; only the import changes (and print's string concatenation, a bug in the seed).
-MY_SCRIPT = '''
-from limnos import track
-
-# store the file when loading
-import pandas as pd
-df = pd.read_csv(track("data/my_big_table.csv"))
-
-print("Data shape: " + str(df.shape))
-'''
+MY_SCRIPT = doc_block("migrating/lazydata.md", "# my_script.py")
 
 
 @pytest.fixture(autouse=True)

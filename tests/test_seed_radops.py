@@ -20,56 +20,16 @@ import pytest
 from typer.testing import CliRunner
 
 import limnos
+from helpers import doc_block
 from limnos.cli.app import app
 from limnos.errors import StepOutputError, StepReturnWarning
 
 SRC = str(Path(limnos.__file__).resolve().parents[1])
 
-# The seed's pipeline.py, adapted only where a name differs.
-PIPELINE = '''
-import limnos
-from limnos import File
-
-
-@limnos.step
-def process(f: File, output_uid: str) -> File:
-    with f.open("r") as fileobj:
-        data = fileobj.read()
-    data += "additional data"
-    with limnos.output(output_uid) as out_file:
-        with out_file.open("w") as fileobj:
-            fileobj.write(data)
-    return out_file.file
-
-
-if __name__ == "__main__":
-    lake = limnos.open()
-    f_out = process(f=lake.get("name_in_datalake.txt"), output_uid="processed_file.txt")
-    with f_out.open("r") as fileobj:
-        print(fileobj.read())
-'''
-
+# The seed's pipeline.py, adapted only where a name differs (File(output_uid) -> limnos.output(output_uid)).
+PIPELINE = doc_block("migrating/radops.md", "# pipeline.py")
 # The seed's "Implicit UIDs" variant: no output name, the key names the output.
-IMPLICIT = '''
-import limnos
-from limnos import File
-
-
-@limnos.step
-def process(f: File) -> File:
-    with f.open("r") as fileobj:
-        data = fileobj.read()
-    data += "additional data"
-    with limnos.output() as out_file:
-        with out_file.open("w") as fileobj:
-            fileobj.write(data)
-    return out_file.file
-
-
-if __name__ == "__main__":
-    lake = limnos.open()
-    print(process(lake.get("name_in_datalake.txt")).read_text())
-'''
+IMPLICIT = doc_block("migrating/radops.md", "# pipeline.py, implicit outputs")
 
 
 def cli(*args: str) -> str:
