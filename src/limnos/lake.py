@@ -246,6 +246,10 @@ class Lake(LakeBase):
     def set_metadata(self, ref: str | File, metadata: Mapping[str, Any]) -> File:
         """Set typed metadata on a file; every change is kept with its time.
 
+        Values are int, float, bool, str, datetime, bytes (a blob), dict or list;
+        numpy scalars count as the Python value they hold, a ``datetime.date`` is
+        stored as midnight UTC, and ``None`` unsets the key.
+
         Returns:
             The file, with its metadata re-read.
 

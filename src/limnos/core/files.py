@@ -275,7 +275,8 @@ class Writer:
         self.name = name
         #: a local staging path, for libraries that want one: ``df.to_csv(w.path)``
         self.path = path
-        #: the committed File, set when the ``with`` block exits cleanly
+        #: the committed File, set when the ``with`` block exits cleanly; inside a ``@step``, a
+        #: :class:`PendingFile` that becomes the committed File when the step commits
         self.file: File | None = None
 
     def open(self, mode: str = "wb", encoding: str | None = None) -> IO[Any]:
