@@ -92,3 +92,18 @@ def lake_state(lake: Any, staging: bool = True) -> dict[str, Any]:
     if staging:
         state["staging"] = sorted(p.name for p in Path(lake.path, "tmp").iterdir())
     return state
+
+
+def doc_block(page: str, first_line: str, language: str = "python") -> str:
+    """The code block of ``docs/<page>`` that starts with ``first_line``, so a page and the test that runs it agree.
+
+    Raises:
+        AssertionError: the page has no such block.
+    """
+    import re
+
+    path = Path(__file__).resolve().parents[1] / "docs" / page
+    for block in re.findall(rf"```{language}\n(.*?)```", path.read_text(encoding="utf-8"), re.S):
+        if block.startswith(first_line + "\n"):
+            return block
+    raise AssertionError(f"no {language} block starting with {first_line!r} in {path}")

@@ -63,12 +63,12 @@ def assert_one_line_error(result, *fragments: str) -> None:  # type: ignore[no-u
 
 @pytest.fixture
 def lake_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty lake made by ``limnos init``, chosen for later commands through $LIMNOS_LAKE."""
+    """An empty lake made by ``limnos init DIR`` (in DIR/.limnos), chosen for later commands through $LIMNOS_LAKE=DIR."""
     path = tmp_path / "lake"
     result = cli("init", str(path))
     assert "created a lake" in result.stderr and result.stdout == ""
     monkeypatch.setenv("LIMNOS_LAKE", str(path))
-    return path
+    return path / ".limnos"
 
 
 @pytest.fixture
@@ -483,7 +483,7 @@ def test_every_library_hint_reads_as_a_command() -> None:
         "see lake.get('a.csv@2').metadata": "see 'limnos info a.csv@2'",
         "see lake.datasets()": "see 'limnos datasets'",
         "create it with lake.datasource('x', root) or see lake.datasources()":
-            "create it with lake.datasource('x', root) or see 'limnos ds list'",
+            "create it with 'limnos ds create x ROOT' or see 'limnos ds list'",
         "see lake.remotes.list()": "see 'limnos remote list'",
         "add one with lake.remotes.add('origin', URL), or push from a machine that has the data":
             "add one with 'limnos remote add origin URL', or push from a machine that has the data",
@@ -504,6 +504,12 @@ def test_every_library_hint_reads_as_a_command() -> None:
         "create one with limnos.init('/data/lake')": "run 'limnos init /data/lake' to create one",
         "call limnos.tracking.init_project(root) in your project's root folder":
             "run 'limnos init --project' in your project's root folder",
+        "open it with limnos.open('/data/lake')": "use it with 'limnos --lake /data/lake ls'",
+        "pass a new or empty folder, such as limnos.init('proj/.limnos')":
+            "pass a new or empty folder, such as 'proj/.limnos'",
+        "restore it from a backup or a remote (call lake.fsck() to list every damaged one)":
+            "restore it from a backup or a remote (run 'limnos fsck' to list every damaged one)",
+        "pass name=": "pass --name NAME",
     }
     assert {k: shell_advice(k) for k in cases} == cases
 

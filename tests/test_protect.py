@@ -143,5 +143,5 @@ def test_sharing_cli(tmp_path, monkeypatch):
     assert json.loads(run("--lake", "b", "rm", "f.txt", "--json"))[0]["name"] == "f.txt"
     size = runner.invoke(app, ["--lake", "b", "cache", "prune", "--max-size", "1KB"])
     assert size.exit_code == 1 and "gc" in size.stderr
-    with open(os.path.join("a", "limnos.yaml")) as config:
+    with open(os.path.join("a", ".limnos", "limnos.yaml")) as config:  # init DIR made DIR/.limnos
         assert "hush-hush-123" not in config.read()

@@ -247,7 +247,7 @@ def test_cli_reindex_exits_non_zero_when_records_are_damaged(sqlite_lake, monkey
             os.unlink(os.path.join(sqlite_lake.path, name))
     result = CliRunner().invoke(app, ["--lake", sqlite_lake.path, "reindex", "--force"])
     assert result.exit_code == 1, result.output
-    assert "could not restore 1 commits" in result.output
+    assert "could not restore 1 commit (" in result.output
     assert limnos.open(sqlite_lake.path).ls()[0].name == "b.txt"
 
 

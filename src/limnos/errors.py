@@ -27,6 +27,7 @@ __all__ = [
     "FileHasDependents",
     "FileLocked",
     "FileNotFound",
+    "FolderNotEmpty",
     "FolioError",
     "FolioItemExists",
     "FolioItemIncluded",
@@ -57,6 +58,7 @@ __all__ = [
     "StepError",
     "StepOutputError",
     "StepParameterError",
+    "StepReturnWarning",
     "StoreError",
     "StoreFull",
     "TeamLakeTarget",
@@ -129,6 +131,18 @@ class LakeExists(LimnosError, FileExistsError):
 
     Attributes:
         path: where the existing lake is.
+    """
+
+    def __init__(self, *args: object, path: str | None = None, hint: str | None = None) -> None:
+        super().__init__(*args, hint=hint)
+        self.path = path
+
+
+class FolderNotEmpty(LimnosError, FileExistsError):
+    """``init`` was given a folder that holds other files and is not a lake: a lake needs a folder of its own.
+
+    Attributes:
+        path: the folder.
     """
 
     def __init__(self, *args: object, path: str | None = None, hint: str | None = None) -> None:
@@ -533,6 +547,10 @@ class ProvenanceError(LimnosError, TypeError):
 
 class PartialResultsWarning(UserWarning):
     """A datasource is still being scanned, so a query may miss datapoints."""
+
+
+class StepReturnWarning(UserWarning):
+    """A ``@step`` wrote outputs but returned None, so its caller gets None (on a hit too)."""
 
 
 _USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@]*):(?P<secret>[^@/]*)@")

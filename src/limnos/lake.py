@@ -250,6 +250,10 @@ class Lake(LakeBase):
     def set_metadata(self, ref: str | File, metadata: Mapping[str, Any]) -> File:
         """Set typed metadata on a file; every change is kept with its time.
 
+        Values are int, float, bool, str, datetime, bytes (a blob), dict or list;
+        numpy scalars count as the Python value they hold, a ``datetime.date`` is
+        stored as midnight UTC, and ``None`` unsets the key.
+
         Returns:
             The file, with its metadata re-read.
 
@@ -364,7 +368,8 @@ class Lake(LakeBase):
 
         Args:
             ref: the file.
-            dest: a path, or a folder to put the file in under its base name.
+            dest: a path, or a folder to put the file in under its base name (an existing folder, or a
+                path ending in ``/``). Missing folders on the way are created.
             link: how to make the copy (``copy``, ``hardlink``, ``symlink``); default: the lake's setting.
 
         Returns:
@@ -375,8 +380,11 @@ class Lake(LakeBase):
             DestinationExists: something is at the destination already (a ``FileExistsError``).
         """
         file = self.get(ref)
-        if os.path.isdir(dest):
+        if os.path.isdir(dest) or dest.endswith(("/", os.sep)):
+            os.makedirs(dest, exist_ok=True)
             dest = os.path.join(dest, os.path.basename(file.name))
+        elif os.path.dirname(dest):
+            os.makedirs(os.path.dirname(dest), exist_ok=True)
         if os.path.lexists(dest):
             raise DestinationExists(f"{dest} exists; remove it or choose another destination", path=dest)
         place(file.local_path(), dest, link or self.link)
@@ -709,8 +717,11 @@ def init(path: str | os.PathLike[str] = opening.DEFAULT_DIR, catalog: str | None
     """Create a lake and return it open.
 
     ``path`` is a local folder (``.limnos`` by default) or any fsspec URL
-    (``s3://bucket/lake``; ``storage_options`` go to fsspec). ``catalog`` is a
-    SQLAlchemy URL (``postgresql://user@host/db``); by default a SQLite file
+    (``s3://bucket/lake``; ``storage_options`` go to fsspec). The lake is
+    made *in* that folder, which must be new or empty: ``limnos.init("proj")``
+    on a project folder with files raises :class:`FolderNotEmpty` (pass
+    ``"proj/.limnos"``). (The command ``limnos init DIR`` makes ``DIR/.limnos``.)
+    ``catalog`` is a SQLAlchemy URL (``postgresql://user@host/db``); by default a SQLite file
     inside a local lake, or in this machine's cache for a remote one. A
     password in the URL is used now but never saved: later opens take it from
     ``PGPASSWORD`` or ``~/.pgpass``. ``link`` is how working copies are made
@@ -727,6 +738,7 @@ def init(path: str | os.PathLike[str] = opening.DEFAULT_DIR, catalog: str | None
 
     Raises:
         LakeExists: there is a lake at ``path`` already.
+        FolderNotEmpty: ``path`` is a local folder holding other files, not a lake.
         TeamModeUnsupported: the bucket overwrites instead of refusing a second create
             (share a PostgreSQL catalog, or pass ``team=False``).
     """

@@ -148,3 +148,8 @@ def ulid_seconds(ulid: str) -> float:
 def normalize_local_name(relative_path: str) -> str:
     """Turn a path relative to some local folder into a POSIX name (``/`` between folders)."""
     return relative_path.replace(os.sep, "/")
+
+
+def plural(count: int, noun: str, many: str | None = None) -> str:
+    """``1 object``, ``2 objects``: a count with its noun in the right number (``many`` for irregular plurals)."""
+    return f"{count} {noun if count == 1 else (many or noun + 's')}"

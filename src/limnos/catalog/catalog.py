@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 import sqlalchemy as sa
 
-from ..errors import SchemaError, redact_url
+from ..errors import CatalogError, SchemaError, redact_url
 from . import schema as t
 from . import values
 from .datasources import adopt_legacy_fields, apply_field_rows
@@ -49,10 +49,22 @@ def _table_row(table: sa.Table, row: dict[str, Any], commit_id: str) -> dict[str
     out = {k: v for k, v in row.items() if k in table.c}
     for key in _TIME_COLUMNS:
         if isinstance(out.get(key), str):
-            out[key] = dt.datetime.fromisoformat(out[key])
+            out[key] = values.parse_timestamp(out[key])
     if "commit_id" in table.c:
         out["commit_id"] = commit_id
     return out
+
+
+def unreachable(url: str, exc: sa.exc.OperationalError) -> CatalogError:
+    """The error for a catalog that cannot be connected to: its URL (password masked), the reason, what to check."""
+    shown = redact_url(url.replace("postgresql+psycopg://", "postgresql://", 1))  # as the user wrote it
+    reason = (str(exc.orig).strip().splitlines() or [type(exc.orig).__name__])[0]
+    if url.startswith("sqlite"):
+        hint = "check that the lake's folder exists and this user can write there"
+    else:
+        hint = ("check that the PostgreSQL server is running and reachable at that host and port, that the database "
+                "and user exist, and the password (in PGPASSWORD or ~/.pgpass)")
+    return CatalogError(f"cannot connect to the catalog at {shown}: {redact_url(reason)}", hint=hint, url=shown)
 
 
 class Catalog(StepReads):
@@ -68,7 +80,11 @@ class Catalog(StepReads):
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
-        self.schema_version = migrate(self.engine)
+        try:
+            self.schema_version = migrate(self.engine)
+        except sa.exc.OperationalError as exc:  # the first connection: say which database, never its password
+            self.engine.dispose()
+            raise unreachable(url, exc) from None
         #: writers hold it shared from storing an object until their commit is done; gc deletes holding it alone
         self.guard = WriterGuard(self.engine)
 
@@ -200,7 +216,7 @@ class Catalog(StepReads):
         for r in grouped.get("dataset", []):
             row = dict(_table_row(t.datasets, r, commit.id), created_at=when)
             if isinstance(row.get("as_of"), str):
-                row["as_of"] = dt.datetime.fromisoformat(row["as_of"])
+                row["as_of"] = values.parse_timestamp(row["as_of"])
             upsert(conn, t.datasets, [row], ["name"])
         for r in grouped.get("dataset_delete", []):
             conn.execute(sa.delete(t.datasets).where(t.datasets.c.name == r["name"]))

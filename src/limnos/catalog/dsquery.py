@@ -77,7 +77,7 @@ def encode_value(name: str, ftype: str, value: Any) -> Any:
     if ftype == "datetime":
         if isinstance(value, str):
             try:
-                value = dt.datetime.fromisoformat(value[:-1] + "+00:00" if value.endswith("Z") else value)
+                value = values.parse_timestamp(value)
             except ValueError:
                 raise SchemaError(f"field {name!r} holds datetimes; {value!r} is not an ISO date") from None
         elif isinstance(value, dt.date) and not isinstance(value, dt.datetime):

@@ -160,7 +160,7 @@ class Not(Condition):
 
 def _decode_value(value: Any) -> Any:
     if isinstance(value, dict) and "$datetime" in value:
-        return dt.datetime.fromisoformat(value["$datetime"])
+        return values.parse_timestamp(value["$datetime"])
     if isinstance(value, list):
         return tuple(_decode_value(v) for v in value)
     return value

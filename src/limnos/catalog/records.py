@@ -31,6 +31,7 @@ from ..errors import CatalogVersionError, RecordsDamaged
 from ..names import is_file_id, ulid_seconds
 from ..store.hashing import hash_bytes
 from .validate import check_rows
+from .values import parse_timestamp
 
 FORMAT = 1
 _INT64 = 1 << 63
@@ -46,7 +47,7 @@ def _iso(value: dt.datetime) -> str:
 
 
 def _parse_time(value: str) -> dt.datetime:
-    return dt.datetime.fromisoformat(value).astimezone(dt.timezone.utc)
+    return parse_timestamp(value).astimezone(dt.timezone.utc)
 
 
 def is_commit_id(value: object) -> bool:

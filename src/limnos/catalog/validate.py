@@ -141,7 +141,7 @@ def _time(value: Any) -> Any:
     if type(value) is not str or len(value) > 64:
         raise _Bad(f"must be an ISO timestamp string, not {_short(value)}")
     try:
-        dt.datetime.fromisoformat(value).astimezone(dt.timezone.utc)
+        metavalues.parse_timestamp(value).astimezone(dt.timezone.utc)
     except (ValueError, OverflowError, OSError):
         raise _Bad(f"is not an ISO timestamp: {_short(value)}") from None
     return value

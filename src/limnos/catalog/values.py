@@ -1,6 +1,10 @@
 """Typed metadata values: inference, validation and the column encoding.
 
-A key's type is fixed by its first value. Values are stored in one of three
+A key's type is fixed by its first value. numpy scalars are stored as the
+Python value they hold (``np.bool_`` as bool, ``np.float32`` as float,
+``np.datetime64`` as datetime). A ``datetime.date`` is stored as a datetime
+at midnight UTC (it comes back as a datetime). ``None`` as a value unsets the
+key (setting ``{"x": None}`` removes ``x``; it is not a stored null). Values are stored in one of three
 columns (``v_int``, ``v_float``, ``v_str``) so each kind can be indexed:
 bool as 0/1 and datetime as UTC microseconds in ``v_int``; JSON as canonical
 text and blobs as an object hash in ``v_str``.
@@ -12,6 +16,7 @@ import datetime as dt
 import json
 import math
 import numbers
+import re
 from collections.abc import Mapping
 from typing import Any, overload
 
@@ -75,6 +80,8 @@ def validate_metadata(metadata: object) -> dict[str, Any]:
     out = dict(metadata)
     for key, value in out.items():
         validate_key(key)
+        if value is None:
+            continue  # None unsets the key: nothing to store
         vtype = infer_type(value)
         if vtype == "int" and not INT_MIN <= int(value) <= INT_MAX:
             continue  # a float key takes it; encode() decides once the key's type is known
@@ -83,9 +90,32 @@ def validate_metadata(metadata: object) -> dict[str, Any]:
     return out
 
 
+def plain(value: Any) -> Any:
+    """The plain Python value metadata stores for ``value``: numpy scalars unwrapped, a date made a datetime."""
+    if type(value).__module__ == "numpy" and hasattr(value, "item"):
+        kind = getattr(getattr(value, "dtype", None), "kind", "")
+        if kind == "M":  # datetime64: at microseconds .item() is a datetime (at ns it would be an int)
+            value = value.astype("datetime64[us]").item()
+            return value if value is None else value.replace(tzinfo=dt.timezone.utc)
+        if kind == "m":
+            return value.astype("timedelta64[us]").item()
+        value = value.item()
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        return dt.datetime(value.year, value.month, value.day, tzinfo=dt.timezone.utc)
+    return value
+
+
+def _json_default(value: Any) -> Any:
+    converted = plain(value)
+    if converted is value:
+        raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+    return converted.isoformat() if isinstance(converted, dt.datetime) else converted
+
+
 def infer_type(value: Any) -> str:
-    """The metadata type of a Python value, or raise MetadataError."""
-    if isinstance(value, bool) or type(value).__name__ == "bool_":
+    """The metadata type of a Python value (numpy scalars and dates as :func:`plain` makes them), or raise MetadataError."""
+    value = plain(value)
+    if isinstance(value, bool):
         return "bool"
     if isinstance(value, numbers.Integral):
         return "int"
@@ -100,8 +130,39 @@ def infer_type(value: Any) -> str:
     if isinstance(value, (dict, list, tuple)):
         return "json"
     raise MetadataError(
-        f"cannot store a {type(value).__name__} as metadata; use int, float, bool, str, datetime, dict or list"
+        f"cannot store a {type(value).__name__} as metadata; use int, float, bool, str, datetime, date, dict or list "
+        "(or None to unset the key)"
     )
+
+
+_TIMESTAMP = re.compile(r"(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?)?"
+                        r"\s*(?:([Zz])|([+-])(\d{2})(?::?(\d{2}))?)?")
+
+
+def parse_timestamp(text: str) -> dt.datetime:
+    """An ISO 8601 timestamp as a datetime, the same on every supported Python (3.10's ``fromisoformat`` is narrower).
+
+    Accepts a date alone, ``T`` or a space before the time, seconds and any
+    number of fractional digits optional (rounded down to microseconds), and
+    ``Z``, ``+01``, ``+0100`` or ``+01:00`` as the offset. Without an offset
+    the result is naive (callers take that as UTC).
+
+    Raises:
+        ValueError: ``text`` is not such a timestamp.
+    """
+    m = _TIMESTAMP.fullmatch(text.strip())
+    if m is None:
+        raise ValueError(f"Invalid isoformat string: {text!r}")
+    year, month, day, hour, minute, second, frac, zulu, sign, off_h, off_m = m.groups()
+    tz: dt.tzinfo | None = None
+    if zulu:
+        tz = dt.timezone.utc
+    elif sign:
+        offset = dt.timedelta(hours=int(off_h), minutes=int(off_m or 0))
+        tz = dt.timezone(-offset if sign == "-" else offset)
+    micros = int((frac or "0")[:6].ljust(6, "0"))
+    return dt.datetime(int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0), micros,
+                       tzinfo=tz)
 
 
 @overload
@@ -137,6 +198,7 @@ def check_type(key: str, value: Any, fixed: str | None) -> str:
 
 def encode(value: Any, type_: str) -> Encoded:
     """Encode a value already checked to be of ``type_``. Blobs must be hashed by the caller."""
+    value = plain(value)
     if type_ == "bool":
         return ("bool", int(bool(value)), None, None)
     if type_ == "int":
@@ -166,7 +228,8 @@ def encode(value: Any, type_: str) -> Encoded:
         return ("datetime", micros, None, None)
     if type_ == "json":
         try:
-            text = json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
+            text = json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False,
+                              default=_json_default)
         except (TypeError, ValueError) as exc:
             raise MetadataError(f"metadata value is not JSON-serializable: {exc}") from exc
         except RecursionError:

@@ -21,8 +21,9 @@ SHELL_ADVICE: list[tuple[re.Pattern[str], str]] = [(re.compile(p), r) for p, r i
     (r"^see lake\.remotes\.list\(\)", "see 'limnos remote list'"),
     (r"^add one with lake\.remotes\.add\('origin', URL\)", "add one with 'limnos remote add origin URL'"),
     (r"call lake\.fsck\(repair=True\)", "run 'limnos fsck --repair'"),
-    (r"^call lake\.fsck\(\)", "run 'limnos fsck'"),
+    (r"call lake\.fsck\(\)", "run 'limnos fsck'"),
     (r"to call lake\.fsck\(\) there", "to run 'limnos fsck' there"),
+    (r"call lake\.gc\(dry_run=False, grace=datetime\.timedelta\(0\)\)", "run 'limnos gc --yes --grace-days 0'"),
     (r"^call lake\.gc\(\)", "use 'limnos gc'"),
     (r"^call lake\.push\(\)", "run 'limnos push'"),
     (r"^call lake\.unlock\(ref\)", "run 'limnos unlock' on it"),
@@ -31,6 +32,14 @@ SHELL_ADVICE: list[tuple[re.Pattern[str], str]] = [(re.compile(p), r) for p, r i
     (r"^create one with limnos\.init\(\)", "run 'limnos init' to create one"),
     (r"^create one with limnos\.init\('(?P<a>[^']*)'\)", r"run 'limnos init \g<a>' to create one"),
     (r"^call limnos\.tracking\.init_project\([^)]*\)", "run 'limnos init --project'"),
+    (r"^open it with limnos\.open\('(?P<a>[^']*)'\)", r"use it with 'limnos --lake \g<a> ls'"),
+    (r"^open it with limnos\.open\(\)", "use it with 'limnos ls'"),
+    (r"such as limnos\.init\('(?P<a>[^']*)'\)", r"such as '\g<a>'"),
+    (r"^pass name=$", "pass --name NAME"),
+    (r"^create it with lake\.datasource\('(?P<a>[^']*)', root\)", r"create it with 'limnos ds create \g<a> ROOT'"),
+    (r"delete unreferenced objects with lake\.gc\(dry_run=False\)", "delete unreferenced objects with 'limnos gc --yes'"),
+    (r"\(limnos\.init\(url, catalog='postgresql://\.\.\.'\)\), or pass team=False",
+     "('limnos init URL --catalog postgresql://...'), or pass --no-team"),
 ]]
 
 

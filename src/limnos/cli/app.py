@@ -22,10 +22,12 @@ import re
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from typer._click.exceptions import UsageError
 from typer.core import TyperGroup
 
 import limnos
 
+from ..catalog.values import parse_timestamp
 from . import render
 from .errors import CliError, error_shell
 
@@ -48,9 +50,19 @@ class Group(TyperGroup):
     """A command group whose commands' errors become one ``error:`` line and exit code 1 (see :mod:`.errors`)."""
 
     def invoke(self, ctx: ClickContext) -> Any:
-        """Run the chosen command inside :func:`~limnos.cli.errors.error_shell`."""
+        """Run the chosen command inside :func:`~limnos.cli.errors.error_shell`.
+
+        A mistyped command or a bad option is one ``error:`` line too, not click's
+        boxed usage text: exit 1 for an unknown command (with click's suggestion),
+        2 for a bad option or value, as click has it.
+        """
         with error_shell():
-            return super().invoke(ctx)
+            try:
+                return super().invoke(ctx)
+            except UsageError as exc:
+                if not exc.format_message().strip():  # a group run without a command: click printed its help
+                    raise
+                raise typer.Exit(usage_error(exc)) from None
 
 
 class RootGroup(Group):
@@ -60,6 +72,17 @@ class RootGroup(Group):
         """Command names in :data:`HELP_ORDER`, then any others in registration order."""
         rank = {name: i for i, name in enumerate(HELP_ORDER)}
         return sorted(super().list_commands(ctx), key=lambda name: rank.get(name, len(rank)))
+
+
+def usage_error(exc: UsageError) -> int:
+    """Print a usage error as one ``error:`` line naming the help to read; the exit code to use."""
+    text = " ".join(exc.format_message().split())
+    where = exc.ctx.command_path if exc.ctx is not None else "limnos"
+    unknown = text.startswith("No such command")
+    if unknown:  # "No such command 'lss'. Did you mean 'ls'?" -> "no such command 'lss'; did you mean 'ls'?"
+        text = text[0].lower() + text[1:].replace(". Did you mean", "; did you mean")
+    render.error_line(f"{text.rstrip('.')} (see '{where} -h')")
+    return 1 if unknown else exc.exit_code
 
 
 def sub_app(help_text: str, epilog: str) -> typer.Typer:
@@ -205,7 +228,7 @@ def parse_value(text: str) -> Any:
         return float(text)
     if _DATETIME.fullmatch(text):
         try:
-            value = dt.datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
+            value = parse_timestamp(text)
         except ValueError as exc:
             raise CliError(f"{text!r} looks like a datetime but is not one ({exc}); quote it as '\"{text}\"' for text") from None
         return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)

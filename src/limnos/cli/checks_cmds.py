@@ -11,6 +11,8 @@ from typing import Annotated
 
 import typer
 
+from limnos.names import plural
+
 from . import render
 from .app import CliError, JsonFlag, Ref, app, open_lake
 
@@ -78,12 +80,17 @@ def reindex(
 ) -> None:
     """Rebuild the catalog from the records files in the store. Exit 1 if a commit could not be restored."""
     report = open_lake(ctx).reindex(force=force)
-    render.message(f"rebuilt the catalog from {len(report.rolled_forward)} commits: {report.files} files")
+    if report.notes and report.notes[0].startswith("the catalog already holds"):  # nothing left to rebuild
+        render.message(f"restored the catalog from the records when the lake was opened: "
+                       f"{plural(len(report.rolled_forward), 'commit')}, {plural(report.files, 'file')}")
+        return
+    render.message(f"rebuilt the catalog from {plural(len(report.rolled_forward), 'commit')}: {plural(report.files, 'file')}")
     for line in report.renumbered + report.notes:
         render.warning_line(line)
     lost = report.records_damaged + report.records_quarantined
     if lost:
-        render.warning_line(f"could not restore {len(lost)} commits ({', '.join(lost[:5])}{', ...' if len(lost) > 5 else ''}); "
+        render.warning_line(f"could not restore {plural(len(lost), 'commit')} "
+                            f"({', '.join(lost[:5])}{', ...' if len(lost) > 5 else ''}); "
                             "restore their records files from a backup or a remote, then run 'limnos reindex --force'")
         raise typer.Exit(1)
 
@@ -123,4 +130,8 @@ def rm(
     if as_json:
         render.print_json([{"id": f.id, "name": f.name, "version": f.version} for f in deleted])
         return
-    render.message(f"deleted {', '.join(f.ref for f in deleted)}; 'limnos gc' frees the space")
+    # gc keeps a deleted file's bytes for its grace period (a day): say so, or 'gc --yes' seems to do nothing.
+    its = "its" if len(deleted) == 1 else "their"
+    render.message(f"deleted {', '.join(f.ref for f in deleted)}; {its} bytes stay for a day (gc's grace period, in "
+                   "case another writer reuses them): 'limnos gc --yes' frees them after that, "
+                   "'limnos gc --yes --grace-days 0' now, when no other writer is running")

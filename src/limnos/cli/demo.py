@@ -12,6 +12,8 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shlex
+import shutil
+import sys
 import tempfile
 import time
 
@@ -62,6 +64,19 @@ def _make_csvs(folder: str) -> list[str]:
 def demo() -> None:
     """Build a sample lake in a temporary folder and tour limnos on it."""
     run_demo(render.out_console())
+
+
+def command_name() -> str:
+    """How to run this very ``limnos`` from a shell: ``limnos`` when that is on PATH, else its full path.
+
+    ``make demo`` runs ``.venv/bin/limnos`` without activating the venv, so a
+    bare ``limnos`` in the demo's explore lines would not be found.
+    """
+    argv0 = os.path.abspath(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    if os.path.basename(argv0) != "limnos" or not os.path.isfile(argv0):
+        return f"{shlex.quote(sys.executable)} -m limnos" if shutil.which("limnos") is None else "limnos"
+    found = shutil.which("limnos")
+    return "limnos" if found and os.path.realpath(found) == os.path.realpath(argv0) else shlex.quote(argv0)
 
 
 def run_demo(console: Console) -> str:
@@ -155,9 +170,10 @@ for top in (2, 3):
     console.rule(Text("Explore it yourself", style="bold"), align="left")
     console.print(Text.assemble("The lake is at ", (lake_path, "bold"), f"  (built in {time.perf_counter() - started:.1f} s)"),
                   soft_wrap=True)
-    for command in (f"limnos --lake {quoted} ls",
-                    f"limnos --lake {quoted} info clean/sales.parquet",
-                    f"limnos --lake {quoted} lineage raw/sales/sales_2024-01.csv --down"):
+    exe = command_name()
+    for command in (f"{exe} --lake {quoted} ls",
+                    f"{exe} --lake {quoted} info clean/sales.parquet",
+                    f"{exe} --lake {quoted} lineage raw/sales/sales_2024-01.csv --down"):
         console.print(Text(f"  {command}", style="cyan"), soft_wrap=True)
     console.print(Text(f"Remove it with: rm -rf {shlex.quote(base)}", style="dim"), soft_wrap=True)
     return lake_path

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 
 from limnos.errors import redact_url
+from limnos.names import plural
 
 from . import render
 from .app import CliError, JsonFlag, app, open_lake, parse_options, parse_pairs, parse_value, sub_app
@@ -90,7 +91,7 @@ def ds_create(
     if as_json:
         render.print_json(_source_row(ds))
         return
-    render.message(f"created datasource {name} over {ds.root or '(the whole lake)'}: {ds.count()} datapoints")
+    render.message(f"created datasource {name} over {ds.root or '(the whole lake)'}: {plural(ds.count(), 'datapoint')}")
 
 
 @ds_app.command("list", epilog="Example: limnos ds list --json")
@@ -161,7 +162,7 @@ def ds_query(
         render.message("no datapoint matches")
         return
     render.show(render.datapoints_table(rows))
-    render.message(f"{len(rows)} datapoints", "dim")
+    render.message(plural(len(rows), "datapoint"), "dim")
 
 
 @ds_app.command("meta", epilog="Example: limnos ds meta birds images/005.jpg episode=5 has_yoda=true")
@@ -197,7 +198,8 @@ def ds_download(
     if as_json:
         render.print_json(report.to_dict())
         return
-    render.message(f"downloaded {report.downloaded} files ({render.size(report.bytes)}), {report.skipped} already there, "
+    render.message(f"downloaded {plural(report.downloaded, 'file')} ({render.size(report.bytes)}), "
+                   f"{report.skipped} already there, "
                    f"into {report.target_dir}")
 
 

@@ -6,18 +6,26 @@ prints the result: data (tables, JSON, bytes) on stdout, messages on stderr.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import re
+import shlex
 import shutil
 import sys
-from typing import Annotated
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 import limnos
+from limnos.errors import FileNotFound, InvalidName
+from limnos.names import plural
 
 from . import render
 from .app import CliError, JsonFlag, LinkMode, Ref, app, open_lake, parse_options, parse_pairs, parse_value, sub_app
+
+if TYPE_CHECKING:
+    from limnos import Lake
 
 meta_app = sub_app("Set or remove metadata on a file.", "Example: limnos meta set raw/train.csv rows=1000 reviewed=true")
 app.add_typer(meta_app, name="meta")
@@ -57,7 +65,7 @@ def add(
         state = "added" if result.new_versions else "unchanged:"
         render.message(f"{state} {f.ref} ({render.size(f.size)}, {render.short_hash(f.hash)})")
     else:
-        render.message(f"added {len(result)} files from {path}: {result.new_versions} new versions, "
+        render.message(f"added {plural(len(result), 'file')} from {path}: {plural(result.new_versions, 'new version')}, "
                        f"{result.unchanged} unchanged")
 
 
@@ -105,15 +113,33 @@ def get(
     dest: Annotated[str, typer.Argument(help="Destination file or folder.")] = ".",
     link: Annotated[LinkMode | None, typer.Option(help="How to make the copy (default: the lake's setting).")] = None,
 ) -> None:
-    """Put a read-only working copy of a file on disk; prints its path."""
-    path = open_lake(ctx).checkout(ref, dest, link=link.value if link else None)
+    """Put a read-only working copy of a file on disk; prints its path. Missing folders in DEST are created."""
+    lake = open_lake(ctx)
+    with _not_a_prefix(lake, ref):
+        path = lake.checkout(ref, dest, link=link.value if link else None)
     print(render.printable(path))
+
+
+@contextlib.contextmanager
+def _not_a_prefix(lake: Lake, ref: str) -> Iterator[None]:
+    """Turn "no file 'raw/'" into "'raw/' is a prefix of N files" when files live under that name."""
+    try:
+        yield
+    except (FileNotFound, InvalidName):
+        prefix = ref.rstrip("/") + "/"
+        under = lake.ls(prefix) if "@" not in ref and prefix != "/" else []
+        if under:
+            raise CliError(f"'{prefix}' is a prefix (a folder) of {plural(len(under), 'file')}, not a file; "
+                           f"see them with 'limnos ls {shlex.quote(prefix)}'") from None
+        raise
 
 
 @app.command(epilog="Example: limnos cat raw/train.csv | head")
 def cat(ctx: typer.Context, ref: Ref) -> None:
     """Write a file's bytes to stdout."""
-    file = open_lake(ctx).get(ref)
+    lake = open_lake(ctx)
+    with _not_a_prefix(lake, ref):
+        file = lake.get(ref)
     file.local_path()  # verifies the whole object first: not one byte of a corrupt object reaches the pipe
     sys.stdout.flush()
     out = sys.stdout.buffer

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 import limnos
+from limnos.core.opening import CONFIG_NAME, DEFAULT_DIR, find_lake
 from limnos.errors import ProjectNotFound
 
 from . import render
@@ -36,8 +37,8 @@ def _project(ctx: typer.Context, start: str, create: bool = False) -> Project:
     return project
 
 
-@app.command(epilog="Example: limnos init  |  limnos init s3://bucket/lake  |  "
-             "limnos init /data/lake --catalog postgresql://me@db/lake")
+@app.command(epilog="Example: limnos init  |  limnos init myproject  (makes myproject/.limnos)  |  "
+             "limnos init s3://bucket/lake  |  limnos init /data/lake --catalog postgresql://me@db/lake")
 def init(
     ctx: typer.Context,
     path: Annotated[str | None, typer.Argument(help="Folder for the new lake (default: .limnos).")] = None,
@@ -53,17 +54,39 @@ def init(
     gitignore: Annotated[bool, typer.Option("--gitignore/--no-gitignore", help=(
         "With --project: add tracked paths to .gitignore (the 'gitignore' setting in limnos.lock)."))] = True,
 ) -> None:
-    """Create a new lake (a .limnos folder here by default, or a bucket URL), or with --project, a project's limnos.lock."""
+    """Create a new lake: DIR/.limnos (./.limnos by default), or at a bucket URL; with --project, a project's limnos.lock.
+
+    A folder DIR gets the lake in DIR/.limnos, beside the files already there
+    (DIR is made if missing); a DIR that is itself a lake, or whose .limnos is,
+    is refused. A DIR named .limnos is the lake folder itself.
+    """
     if project:
         init_project(ctx, path, catalog, link.value, gitignore)
         return
-    target = path or lake_path(ctx) or ".limnos"
+    target = lake_folder(path or lake_path(ctx) or DEFAULT_DIR)
+    if "://" not in target:
+        outer = find_lake(os.path.dirname(os.path.dirname(os.path.abspath(target))))
+        if outer is not None:
+            render.warning_line(f"this folder is inside the project of the lake at {outer}; making another lake "
+                                f"nested in it (commands run below here will use the new one)")
     lake = limnos.init(target, catalog=catalog, link=link.value, team=team)
     where = lake.path
     lake.close()
     render.message(f"created a {'team ' if lake.shared_log is not None else ''}lake at {where}")
     if os.path.basename(where) != ".limnos" or os.path.dirname(where) != os.getcwd():
-        render.message(f"use it with: limnos --lake {target} ls   (or export LIMNOS_LAKE={where})", "dim")
+        render.message(f"use it with: limnos --lake {path or target} ls   (or export LIMNOS_LAKE={where})", "dim")
+
+
+def lake_folder(path: str) -> str:
+    """Where ``limnos init PATH`` makes the lake: a URL as given, a folder named .limnos itself, else PATH/.limnos.
+
+    A folder that is already a lake (made by an older ``init DIR``) is returned as it is, so ``init`` says it exists.
+    """
+    if "://" in path or os.path.basename(os.path.normpath(path)) == DEFAULT_DIR:
+        return path
+    if os.path.isfile(os.path.join(path, CONFIG_NAME)):
+        return path
+    return os.path.join(path, DEFAULT_DIR)
 
 
 def init_project(ctx: typer.Context, path: str | None, catalog: str | None, link: str, gitignore: bool = True) -> None:

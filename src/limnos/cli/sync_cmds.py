@@ -12,6 +12,8 @@ from typing import Annotated
 
 import typer
 
+from limnos.names import plural
+
 from . import render
 from .app import JsonFlag, app, open_lake, parse_options, sub_app
 from .project_cmds import project_pull, share_remote
@@ -129,7 +131,7 @@ def cache_size(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     if as_json:
         render.print_json(report.to_dict())
         return
-    render.show(f"{report.objects} objects, {render.size(report.bytes)}")
+    render.show(f"{plural(report.objects, 'object')}, {render.size(report.bytes)}")
 
 
 @cache_app.command("prune", epilog="Example: limnos cache prune --max-size 10GB")
@@ -144,7 +146,7 @@ def cache_prune(
     if as_json:
         render.print_json(report.to_dict())
         return
-    render.message(f"removed {report.removed} objects ({render.size(report.removed_bytes)}); "
+    render.message(f"removed {plural(report.removed, 'object')} ({render.size(report.removed_bytes)}); "
                    f"kept {report.kept_in_use} in use and {report.kept_recent} used recently")
     for note in report.notes:
         render.warning_line(note)

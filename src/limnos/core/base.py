@@ -75,6 +75,8 @@ class LakeBase:
         self._caught_up_at = 0.0
         #: metadata set on every file this lake object creates, adds or saves (see :meth:`defaults`)
         self._defaults: dict[str, Any] = {}
+        #: the commits that opening this lake rolled forward from the records (all of them after a lost catalog)
+        self.rolled_forward_at_open: list[str] = []
 
     def __repr__(self) -> str:
         return f"<Lake {redact_url(self.path)} catalog={redact_url(self.catalog.url)}>"

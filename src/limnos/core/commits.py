@@ -137,6 +137,9 @@ def encode_metadata(lake: LakeBase, file_ids: Sequence[str], metadata: Mapping[s
     if metadata is not None and not isinstance(metadata, Mapping):
         raise MetadataError(f"metadata must be a dict of key -> value, not {type(metadata).__name__}")
     values = metavalues.validate_metadata(metadata)  # before any query: a bad key must never reach the database
+    unset = [k for k, v in values.items() if v is None]  # None as a value unsets the key
+    values = {k: v for k, v in values.items() if v is not None}
+    deleted_keys = [*deleted_keys, *(k for k in unset if k not in deleted_keys)]
     fixed = lake.catalog.key_types(list(values))
     encoded: list[tuple[str, metavalues.Encoded]] = []
     for key, value in values.items():

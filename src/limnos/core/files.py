@@ -218,6 +218,59 @@ class File:
         }
 
 
+class PendingFile(File):
+    """``w.file`` of an output written inside a ``@step``: the File the step's commit makes real.
+
+    A step commits all its outputs at once, when the function returns, so
+    inside the step the file has no id, version or bytes in the store yet.
+    Returning it (``return w.file``) is the same as returning the Writer: the
+    step commits the output and the caller gets the real File. After the
+    commit this object *is* that File (same id, name, version); before it (or
+    when the step failed) using it raises :class:`~limnos.errors.StepOutputError`.
+    """
+
+    __slots__ = ("_real", "writer")
+
+    def __init__(self, lake: LakeBase, writer: Writer) -> None:
+        self._lake = lake
+        self._metadata = None
+        self._inputs = None
+        self._real: FileRow | None = None
+        #: the Writer whose staging file becomes this File
+        self.writer = writer
+
+    @property
+    def _row(self) -> FileRow:  # type: ignore[override]
+        if self._real is None:
+            from ..errors import StepOutputError
+
+            raise StepOutputError(f"output {self.writer.name!r} is committed when its step returns; return it "
+                                  "from the step and use the File the call gives back")
+        return self._real
+
+    @property
+    def resolved(self) -> bool:
+        """True once the step's commit made the file real."""
+        return self._real is not None
+
+    def resolve(self, file: File) -> None:
+        """Become ``file`` (called by the step after its commit, or with the output of a writer that won)."""
+        self._lake = file.lake
+        self._real = file._row
+        self._metadata = None
+
+    def __repr__(self) -> str:
+        return super().__repr__() if self._real is not None else f"<File {self.writer.name} (pending: committed with its step)>"
+
+    def __eq__(self, other: object) -> bool:
+        if self._real is None:
+            return self is other
+        return super().__eq__(other)
+
+    def __hash__(self) -> int:
+        return id(self) if self._real is None else super().__hash__()
+
+
 class Writer:
     """What ``lake.create(name)`` yields: a staging file to fill, committed on a clean exit."""
 
@@ -225,7 +278,8 @@ class Writer:
         self.name = name
         #: a local staging path, for libraries that want one: ``df.to_csv(w.path)``
         self.path = path
-        #: the committed File, set when the ``with`` block exits cleanly
+        #: the committed File, set when the ``with`` block exits cleanly; inside a ``@step``, a
+        #: :class:`PendingFile` that becomes the committed File when the step commits
         self.file: File | None = None
 
     def open(self, mode: str = "wb", encoding: str | None = None) -> IO[Any]:

@@ -24,7 +24,7 @@ import yaml
 
 from ..catalog import Catalog
 from ..catalog.engine import normalize_url, strip_password
-from ..errors import LakeExists, LakeNotFound, LimnosError, redact_url
+from ..errors import FolderNotEmpty, LakeExists, LakeNotFound, LimnosError, redact_url
 from ..names import new_id
 from ..store import LocalObjectStore, ObjectStore
 from ..store.links import LINK_MODES
@@ -87,6 +87,8 @@ def init_lake(cls: type[L], path: str | os.PathLike[str] = DEFAULT_DIR, catalog:
 
     Raises:
         LakeExists: a lake is already there.
+        FolderNotEmpty: ``path`` is a local folder that holds other files (a project folder, say):
+            a lake is made in a folder of its own (``project/.limnos``), never among other files.
         LimnosError: ``link`` is not a link mode, or ``team`` is set for a local folder.
         CatalogError: the catalog URL is not a supported database.
         TeamModeUnsupported: a team lake was asked for (or is the default) on a bucket
@@ -102,7 +104,12 @@ def init_lake(cls: type[L], path: str | os.PathLike[str] = DEFAULT_DIR, catalog:
     root = os.path.abspath(os.path.expanduser(path))
     config_path = os.path.join(root, CONFIG_NAME)
     if os.path.exists(config_path):
-        raise LakeExists(f"a lake already exists at {root}; open it with limnos.open({path!r})")
+        raise LakeExists(f"a lake already exists at {root}", hint=f"open it with limnos.open({path!r})", path=root)
+    if os.path.isdir(root) and os.listdir(root):
+        # A project folder given by mistake would get catalog.sqlite, objects/... among its own files.
+        inside = os.path.join(path, DEFAULT_DIR)
+        raise FolderNotEmpty(f"{root} holds other files and is not a lake; a lake needs a folder of its own",
+                             hint=f"pass a new or empty folder, such as limnos.init({inside!r})", path=root)
     os.makedirs(root, exist_ok=True)
     for sub in ("objects", "records", "tmp", "state"):
         os.makedirs(os.path.join(root, sub), exist_ok=True)
@@ -126,7 +133,8 @@ def _init_remote(cls: type[L], url: str, config: dict[str, Any], catalog: str | 
                  team: bool | None, storage_options: dict[str, Any]) -> L:
     store = ObjectStore(url, **storage_options)
     if store.read_config() is not None:
-        raise LakeExists(f"a lake already exists at {redact_url(url)}; open it with limnos.open({redact_url(url)!r})")
+        raise LakeExists(f"a lake already exists at {redact_url(url)}", hint=f"open it with limnos.open({redact_url(url)!r})",
+                         path=redact_url(url))
     if team or (team is None and catalog is None):
         probe_or_refuse(SharedLog(store), redact_url(url))
         config["shared"] = "log"
@@ -198,6 +206,7 @@ def open_lake(cls: type[L], path: str | os.PathLike[str] | None = None, catalog:
         lake.catch_up(force=True)
         return lake
     report = roll_forward(lake)
+    lake.rolled_forward_at_open = list(report.rolled_forward)  # reindex says what the open already restored
     if report.rolled_forward:
         import logging
 

@@ -75,6 +75,7 @@ class Report:
     quarantined: list[str] = field(default_factory=list)  # corrupt objects moved aside to <store>/quarantine/
     orphans: list[str] = field(default_factory=list)  # objects no file refers to
     deleted: list[str] = field(default_factory=list)  # objects removed (gc), or would be (dry run)
+    kept: list[str] = field(default_factory=list)  # gc: objects the grace period keeps (young, or of files deleted lately)
     rolled_forward: list[str] = field(default_factory=list)  # commits applied from records
     renumbered: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)

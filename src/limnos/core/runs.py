@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import StepOutputError
 from ..names import new_id, validate_name
-from .files import File, Writer
+from .files import File, PendingFile, Writer
 
 if TYPE_CHECKING:
     from .base import LakeBase
@@ -98,6 +98,8 @@ class StepExecution:
             raise
         if name is not None:
             self.names.add(name)
+        # ``return w.file`` is what radops and ElliptIO users write: a File that the step's commit makes real.
+        writer.file = PendingFile(self.lake, writer)
         self.staged.append(StagedOutput(writer, name, dict(metadata or {})))
 
     def discard(self) -> None:

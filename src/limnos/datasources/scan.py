@@ -118,7 +118,7 @@ def _entry_from_info(state: SourceState, base: str, info: Mapping[str, Any], ski
         modified = dt.datetime.fromtimestamp(raw, dt.timezone.utc)
     elif isinstance(raw, str):
         try:
-            modified = metavalues.to_utc(dt.datetime.fromisoformat(raw.replace("Z", "+00:00")))
+            modified = metavalues.to_utc(metavalues.parse_timestamp(raw))
         except ValueError:
             modified = None
     etag = info.get("ETag") or info.get("etag") or info.get("md5Hash")

@@ -20,11 +20,12 @@ from __future__ import annotations
 import datetime as dt
 import os
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..catalog import Commit
 from ..core.recovery import Report, is_old, roll_forward_grace
 from ..errors import CatalogVersionError, GcRefused, RecordsDamaged
+from ..names import plural
 from ..progress import progress
 from .fsck import split_absent
 
@@ -72,7 +73,9 @@ def gc(lake: LakeBase, dry_run: bool = True, grace: dt.timedelta = dt.timedelta(
     listed = list(lake.store.iter_objects())
     present = {o.hash for o in listed}
     report.objects = len(listed)
-    missing, _remote_only = split_absent(lake, referenced - present)
+    # Only live files must have their objects: a file deleted within the grace may have lost its object already.
+    absent = referenced - present
+    missing, _remote_only = split_absent(lake, lake.catalog.live_hashes(absent) if absent else set())
     if missing and not listed:
         raise GcRefused("the store lists no objects but the catalog refers to some; "
                         "check the store URL and credentials, nothing was deleted")
@@ -82,9 +85,7 @@ def gc(lake: LakeBase, dry_run: bool = True, grace: dt.timedelta = dt.timedelta(
     cutoff = time.time() - grace.total_seconds()
     victims = [o for o in listed if o.hash not in referenced and o.mtime <= cutoff]
     report.orphans = sorted(o.hash for o in listed if o.hash not in referenced)
-    young = len(report.orphans) - len(victims)
-    if young:
-        report.notes.append(f"{young} unreferenced objects are younger than the grace period and were kept")
+    _note_kept(lake, report, listed, referenced, victims, grace)
     if dry_run:
         report.deleted = sorted(o.hash for o in victims)
         report.bytes = sum(o.size for o in victims)
@@ -104,13 +105,49 @@ def gc(lake: LakeBase, dry_run: bool = True, grace: dt.timedelta = dt.timedelta(
                 advance(1)
         kept = len(victims) - len(deleted)
         if kept:
-            report.notes.append(f"{kept} objects were referenced or rewritten by writers while gc ran, and were kept")
+            report.notes.append(f"{plural(kept, 'object')} referenced or rewritten by writers while gc ran "
+                                f"{'was' if kept == 1 else 'were'} kept")
         report.deleted = sorted(o.hash for o in deleted)
         report.bytes = sum(o.size for o in deleted)
         _tidy_abandoned(lake, grace.total_seconds())
         if lake.store.local:  # a local lake's cache is its store: its staging files are the store's
             lake.cache.clean_staging(max(grace.total_seconds(), STAGING_GRACE))
     return report
+
+
+def _note_kept(lake: LakeBase, report: Report, listed: list[Any], referenced: set[str], victims: list[Any],
+               grace: dt.timedelta) -> None:
+    """Say which objects the grace period keeps, when a gc frees them, and how to free them now.
+
+    Without this, ``rm`` then ``gc`` frees nothing for a day and says nothing:
+    a deleted file's object stays while its deletion is younger than the grace
+    (a writer elsewhere may reuse it), and so does any object written lately.
+    """
+    if grace.total_seconds() <= 0:
+        return
+    live = lake.catalog.referenced_hashes()  # without the grace: only files not deleted
+    chosen = {o.hash for o in victims}
+    kept = [o for o in listed if o.hash not in live and o.hash not in chosen]
+    report.kept = sorted(o.hash for o in kept)
+    if not kept:
+        return
+    until = (dt.datetime.now(dt.timezone.utc) + grace).strftime("%Y-%m-%d %H:%M UTC")
+    one = len(kept) == 1
+    report.notes.append(
+        f"{plural(len(kept), 'object')} ({plural(sum(o.size for o in kept), 'byte')}) of files deleted, or written, "
+        f"less than {_span(grace)} ago {'is' if one else 'are'} kept for the grace period: a gc from {until} on "
+        f"frees {'it' if one else 'them'}; call lake.gc(dry_run=False, grace=datetime.timedelta(0)) to free "
+        f"{'it' if one else 'them'} now, when no other writer is running")
+
+
+def _span(grace: dt.timedelta) -> str:
+    """``a day``, ``7 days``, ``2 hours``: a grace period in words."""
+    seconds = grace.total_seconds()
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size and seconds % size == 0:
+            n = int(seconds // size)
+            return f"a {unit}" if n == 1 else f"{n} {unit}s"
+    return f"{seconds:g} seconds"
 
 
 def _refuse_unless_records_agree(lake: LakeBase) -> None:

@@ -33,14 +33,27 @@ def reindex(lake: LakeBase, force: bool = False) -> Report:
         count afterwards; ``records_damaged`` and ``records_quarantined`` the
         commits that could not be restored (then ``ok`` is False).
 
+    Without ``force``, a catalog that opening the lake just rebuilt (it rolled
+    forward records files, as after the catalog file was deleted, and now
+    holds exactly their commits) is left as it is: the report lists the
+    commits the open restored and says so in ``notes``.
+
     Raises:
-        LimnosError: the catalog is not empty and ``force`` is False.
+        LimnosError: the catalog is not empty, differs from the records, and ``force`` is False.
         RecordsDamaged: a records file is damaged while the catalog still holds its
             commit, so rebuilding would lose it; nothing was changed.
     """
     report = Report("reindex")
     empty = lake.catalog.is_empty()
     if not empty and not force:
+        if lake.shared_log is None and lake.rolled_forward_at_open and _matches_records(lake):
+            # Opening the lake rolled every records file forward (a deleted catalog comes back that way):
+            # the rebuild is done, and saying "not empty" would read as a failure.
+            report.rolled_forward = list(lake.rolled_forward_at_open)
+            report.notes.append("the catalog already holds every commit of the records files (restored when "
+                                "the lake was opened)")
+            report.files = lake.catalog.count_files()
+            return report
         raise LimnosError("the catalog is not empty", hint="call lake.reindex(force=True) to rebuild it from the store")
     if lake.shared_log is not None:
         # A team lake's truth is its log: replay it from the first entry, in order.
@@ -67,3 +80,8 @@ def reindex(lake: LakeBase, force: bool = False) -> Report:
     report.records_quarantined = lake.store.list_quarantined()
     report.files = lake.catalog.count_files()
     return report
+
+
+def _matches_records(lake: LakeBase) -> bool:
+    """True when the catalog holds exactly the commits whose records files are in the store."""
+    return set(lake.store.list_records()) == lake.catalog.commit_ids()

@@ -2,7 +2,15 @@
 
     key = BLAKE3(canonical JSON of {function, code, params, version})
 
-* **function**: ``module.qualname``.
+* **function**: the file that defines the function, relative to its project
+  root, and its qualname: ``pipe.py:clean``. The *project root* is the
+  nearest folder at or above that file holding ``.limnos/``,
+  ``limnos.lock``, ``.git`` or ``pyproject.toml`` (else the file's own
+  folder). So ``python pipe.py`` (module ``__main__``) and ``import pipe``
+  (module ``pipe``) are one step, and a clone elsewhere on disk hits the
+  cache of the original. Moving or renaming the file makes a new step. A
+  function with no source file (a notebook cell, ``exec``) is keyed by
+  ``module.qualname``.
 * **code**: a hash of the function's *normalized* source. The source is
   parsed and printed back with :func:`ast.unparse`, without its decorators
   and docstring, so editing comments, blank lines, indentation or line
@@ -68,6 +76,8 @@ class CodeInfo:
     first_line: int | None  # the first decorator line, as inspect reports it
     last_line: int | None
     from_source: bool  # False: no source was found and the bytecode was hashed
+    #: how the key names the function (:func:`key_function`), fixed where it is defined so a worker agrees
+    ident: str = ""
 
 
 def normalize_def(node: ast.FunctionDef | ast.AsyncFunctionDef) -> str:
@@ -111,6 +121,7 @@ def code_info(fn: Callable[..., Any]) -> CodeInfo:
         source_file = (str(pathlib.Path(found).resolve()) if os.path.isfile(found) else found) if found else None
     except TypeError:
         pass
+    ident = key_function(fn.__qualname__, getattr(fn, "__module__", None) or "__main__", source_file)
     try:
         lines, first = inspect.getsourcelines(fn)
         tree = ast.parse(textwrap.dedent("".join(lines)))
@@ -120,8 +131,37 @@ def code_info(fn: Callable[..., Any]) -> CodeInfo:
         code = getattr(fn, "__code__", None)
         digest = _hash("limnos-step-bytecode/1\n" + (_bytecode_text(code) if code else repr(fn)))
         line = code.co_firstlineno if code else None
-        return CodeInfo(digest, source_file, line, line, from_source=False)
-    return CodeInfo(code_hash_of_def(node), source_file, first or 1, (first or 1) + len(lines) - 1, from_source=True)
+        return CodeInfo(digest, source_file, line, line, from_source=False, ident=ident)
+    return CodeInfo(code_hash_of_def(node), source_file, first or 1, (first or 1) + len(lines) - 1, from_source=True,
+                    ident=ident)
+
+
+#: What marks a project root, for :func:`key_function`.
+ROOT_MARKERS = (".limnos", "limnos.lock", ".git", "pyproject.toml")
+
+
+def project_root(path: str) -> str:
+    """The nearest folder at or above the file ``path`` that holds a project marker; else its folder."""
+    start = here = os.path.dirname(os.path.abspath(path))
+    while True:
+        if any(os.path.exists(os.path.join(here, m)) for m in ROOT_MARKERS):
+            return here
+        parent = os.path.dirname(here)
+        if parent == here:
+            return start
+        here = parent
+
+
+def key_function(qualname: str, module: str, source_file: str | None) -> str:
+    """What names a step function in its cache key: ``relative/path.py:qualname`` (see the module doc).
+
+    Not ``module.qualname``: a script run as ``python pipe.py`` is module
+    ``__main__`` and the same file imported is ``pipe``, and both must hit.
+    """
+    if source_file and os.path.isfile(source_file):
+        rel = os.path.relpath(source_file, project_root(source_file))
+        return f"{pathlib.PurePath(rel).as_posix()}:{qualname}"
+    return f"{module}.{qualname}"
 
 
 # ---------------------------------------------------------------- params

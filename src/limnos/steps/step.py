@@ -41,16 +41,18 @@ import os
 import sys
 import time
 import types
+import typing
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, Protocol, TypeAlias, TypeVar, cast, overload
 
-from ..core.files import File, Writer
+from ..core.files import File, PendingFile, Writer
 from ..core.runs import StagedOutput, StepExecution, current_call, current_execution, executing, note_read, now, unlink_quietly
-from ..errors import LakeNotFound, StepError, StepOutputError, redact_url
-from ..names import new_id
+from ..errors import LakeNotFound, StepError, StepOutputError, StepReturnWarning, redact_url
+from ..names import new_id, plural
 from . import formats as data_formats
-from .key import Canonicalizer, CodeInfo, code_info, make_key
+from .key import Canonicalizer, CodeInfo, code_info, key_function, make_key
 
 if TYPE_CHECKING:
     from ..catalog.catalog import StepHit
@@ -249,9 +251,12 @@ class Step(Generic[P, R]):
         self.allow_pickle = bool(allow_pickle)
         self._lake = lake
         self._signature = inspect.signature(fn)
+        self._returns_file = _returns_file(fn)
         # Taken now, at import, so it describes the code that runs even if the file is edited later.
         # A step shipped by value to a worker keeps the code hash it had where it was defined.
         self.code: CodeInfo = _code or code_info(fn)
+        #: how the cache key names the function: its file relative to the project root, and its qualname
+        self.key_function = self.code.ident or key_function(fn.__qualname__, self.module, self.code.source_file)
 
     def __repr__(self) -> str:
         return f"<step {self.function}>"
@@ -301,7 +306,7 @@ class Step(Generic[P, R]):
         """
         canon = Canonicalizer(self.function)
         params = canon.arguments(self._bind(args, kwargs).arguments)
-        return make_key(self.function, self.code.hash, params, self.version)
+        return make_key(self.key_function, self.code.hash, params, self.version)
 
     def call(self, *args: P.args, **kwargs: P.kwargs) -> StepCall:
         """Call the step and say what happened: hit or miss, the key, the output Files and the value.
@@ -315,12 +320,13 @@ class Step(Generic[P, R]):
         bound = self._bind(args, kwargs)
         canon = Canonicalizer(self.function)
         params = canon.arguments(bound.arguments)
-        key = make_key(self.function, self.code.hash, params, self.version)
+        key = make_key(self.key_function, self.code.hash, params, self.version)
         lake = self._lake_for(canon.files)
         if self.cache:
             lake.catch_up()  # a team lake: a step another machine just ran is a hit here
             hit = lake.catalog.step_hit(key)
             if hit is not None:
+                log.info("step %s: already computed (key %s); skipping it", self.function, key[:12])
                 return self._from_record(lake, key, hit, was_hit=True)
         return self._run(lake, key, bound, canon.files)
 
@@ -381,6 +387,8 @@ class Step(Generic[P, R]):
             with executing(call):
                 value = self.__wrapped__(*bound.args, **bound.kwargs)
             ended, duration = now(), time.perf_counter() - t0
+            if value is None:
+                self._check_none(call)
             plan = _Plan(self, call)
             spec = None if value is None else {"return": plan.node(value, "the return value")}
             plan.add_unreturned()
@@ -398,15 +406,24 @@ class Step(Generic[P, R]):
         if winner is not None:
             # Another process recorded this key while we computed: theirs is the result, ours is dropped.
             log.info("step %s: another writer recorded key %s first; using its outputs", self.function, key[:12])
-            return self._from_record(lake, key, winner, was_hit=False)
+            result = self._from_record(lake, key, winner, was_hit=False)
+            _resolve_pending(call, plan, dict(enumerate(result.files)))
+            return result
         made = {pos: commit.file(row) for pos, row in rows.items()}
-        for s in call.staged:
-            pos = plan.position_of(s.writer)
-            s.writer.file = made.get(pos) if pos is not None else None
-            if s.writer.file is not None:
-                s.writer.name = s.writer.file.name
+        _resolve_pending(call, plan, made)
         out_files = [made.get(p) or plan.existing[p] for p in range(len(plan.outs))]
         return StepCall(key, False, commit.extra[0]["id"], out_files, _value=plan.returned_value(value, made))
+
+    def _check_none(self, call: StepExecution) -> None:
+        """A step that returned None: an error when annotated ``-> File``, a warning when it wrote outputs."""
+        if self._returns_file:
+            raise StepOutputError(f"step {self.function} is annotated to return a File but returned None; "
+                                  "return the output (the Writer, or its .file)")
+        if call.staged:
+            names = ", ".join(repr(s.name or s.writer.name) for s in call.staged)
+            warnings.warn(f"step {self.function} wrote {plural(len(call.staged), 'output')} ({names}) but returned "
+                          "None, so the caller gets None (on a cache hit too); return the Writer or its .file",
+                          StepReturnWarning, stacklevel=4)
 
     def _step_row(self, lake: LakeBase, key: str, bound: inspect.BoundArguments, files: list[tuple[str, File]],
                   call: StepExecution, started: dt.datetime, ended: dt.datetime, duration: float, run: Mapping[str, Any],
@@ -462,6 +479,31 @@ class Step(Generic[P, R]):
             commit.write()
         except Exception as secondary:  # the catalog may be what failed; the caller must see the first error
             log.warning("step %s failed and its failure could not be recorded: %s", self.function, secondary)
+
+
+def _resolve_pending(call: StepExecution, plan: _Plan, made: Mapping[int, File]) -> None:
+    """Make each output's ``w.file`` (a :class:`PendingFile`) the File committed at its position."""
+    for s in call.staged:
+        pos = plan.position_of(s.writer)
+        file = made.get(pos) if pos is not None else None
+        if file is None:
+            continue
+        s.writer.name = file.name
+        if isinstance(s.writer.file, PendingFile):
+            s.writer.file.resolve(file)
+        else:
+            s.writer.file = file
+
+
+def _returns_file(fn: Callable[..., Any]) -> bool:
+    """Whether ``fn`` is annotated to return a File (``-> limnos.File``; ``File | None`` does not count)."""
+    try:
+        hint = typing.get_type_hints(fn).get("return")
+    except Exception:  # unresolvable names under ``from __future__ import annotations``: read the text
+        hint = inspect.signature(fn).return_annotation
+    if isinstance(hint, str):
+        return hint.strip() == "File" or hint.strip().endswith(".File")
+    return isinstance(hint, type) and issubclass(hint, File)
 
 
 def _inputs_list(files: list[tuple[str, File]], call: StepExecution) -> list[dict[str, Any]]:
@@ -530,6 +572,8 @@ class _Plan:
         return next((s for s in self.call.staged if s.writer is writer), None)
 
     def node(self, value: Any, where: str, label: str = "") -> dict[str, Any]:
+        if isinstance(value, PendingFile) and not value.resolved:
+            value = value.writer  # ``return w.file``: the output of that writer
         if isinstance(value, Writer):
             staged = self._staged_for(value)
             if staged is None:
@@ -595,6 +639,8 @@ class _Plan:
 
     def returned_value(self, value: Any, made: dict[int, File]) -> Any:
         """The function's return value with each Writer swapped for the File it became."""
+        if isinstance(value, PendingFile) and self.position_of(value.writer) is not None:
+            value = value.writer
         if isinstance(value, Writer):
             pos = self.position_of(value)
             return made.get(pos) if pos is not None else value

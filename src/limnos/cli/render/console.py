@@ -19,6 +19,8 @@ from rich.console import Console, Group, RenderableType
 from rich.filesize import decimal
 from rich.text import Text
 
+from ...catalog.values import parse_timestamp
+
 PIPE_WIDTH = 200  # columns used when stdout is not a terminal: wide enough that nothing is cut
 #: Unicode categories a terminal obeys or hides instead of showing: controls (ESC...), format characters
 #: (bidi overrides, zero-width), surrogates, private use, unassigned, line and paragraph separators
@@ -133,7 +135,7 @@ def when(value: Any) -> str:
     """A datetime (or an ISO string) in the local time zone, to the second."""
     if isinstance(value, str):
         try:
-            value = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+            value = parse_timestamp(value)
         except ValueError:
             return str(value)
     if not isinstance(value, dt.datetime):

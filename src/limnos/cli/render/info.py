@@ -11,6 +11,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from limnos.names import plural
+
 from .console import argv_text, duration, params_text, printable, short_hash, size, type_name, value_text, when, who
 
 if TYPE_CHECKING:
@@ -113,5 +115,5 @@ def step_panel(record: StepRecord) -> Panel:
     inputs = [f"{i.get('name')}@{i.get('version')}" + (f" (param {i['param']})" if i.get("param") else " (read in the step)")
               for i in record.inputs]
     rows.append(("inputs", ", ".join(inputs) if inputs else "none"))
-    rows.append(("outputs", f"{len(record.outputs)} files"))
+    rows.append(("outputs", plural(len(record.outputs), "file")))
     return Panel(kv_table(rows), title="made by step", title_align="left", expand=False, border_style="magenta")

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 from rich.console import Group, RenderableType
 from rich.text import Text
 
+from limnos.names import plural
+
 from ..advice import shell_advice
 from .console import count, message, printable, size, warning_line
 
@@ -37,7 +39,7 @@ def report_renderable(report: Report) -> Group:
     """An fsck or a gc report: counts, the objects missing, corrupt or deleted, notes, and the verdict."""
     parts: list[RenderableType] = []
     if report.action == "fsck":
-        line = f"checked {report.files} files and {report.objects} objects"
+        line = f"checked {plural(report.files, 'file')} and {plural(report.objects, 'object')}"
         if report.bytes:
             line += f", re-hashed {size(report.bytes)}"
         parts.append(Text(line))
@@ -46,9 +48,10 @@ def report_renderable(report: Report) -> Group:
         if report.corrupt:
             parts.append(_hash_list("corrupt objects (bytes do not match their hash)", report.corrupt, "red"))
         if report.orphans:
-            parts.append(Text(f"{len(report.orphans)} unreferenced objects (left by deleted files or by a failed or "
-                              "interrupted write): 'limnos gc --yes' removes those older than a day, "
-                              "'limnos gc --yes --grace-days 0' all of them when no other writer is running"))
+            parts.append(Text(f"{count(report.orphans, 'unreferenced object')} (left by deleted files or by a failed or "
+                              "interrupted write)"))
+            parts.append(Text("  'limnos gc --yes' removes them a day after they were written or their file was deleted"))
+            parts.append(Text("  'limnos gc --yes --grace-days 0' removes them now, when no other writer is running"))
         repaired = getattr(report, "repaired", None)  # an fsck --repair report
         if repaired:
             parts.append(_hash_list("repaired objects (replaced by a verified copy)", repaired, "green"))
@@ -63,8 +66,8 @@ def report_renderable(report: Report) -> Group:
                 parts.append(_hash_list(title, ids, "red"))
     else:
         verb = "would delete" if report.dry_run else "deleted"
-        parts.append(Text(f"{verb} {len(report.deleted)} unreferenced objects ({size(report.bytes)}) "
-                          f"of {report.objects} in the store"))
+        parts.append(Text(f"{verb} {count(report.deleted, 'unreferenced object')} ({size(report.bytes)}) "
+                          f"of {plural(report.objects, 'object')} in the store"))
         if report.deleted:
             parts.append(_hash_list("objects", report.deleted, "yellow" if report.dry_run else "dim"))
     for note in report.notes:
@@ -142,10 +145,10 @@ def transfer_report(report: TransferReport, verb: str) -> None:
         report: The push or pull report.
         verb: ``pushed`` or ``pulled``.
     """
-    parts = [f"{verb} {report.transferred} objects ({size(report.bytes)})"]
+    parts = [f"{verb} {plural(report.transferred, 'object')} ({size(report.bytes)})"]
     if report.skipped:
         parts.append(f"{report.skipped} already there")
-    parts.append(f"{report.records} records files")
+    parts.append(plural(report.records, "records file"))
     message(", ".join(parts) + f" in {report.seconds:.2f} s")
     for line in report.renumbered:
         warning_line(f"imported as {line}")
@@ -154,7 +157,7 @@ def transfer_report(report: TransferReport, verb: str) -> None:
 def project_pull_report(report: PullReport) -> None:
     """What a pull of a project's tracked files did, on stderr: downloads, restored files, files kept as they are."""
     if report.downloaded:
-        fetched = f"downloaded {report.downloaded} objects ({size(report.bytes)}) from {', '.join(report.sources)}; "
+        fetched = f"downloaded {plural(report.downloaded, 'object')} ({size(report.bytes)}) from {', '.join(report.sources)}; "
     else:
         fetched = "everything was in the local lake; "
     updated = f", updated {len(report.updated)} to the newest listed version" if report.updated else ""

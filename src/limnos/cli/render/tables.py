@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -11,6 +10,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from ...catalog.values import parse_timestamp
 from .console import duration, params_text, printable, short_hash, size, value_text, when, who
 
 if TYPE_CHECKING:
@@ -82,7 +82,7 @@ def datasources_table(rows: Sequence[Mapping[str, Any]]) -> Table:
         fields = ", ".join(f"{k}:{v}" for k, v in r["fields"].items() if k not in ("path", "size"))
         table.add_row(Text(printable(r["name"])), Text(printable(r["kind"])), Text(printable(r["root"] or "(the whole lake)")),
                       str(r["datapoints"]), Text(printable(fields or "-")),
-                      when(dt.datetime.fromisoformat(r["scanned_at"])) if r["scanned_at"] else "scanning")
+                      when(parse_timestamp(r["scanned_at"])) if r["scanned_at"] else "scanning")
     return table
 
 
