@@ -120,8 +120,8 @@ def test_no_library_hint_stays_python_on_the_command_line() -> None:
         for hint in re.findall(r'hint=f?"([^"]*)"', path.read_text(encoding="utf-8")):
             texts.add(re.sub(r"\{[^}]*\}", "'x'", hint))
     # The CLI gives its own advice for these errors (cli/errors.py HINTS) instead of the library's.
-    own = {"pass cascade=True", "share a PostgreSQL catalog instead"}
-    assert {cls.__name__ for cls in HINTS} >= {"FileHasDependents", "TeamModeUnsupported"}
+    own = {"pass cascade=True", "share a PostgreSQL catalog instead", "pull into it instead"}
+    assert {cls.__name__ for cls in HINTS} >= {"FileHasDependents", "TeamModeUnsupported", "TeamLakeTarget"}
     python = [f"{t!r} -> {shell_advice(t)!r}" for t in sorted(texts) if not any(t.startswith(o) for o in own)
               and re.search(r"lake\.\w+\(|limnos\.\w+(\.\w+)*\(|\w=(True|False)\b", shell_advice(t))]
     assert not python, "\n".join(python)

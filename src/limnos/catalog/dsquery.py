@@ -73,7 +73,9 @@ def encode_value(name: str, ftype: str, value: Any) -> Any:
     if ftype in ("blob", "json"):
         raise SchemaError(f"field {name!r} holds {ftype} values, which cannot be compared; "
                           f"use ds[{name!r}].is_null() or .is_not_null()")
-    actual = "bool" if isinstance(value, bool) or type(value).__name__ == "bool_" else None
+    if type(value).__module__ == "numpy" and hasattr(value, "item"):
+        value = value.item()  # a numpy scalar (np.True_, np.int64...): compare as the Python value it holds
+    actual = "bool" if isinstance(value, bool) else None
     if ftype == "datetime":
         if isinstance(value, str):
             try:
