@@ -7,6 +7,7 @@ lake. By topic:
 * :mod:`.console`: consoles, ``message``/``warning``/``error`` lines, JSON, short text formats;
 * :mod:`.tables`: listings (files, step executions, datasources, datapoints, datasets, remotes);
 * :mod:`.info`: ``limnos info`` (a file's fields, metadata, inputs, step or run);
+* :mod:`.lines`: listings that stream, one line per item (``ls`` of any length, JSON arrays);
 * :mod:`.lineage`: ``limnos lineage`` boxes and trees;
 * :mod:`.reports`: fsck/gc reports, ``status`` of a folder, of step outputs and of a project, push/pull reports.
 
@@ -27,6 +28,7 @@ _WHERE = {
         "params_text", "print_all", "print_json", "printable", "short_hash", "show", "size", "type_name", "value_text",
         "warning_line", "when"), "console"),
     **dict.fromkeys(("info_renderables", "kv_table", "run_fields", "step_panel"), "info"),
+    **dict.fromkeys(("file_cells", "stream_files", "stream_json"), "lines"),
     **dict.fromkeys(("MAX_BOX_ITEMS", "lineage_renderables", "lineage_tree", "step_box"), "lineage"),
     **dict.fromkeys((
         "project_pull_report", "project_status_hints", "project_status_renderable", "report_renderable",
@@ -61,6 +63,7 @@ if TYPE_CHECKING:
     )
     from .info import info_renderables, kv_table, run_fields, step_panel
     from .lineage import MAX_BOX_ITEMS, lineage_renderables, lineage_tree, step_box
+    from .lines import file_cells, stream_files, stream_json
     from .reports import (
         project_pull_report,
         project_status_hints,
@@ -90,9 +93,10 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "MAX_BOX_ITEMS", "PIPE_WIDTH", "argv_text", "count", "datapoints_table", "datasets_table", "datasources_table", "dumps",
-    "duration", "err_console", "error_line", "files_table", "info_renderables", "kv_table", "lineage_renderables",
+    "duration", "err_console", "error_line", "file_cells", "files_table", "info_renderables", "kv_table", "lineage_renderables",
     "lineage_tree", "message", "out_console", "params_text", "print_all", "print_json", "printable", "project_pull_report",
     "project_status_hints", "project_status_renderable", "remotes_lines", "report_renderable", "run_fields", "short_hash",
-    "show", "size", "stale_renderable", "status_renderable", "step_box", "step_panel", "steps_table", "transfer_report",
+    "show", "size", "stale_renderable", "status_renderable", "step_box", "step_panel", "steps_table", "stream_files",
+    "stream_json", "transfer_report",
     "type_name", "value_text", "warning_line", "when",
 ]
