@@ -8,8 +8,8 @@ stops the command early:
 
 * :func:`stream_files` draws a table (rich) on a terminal when the listing
   fits in one page, and otherwise plain tab-separated lines: the same cells
-  as the table's, with every unprintable character escaped (tabs and
-  newlines in a name included, so one file is always one line);
+  as the table's, with every unprintable character escaped (a tab or a
+  newline in a user's name too, so one file is always one line of cells);
 * :func:`stream_json` prints the very text :func:`~.console.dumps` prints for
   the whole list (an indented JSON array), item by item.
 """
