@@ -316,6 +316,20 @@ class Lake(LakeBase):
         self.catch_up()
         return self.files_with_metadata(self.catalog.latest(prefix))
 
+    def iter_ls(self, prefix: str = "", page: int = 1000) -> Iterator[File]:
+        """What :meth:`ls` returns, read from the catalog ``page`` files at a time, for listings of any length.
+
+        The first files come after one small query; a writer that commits while
+        the listing runs may show in its later pages (each name once).
+
+        Raises:
+            InvalidName: ``prefix`` is not a valid name prefix.
+        """
+        if prefix:  # checked now, not at the first next(): nothing is printed before a bad prefix fails
+            prefix = _validate_prefix(prefix)
+        self.catch_up()
+        return (f for rows in self.catalog.latest_pages(prefix, page) for f in self.files_with_metadata(rows))
+
     def history(self, name: str) -> list[File]:
         """Every version of a name, oldest first (deleted versions are left out).
 

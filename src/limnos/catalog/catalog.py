@@ -8,7 +8,7 @@ or :meth:`Catalog.replay` (a commit read back from its records file, for
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, ClassVar
 
 import sqlalchemy as sa
@@ -445,6 +445,29 @@ class Catalog(StepReads):
             stmt = stmt.where(t.files.c.name.startswith(prefix, autoescape=True))
         with self.engine.connect() as conn:
             return [file_row(r) for r in conn.execute(stmt.order_by(t.files.c.name))]
+
+    def latest_pages(self, prefix: str = "", page: int = 1000) -> Iterator[list[FileRow]]:
+        """What :meth:`latest` returns, ``page`` rows at a time, by name, for listings too long to hold at once.
+
+        Each page is its own query that starts after the last name of the one
+        before (keyset paging on the names table's key), so no connection or
+        read transaction stays open while the caller prints, and a name is
+        never listed twice nor skipped when writers commit between pages.
+        """
+        after: str | None = None
+        while True:
+            stmt = file_select().join(t.names, is_current())
+            if prefix:
+                stmt = stmt.where(t.names.c.name.startswith(prefix, autoescape=True))
+            if after is not None:
+                stmt = stmt.where(t.names.c.name > after)
+            with self.engine.connect() as conn:
+                rows = [file_row(r) for r in conn.execute(stmt.order_by(t.names.c.name).limit(page))]
+            if rows:
+                yield rows
+            if len(rows) < page:
+                return
+            after = rows[-1].name
 
     def latest_rows(self, names: Sequence[str]) -> dict[str, FileRow]:
         """name -> latest FileRow, for the given names that exist."""

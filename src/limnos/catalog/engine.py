@@ -22,7 +22,6 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.dialects import postgresql, sqlite
 
 from ..errors import CatalogError, StoreFull, redact_url, require_extra
 
@@ -284,11 +283,22 @@ def execute_many(conn: sa.Connection, stmt: Any, table: sa.Table, rows: list[dic
     conn.exec_driver_sql(str(compiled), params)
 
 
+def _dialect(conn: sa.Connection) -> Any:
+    """The dialect module (for its ``insert``) of ``conn``; imported here: PostgreSQL's is slow to load."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql
+    from sqlalchemy.dialects import sqlite
+
+    return sqlite
+
+
 def insert_ignore(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
     """INSERT rows, skipping any that collide with an existing primary key."""
     if not rows:
         return
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    dialect = _dialect(conn)
     execute_many(conn, dialect.insert(table).on_conflict_do_nothing(), table, rows)
 
 
@@ -296,7 +306,7 @@ def upsert(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]], key
     """INSERT rows, replacing the non-key columns of rows that already exist."""
     if not rows:
         return
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    dialect = _dialect(conn)
     stmt = dialect.insert(table)
     stmt = stmt.on_conflict_do_update(
         index_elements=keys, set_={c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys}

@@ -146,8 +146,21 @@ metadata_current = sa.Table(
     # PostgreSQL's btree rejects index rows over ~2.7 kB, and a str value may be
     # longer; a hash index has no such limit and serves equality filters.
     sa.Index("ix_metadata_key_str", "key", "v_str").ddl_if(dialect="sqlite"),
-    sa.Index("ix_metadata_str_hash", "v_str", postgresql_using="hash").ddl_if(dialect="postgresql"),
 )
+
+
+def _postgresql_hash_index(table: sa.Table, name: str, column: str) -> None:
+    """A ``USING hash`` index made with ``table`` on PostgreSQL only.
+
+    Written as DDL rather than ``sa.Index(..., postgresql_using="hash")``: that
+    keyword makes SQLAlchemy import its whole PostgreSQL dialect as this module
+    loads, a cost every command on a SQLite catalog would pay at start-up.
+    """
+    ddl = sa.DDL(f"CREATE INDEX IF NOT EXISTS {name} ON {table.name} USING hash ({column})")  # type: ignore[no-untyped-call]  # (SQLAlchemy leaves DDL untyped)
+    sa.event.listen(table, "after_create", ddl.execute_if(dialect="postgresql"))
+
+
+_postgresql_hash_index(metadata_current, "ix_metadata_str_hash", "v_str")
 
 # ---------------------------------------------------------------- schema v2
 # Deletions, locks and step executions. Like every catalog row they arrive
@@ -298,5 +311,6 @@ ds_values = sa.Table(
     sa.Index("ix_ds_values_key_int", "datasource_id", "key", "v_int"),
     sa.Index("ix_ds_values_key_float", "datasource_id", "key", "v_float"),
     sa.Index("ix_ds_values_key_str", "datasource_id", "key", "v_str").ddl_if(dialect="sqlite"),
-    sa.Index("ix_ds_values_str_hash", "v_str", postgresql_using="hash").ddl_if(dialect="postgresql"),
 )
+
+_postgresql_hash_index(ds_values, "ix_ds_values_str_hash", "v_str")

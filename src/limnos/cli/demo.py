@@ -16,21 +16,24 @@ import shutil
 import sys
 import tempfile
 import time
-
-from rich.console import Console
-from rich.syntax import Syntax
-from rich.text import Text
+from typing import TYPE_CHECKING
 
 import limnos
 
 from . import render
 from .app import app
 
+if TYPE_CHECKING:
+    from rich.console import Console
+
 MONTHS = ("2024-01", "2024-02", "2024-03")
 STORES = ("north", "south", "east", "west")
 
 
 def _step(console: Console, number: int, title: str, code: str, cli: str | None = None) -> None:
+    from rich.syntax import Syntax  # pygments: paid by the demo only, not by every command
+    from rich.text import Text
+
     console.print()
     console.rule(Text(f"{number}. {title}", style="bold"), align="left")
     console.print(Syntax(code.strip(), "python", theme="ansi_dark", background_color="default"))
@@ -82,6 +85,7 @@ def command_name() -> str:
 def run_demo(console: Console) -> str:
     """Build the sample lake and tour it on ``console``; return the lake's path."""
     import pandas as pd
+    from rich.text import Text
 
     started = time.perf_counter()
     if not console.is_terminal:

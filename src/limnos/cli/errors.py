@@ -21,7 +21,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import typer
-from rich.text import Text
 
 from limnos.errors import FileHasDependents, LimnosError, StoreFull, TeamLakeTarget, TeamModeUnsupported
 
@@ -135,6 +134,8 @@ def interrupt_message(exc: KeyboardInterrupt) -> str:
 def print_interrupted(exc: KeyboardInterrupt) -> None:
     """Print ``interrupted: <what was and was not committed>`` on stderr, on one line."""
     text = interrupt_message(exc).replace("\n", " ")
+    from rich.text import Text  # only on Ctrl-C: rich loads when something is drawn
+
     render.err_console().print(Text.assemble(("interrupted: ", "bold yellow"), text), soft_wrap=True)
 
 

@@ -75,15 +75,17 @@ def ls(
     prefix: Annotated[str, typer.Argument(help="Only names under this prefix, such as raw/.")] = "",
     as_json: JsonFlag = False,
 ) -> None:
-    """List the latest version of every file (under a prefix)."""
-    files = open_lake(ctx).ls(prefix)
+    """List the latest version of every file (under a prefix).
+
+    A table on a terminal; piped, or over 1000 files, one tab-separated line per file, printed as the files are read.
+    """
+    files = open_lake(ctx).iter_ls(prefix)
     if as_json:
-        render.print_json([{**f.to_dict(), "local": f.is_local} for f in files])
+        render.stream_json({**f.to_dict(), "local": f.is_local} for f in files)
         return
-    if not files:
-        render.message("no files" + (f" under {prefix!r}" if prefix else "") + "; add some with 'limnos add PATH'")
-        return
-    render.show(render.files_table(files, local=True))
+    render.stream_files(files, lambda short: render.show(render.files_table(short, local=True)), local=True,
+                        empty=lambda: render.message(
+        "no files" + (f" under {prefix!r}" if prefix else "") + "; add some with 'limnos add PATH'"))
 
 
 @app.command(epilog="Example: limnos info raw/train.csv@2")

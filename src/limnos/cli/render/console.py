@@ -8,16 +8,18 @@ cut. Nothing here decides anything about the lake; it only formats.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import os
 import shlex
 import unicodedata
 from collections.abc import Iterable, Sized
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console, Group, RenderableType
-from rich.filesize import decimal
-from rich.text import Text
+# rich is imported inside the functions that draw: a listing piped to another
+# program, or --help, never loads it (see render/lines.py).
+if TYPE_CHECKING:
+    from rich.console import Console, RenderableType
 
 from ...catalog.values import parse_timestamp
 
@@ -45,6 +47,8 @@ def printable(value: object) -> str:
 # ----------------------------------------------------------------- consoles
 def out_console() -> Console:
     """A console on stdout, for data."""
+    from rich.console import Console
+
     console = Console(highlight=False)
     if not console.is_terminal and not os.environ.get("COLUMNS"):
         console = Console(highlight=False, width=PIPE_WIDTH)
@@ -53,6 +57,8 @@ def out_console() -> Console:
 
 def err_console() -> Console:
     """A console on stderr, for messages."""
+    from rich.console import Console
+
     return Console(stderr=True, highlight=False)
 
 
@@ -70,21 +76,29 @@ def show(*renderables: RenderableType, soft_wrap: bool = False) -> None:
 
 def print_all(console: Console, renderables: Iterable[RenderableType]) -> None:
     """Print several drawings on ``console`` as one group (no blank line added between them)."""
+    from rich.console import Group
+
     console.print(Group(*renderables))
 
 
 def message(text: str, style: str | None = None) -> None:
     """One line on stderr, never wrapped, never read as rich markup, unprintable characters escaped."""
+    from rich.text import Text
+
     err_console().print(Text(printable(text), style=style or ""), soft_wrap=True)
 
 
 def error_line(text: str) -> None:
     """``error: text`` on stderr, on one line whatever the text holds (unprintable characters escaped)."""
+    from rich.text import Text
+
     err_console().print(Text.assemble(("error: ", "bold red"), printable(text.replace("\n", " "))), soft_wrap=True)
 
 
 def warning_line(text: str) -> None:
     """``warning: text`` on stderr, on one line whatever the text holds (unprintable characters escaped)."""
+    from rich.text import Text
+
     err_console().print(Text.assemble(("warning: ", "yellow"), printable(text.replace("\n", " "))), soft_wrap=True)
 
 
@@ -112,6 +126,8 @@ def print_json(data: Any) -> None:
 # ------------------------------------------------------------------ formats
 def size(n: int | None) -> str:
     """A byte count for people (``1.0 kB``); ``-`` when unknown."""
+    from rich.filesize import decimal
+
     return "-" if n is None or n < 0 else decimal(n)
 
 
@@ -140,7 +156,12 @@ def when(value: Any) -> str:
             return str(value)
     if not isinstance(value, dt.datetime):
         return "-" if value is None else str(value)
-    moment: dt.datetime = value if value.tzinfo is not None else value.replace(tzinfo=dt.timezone.utc)
+    return _local_time(value)
+
+
+@functools.lru_cache(maxsize=256)  # a listing repeats a commit's time for each of its files: format it once
+def _local_time(value: dt.datetime) -> str:
+    moment = value if value.tzinfo is not None else value.replace(tzinfo=dt.timezone.utc)
     return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
 

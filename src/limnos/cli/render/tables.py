@@ -11,7 +11,8 @@ from rich.table import Table
 from rich.text import Text
 
 from ...catalog.values import parse_timestamp
-from .console import duration, params_text, printable, short_hash, size, value_text, when, who
+from .console import duration, params_text, printable, value_text, when, who
+from .lines import file_cells
 
 if TYPE_CHECKING:
     from limnos import File
@@ -40,8 +41,7 @@ def files_table(files: Sequence[File], *, local: bool = False, meta_keys: Sequen
     for key in meta_keys:
         table.add_column(printable(key), overflow="fold")
     for f in files:
-        cells: list[RenderableType] = [Text(printable(f.name)), str(f.version), size(f.size), when(f.created_at),
-                                       Text(printable(f.user or "-")), Text(printable(short_hash(f.hash)))]
+        cells: list[RenderableType] = [Text(c) for c in file_cells(f)]
         if local:
             cells.append(Text("✓", style="green") if f.is_local else Text("-", style="dim"))
         if meta_keys:

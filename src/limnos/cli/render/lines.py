@@ -1,0 +1,90 @@
+"""Listings that stream: one line per item as the items come, for outputs of any length.
+
+``limnos ls`` on a lake of 100k files cannot build a rich table first (rich
+spends most of a minute measuring its cells) nor hold the whole JSON text.
+These functions print as they go, so the first line shows after the first
+page of the catalog, and a reader such as ``head`` that closes the pipe
+stops the command early:
+
+* :func:`stream_files` draws a table (rich) on a terminal when the listing
+  fits in one page, and otherwise plain tab-separated lines: the same cells
+  as the table's, with every unprintable character escaped (a tab or a
+  newline in a user's name too, so one file is always one line of cells);
+* :func:`stream_json` prints the very text :func:`~.console.dumps` prints for
+  the whole list (an indented JSON array), item by item.
+"""
+
+from __future__ import annotations
+
+import itertools
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from .console import dumps, printable, short_hash, size, when
+
+if TYPE_CHECKING:
+    from limnos.core.files import File
+
+T = TypeVar("T")
+
+#: Items printed with one write: few enough that the first lines show at once, many enough that writes stay cheap.
+BATCH = 1000
+#: The most files drawn as a rich table on a terminal; a longer listing streams as lines.
+TABLE_MAX = 1000
+
+
+def file_cells(f: File, *, local: bool = False) -> list[str]:
+    """A file's cells, as :func:`~.tables.files_table` shows them: name, version, size, created, user, hash (, local)."""
+    cells = [printable(f.name), str(f.version), size(f.size), when(f.created_at), printable(f.user or "-"),
+             printable(short_hash(f.hash))]
+    if local:
+        cells.append("✓" if f.is_local else "-")
+    return cells
+
+
+def _batches(items: Iterable[T], n: int) -> Iterator[list[T]]:
+    it = iter(items)
+    while batch := list(itertools.islice(it, n)):
+        yield batch
+
+
+def stream_files(files: Iterable[File], table: Callable[[list[File]], None], *, local: bool = False,
+                 empty: Callable[[], None] | None = None) -> None:
+    """Print files with ``table`` on a terminal when there are at most :data:`TABLE_MAX`, else one line each as they come.
+
+    Args:
+        files: The files, in the order to print them (an iterator is read once, lazily).
+        table: Draws a short listing on a terminal, such as ``show(files_table(files))``.
+        local: Add whether the bytes are on this machine (``✓`` or ``-``) to the lines.
+        empty: Called instead of printing anything when there are no files.
+    """
+    it = iter(files)
+    first = list(itertools.islice(it, TABLE_MAX + 1))
+    if not first:
+        if empty is not None:
+            empty()
+        return
+    if sys.stdout.isatty() and len(first) <= TABLE_MAX:
+        table(first)
+        return
+    out = sys.stdout
+    for batch in _batches(itertools.chain(first, it), BATCH):
+        out.write("".join("\t".join(file_cells(f, local=local)) + "\n" for f in batch))
+        out.flush()
+
+
+def stream_json(items: Iterable[Any]) -> None:
+    """Print items as one indented JSON array, the same text as ``print_json(list(items))``, item by item."""
+    out = sys.stdout
+    opened = False
+    for batch in _batches(items, BATCH):
+        parts = ["  " + dumps(item).replace("\n", "\n  ") for item in batch]
+        out.write(("[\n" if not opened else ",\n") + ",\n".join(parts))
+        out.flush()
+        opened = True
+    out.write("\n]\n" if opened else "[]\n")
+    out.flush()
+
+
+__all__ = ["BATCH", "TABLE_MAX", "file_cells", "stream_files", "stream_json"]
