@@ -46,7 +46,7 @@ def test_timestamps_parse_the_same_on_python_3_10() -> None:
                  None)
     if py310 is None:
         pytest.skip("no python3.10 on this machine")
-    from limnos.catalog import values
+    from limnos import times as values
 
     program = "\n".join(["import datetime as dt, re", "from typing import Any",
                          f"_TIMESTAMP = re.compile({values._TIMESTAMP.pattern!r})",

@@ -16,11 +16,11 @@ import datetime as dt
 import json
 import math
 import numbers
-import re
 from collections.abc import Mapping
 from typing import Any, overload
 
 from ..errors import MetadataError, SchemaError
+from ..times import parse_timestamp as parse_timestamp  # re-exported: callers in catalog/ use values.parse_timestamp
 
 # Keys that are already columns of a query result; metadata may not shadow them.
 RESERVED_KEYS = frozenset({"id", "name", "version", "hash", "size", "created_at", "user", "run", "kind", "uri"})
@@ -133,36 +133,6 @@ def infer_type(value: Any) -> str:
         f"cannot store a {type(value).__name__} as metadata; use int, float, bool, str, datetime, date, dict or list "
         "(or None to unset the key)"
     )
-
-
-_TIMESTAMP = re.compile(r"(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?)?"
-                        r"\s*(?:([Zz])|([+-])(\d{2})(?::?(\d{2}))?)?")
-
-
-def parse_timestamp(text: str) -> dt.datetime:
-    """An ISO 8601 timestamp as a datetime, the same on every supported Python (3.10's ``fromisoformat`` is narrower).
-
-    Accepts a date alone, ``T`` or a space before the time, seconds and any
-    number of fractional digits optional (rounded down to microseconds), and
-    ``Z``, ``+01``, ``+0100`` or ``+01:00`` as the offset. Without an offset
-    the result is naive (callers take that as UTC).
-
-    Raises:
-        ValueError: ``text`` is not such a timestamp.
-    """
-    m = _TIMESTAMP.fullmatch(text.strip())
-    if m is None:
-        raise ValueError(f"Invalid isoformat string: {text!r}")
-    year, month, day, hour, minute, second, frac, zulu, sign, off_h, off_m = m.groups()
-    tz: dt.tzinfo | None = None
-    if zulu:
-        tz = dt.timezone.utc
-    elif sign:
-        offset = dt.timedelta(hours=int(off_h), minutes=int(off_m or 0))
-        tz = dt.timezone(-offset if sign == "-" else offset)
-    micros = int((frac or "0")[:6].ljust(6, "0"))
-    return dt.datetime(int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0), micros,
-                       tzinfo=tz)
 
 
 @overload

@@ -27,7 +27,7 @@ from typer.core import TyperGroup
 
 import limnos
 
-from ..catalog.values import parse_timestamp
+from ..times import parse_timestamp
 from . import render
 from .errors import CliError, error_shell
 

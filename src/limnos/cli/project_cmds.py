@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 import limnos
-from limnos.core.opening import CONFIG_NAME, DEFAULT_DIR, find_lake
 from limnos.errors import ProjectNotFound
 
 from . import render
@@ -60,6 +59,8 @@ def init(
     (DIR is made if missing); a DIR that is itself a lake, or whose .limnos is,
     is refused. A DIR named .limnos is the lake folder itself.
     """
+    from limnos.core.opening import DEFAULT_DIR, find_lake  # here: the catalog stack loads only when a command runs
+
     if project:
         init_project(ctx, path, catalog, link.value, gitignore)
         return
@@ -82,6 +83,8 @@ def lake_folder(path: str) -> str:
 
     A folder that is already a lake (made by an older ``init DIR``) is returned as it is, so ``init`` says it exists.
     """
+    from limnos.core.opening import CONFIG_NAME, DEFAULT_DIR
+
     if "://" in path or os.path.basename(os.path.normpath(path)) == DEFAULT_DIR:
         return path
     if os.path.isfile(os.path.join(path, CONFIG_NAME)):

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
 
-from ...catalog.values import parse_timestamp
+from ...times import parse_timestamp
 
 PIPE_WIDTH = 200  # columns used when stdout is not a terminal: wide enough that nothing is cut
 #: Unicode categories a terminal obeys or hides instead of showing: controls (ESC...), format characters

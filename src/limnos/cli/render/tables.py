@@ -10,7 +10,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from ...catalog.values import parse_timestamp
+from ...times import parse_timestamp
 from .console import duration, params_text, printable, value_text, when, who
 from .lines import file_cells
 
