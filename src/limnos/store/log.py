@@ -70,18 +70,7 @@ class SharedLog:
         Raises:
             RemoteError: the store cannot be written (nothing was published).
         """
-        key = self.store._key(entry_relpath(seq))
-        try:
-            if self._local:
-                return _create_local(key, data)
-            self.store.fs.pipe_file(key, data, mode="create")
-        except OSError as exc:
-            if _lost_race(exc):
-                return False
-            raise self.store._error("publish a commit to", exc) from None
-        except Exception as exc:
-            raise self.store._error("publish a commit to", exc) from None
-        return True
+        return self._create(self.store._key(entry_relpath(seq)), data, "publish a commit to")
 
     def read_after(self, position: int) -> Iterator[list[tuple[int, bytes]]]:
         """The entries after ``position``, in order, as batches of (number, bytes); stops at the first gap.
@@ -167,14 +156,19 @@ class SharedLog:
             return False
         key = self.store._key(f"{LOG}/.probe-{new_id()}")
         try:
-            first = self._create(key, b"probe 1\n")
-            second = self._create(key, b"probe 2\n")
+            first = self._create(key, b"probe 1\n", "write to")
+            second = self._create(key, b"probe 2\n", "write to")
         finally:
             with contextlib.suppress(Exception):  # a leftover probe key is harmless: readers skip non-entries
                 self.store.fs.rm_file(key)
         return first and not second
 
-    def _create(self, key: str, data: bytes) -> bool:
+    def _create(self, key: str, data: bytes, action: str) -> bool:
+        """Create ``key`` with ``data`` unless it exists; False when it does.
+
+        Raises:
+            RemoteError: the store cannot be written (``action`` names what was being done).
+        """
         try:
             if self._local:
                 return _create_local(key, data)
@@ -183,9 +177,9 @@ class SharedLog:
         except OSError as exc:
             if _lost_race(exc):
                 return False
-            raise self.store._error("write to", exc) from None
+            raise self.store._error(action, exc) from None
         except Exception as exc:
-            raise self.store._error("write to", exc) from None
+            raise self.store._error(action, exc) from None
 
 
 def _create_local(path: str, data: bytes) -> bool:
