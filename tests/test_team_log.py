@@ -339,3 +339,29 @@ def test_a_push_to_a_team_lake_is_refused_and_a_pull_into_it_works(team, tmp_pat
     a.pull(remote="mine")
     got = b.get("notes.txt")
     assert (got.id, got.read_text()) == (made.id, "from the laptop")
+
+
+def test_a_transaction_the_database_retries_after_publishing_publishes_once(team):
+    """run_atomic retries a locked COMMIT: the commit was already published, so it must not be published again."""
+    import sqlite3
+
+    import sqlalchemy as sa
+
+    _url, _options, machine = team
+    a, b = machine("a"), machine("b")
+    calls = []
+
+    def locked_once(point: str) -> None:
+        calls.append(point)
+        if len(calls) == 1:
+            raise sa.exc.OperationalError("COMMIT", {}, sqlite3.OperationalError("database is locked"))
+
+    crash_points.set("after_records", locked_once)
+    try:
+        made = write(a, "x.txt", "once")
+    finally:
+        crash_points.clear()
+    assert made.version == 1
+    assert [f.id for f in b.history("x.txt")] == [made.id] == [f.id for f in a.history("x.txt")]
+    assert a.catalog.log_position() == b.catalog.log_position() == 1, "one log entry, not two"
+    assert a.fsck().ok

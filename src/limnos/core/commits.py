@@ -287,8 +287,9 @@ class CommitBuilder:
         """
         with self.lake.writing():
             crash_points.hit("after_objects")
+            self._published = False  # once True it stays: the commit took effect, whatever is retried after
             for attempt in range(1, shared.MAX_ATTEMPTS + 1):
-                self._records_written = self._published = False
+                self._records_written = False
                 try:
                     result = write()
                 except shared.LogRaceLost:
@@ -312,6 +313,10 @@ class CommitBuilder:
     def _write_records(self, commit: Commit) -> None:
         crash_points.hit("in_transaction")
         data = commit.to_jsonl()
+        if self._published:
+            # The database retried a transaction whose commit was already published: it has taken effect,
+            # and comes into this catalog through catch-up; publishing again would make a second entry.
+            raise shared.AlreadyPublished(commit.seq)
         if self.lake.shared_log is not None:
             # Publish first: a writer that loses the race has written nothing, and the window in which
             # another machine can take the entry is one request wide. The log entry holds the records.

@@ -48,6 +48,10 @@ class LogRaceLost(Exception):
     """Another machine published the log entry this commit wanted: catch up and try again (internal)."""
 
 
+class AlreadyPublished(Exception):
+    """A retried transaction found its commit already published: it took effect (internal)."""
+
+
 def catch_up_interval() -> float:
     """Seconds a lake may go without asking the bucket for new commits: ``$LIMNOS_CATCH_UP_INTERVAL``, else 0.
 
