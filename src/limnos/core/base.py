@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import IO, TYPE_CHECKING, Any
 
 from ..catalog import Catalog, Commit, FileRow
-from ..errors import FileNotFound, LimnosError, MetadataError, ObjectNotAvailable, StoreError, redact_url
+from ..errors import FileNotFound, IntegrityError, LimnosError, MetadataError, ObjectNotAvailable, StoreError, redact_url
 from ..names import parse_ref
 from ..store import LocalObjectStore, ObjectStore, StatCache, hashing
 from ..store.links import LinkMode
@@ -353,15 +353,20 @@ class LakeBase:
         if file.kind == "reference":
             return self.open_reference(file)
         digest = _object_hash(file)
-        if not self.cache.has(digest):
-            self._download(digest)
-        try:
-            return self.verifier.open(digest, file.ref, touch=self.cache is not self.store)
-        except StoreError:
-            if self.cache.has(digest):
+        for _ in range(3):
+            if not self.cache.has(digest):
+                self._download(digest)
+            try:
+                return self.verifier.open(digest, file.ref, touch=self.cache is not self.store)
+            except IntegrityError:
                 raise
-            self._download(digest)  # gone between the two calls (pruned, quarantined): once more
-            return self.verifier.open(digest, file.ref)
+            except StoreError:
+                if self.cache.has(digest):
+                    raise
+                # gone between the two calls (pruned, or quarantined by a reader that found it corrupt): again
+        raise ObjectNotAvailable(f"object {digest[:12]} of {file.ref} kept vanishing from this machine while being "
+                                 "read (other readers quarantining or pruning it)", hint="try the read again",
+                                 digest=digest)
 
     def local_object_path(self, file: File) -> str:
         """A local path to a file's bytes, verified against its hash (fetching the object first if needed).
