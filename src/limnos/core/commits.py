@@ -10,7 +10,8 @@ other tables, written in this order:
    keeps gc from deleting them until the commit is in);
 2. the records file ``<store>/records/<commit-id>.jsonl``, inside the
    catalog transaction after the rows are inserted (so a constraint failure
-   aborts before the log exists);
+   aborts before the log exists); on a team lake the entry in the bucket's
+   shared log comes first (see :mod:`limnos.core.shared`);
 3. COMMIT.
 
 A call that raised never takes effect later: when the transaction fails

@@ -5,8 +5,8 @@ machine (``shared: log`` in its settings) keeps every machine's catalog equal
 through the bucket's commit log (:mod:`limnos.store.log`):
 
 * **Publishing.** A commit is written inside its catalog transaction: rows,
-  then the records file, then the log entry after the last one this catalog
-  applied, created only if absent. When another machine took that entry, the
+  then the log entry after the last one this catalog applied, created only if
+  absent, then the records file (a copy of the entry's bytes). When another machine took that entry, the
   transaction rolls back (:class:`LogRaceLost`), this machine catches up, and
   the commit is tried again with fresh versions. Only a published commit is
   acknowledged; a published commit whose local COMMIT then fails has still
