@@ -158,7 +158,43 @@ def _column_pred(column: sa.ColumnElement[Any], op: str, value: object, dialect:
     raise QueryError(f"unknown operator {op!r}")
 
 
-class Compiler:
+class TreeCompiler:
+    """What every compiler of the query tree shares: walking and/or/not, and checking a leaf's operand.
+
+    Subclasses (:class:`Compiler` for a datasource, ``filequery.FileCompiler``
+    for files) say what one field test is in :meth:`leaf`.
+    """
+
+    types: Mapping[str, str]
+
+    def condition(self, cond: Condition) -> sa.ColumnElement[bool]:
+        """A condition as a SQL boolean expression."""
+        if isinstance(cond, And):
+            return sa.and_(*(self.condition(p) for p in cond.parts))
+        if isinstance(cond, Or):
+            return sa.or_(*(self.condition(p) for p in cond.parts))
+        if isinstance(cond, Not):
+            return sa.not_(self.condition(cond.part))
+        assert isinstance(cond, Leaf)
+        return self.leaf(cond)
+
+    def leaf(self, leaf: Leaf) -> sa.ColumnElement[bool]:
+        """One field test as SQL."""
+        raise NotImplementedError
+
+    def operand(self, leaf: Leaf) -> tuple[str, str, str, Any]:
+        """(field, operator, field type, value as the typed column stores it) of one test.
+
+        Raises:
+            SchemaError: the operator or value does not suit the field's type.
+        """
+        name, op, ftype = leaf.field, leaf.op, self.types[leaf.field]
+        if op in ("contains", "startswith", "endswith") and ftype != "str":
+            raise SchemaError(f"{op} works on str fields; field {name!r} holds {ftype} values")
+        return name, op, ftype, _encoded_operand(leaf, ftype)
+
+
+class Compiler(TreeCompiler):
     """Compiles conditions on one datasource; ``types`` maps each field to its type."""
 
     def __init__(self, types: Mapping[str, str], dialect: str, as_of: dt.datetime | None, plan: str | None = None,
@@ -178,27 +214,13 @@ class Compiler:
         """The column behind a built-in field (``path`` or ``size``)."""
         return self.dp.c.path if name == "path" else self.files.c.size
 
-    def condition(self, cond: Condition) -> sa.ColumnElement[bool]:
-        """A condition as a SQL boolean expression on the datapoints joined with their files."""
-        if isinstance(cond, And):
-            return sa.and_(*(self.condition(p) for p in cond.parts))
-        if isinstance(cond, Or):
-            return sa.or_(*(self.condition(p) for p in cond.parts))
-        if isinstance(cond, Not):
-            return sa.not_(self.condition(cond.part))
-        assert isinstance(cond, Leaf)
-        return self.leaf(cond)
-
     def leaf(self, leaf: Leaf) -> sa.ColumnElement[bool]:
         """One field test as SQL.
 
         Raises:
             SchemaError: the operator or value does not suit the field's type.
         """
-        name, op, ftype = leaf.field, leaf.op, self.types[leaf.field]
-        if op in ("contains", "startswith", "endswith") and ftype != "str":
-            raise SchemaError(f"{op} works on str fields; field {name!r} holds {ftype} values")
-        value = _encoded_operand(leaf, ftype)
+        name, op, ftype, value = self.operand(leaf)
         if name in BUILTINS:
             if op == "is_null":
                 return sa.false()

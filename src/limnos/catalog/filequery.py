@@ -28,8 +28,8 @@ import sqlalchemy as sa
 from ..errors import SchemaError
 from . import schema as t
 from . import values
-from .dsquery import _column_pred, _encoded_operand, values_table
-from .expressions import And, Condition, Leaf, Not, Or, Query
+from .dsquery import TreeCompiler, _column_pred, values_table
+from .expressions import Leaf, Query
 from .rows import FILE_COLUMNS, FileRow, file_row
 
 if TYPE_CHECKING:
@@ -68,7 +68,7 @@ def _instant(encoded: Any) -> Any:
     return None if encoded is None else values.decode("datetime", encoded, None, None)
 
 
-class FileCompiler:
+class FileCompiler(TreeCompiler):
     """Compiles conditions on files; ``types`` maps each metadata key used to its type."""
 
     def __init__(self, types: Mapping[str, str], dialect: str, as_of: dt.datetime | None) -> None:
@@ -78,27 +78,13 @@ class FileCompiler:
         self.as_of = as_of
         self._aliases = 0
 
-    def condition(self, cond: Condition) -> sa.ColumnElement[bool]:
-        """A condition as a SQL boolean expression on ``files`` joined with ``runs``."""
-        if isinstance(cond, And):
-            return sa.and_(*(self.condition(p) for p in cond.parts))
-        if isinstance(cond, Or):
-            return sa.or_(*(self.condition(p) for p in cond.parts))
-        if isinstance(cond, Not):
-            return sa.not_(self.condition(cond.part))
-        assert isinstance(cond, Leaf)
-        return self.leaf(cond)
-
     def leaf(self, leaf: Leaf) -> sa.ColumnElement[bool]:
         """One field test as SQL: never NULL, so ``not`` is its exact complement.
 
         Raises:
             SchemaError: the operator or value does not suit the field's type.
         """
-        name, op, ftype = leaf.field, leaf.op, self.types[leaf.field]
-        if op in ("contains", "startswith", "endswith") and ftype != "str":
-            raise SchemaError(f"{op} works on str fields; field {name!r} holds {ftype} values")
-        value = _encoded_operand(leaf, ftype)
+        name, op, ftype, value = self.operand(leaf)
         if op == "isin" and not value:
             return sa.false()
         if name == "step":
