@@ -204,11 +204,16 @@ def project_pull(ctx: typer.Context, refs: list[str], remote: str | None, jobs: 
     if not paths:
         raise CliError(f"limnos.lock lists nothing under {', '.join(refs)}")
     report = project.pull(paths, remote=remote, jobs=jobs)
+    _show_pull(report, as_json)
+    return True
+
+
+def _show_pull(report: Any, as_json: bool) -> None:
+    """A project pull or checkout report: JSON, or the lines ``pull`` prints."""
     if as_json:
         render.print_json(report.to_dict())
     else:
         render.project_pull_report(report)
-    return True
 
 
 @app.command(epilog="Example: limnos checkout  |  limnos checkout data/  |  limnos checkout train.py --force")
@@ -233,10 +238,7 @@ def checkout(
     if paths and not selected:
         raise CliError(f"limnos.lock lists nothing under {', '.join(paths)}")
     report = project.checkout(selected, remote=remote, force=force)
-    if as_json:
-        render.print_json(report.to_dict())
-    else:
-        render.project_pull_report(report)
+    _show_pull(report, as_json)
 
 
 @app.command("import-lazydata", epilog="Example: limnos import-lazydata  |  limnos import-lazydata path/to/project")
