@@ -235,10 +235,8 @@ class LakeBase:
 
         Returns the object's hash and size.
         """
-        digest, size = hashing.hash_file(staged)
         with self.writing():  # the caller's own writing() should span this and its commit
-            self._put_shared(staged, digest)
-            self.cache.commit_staged(staged, digest)  # a remote lake keeps the local copy: it was just written here
+            digest, size, _new = self.store_staged_new(staged)
         return digest, size
 
     def store_staged_new(self, staged: str, digest: str | None = None) -> tuple[str, int, bool]:

@@ -322,9 +322,12 @@ def _add_entries(lake: LakeBase, path: str, entries: list[Entry], is_folder: boo
         for row in commit.files:
             result[row["name"]] = commit.file(row)
         if metadata:
-            for name, f in list(result.items()):
-                if f.id in meta_targets:
-                    result[name] = lake.resolve(f.id)
+            # One read of the files that got metadata, with it loaded (not one lookup, and one
+            # team-lake catch-up, per file).
+            targets = set(meta_targets)
+            rows = lake.catalog.files_by_ids([f.id for f in result.values() if f.id in targets])
+            fresh = {f.id: f for f in lake.files_with_metadata(list(rows.values()))}
+            result = {name: fresh.get(f.id, f) for name, f in result.items()}
     _remember(lake, entries)
     if move:
         for e in entries:
