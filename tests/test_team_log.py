@@ -365,3 +365,25 @@ def test_a_transaction_the_database_retries_after_publishing_publishes_once(team
     assert [f.id for f in b.history("x.txt")] == [made.id] == [f.id for f in a.history("x.txt")]
     assert a.catalog.log_position() == b.catalog.log_position() == 1, "one log entry, not two"
     assert a.fsck().ok
+
+
+def test_the_readme_team_lake_block_runs_on_a_bucket(tmp_path, moto_s3):
+    """README "Sharing", way 2, as written but for the bucket name, with the endpoint from the environment."""
+    import re
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    blocks = [b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if b.startswith('lake = limnos.init("s3://bucket/lake")')]
+    assert len(blocks) == 1, "README lost its team-lake block"
+    url = f"s3://{moto_s3.new_bucket()}/lake"
+    script = "import limnos\n" + blocks[0].replace("s3://bucket/lake", url) + textwrap.dedent(
+        """
+        with lake.create("raw/x.txt") as w:
+            w.write_text("shared")
+        print(lake.shared_log is not None, limnos.open(URL).get("raw/x.txt").read_text())
+        """).replace("URL", repr(url))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LIMNOS_", "AWS_"))}
+    env.update(AWS_ENDPOINT_URL=moto_s3.endpoint, AWS_ACCESS_KEY_ID=moto_s3.key, AWS_SECRET_ACCESS_KEY=moto_s3.secret,
+               AWS_DEFAULT_REGION="us-east-1", XDG_CACHE_HOME=str(tmp_path / "cache"))
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "shared"]
