@@ -311,10 +311,7 @@ class Lake(LakeBase):
         Raises:
             InvalidName: ``prefix`` is not a valid name prefix.
         """
-        if prefix:
-            prefix = _validate_prefix(prefix)
-        self.catch_up()
-        return self.files_with_metadata(self.catalog.latest(prefix))
+        return list(self.iter_ls(prefix))
 
     def iter_ls(self, prefix: str = "", page: int = 1000) -> Iterator[File]:
         """What :meth:`ls` returns, read from the catalog ``page`` files at a time, for listings of any length.
