@@ -247,23 +247,19 @@ def import_records(lake: LakeBase, source: ObjectStore, report: TransferReport,
         # A team lake: every commit it gains is published to its log, or the other machines would never see it;
         # and its objects go to the bucket first, where the other machines read them.
         _stock_store(lake, source, commits, report)
+        renumbered: list[tuple[str, int, int]] = []
         for commit in commits:
             made = {f["id"]: f["version"] for f in commit.files}
-            lake.adopt_commit(commit).write()
-            report.renumbered += [f"{f['name']}@{f['version']} (numbered {f['name']}@{made[f['id']]} where it was made)"
-                                  for f in commit.files if f["version"] != made[f["id"]]]
-        report.records += len(commits)
-        report.rejected += [str(e) for e in errors]
-        if refused is not None:
-            refused += errors
-        return commits
-    if lake.store is not source:
-        # Write-ahead: the local store holds the records before the catalog does, so a crash
-        # (or a lost database connection) here is rolled forward and reindex stays complete.
-        # The copy is of the checked rows (names in NFC), never of the remote's raw bytes.
-        for commit in commits:
-            lake.store.write_record(commit.id, commit.to_jsonl())
-    renumbered = lake.catalog.replay(commits)
+            lake.adopt_commit(commit).write()  # versions allocated afresh, after this lake's
+            renumbered += [(f["name"], made[f["id"]], f["version"]) for f in commit.files if f["version"] != made[f["id"]]]
+    else:
+        if lake.store is not source:
+            # Write-ahead: the local store holds the records before the catalog does, so a crash
+            # (or a lost database connection) here is rolled forward and reindex stays complete.
+            # The copy is of the checked rows (names in NFC), never of the remote's raw bytes.
+            for commit in commits:
+                lake.store.write_record(commit.id, commit.to_jsonl())
+        renumbered = lake.catalog.replay(commits)
     report.records += len(commits)
     report.renumbered += [f"{n}@{a} (numbered {n}@{b} where it was made)" for n, b, a in renumbered]
     report.rejected += [str(e) for e in errors]
