@@ -129,21 +129,6 @@ class SharedLog:
         key = self.store._key(entry_relpath(seq))
         return self._fetch([key]).get(key)
 
-    def last_entry(self) -> int:
-        """The number of the newest entry, from one listing (0 for an empty log).
-
-        Raises:
-            RemoteError: the store cannot be listed.
-        """
-        try:
-            names = self.store.fs.ls(self.store._key(LOG), detail=False)
-        except FileNotFoundError:
-            return 0
-        except Exception as exc:
-            raise self.store._error("list the commit log of", exc) from None
-        numbers = [n.rsplit("/", 1)[-1][: -len(".jsonl")] for n in names if str(n).endswith(".jsonl")]
-        return max((int(n) for n in numbers if n.isdigit()), default=0)
-
     def probe(self) -> bool:
         """True when the store refuses a second create of the same key (conditional writes work).
 
