@@ -270,11 +270,18 @@ def copy_in(src: Path, repo: Path) -> str:
 
 
 # ------------------------------------------------------------------- limnos
-def limnos_lake(run: Path) -> Path:
-    import limnos
+def limnos_lake(run: Path, src: str | None = None) -> Path:
+    """A new lake in ``run``, made by the limnos that will use it (``src``: a --baseline's source), untimed.
 
+    A baseline cannot open a lake the working tree made once the catalog schema has moved on.
+    """
     path = run / ".limnos"
-    limnos.init(path).close()
+    if src is None:
+        import limnos
+
+        limnos.init(path).close()
+    else:
+        sh([sys.executable, "-c", "import sys, limnos; limnos.init(sys.argv[1]).close()", path], run, limnos_env(src))
     return path
 
 
@@ -390,7 +397,7 @@ def _add(ctx: Ctx, src: Path, cp_cmd: list[str]) -> dict[str, list[float]]:
     out: dict[str, list[float]] = {}
 
     def limnos_once(run: Path, base: str | None = None) -> dict[str, float]:
-        lake = limnos_lake(run)
+        lake = limnos_lake(run, base)
         flush()
         secs, info = limnos_py(LIMNOS_ADD, lake, src, run, base)
         expected = sum(1 for _, _, fs in os.walk(src) for _ in fs) if src.is_dir() else 1
@@ -432,7 +439,7 @@ def status_10k(ctx: Ctx) -> dict[str, list[float]]:
     out: dict[str, list[float]] = {}
 
     def limnos_once(run: Path, base: str | None = None) -> dict[str, float]:
-        lake = limnos_lake(run)
+        lake = limnos_lake(run, base)
         limnos_py(LIMNOS_ADD, lake, src, run, base)  # untimed: track the folder, fill the stat cache
         flush()
         secs, info = limnos_py(LIMNOS_STATUS, lake, src, run, base)
@@ -471,7 +478,7 @@ def step_hit(ctx: Ctx) -> dict[str, list[float]]:
     """Median time of a @step cache hit with 10 input files (SQLite catalog), over --step-calls calls."""
 
     def limnos_once(run: Path, base: str | None = None) -> dict[str, float]:
-        lake = limnos_lake(run)
+        lake = limnos_lake(run, base)
         out = json.loads(sh([sys.executable, "-c", LIMNOS_STEP_HIT, lake, str(ctx.args.step_calls)], run, limnos_env(base))
                          .strip().splitlines()[-1])
         ctx.note("p95_seconds", {"file": out["file_p95"], "data": out["data_p95"]})
