@@ -177,6 +177,38 @@ class QueryResult:
         more = " (partial: still scanning)" if self.partial else ""
         return f"<QueryResult {self._datasource.name}: {len(self)} datapoints{more}>"
 
+    def _repr_html_(self) -> str:
+        """The datapoints as a table in a notebook, with a thumbnail for each image datapoint shown.
+
+        Thumbnails come through the datasource's fetcher (verified lake objects, or the
+        reference's folder or cache), for the rows shown only; a datapoint whose bytes
+        cannot be had shows without one.
+        """
+        from .. import render_html as h
+        from ..errors import LimnosError
+
+        shown = self.datapoints[: h.MAX_ROWS]
+        thumbs = []
+        for dp in shown:
+            thumb = ""
+            if h.looks_like_image(dp.path) and dp.size <= h.MAX_THUMB_SOURCE:
+                try:
+                    thumb = h.thumbnail(dp.local_path(), alt=dp.path)
+                except (LimnosError, OSError):
+                    thumb = ""
+            thumbs.append(thumb)
+        with_thumbs = any(thumbs)
+        names = self.field_names()
+        rows = []
+        for dp, thumb in zip(shown, thumbs, strict=True):
+            row = [h.raw_cell(thumb)] if with_thumbs else []
+            row += [h.cell(dp[n] if n in ("path", "size") else dp.metadata.get(n)) for n in names]
+            rows.append(row)
+        more = " (partial: still scanning)" if self.partial else ""
+        n = len(self.datapoints)
+        return h.card(f"QueryResult of {self._datasource.name}", f"{n} datapoint{'' if n == 1 else 's'}{more}",
+                      h.table(([""] if with_thumbs else []) + names, rows, n))
+
     @property
     def datasource(self) -> Datasource:
         """The datasource (view) the query ran on."""
