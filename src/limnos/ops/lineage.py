@@ -186,7 +186,13 @@ def _file_node(f: File, removed: bool = False) -> dict[str, Any]:
 def _run_node(lake: LakeBase, run_id: str) -> dict[str, Any]:
     run = lake.catalog.run(run_id) or {}
     argv = run.get("argv") or []
-    label = run.get("name") or (" ".join(str(a) for a in argv[:3]) if argv else None)
+    label = run.get("name")
+    if not label and run.get("notebook"):
+        label = f"notebook {os.path.basename(str(run['notebook']))}"
+    elif not label and argv and str(argv[0]).endswith("ipykernel_launcher.py"):
+        label = "notebook session"  # the kernel's argv is its connection file: say what it was instead
+    elif not label and argv:
+        label = " ".join(str(a) for a in argv[:3])
     return {"type": "run", "id": run_id, "label": label, "argv": argv, "user": run.get("user"), "host": run.get("host"),
             "started_at": str(run.get("started_at")), "git_commit": run.get("git_commit"),
             "git_dirty": run.get("git_dirty"), "git_remote": run.get("git_remote"),
