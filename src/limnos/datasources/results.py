@@ -335,17 +335,26 @@ class QueryResult:
 
     # -- machine learning --------------------------------------------------
     def as_ml_dataset(self, flavor: str = "torch", **kwargs: Any) -> Any:
-        """A torch Dataset over these datapoints (see :func:`limnos.datasources.ml.as_dataset`)."""
+        """A torch Dataset or a ``tf.data.Dataset`` (``flavor="tensorflow"``) over these datapoints
+        (see :mod:`limnos.datasources.ml`)."""
         from .ml import as_dataset
 
         return as_dataset(self, flavor, **kwargs)
 
     def as_ml_dataloader(self, flavor_or_dataset: Any = "torch", **kwargs: Any) -> Any:
-        """A torch DataLoader; dataset options (metadata_columns, strategy, tensorizers, savedir)
-        and DataLoader options (batch_size, num_workers...) may be mixed."""
+        """A torch DataLoader, or a batched ``tf.data.Dataset``; dataset options (metadata_columns, strategy,
+        tensorizers, savedir) and loader options (batch_size, num_workers...) may be mixed."""
         from .ml import as_dataloader
 
         return as_dataloader(self, flavor_or_dataset, **kwargs)
+
+    def as_hf_dataset(self, metadata_columns: Sequence[str] | None = None, savedir: str | os.PathLike[str] | None = None,
+                      jobs: int | None = None, embed: bool = False) -> Any:
+        """A Hugging Face ``datasets.Dataset``: path, an ``image`` column (or ``file``), and a typed column per field
+        (see :mod:`limnos.datasources.ml_hf`)."""
+        from .ml import as_hf_dataset
+
+        return as_hf_dataset(self, metadata_columns=metadata_columns, savedir=savedir, jobs=jobs, embed=embed)
 
 
 def _is_current(dp: Datapoint, dest: str) -> bool:
