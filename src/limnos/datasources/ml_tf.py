@@ -15,7 +15,9 @@ seconds), ``"text"``, ``"raw"`` and ``"none"`` (a ``tf.string`` scalar; JSON
 values as their JSON text), or any callable returning what
 ``tf.convert_to_tensor`` takes. Dimensions are left unknown in the element
 spec, since images and clips differ in size: resize in ``dataset.map`` (or use
-``padded_batch``) before batching files of different shapes.
+``padded_batch``) before batching files of different shapes. A datapoint
+without a value for a metadata column is refused when the dataset is made
+(``MetadataError``), since TensorFlow would report it mid-epoch as its own error.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import os
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..errors import LimnosError, require_extra
+from ..errors import LimnosError, MetadataError, require_extra
 from .ml_base import (
     DatapointSource,
     auto_field_kind,
@@ -101,6 +103,13 @@ class TFSource(DatapointSource):
         specs = tensorizer_specs(tensorizers, columns)
         for spec in specs:
             _pick(spec, "raw")  # a bad spec fails before any fetch starts
+        # TensorFlow runs the generator in its own thread and turns a Python error into one of its own, so a
+        # missing value is refused here, before anything is fetched, with an error that names it.
+        for dp in result.datapoints:
+            for column in columns:
+                if column not in ("path", "size") and dp.metadata.get(column) is None:
+                    raise MetadataError(f"datapoint {dp.path!r} has no value for {column!r}; "
+                                        f"filter first, as in ds[ds[{column!r}].is_not_null()]")
         super().__init__(result, columns, strategy, savedir, jobs)
         autos = [auto_file_kind(self.paths)] + [auto_field_kind(self.column_types[c]) for c in columns]
         picked = [_pick(s, a) for s, a in zip(specs, autos, strict=True)]
@@ -122,8 +131,11 @@ class TFSource(DatapointSource):
             first = [tf.convert_to_tensor(v) for v in self.element(0)]
             return tuple(tf.TensorSpec(shape=[None] * t.shape.rank, dtype=t.dtype) for t in first)
         specs = []
-        for kind in self._kinds:
+        ftypes = [None, *(self.column_types[c] for c in self.metadata_columns)]
+        for kind, ftype in zip(self._kinds, ftypes, strict=True):
             dtype, rank = _EMPTY_SPECS.get(kind or "", ("string", 0))
+            if kind == "numeric" and ftype in ("int", "bool"):
+                dtype = "int64" if ftype == "int" else "bool"
             specs.append(tf.TensorSpec(shape=[None] * rank, dtype=getattr(tf, dtype)))
         return tuple(specs)
 
