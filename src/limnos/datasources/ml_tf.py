@@ -128,7 +128,13 @@ class TFSource(DatapointSource):
         import tensorflow as tf
 
         if len(self):
-            first = [tf.convert_to_tensor(v) for v in self.element(0)]
+            first = []
+            for column, value in zip(["file", *self.metadata_columns], self.element(0), strict=True):
+                try:
+                    first.append(tf.convert_to_tensor(value))
+                except (ValueError, TypeError) as exc:
+                    raise LimnosError(f"the tensorizer of column {column!r} gave a {type(value).__name__}, which TensorFlow "
+                                      f"cannot make a tensor of ({exc}); return an array, a number, str or bytes") from None
             return tuple(tf.TensorSpec(shape=[None] * t.shape.rank, dtype=t.dtype) for t in first)
         specs = []
         ftypes = [None, *(self.column_types[c] for c in self.metadata_columns)]
