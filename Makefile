@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: install dev torch demo test test-fast lint bench clean
+.PHONY: install dev torch tensorflow demo test test-fast lint bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ dev: $(VENV)/.installed-dev
 # The CPU build of torch, for the datasource dataloader tests (optional).
 torch: $(VENV)/.installed-dev
 	$(PIP) install -q torch==2.13.0
+
+# The CPU build of TensorFlow (1.3 GB), for the tf.data export tests (optional).
+tensorflow: $(VENV)/.installed-dev
+	$(PIP) install -q 'tensorflow-cpu>=2.16'
 
 demo: $(VENV)/.installed
 	$(VENV)/bin/limnos demo

@@ -18,7 +18,7 @@ SRC = Path(__file__).resolve().parent.parent / "src" / "limnos"
 
 # Lower layers never import higher ones. Features (rank 4) may import each other, without cycles.
 LAYERS: list[tuple[int, tuple[str, ...]]] = [
-    (0, ("limnos.errors", "limnos.names", "limnos.progress", "limnos.times", "limnos.version")),
+    (0, ("limnos.errors", "limnos.names", "limnos.progress", "limnos.render_html", "limnos.times", "limnos.version")),
     (1, ("limnos.store",)),
     (2, ("limnos.catalog",)),
     (3, ("limnos.core",)),

@@ -92,13 +92,13 @@ def test_tensorizers(torch, images) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(LimnosError, match="give 3"):
         result.as_ml_dataset("torch", metadata_columns=["mask", "label"], tensorizers=["image"])
     with pytest.raises(LimnosError, match="unknown tensorizer"):
-        result.as_ml_dataset("torch", tensorizers="video")
+        result.as_ml_dataset("torch", tensorizers="nope")
     with pytest.raises(FieldNotFound):
         result.as_ml_dataset("torch", metadata_columns=["nope"])
     with pytest.raises(LimnosError, match="strategy"):
         result.as_ml_dataset("torch", strategy="eager")
-    with pytest.raises(LimnosError, match="TensorFlow"):
-        result.as_ml_dataset("tensorflow")
+    with pytest.raises(LimnosError, match="unknown ML flavor 'jax'; use 'torch' or 'tensorflow'"):
+        result.as_ml_dataset("jax")
 
 
 def test_empty_result_gives_an_empty_dataset(torch, images) -> None:  # type: ignore[no-untyped-def]

@@ -29,6 +29,7 @@ from limnos.errors import (
     FieldNotFound,
     LimnosError,
     MetadataError,
+    MissingExtra,
     RecordsInvalid,
     SchemaError,
 )
@@ -227,9 +228,18 @@ def test_ml_datasets_and_dataloaders(lake, tmp_path) -> None:  # type: ignore[no
     dataset_tr.close()
     with pytest.raises(LimnosError, match="disagree"):
         query_result.as_ml_dataloader("torch", processes=2, jobs=3)
-    # the TensorFlow flavor is DagsHub's too; limnos says it is not supported (yet)
-    with pytest.raises(LimnosError, match="TensorFlow"):
-        query_result.as_ml_dataloader("tensorflow", tensorizers=[lambda x: x])
+    # the TensorFlow flavor is DagsHub's too (tests/test_ml_exports.py tests it in full); an identity
+    # tensorizer hands TensorFlow an open file, which it cannot make a tensor of: said at once, by column
+    try:
+        import tensorflow  # noqa: F401
+    except ImportError:
+        with pytest.raises(MissingExtra, match=r"limnos\[tensorflow\]"):
+            query_result.as_ml_dataloader("tensorflow", tensorizers=[lambda x: x])
+    else:
+        with pytest.raises(LimnosError, match="tensorizer of column 'file' gave a BufferedReader"):
+            query_result.as_ml_dataloader("tensorflow", tensorizers=[lambda x: x])
+        batches = list(query_result.as_ml_dataloader("tensorflow", tensorizers="image", batch_size=1))
+        assert [tuple(x.shape) for x in batches] == [(1, 6, 8, 3), (1, 6, 9, 3), (1, 6, 10, 3), (1, 6, 11, 3)]
 
 
 # ----------------------------------------------------------------- debugging

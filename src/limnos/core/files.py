@@ -192,6 +192,10 @@ class File:
     def __repr__(self) -> str:
         return f"<File {self.name}@{self.version} {self.size} B {(self.hash or '')[:12]} id={self.id}>"
 
+    def _repr_html_(self) -> str:
+        """The file in a notebook: its fields, metadata, provenance and inputs (reading nothing into lineage)."""
+        return file_html(self)
+
     def __eq__(self, other: object) -> bool:
         return isinstance(other, File) and other.id == self.id
 
@@ -216,6 +220,46 @@ class File:
             "uri": self._row.uri,
             "metadata": self.metadata,
         }
+
+
+#: the run provenance fields a File's notebook display lists, in this order
+_RUN_FIELDS = ("name", "user", "host", "started_at", "argv", "script", "notebook", "cwd", "git_commit", "git_dirty",
+               "git_remote", "python", "limnos_version", "config")
+
+
+def file_html(file: File) -> str:
+    """The HTML a notebook shows for ``file`` (see :mod:`limnos.render_html`; every value is escaped).
+
+    Nothing is read into the current run's lineage; a thumbnail is drawn only for
+    an image whose bytes are already on this machine (verified, never downloaded).
+    """
+    from .. import render_html as h
+    from ..errors import LimnosError
+
+    thumb = ""
+    if file.kind == "object" and h.looks_like_image(file.name) and file.is_local:
+        try:
+            thumb = h.thumbnail(file.lake.local_object_path(file), alt=file.ref)
+        except LimnosError:
+            thumb = ""  # corrupt bytes (now quarantined) or gone: no picture, the fields still show
+    info = h.fields([("name", file.name), ("version", file.version), ("id", file.id), ("hash", file.hash),
+                     ("size", f"{file.size:,} B"), ("created_at", file.created_at), ("user", file.user),
+                     ("kind", file.kind)] + ([("uri", file.uri)] if file.kind == "reference" else []))
+    meta = file.metadata
+    parts = [f"<div style=\"display:flex;gap:12px\"><div>{info}</div><div>{thumb}</div></div>",
+             h.section(f"metadata ({len(meta)})", h.fields(sorted(meta.items())) if meta else h.muted("no metadata"))]
+    run = file.run or {}
+    provenance = [(k, run.get(k)) for k in _RUN_FIELDS if run.get(k) not in (None, "", [])]
+    step = file.step
+    if step is not None:
+        provenance = [("step", step.function), ("code", step.code_location), ("params", step.params),
+                      ("duration", f"{step.duration:.3f} s" if step.duration is not None else None), *provenance]
+    parts.append(h.section("provenance", h.fields(provenance) if provenance else h.muted("no run recorded"), is_open=False))
+    inputs = file.inputs
+    rows = [[h.cell(i.ref), h.cell(i.id), h.cell(i.hash[:12] if i.hash else None)] for i in inputs]
+    parts.append(h.section(f"inputs ({len(inputs)})", h.table(["file", "id", "hash"], rows, len(rows)) if inputs
+                           else h.muted("made from no file in the lake"), is_open=bool(inputs)))
+    return h.card(file.ref, f"{file.size:,} B, {file.created_at:%Y-%m-%d %H:%M} UTC", *parts)
 
 
 class PendingFile(File):

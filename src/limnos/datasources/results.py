@@ -177,6 +177,38 @@ class QueryResult:
         more = " (partial: still scanning)" if self.partial else ""
         return f"<QueryResult {self._datasource.name}: {len(self)} datapoints{more}>"
 
+    def _repr_html_(self) -> str:
+        """The datapoints as a table in a notebook, with a thumbnail for each image datapoint shown.
+
+        Thumbnails come through the datasource's fetcher (verified lake objects, or the
+        reference's folder or cache), for the rows shown only; a datapoint whose bytes
+        cannot be had shows without one.
+        """
+        from .. import render_html as h
+        from ..errors import LimnosError
+
+        shown = self.datapoints[: h.MAX_ROWS]
+        thumbs = []
+        for dp in shown:
+            thumb = ""
+            if h.looks_like_image(dp.path) and dp.size <= h.MAX_THUMB_SOURCE:
+                try:
+                    thumb = h.thumbnail(dp.local_path(), alt=dp.path)
+                except (LimnosError, OSError):
+                    thumb = ""
+            thumbs.append(thumb)
+        with_thumbs = any(thumbs)
+        names = self.field_names()
+        rows = []
+        for dp, thumb in zip(shown, thumbs, strict=True):
+            row = [h.raw_cell(thumb)] if with_thumbs else []
+            row += [h.cell(dp[n] if n in ("path", "size") else dp.metadata.get(n)) for n in names]
+            rows.append(row)
+        more = " (partial: still scanning)" if self.partial else ""
+        n = len(self.datapoints)
+        return h.card(f"QueryResult of {self._datasource.name}", f"{n} datapoint{'' if n == 1 else 's'}{more}",
+                      h.table(([""] if with_thumbs else []) + names, rows, n))
+
     @property
     def datasource(self) -> Datasource:
         """The datasource (view) the query ran on."""
@@ -303,17 +335,26 @@ class QueryResult:
 
     # -- machine learning --------------------------------------------------
     def as_ml_dataset(self, flavor: str = "torch", **kwargs: Any) -> Any:
-        """A torch Dataset over these datapoints (see :func:`limnos.datasources.ml.as_dataset`)."""
+        """A torch Dataset or a ``tf.data.Dataset`` (``flavor="tensorflow"``) over these datapoints
+        (see :mod:`limnos.datasources.ml`)."""
         from .ml import as_dataset
 
         return as_dataset(self, flavor, **kwargs)
 
     def as_ml_dataloader(self, flavor_or_dataset: Any = "torch", **kwargs: Any) -> Any:
-        """A torch DataLoader; dataset options (metadata_columns, strategy, tensorizers, savedir)
-        and DataLoader options (batch_size, num_workers...) may be mixed."""
+        """A torch DataLoader, or a batched ``tf.data.Dataset``; dataset options (metadata_columns, strategy,
+        tensorizers, savedir) and loader options (batch_size, num_workers...) may be mixed."""
         from .ml import as_dataloader
 
         return as_dataloader(self, flavor_or_dataset, **kwargs)
+
+    def as_hf_dataset(self, metadata_columns: Sequence[str] | None = None, savedir: str | os.PathLike[str] | None = None,
+                      jobs: int | None = None, embed: bool = False) -> Any:
+        """A Hugging Face ``datasets.Dataset``: path, an ``image`` column (or ``file``), and a typed column per field
+        (see :mod:`limnos.datasources.ml_hf`)."""
+        from .ml import as_hf_dataset
+
+        return as_hf_dataset(self, metadata_columns=metadata_columns, savedir=savedir, jobs=jobs, embed=embed)
 
 
 def _is_current(dp: Datapoint, dest: str) -> bool:

@@ -88,8 +88,9 @@ class Lineage:
                 where = _code_short(node)
                 label = self._label(node) + (f"\n{where}" if where else "")
                 attrs = 'shape=box, style="rounded,filled", fillcolor="#ede7f6"'
-                if node.get("permalink"):
-                    attrs += f", URL={_dot_str(node['permalink'])}, tooltip={_dot_str(node['permalink'])}"
+                link = _safe_link(node.get("permalink"))
+                if link:
+                    attrs += f", URL={_dot_str(link)}, tooltip={_dot_str(link)}"
                 lines.append(f"  {_dot_str(key)} [label={_dot_str(label)}, {attrs}];")
                 continue
             shape = "box" if node["type"] == "file" else "ellipse"
@@ -110,13 +111,53 @@ class Lineage:
                 lines.append(f'  {ids[key]}["{label}"]')
             elif node["type"] == "step":
                 lines.append(f'  {ids[key]}{{{{"{label}"}}}}')
-                if node.get("permalink"):
-                    links.append(f'  click {ids[key]} href "{_mermaid_text(node["permalink"])}" _blank')
+                link = _safe_link(node.get("permalink"))
+                if link:
+                    links.append(f'  click {ids[key]} href "{_mermaid_text(link)}" _blank')
             else:
                 lines.append(f'  {ids[key]}(["{label}"])')
         for s, d in self.edges:
             lines.append(f"  {ids[s]} --> {ids[d]}")
         return "\n".join(lines + links) + "\n"
+
+
+    def __repr__(self) -> str:
+        """One summary line, then each edge as ``from -> to`` (the first 20)."""
+        counts = {kind: sum(1 for n in self.nodes.values() if n["type"] == kind) for kind in ("file", "step", "run")}
+        root = self.nodes.get(self.root)
+        parts = [f"{n} {kind}{'' if n == 1 else 's'}" for kind, n in counts.items() if n]
+        lines = [f"<Lineage of {self._label(root) if root else self.root}: {', '.join(parts)}, "
+                 f"{len(self.edges)} edge{'' if len(self.edges) == 1 else 's'}>"]
+        for src, dst in self.edges[:_REPR_EDGES]:
+            lines.append(f"  {self._label(self.nodes[src])} -> {self._label(self.nodes[dst])}")
+        if len(self.edges) > _REPR_EDGES:
+            lines.append(f"  ... {len(self.edges) - _REPR_EDGES} more edges")
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        """The graph drawn in a notebook: SVG from graphviz's ``dot`` when it is on PATH, else a Mermaid diagram."""
+        from .. import render_html as h
+
+        root = self.nodes.get(self.root)
+        svg = h.dot_svg(self.to_dot())
+        drawing = svg if svg is not None else h.mermaid(self.to_mermaid())
+        files = [n for n in self.nodes.values() if n["type"] == "file"]
+        rows = [[h.cell(self._label(n)), h.cell(n.get("id")), h.cell(n.get("size")), h.cell(n.get("user"))] for n in files]
+        table = h.section(f"{len(files)} files", h.table(["file", "id", "size", "user"], rows, len(rows)), is_open=False)
+        return h.card(f"Lineage of {self._label(root) if root else self.root}",
+                      f"{len(self.nodes)} nodes, {len(self.edges)} edges", f"<div>{drawing}</div>", table)
+
+
+#: how many edges ``repr(lineage)`` lists
+_REPR_EDGES = 20
+
+
+def _safe_link(url: str | None) -> str | None:
+    """``url`` when it is an http(s) link, else None: a permalink from another machine's records is
+    untrusted, and a ``javascript:`` link in a drawing would run when clicked."""
+    if isinstance(url, str) and url.lower().startswith(("https://", "http://")):
+        return url
+    return None
 
 
 def _dot_str(text: str) -> str:
@@ -145,7 +186,13 @@ def _file_node(f: File, removed: bool = False) -> dict[str, Any]:
 def _run_node(lake: LakeBase, run_id: str) -> dict[str, Any]:
     run = lake.catalog.run(run_id) or {}
     argv = run.get("argv") or []
-    label = run.get("name") or (" ".join(str(a) for a in argv[:3]) if argv else None)
+    label = run.get("name")
+    if not label and run.get("notebook"):
+        label = f"notebook {os.path.basename(str(run['notebook']))}"
+    elif not label and argv and str(argv[0]).endswith("ipykernel_launcher.py"):
+        label = "notebook session"  # the kernel's argv is its connection file: say what it was instead
+    elif not label and argv:
+        label = " ".join(str(a) for a in argv[:3])
     return {"type": "run", "id": run_id, "label": label, "argv": argv, "user": run.get("user"), "host": run.get("host"),
             "started_at": str(run.get("started_at")), "git_commit": run.get("git_commit"),
             "git_dirty": run.get("git_dirty"), "git_remote": run.get("git_remote"),

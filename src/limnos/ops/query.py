@@ -287,9 +287,37 @@ class Result(_Filtered):
         return f"<Result {self._describe()}: {n} file{'' if n == 1 else 's'}>"
 
     def _repr_html_(self) -> str:
-        """The result as a table in a notebook, as its DataFrame shows."""
-        html: str = self.dataframe._repr_html_()
-        return html
+        """The result as a table in a notebook: a thumbnail for each image already on this machine, the
+        file's fields, then its metadata (the selected fields, after ``select``). Reads nothing into lineage."""
+        from .. import render_html as h
+        from ..errors import LimnosError
+
+        files = self._load()
+        shown = files[: h.MAX_ROWS]
+        if self.query.select is not None:
+            keys = [k for k in self.query.select if k not in ("name", "version")]
+        else:
+            keys = ["size", "created_at", "user", *sorted({k for f in shown for k in f.metadata})]
+        thumbs = []
+        for f in shown:
+            thumb = ""
+            if f.kind == "object" and h.looks_like_image(f.name) and f.is_local:
+                try:
+                    thumb = h.thumbnail(self._lake.local_object_path(f), alt=f.ref)
+                except LimnosError:
+                    thumb = ""
+            thumbs.append(thumb)
+        with_thumbs = any(thumbs)
+        rows = []
+        for f, extra, thumb in zip(shown, self._extra, thumbs, strict=False):  # _extra runs past the rows shown
+            values = {"size": f.size, "created_at": f.created_at, "user": f.user, "id": f.id, "hash": f.hash,
+                      **extra, **f.metadata}
+            row = [h.raw_cell(thumb)] if with_thumbs else []
+            row += [h.cell(f.name), h.cell(f.version), *(h.cell(values.get(k)) for k in keys)]
+            rows.append(row)
+        columns = ([""] if with_thumbs else []) + ["name", "version", *keys]
+        n = len(files)
+        return h.card("Result", f"{self._describe()}: {n} file{'' if n == 1 else 's'}", h.table(columns, rows, n))
 
     def files(self) -> list[File]:
         """The matching files, as a new list."""
