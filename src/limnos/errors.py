@@ -63,6 +63,7 @@ __all__ = [
     "StoreFull",
     "TeamLakeTarget",
     "TeamModeUnsupported",
+    "UiError",
     "UnsafeArchive",
     "UntrustedModel",
     "redact_url",
@@ -628,3 +629,17 @@ class RecordsInvalid(RecordsDamaged, ValueError):
                  url: str | None = None, hint: str | None = None) -> None:
         super().__init__(*args, commit_id=commit_id, url=url, hint=hint)
         self.path = path
+
+
+class UiError(LimnosError, OSError):
+    """The ``limnos ui`` web server cannot start (the address is taken, or not one this machine has).
+
+    Attributes:
+        host: the address it was asked to bind.
+        port: the port it was asked to bind (0: any free one).
+    """
+
+    def __init__(self, *args: object, host: str | None = None, port: int | None = None, hint: str | None = None) -> None:
+        super().__init__(*args, hint=hint)
+        self.host = host
+        self.port = port
