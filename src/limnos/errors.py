@@ -66,6 +66,7 @@ __all__ = [
     "UiError",
     "UnsafeArchive",
     "UntrustedModel",
+    "WriteRefused",
     "redact_url",
 ]
 
@@ -643,3 +644,7 @@ class UiError(LimnosError, OSError):
         super().__init__(*args, hint=hint)
         self.host = host
         self.port = port
+
+
+class WriteRefused(LimnosError, PermissionError):
+    """``limnos ui`` refused a write: the server is read-only (no ``--allow-edit``), or the form's CSRF token is wrong."""

@@ -25,10 +25,10 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request  # FastAPI reads the route signatures' annotations at run time
 from starlette.responses import Response
 
-from ..errors import FileNotFound, LimnosError
+from ..errors import FileNotFound, LimnosError, WriteRefused
 from . import preview as previews
 from . import views
-from .security import guard
+from .security import csrf_ok, guard
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -196,20 +196,21 @@ def create_app(lake: Lake, settings: Settings) -> FastAPI:
 
     @app.get("/ds")
     def datasource(request: Request, name: str = "", q: str = "", after: str = "", as_of: str = "",
-                   dataset: str = "", msg: str = "") -> Response:
+                   dataset: str = "", msg: str = "", n: int = views.GALLERY_PAGE) -> Response:
         context: dict[str, Any] = dict(nav="datasources", name=name, q=q, as_of=as_of, dataset=dataset, msg=msg,
                                        points=[], next_url=None, fields={}, error="", hint="", scanning=False,
                                        first=not after, ds=None)
         try:
             ds = views.datasource_view(lake, name, q, views.parse_as_of(as_of), dataset)
             context.update(ds=ds, name=ds.name, fields=ds.fields)
-            gallery = views.gallery_page(ds, after)
+            gallery = views.gallery_page(ds, after, max(1, min(n, 500)))
         except LimnosError as exc:
             if context["ds"] is None and not q:
                 raise
             context.update(error=exc.message, hint=exc.hint or "")
             return page("datasource.html", request, 400, **context)
-        next_url = (href("ds", name=name, q=q, as_of=as_of, dataset=dataset, **gallery.next_after)
+        size = n if n != views.GALLERY_PAGE else None
+        next_url = (href("ds", name=name, q=q, as_of=as_of, dataset=dataset, n=size, **gallery.next_after)
                     if gallery.next_after else None)
         context.update(points=gallery.items, next_url=next_url, scanning=gallery.extra["scanning"])
         return page("datasource.html", request, **context)
@@ -243,21 +244,29 @@ def create_app(lake: Lake, settings: Settings) -> FastAPI:
         return page("steps.html", request, recent=recent, failed=failed_, stale=lake.stale(), names=names)
 
     # --------------------------------------------------------- writes
-    def editing(action: str) -> Any:
+    async def writable_form(request: Request, action: str) -> Any:
+        """The form of a write, once edits are allowed and its CSRF token is right; else an error page."""
         if not settings.allow_edit:
-            raise LimnosError(f"this server is read-only; {action} needs 'limnos ui --allow-edit'")
-        return edit_lock
+            raise WriteRefused(f"this server is read-only; {action} needs 'limnos ui --allow-edit'")
+        form = await request.form()
+        if not csrf_ok(settings, form.get("csrf")):
+            raise WriteRefused("refused: the form's CSRF token is missing or wrong; reload the page and try again")
+        return form
+
+    @app.exception_handler(WriteRefused)
+    async def write_refused(request: Request, exc: WriteRefused) -> Response:
+        return page("error.html", request, 403, title="Not allowed", message=exc.message, hint="", nav="")
 
     def back_to_file(ref: str, msg: str) -> Response:
         return RedirectResponse(href("file", ref=ref, msg=msg), status_code=303)
 
     @app.post("/file/meta")
     async def set_meta(request: Request) -> Response:
-        form = await request.form()
+        form = await writable_form(request, "editing metadata")
         ref, key, raw, kind = (str(form.get(k) or "") for k in ("ref", "key", "value", "type"))
         from .edits import typed_value
 
-        with editing("editing metadata"):
+        with edit_lock:
             value = typed_value(raw, kind or "auto")
             with lake.run(name="limnos ui"):
                 f = lake.set_metadata(ref, {key: value})
@@ -265,25 +274,25 @@ def create_app(lake: Lake, settings: Settings) -> FastAPI:
 
     @app.post("/file/unset")
     async def unset_meta(request: Request) -> Response:
-        form = await request.form()
+        form = await writable_form(request, "removing metadata")
         ref, key = str(form.get("ref") or ""), str(form.get("key") or "")
-        with editing("removing metadata"), lake.run(name="limnos ui"):
+        with edit_lock, lake.run(name="limnos ui"):
             f = lake.unset_metadata(ref, [key])
         return back_to_file(f.ref, f"removed {key} from {f.ref}")
 
     @app.post("/file/lock")
     async def lock(request: Request) -> Response:
-        form = await request.form()
+        form = await writable_form(request, "locking files")
         ref, action = str(form.get("ref") or ""), str(form.get("action") or "lock")
-        with editing("locking files"), lake.run(name="limnos ui"):
+        with edit_lock, lake.run(name="limnos ui"):
             f = lake.unlock(ref) if action == "unlock" else lake.lock(ref)
         return back_to_file(f.ref, f"{'unlocked' if action == 'unlock' else 'locked'} {f.ref}")
 
     @app.post("/ds/save")
     async def save_dataset(request: Request) -> Response:
-        form = await request.form()
+        form = await writable_form(request, "saving datasets")
         name, q, as_of, dataset = (str(form.get(k) or "") for k in ("name", "q", "as_of", "dataset"))
-        with editing("saving datasets"), lake.run(name="limnos ui"):
+        with edit_lock, lake.run(name="limnos ui"):
             ds = views.datasource_view(lake, name, q, views.parse_as_of(as_of))
             ds.save_dataset(dataset, pin=bool(as_of), overwrite=bool(form.get("overwrite")))
         return RedirectResponse(href("ds", name=name, q=q, as_of=as_of, msg=f"saved dataset {dataset}"), status_code=303)

@@ -7,10 +7,11 @@
   HttpOnly, SameSite=Strict cookie and the URL is cleaned by a redirect.
   Without it: 403, and nothing of the lake is read.
 * **CSRF.** A request that writes (POST) must carry the form field ``csrf``
-  equal to the server's CSRF token (rendered into its own forms), and an
-  ``Origin``, when the browser sends one, must be this server.
+  equal to the server's CSRF token (rendered into its own forms; checked by
+  :func:`csrf_ok` when the route reads its form), and an ``Origin``, when the
+  browser sends one, must be this server (checked here).
 * **Headers.** A strict Content-Security-Policy (scripts, styles and images
-  from this server only: no inline script, no eval), ``nosniff``, no referrer,
+  from this server only: no inline script, no eval), ``nosniff``, no referrer to other sites,
   and no framing except by pages on this machine (notebooks).
 """
 
@@ -36,7 +37,7 @@ CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' 
 HEADERS = {
     "Content-Security-Policy": CSP,
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",  # no-referrer would make the Origin of our own forms "null"
     "Cross-Origin-Opener-Policy": "same-origin",
     "Cross-Origin-Resource-Policy": "same-origin",
     "Cache-Control": "no-store",
@@ -45,6 +46,11 @@ HEADERS = {
 
 def _same(a: str | None, b: str | None) -> bool:
     return bool(a) and bool(b) and hmac.compare_digest(str(a).encode(), str(b).encode())
+
+
+def csrf_ok(settings: Settings, given: object) -> bool:
+    """Whether a form's ``csrf`` field is this server's CSRF token."""
+    return _same(str(given or ""), settings.csrf)
 
 
 def host_allowed(settings: Settings, host_header: str) -> bool:
@@ -84,9 +90,6 @@ def guard(settings: Settings) -> Callable[[Request, Callable[[Request], Awaitabl
             origin = request.headers.get("origin")
             if origin is not None and urllib.parse.urlsplit(origin).netloc != request.headers.get("host", ""):
                 return refuse(403, "refused: a write from another site")
-            form = await request.form()
-            if not _same(str(form.get("csrf") or ""), settings.csrf):
-                return refuse(403, "refused: the form's CSRF token is missing or wrong; reload the page")
         response = await call_next(request)
         for key, value in HEADERS.items():
             response.headers.setdefault(key, value)

@@ -35,6 +35,8 @@
     ]
   });
 
+  window.limnosLineage = { cy: cy };  // for the browser tests: node positions to click
+
   function layout() {
     cy.layout({ name: "dagre", rankDir: "LR", nodeSep: 18, rankSep: 70, edgeSep: 10, fit: true, padding: 30,
                 animate: false }).run();
