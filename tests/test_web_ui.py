@@ -166,10 +166,13 @@ def test_every_page_of_the_demo_lake(server: Any, page: Page) -> None:
     assert _loaded_images(page) == [96]  # the preview, re-encoded by Pillow at its own size
     page.shot("file-image")
 
-    page.open(base + "/lineage?ref=reports/top_stores.csv")
+    page.open(base + "/lineage?ref=clean/sales.parquet")
     page.tab.wait_for_selector("#graph[data-nodes]")
     labels = page.tab.evaluate("window.limnosLineage.cy.nodes().map(n => n.data('label'))")
-    assert "reports/top_stores.csv@2" in labels and "clean/sales.parquet@1" in labels
+    assert {"raw/sales/sales_2024-01.csv@1", "clean", "clean/sales.parquet@1", "reports/top_stores.csv@1",
+            "reports/top_stores.csv@2"} <= set(labels)
+    assert any(label.startswith("step ") and label.endswith("store_totals") for label in labels)  # the step's own node
+    assert not any(label.startswith("images/") for label in labels)
     _doc_image(page.shot("lineage"))
 
     page.open(base + "/datasources")

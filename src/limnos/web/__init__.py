@@ -55,7 +55,7 @@ def datasource_path(ds: Datasource) -> str:
     elif ds.query.where is not None:
         text = describe(ds.query.where)
         try:
-            same = parse(text) == ds.query.where
+            same = describe(parse(text)) == text  # it reads back as the same query
         except Exception:  # a value with no text form: the gallery opens unfiltered, as documented
             same = False
         if same:

@@ -95,7 +95,7 @@ def create_app(lake: Lake, settings: Settings) -> FastAPI:
 
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(os.path.join(HERE, "templates")),
                              autoescape=True, undefined=jinja2.StrictUndefined)
-    env.filters.update(show=show, size=human_size, when=when, text=views.value_text, type_name=views.type_name)
+    env.filters.update(fields_first=views.fields_first, show=show, size=human_size, when=when, text=views.value_text, type_name=views.type_name)
     env.globals.update(href=href, settings=settings, state=views.local_state)
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     app.middleware("http")(guard(settings))

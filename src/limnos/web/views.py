@@ -188,7 +188,9 @@ def lineage_elements(lake: Lake, graph: Lineage) -> dict[str, Any]:
             data.update(label=ref, ref=ref, removed=bool(node.get("removed")),
                         parents=len(graph.parents(key)), children=len(graph.children(key)))
         elif kind == "step":
-            data.update(label=f"step {node.get('function', '')}".strip(), code=node.get("code") or "")
+            function = str(node.get("function") or "")
+            data.update(label=f"step {function.rsplit('.', 1)[-1]}", function=function,
+                        code=node.get("permalink") or node.get("source_file") or "")
         else:
             data.update(label=node.get("label") or f"run {node['id'][-8:]}", user=node.get("user") or "")
         nodes.append({"data": data})
@@ -222,6 +224,18 @@ def gallery_page(ds: Datasource, after: str = "", size: int = GALLERY_PAGE) -> P
     points = points[:size]
     return Page(points, {"after": points[-1].path} if more and points else None,
                 {"scanning": ds.scanning or ds.info.scanned_at is None})
+
+
+#: fields a scan fills in by itself: a gallery card shows the datasource's own fields before them
+AUTOMATIC_FIELDS = ("content_type", "width", "height", "modified")
+
+
+def fields_first(metadata: dict[str, Any]) -> list[tuple[str, Any]]:
+    """A datapoint's fields for its card: its own fields by name, then the automatic ones, then ``lake.*``."""
+    def rank(key: str) -> tuple[int, str]:
+        return (2 if key.startswith("lake.") else 1 if key in AUTOMATIC_FIELDS else 0, key)
+
+    return [(k, metadata[k]) for k in sorted(metadata, key=rank)]
 
 
 def datapoint(ds: Datasource, path: str) -> Datapoint | None:

@@ -18,7 +18,7 @@
     maxZoom: 3,
     style: [
       { selector: "node", style: {
-          "label": "data(label)", "font-size": 11, "font-family": "DejaVu Sans Mono, Menlo, monospace",
+          "label": "data(label)", "font-size": 12, "font-family": "DejaVu Sans Mono, Menlo, monospace",
           "text-valign": "center", "text-halign": "center", "color": "#1f2937",
           "text-wrap": "ellipsis", "text-max-width": 200, "width": 210, "height": 34, "shape": "round-rectangle",
           "background-color": "#e8f2fa", "border-width": 2, "border-color": "#1d6fa5" } },
@@ -77,10 +77,13 @@
     selectedBox.appendChild(title);
     var dl = document.createElement("dl");
     row(dl, "kind", d.kind + (d.removed ? " (removed)" : ""));
-    if (d.kind === "file") {
-      row(dl, "inputs", node.incomers("node").length + " shown");
-      row(dl, "outputs", node.outgoers("node").length + " shown");
+    function names(nodes) {
+      var all = nodes.map(function (n) { return n.data("label"); });
+      return all.slice(0, 3).join(", ") + (all.length > 3 ? " and " + (all.length - 3) + " more" : "");
     }
+    row(dl, "function", d.function);
+    row(dl, "from", names(node.incomers("node")));
+    row(dl, "into", names(node.outgoers("node")));
     row(dl, "code", d.code); row(dl, "user", d.user);
     selectedBox.appendChild(dl);
     if (d.kind === "file" && !d.removed) {
