@@ -21,11 +21,12 @@ import limnos
 
 pytest.importorskip("fastapi", reason="needs the web extra: pip install -e '.[dev,web]'")
 
-from fastapi.testclient import TestClient  # noqa: E402
+from fastapi.testclient import TestClient
 
-from limnos.errors import SchemaError  # noqa: E402
-from limnos.web.app import create_app, show  # noqa: E402
-from limnos.web.server import Settings, is_loopback, launch  # noqa: E402
+from limnos.errors import SchemaError
+from limnos.web.app import create_app, show
+from limnos.web.security import CSP
+from limnos.web.server import Settings, is_loopback
 
 
 def client(lake: limnos.Lake, **settings: Any) -> tuple[TestClient, Settings]:
@@ -137,11 +138,11 @@ def test_names_and_values_are_escaped_and_controls_shown(small: limnos.Lake) -> 
 
 
 def test_every_response_carries_a_strict_csp(small: limnos.Lake) -> None:
+    assert CSP.startswith("default-src 'none'; script-src 'self'; style-src 'self';") and "unsafe" not in CSP
     c, _ = client(small)
     for path in ("/files", "/file?ref=nope", "/static/app.css", "/api/lineage?ref=data/table.csv", "/steps"):
         r = c.get(path)
-        csp = r.headers["Content-Security-Policy"]
-        assert "script-src 'self'" in csp and "unsafe" not in csp and "object-src" not in csp or "default-src 'none'" in csp
+        assert r.headers["Content-Security-Policy"] == CSP
         assert r.headers["X-Content-Type-Options"] == "nosniff"
     templates = Path(limnos.__file__).parent / "web" / "templates"
     for template in templates.glob("*.html"):  # no inline script or style anywhere

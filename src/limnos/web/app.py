@@ -95,7 +95,8 @@ def create_app(lake: Lake, settings: Settings) -> FastAPI:
 
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(os.path.join(HERE, "templates")),
                              autoescape=True, undefined=jinja2.StrictUndefined)
-    env.filters.update(fields_first=views.fields_first, show=show, size=human_size, when=when, text=views.value_text, type_name=views.type_name)
+    env.filters.update(fields_first=views.fields_first, show=show, size=human_size, when=when, text=views.value_text,
+                       type_name=views.type_name)
     env.globals.update(href=href, settings=settings, state=views.local_state)
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     app.middleware("http")(guard(settings))
@@ -247,7 +248,8 @@ def create_app(lake: Lake, settings: Settings) -> FastAPI:
     async def writable_form(request: Request, action: str) -> Any:
         """The form of a write, once edits are allowed and its CSRF token is right; else an error page."""
         if not settings.allow_edit:
-            raise WriteRefused(f"this server is read-only; {action} needs 'limnos ui --allow-edit'")
+            raise WriteRefused(f"this server is read-only; {action} needs edits allowed: "
+                               "lake.ui(allow_edit=True), or the --allow-edit option of limnos ui")
         form = await request.form()
         if not csrf_ok(settings, form.get("csrf")):
             raise WriteRefused("refused: the form's CSRF token is missing or wrong; reload the page and try again")

@@ -96,7 +96,8 @@ def _json(file: File) -> Preview:
 
 def _cells(frame: Any) -> tuple[list[str], list[list[str]]]:
     frame = frame.head(TABLE_ROWS)
-    return [str(c) for c in frame.columns], [["" if _missing(v) else str(v) for v in row] for row in frame.itertuples(index=False)]
+    rows = [["" if _missing(v) else str(v) for v in row] for row in frame.itertuples(index=False)]
+    return [str(c) for c in frame.columns], rows
 
 
 def _missing(value: Any) -> bool:

@@ -9,6 +9,7 @@ and shows the page in a notebook as an iframe.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import secrets
 import socket
@@ -163,7 +164,6 @@ def launch(lake: Lake, path: str = "/files", *, host: str = "127.0.0.1", port: i
     app = create_app(lake, settings)
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
     server = uvicorn.Server(config)
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # a thread cannot take signals
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="limnos-ui", daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -174,10 +174,8 @@ def launch(lake: Lake, path: str = "/files", *, host: str = "127.0.0.1", port: i
         raise UiError(f"the web server on {host}:{settings.port} did not start", host=host, port=settings.port)
     handle = UiServer(server, thread, settings, path)
     if open_browser:
-        try:
+        with contextlib.suppress(webbrowser.Error, OSError):  # no browser here: the URL is printed anyway
             webbrowser.open(handle.url)
-        except (webbrowser.Error, OSError):  # no browser here: the URL is printed anyway
-            pass
     return handle
 
 
