@@ -279,3 +279,46 @@ def test_limnos_ui_command_prints_the_url_and_serves(small: limnos.Lake) -> None
         proc.terminate()
         _, err = proc.communicate(timeout=30)
     assert "read-only" in err and "token" not in err
+
+
+def _readme_blocks(kind: str) -> list[str]:
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    start = text.index("\n## Look at your lake: limnos ui\n")
+    return re.findall(rf"```{kind}\n(.*?)```", text[start:text.find("\n## ", start + 1)], re.S)
+
+
+@pytest.mark.slow  # the demo, and a server in a subprocess
+def test_the_readme_ui_examples_run_as_written(tmp_path: Path) -> None:
+    """The section's Python block on a lake with a datasource, then its shell block (the demo's lake path filled in)."""
+    [python] = _readme_blocks("python")
+    lake = limnos.init(str(tmp_path / "lake"))
+    folder = tmp_path / "shapes"
+    folder.mkdir()
+    (folder / "a.png").write_bytes(b"not really")
+    lake.add(str(folder), name="shapes")
+    ds = lake.datasource("shapes", "shapes", scan=True)
+    with ds.metadata_context() as ctx:
+        ctx.update_metadata("a.png", {"colour": "blue"})
+    scope: dict[str, Any] = {"lake": lake, "ds": ds}
+    exec(python, scope)
+    assert "/ds?name=shapes&q=colour" in scope["shown"].url and not scope["server"].running
+
+    [shell] = _readme_blocks("bash")
+    demo_line, ui_line = (line.split("#")[0].split() for line in shell.strip().splitlines())
+    env = {**os.environ, "PYTHONPATH": str(Path(limnos.__file__).parent.parent), "TMPDIR": str(tmp_path),
+           "BROWSER": "true"}  # --open runs `true` instead of a browser
+    cmd = [sys.executable, "-m", "limnos"]
+    made = subprocess.run(cmd + demo_line[1:], capture_output=True, text=True, env=env, timeout=300, check=True)
+    [lake_path] = {str(p) for p in tmp_path.glob("limnos-demo-*/lake")}
+    assert lake_path in made.stdout
+    args = [lake_path if a.startswith("/tmp/limnos-demo-") else a for a in ui_line[1:]]
+    proc = subprocess.Popen(cmd + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().strip()
+        for page in ("/files", "/lineage?ref=clean/sales.parquet", "/datasources", "/ds?name=shapes", "/steps"):
+            with urllib.request.urlopen(url.replace("/files", page), timeout=60) as r:
+                assert r.status == 200
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)
