@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: install dev torch tensorflow demo test test-fast lint bench clean
+.PHONY: install dev torch tensorflow demo test test-fast lint bench clean web-assets
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,22 @@ lint: $(VENV)/.installed-dev
 
 bench: $(VENV)/.installed-dev
 	$(PY) benchmarks/run.py
+
+# The lineage page's graph library, built from npm and committed under src/limnos/web/static/vendor/
+# (with VERSIONS and the licenses), so that `pip install limnos[web]` needs no node. Needs npm.
+WEB_VENDOR := src/limnos/web/static/vendor
+WEB_NPM := cytoscape@3.35.0 cytoscape-dagre@2.5.0 dagre@0.8.5
+web-assets:
+	rm -rf build/web-assets && mkdir -p build/web-assets $(WEB_VENDOR)
+	cd build/web-assets && echo '{"private": true}' > package.json && npm install --no-audit --no-fund --silent $(WEB_NPM)
+	cp build/web-assets/node_modules/cytoscape/dist/cytoscape.min.js $(WEB_VENDOR)/
+	cp build/web-assets/node_modules/dagre/dist/dagre.min.js $(WEB_VENDOR)/
+	cp build/web-assets/node_modules/cytoscape-dagre/cytoscape-dagre.js $(WEB_VENDOR)/
+	: > $(WEB_VENDOR)/LICENSE
+	for p in cytoscape dagre cytoscape-dagre graphlib lodash; do \
+	  printf '== %s ==\n' "$$p" >> $(WEB_VENDOR)/LICENSE; cat build/web-assets/node_modules/$$p/LICENSE* >> $(WEB_VENDOR)/LICENSE; \
+	  printf '\n' >> $(WEB_VENDOR)/LICENSE; done
+	cd build/web-assets && node -e 'for (const p of ["cytoscape","cytoscape-dagre","dagre","graphlib","lodash"]) { const j = require("./node_modules/" + p + "/package.json"); console.log(p + " " + j.version + " " + j.license); }' > ../../$(WEB_VENDOR)/VERSIONS
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache

@@ -63,8 +63,10 @@ __all__ = [
     "StoreFull",
     "TeamLakeTarget",
     "TeamModeUnsupported",
+    "UiError",
     "UnsafeArchive",
     "UntrustedModel",
+    "WriteRefused",
     "redact_url",
 ]
 
@@ -628,3 +630,21 @@ class RecordsInvalid(RecordsDamaged, ValueError):
                  url: str | None = None, hint: str | None = None) -> None:
         super().__init__(*args, commit_id=commit_id, url=url, hint=hint)
         self.path = path
+
+
+class UiError(LimnosError, OSError):
+    """The ``limnos ui`` web server cannot start (the address is taken, or not one this machine has).
+
+    Attributes:
+        host: the address it was asked to bind.
+        port: the port it was asked to bind (0: any free one).
+    """
+
+    def __init__(self, *args: object, host: str | None = None, port: int | None = None, hint: str | None = None) -> None:
+        super().__init__(*args, hint=hint)
+        self.host = host
+        self.port = port
+
+
+class WriteRefused(LimnosError, PermissionError):
+    """``limnos ui`` refused a write: the server is read-only (no ``--allow-edit``), or the form's CSRF token is wrong."""

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from .steps.stale import StaleOutput
     from .steps.step import Step, StepDecorator, StepRecord, Version
     from .store.transfer import TransferReport
+    from .web.server import UiServer
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -313,11 +314,12 @@ class Lake(LakeBase):
         """
         return list(self.iter_ls(prefix))
 
-    def iter_ls(self, prefix: str = "", page: int = 1000) -> Iterator[File]:
+    def iter_ls(self, prefix: str = "", page: int = 1000, after: str | None = None) -> Iterator[File]:
         """What :meth:`ls` returns, read from the catalog ``page`` files at a time, for listings of any length.
 
         The first files come after one small query; a writer that commits while
-        the listing runs may show in its later pages (each name once).
+        the listing runs may show in its later pages (each name once). ``after``
+        starts after that name: a listing resumed where a page ended (``limnos ui``).
 
         Raises:
             InvalidName: ``prefix`` is not a valid name prefix.
@@ -325,7 +327,7 @@ class Lake(LakeBase):
         if prefix:  # checked now, not at the first next(): nothing is printed before a bad prefix fails
             prefix = _validate_prefix(prefix)
         self.catch_up()
-        return (f for rows in self.catalog.latest_pages(prefix, page) for f in self.files_with_metadata(rows))
+        return (f for rows in self.catalog.latest_pages(prefix, page, after) for f in self.files_with_metadata(rows))
 
     def history(self, name: str) -> list[File]:
         """Every version of a name, oldest first (deleted versions are left out).
@@ -705,6 +707,13 @@ class Lake(LakeBase):
         from .ops.rm import is_locked
 
         return is_locked(self, ref)
+
+    def ui(self, view: str = "/files", **options: Any) -> UiServer:
+        """Serve ``limnos ui`` over this lake (reused while it runs); a handle with ``.url``, ``.stop()``, an iframe
+        in notebooks. ``options``: ``host``, ``port``, ``allow_edit``, ``open_browser`` (see ``limnos ui``)."""
+        from .web import launch
+
+        return launch(self, view, **options)
 
 
 def _reference_uri(file: File) -> str:

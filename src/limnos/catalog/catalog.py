@@ -446,15 +446,15 @@ class Catalog(StepReads):
         with self.engine.connect() as conn:
             return [file_row(r) for r in conn.execute(stmt.order_by(t.files.c.name))]
 
-    def latest_pages(self, prefix: str = "", page: int = 1000) -> Iterator[list[FileRow]]:
+    def latest_pages(self, prefix: str = "", page: int = 1000, after: str | None = None) -> Iterator[list[FileRow]]:
         """What :meth:`latest` returns, ``page`` rows at a time, by name, for listings too long to hold at once.
 
         Each page is its own query that starts after the last name of the one
         before (keyset paging on the names table's key), so no connection or
         read transaction stays open while the caller prints, and a name is
         never listed twice nor skipped when writers commit between pages.
+        ``after``: start after this name (a page of a listing the caller resumes).
         """
-        after: str | None = None
         while True:
             stmt = file_select().join(t.names, is_current())
             if prefix:

@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 HELP_ORDER = (
     "init", "add", "ls", "info", "get", "cat", "history", "query", "lineage", "steps", "status", "fsck", "gc",
     "reindex", "demo", "push", "pull", "lock", "unlock", "rm", "datasets", "track", "checkout",
-    "import-lazydata", "meta", "remote", "cache", "ds",
+    "import-lazydata", "meta", "remote", "cache", "ds", "ui",
 )
 
 

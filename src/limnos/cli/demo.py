@@ -4,7 +4,8 @@ The tour only uses the public library API, the same calls a user would type,
 and shows the command-line equivalent of each step. It needs no network and
 takes a second or two: a few tiny CSV files, one derived parquet file made in
 a named run (so it has lineage), metadata, a query, two versions of a report
-and the lineage drawing of the report.
+and the lineage drawing of the report; then a cached step, and a datasource of
+small generated images with labels, so ``limnos ui`` has something on every page.
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ import datetime as dt
 import os
 import shlex
 import shutil
+import struct
 import sys
 import tempfile
 import time
+import zlib
 from typing import TYPE_CHECKING
 
 import limnos
@@ -61,6 +64,89 @@ def _make_csvs(folder: str) -> list[str]:
         frame.to_csv(path, index=False)
         paths.append(path)
     return paths
+
+
+SHAPES = ("circle", "square", "triangle")
+COLOURS = {"red": (220, 60, 60), "green": (40, 160, 90), "blue": (40, 110, 210), "orange": (240, 150, 30)}
+
+
+def _png(pixels: bytes, width: int, height: int) -> bytes:
+    """RGB bytes as a PNG file (zlib only: the demo needs no image library)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    rows = b"".join(b"\x00" + pixels[y * width * 3:(y + 1) * width * 3] for y in range(height))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+def _make_images(folder: str, size: int = 96) -> dict[str, dict[str, object]]:
+    """A small labelled image set: each shape in each colour, big and small; path -> its labels."""
+    import numpy as np
+
+    os.makedirs(folder, exist_ok=True)
+    y, x = np.mgrid[0:size, 0:size]
+    labels: dict[str, dict[str, object]] = {}
+    for shape in SHAPES:
+        for colour, rgb in COLOURS.items():
+            for scale in (0.25, 0.4):
+                r, c = size * scale, size / 2
+                if shape == "circle":
+                    mask = (x - c) ** 2 + (y - c) ** 2 <= r ** 2
+                elif shape == "square":
+                    mask = (abs(x - c) <= r) & (abs(y - c) <= r)
+                else:
+                    mask = (y >= c - r) & (y <= c + r) & (abs(x - c) <= (y - (c - r)) / 2)
+                image = np.full((size, size, 3), 246, dtype=np.uint8)
+                image[mask] = rgb
+                name = f"{shape}_{colour}_{'big' if scale > 0.3 else 'small'}.png"
+                with open(os.path.join(folder, name), "wb") as f:
+                    f.write(_png(image.tobytes(), size, size))
+                labels[name] = {"shape": shape, "colour": colour, "big": scale > 0.3, "area": int(mask.sum())}
+    return labels
+
+
+def _extras(console: Console, lake: limnos.Lake, base: str, quoted: str) -> None:
+    """Steps 8 and 9 of the tour: a cached step, and a labelled image datasource (for ``limnos ui``'s gallery)."""
+    import pandas as pd
+    from rich.text import Text
+
+    _step(console, 8, "A step: a function whose outputs are recorded, and never computed twice",
+          """
+@lake.step
+def store_totals(clean: limnos.File) -> pd.DataFrame:
+    return pd.read_parquet(clean.local_path()).groupby("store", as_index=False)["sales"].sum()
+
+store_totals(lake.get("clean/sales.parquet"))   # runs; a second call returns the recorded output
+""", f"limnos --lake {quoted} steps")
+
+    def store_totals(clean: limnos.File) -> pd.DataFrame:
+        return pd.read_parquet(clean.local_path()).groupby("store", as_index=False)["sales"].sum()
+
+    totals = lake.step(store_totals)
+    totals(lake.get("clean/sales.parquet"))
+    again = totals.call(lake.get("clean/sales.parquet"))
+    console.print(Text(f"  recorded {len(lake.steps())} step execution; the second call was a "
+                       f"{'hit' if again.hit else 'miss'}", style="green"), soft_wrap=True)
+
+    _step(console, 9, "A datasource: a typed metadata table over files, with queries and saved datasets",
+          """
+lake.add("data/shapes", name="images/shapes")
+ds = lake.datasource("shapes", "images/shapes")
+with ds.metadata_context() as ctx:
+    ctx.update_metadata("circle_red_big.png", {"shape": "circle", "colour": "red", "big": True})
+ds[ds["colour"] == "blue"].save_dataset("blue-shapes")
+""", f"limnos --lake {quoted} ds query shapes 'colour == \"blue\"'")
+    labels = _make_images(os.path.join(base, "data", "shapes"))
+    with lake.run(name="import shapes"):  # its own run: the files read earlier in the tour are not its inputs
+        lake.add(os.path.join(base, "data", "shapes"), name="images/shapes", metadata={"project": "demo", "stage": "raw"})
+    ds = lake.datasource("shapes", "images/shapes", scan=True)
+    with ds.metadata_context() as ctx:
+        for path, fields in labels.items():
+            ctx.update_metadata(path, fields)
+    ds[ds["colour"] == "blue"].save_dataset("blue-shapes")
+    console.print(Text(f"  datasource shapes: {ds.count()} images; {ds[ds['colour'] == 'blue'].count()} blue, "
+                       "saved as dataset blue-shapes", style="green"), soft_wrap=True)
 
 
 @app.command(epilog="Example: limnos demo")
@@ -167,6 +253,7 @@ for top in (2, 3):
               f"limnos --lake {quoted} lineage reports/top_stores.csv")
         graph = lake.lineage("reports/top_stores.csv")
         render.print_all(console, render.lineage_renderables(lake, graph))
+        _extras(console, lake, base, quoted)
     finally:
         lake.close()
 
@@ -177,7 +264,8 @@ for top in (2, 3):
     exe = command_name()
     for command in (f"{exe} --lake {quoted} ls",
                     f"{exe} --lake {quoted} info clean/sales.parquet",
-                    f"{exe} --lake {quoted} lineage raw/sales/sales_2024-01.csv --down"):
+                    f"{exe} --lake {quoted} lineage raw/sales/sales_2024-01.csv --down",
+                    f"{exe} --lake {quoted} ui --open"):
         console.print(Text(f"  {command}", style="cyan"), soft_wrap=True)
     console.print(Text(f"Remove it with: rm -rf {shlex.quote(base)}", style="dim"), soft_wrap=True)
     return lake_path

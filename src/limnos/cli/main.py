@@ -8,12 +8,12 @@ Any error the library raises on purpose becomes one line, ``error: ...``, and
 exit code 1 (see :mod:`.errors`); ``LIMNOS_DEBUG=1`` shows the traceback instead.
 """
 
-from . import checks_cmds, demo, ds_cmds, files_cmds, lineage_cmds, project_cmds, sync_cmds
+from . import checks_cmds, demo, ds_cmds, files_cmds, lineage_cmds, project_cmds, sync_cmds, ui_cmds
 from .app import app, parse_pairs, parse_value
 from .errors import CliError
 
 #: The modules whose commands make up ``limnos``, for tools that walk them.
-COMMAND_MODULES = (files_cmds, lineage_cmds, checks_cmds, sync_cmds, project_cmds, ds_cmds, demo)
+COMMAND_MODULES = (files_cmds, lineage_cmds, checks_cmds, sync_cmds, project_cmds, ds_cmds, demo, ui_cmds)
 
 
 def main() -> None:

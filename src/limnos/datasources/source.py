@@ -553,6 +553,16 @@ class Datasource:
         commit.write()
         return next(d for d in list_datasets(self._lake) if d.name == name)
 
+    def visualize(self, **options: Any) -> Any:
+        """Open this view in ``limnos ui``'s gallery (its query and ``as_of`` kept): DagsHub's ``ds.visualize()``.
+
+        Returns the server's handle (``.url``, ``.stop()``; an iframe in a notebook); ``options`` as for
+        ``lake.ui()``. A view whose query has no text form (a saved dataset's, say) opens unfiltered.
+        """
+        from ..web import datasource_path, launch
+
+        return launch(self._lake, datasource_path(self), **options)
+
     def delete_source(self) -> None:
         """Delete the datasource, its saved datasets and (for an external root) its references."""
         self._shared.stop.set()
