@@ -28,7 +28,7 @@ from ..store import LocalObjectStore, ObjectStore, StatCache, hashing
 from ..store.links import LinkMode
 from ..store.log import SharedLog
 from ..store.verify import ObjectVerifier
-from . import provenance, shared
+from . import provenance, reopen, shared
 from .commits import CommitBuilder, encode_metadata
 from .files import File
 from .runs import RunState, note_read
@@ -80,6 +80,10 @@ class LakeBase:
 
     def __repr__(self) -> str:
         return f"<Lake {redact_url(self.path)} catalog={redact_url(self.catalog.url)}>"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle as the lake's address (no connection, no credential); the unpickling process reopens it once."""
+        return (reopen.reopen_lake, (reopen.address_of(self),))
 
     def __enter__(self) -> LakeBase:
         return self
