@@ -45,6 +45,7 @@ __all__ = [
     "MissingExtra",
     "ObjectNotAvailable",
     "PartialResultsWarning",
+    "PathNotFound",
     "ProjectNotFound",
     "ProvenanceError",
     "QueryError",
@@ -64,6 +65,7 @@ __all__ = [
     "TeamLakeTarget",
     "TeamModeUnsupported",
     "UnsafeArchive",
+    "UnsupportedMode",
     "UntrustedModel",
     "redact_url",
 ]
@@ -628,3 +630,27 @@ class RecordsInvalid(RecordsDamaged, ValueError):
                  url: str | None = None, hint: str | None = None) -> None:
         super().__init__(*args, commit_id=commit_id, url=url, hint=hint)
         self.path = path
+
+
+class PathNotFound(LimnosError, FileNotFoundError):
+    """A ``limnos://`` path names no file and no folder (a prefix of names) in the lake.
+
+    Attributes:
+        path: the path, without ``limnos://``.
+    """
+
+    def __init__(self, *args: object, path: str | None = None, hint: str | None = None) -> None:
+        super().__init__(*args, hint=hint)
+        self.path = path
+
+
+class UnsupportedMode(LimnosError, ValueError):
+    """A ``limnos://`` file was opened in a mode a write-once lake has no meaning for (append, update).
+
+    Attributes:
+        mode: the mode asked for.
+    """
+
+    def __init__(self, *args: object, mode: str | None = None, hint: str | None = None) -> None:
+        super().__init__(*args, hint=hint)
+        self.mode = mode
