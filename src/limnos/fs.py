@@ -290,7 +290,9 @@ class LimnosFileSystem(AbstractFileSystem):  # type: ignore[misc]  # fsspec ship
     def get_file(self, rpath: str, lpath: str, callback: Any = None, outfile: Any = None, **kwargs: Any) -> None:
         """Copy a file version to a local path (a folder becomes a local folder)."""
         rpath = self._strip_protocol(rpath)
-        if self._file(rpath) is None and self.isdir(rpath):
+        if outfile is None and not isinstance(lpath, (str, os.PathLike)):
+            outfile = lpath  # a file object
+        if outfile is None and self._file(rpath) is None and self.isdir(rpath):
             os.makedirs(lpath, exist_ok=True)
             return
         source = self._get(rpath).local_path()
@@ -298,6 +300,9 @@ class LimnosFileSystem(AbstractFileSystem):  # type: ignore[misc]  # fsspec ship
             with open(source, "rb") as f:
                 shutil.copyfileobj(f, outfile)
             return
+        parent = os.path.dirname(os.fspath(lpath))
+        if parent:
+            os.makedirs(parent, exist_ok=True)
         shutil.copyfile(source, lpath)
 
     # -- writing -------------------------------------------------------------
@@ -329,9 +334,11 @@ class LimnosFileSystem(AbstractFileSystem):  # type: ignore[misc]  # fsspec ship
     def rm_file(self, path: str) -> None:
         """Delete a name (every version) or the one version ``name@N`` names; folders need nothing.
 
+        As on any filesystem, files made from it stay: their lineage shows it as
+        removed (``lake.rm(ref, keep_dependents=True)``). Its bytes stay until ``lake.gc()``.
+
         Raises:
-            FileHasDependents: files were made from it (delete those first, or use ``lake.rm``'s options).
-            FileLocked: it is locked.
+            FileLocked: it is locked (``lake.unlock`` it first).
         """
         path = self._strip_protocol(path)
         found = self._file(path)
@@ -341,9 +348,9 @@ class LimnosFileSystem(AbstractFileSystem):  # type: ignore[misc]  # fsspec ship
             raise PathNotFound(f"no file {path!r} in the lake", hint="see lake.ls()", path=path)
         if path == found.name:  # a name: every version, newest first
             for version in reversed(self.lake.history(found.name)):
-                self.lake.rm(version)
+                self.lake.rm(version, keep_dependents=True)
         else:
-            self.lake.rm(found)
+            self.lake.rm(found, keep_dependents=True)
 
     def _rm(self, path: str) -> None:
         self.rm_file(path)
