@@ -425,7 +425,7 @@ class LakeWriteFile(io.BufferedWriter):
             self.close()
 
     def __del__(self) -> None:
-        if not self._done:
+        if not getattr(self, "_done", True):  # True when __init__ failed: nothing was opened
             self.abandon()
 
 
