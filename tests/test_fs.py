@@ -12,12 +12,12 @@ import os
 import pickle
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import fsspec
 import pandas as pd
 import pytest
+import tomllib
 
 import limnos
 from limnos.errors import DestinationExists, FileLocked, InvalidName, MetadataError, PathNotFound, UnsupportedMode

@@ -13,8 +13,8 @@ not apply to a lake and why.
 from __future__ import annotations
 
 import posixpath
+import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import fsspec
 import fsspec.tests.abstract as abstract
@@ -30,15 +30,16 @@ if "limnos" not in fsspec.available_protocols():  # an editable install made bef
 class LimnosFixtures(abstract.AbstractFixtures):
     """A fresh lake per test, seen as ``limnos://``."""
 
-    @pytest.fixture
-    def fs(self, tmp_path: Path) -> Iterator[LimnosFileSystem]:
-        lake = limnos.init(str(tmp_path / "lake"))
+    @pytest.fixture(scope="class")
+    def fs(self, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LimnosFileSystem]:
+        # One lake per class (a lake per test is most of the suite's time); each test has its own folder.
+        lake = limnos.init(str(tmp_path_factory.mktemp("lake") / "lake"))
         yield LimnosFileSystem(lake=lake, skip_instance_cache=True)
         lake.close()
 
     @pytest.fixture
     def fs_path(self) -> str:
-        return "suite"
+        return f"suite-{uuid.uuid4().hex[:8]}"
 
     @pytest.fixture
     def fs_join(self):  # type: ignore[no-untyped-def]
