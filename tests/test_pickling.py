@@ -98,7 +98,7 @@ def test_a_datasource_query_result_pickles_with_its_datapoints(sqlite_lake: limn
     back = pickle.loads(pickle.dumps(result))
     assert [dp.path for dp in back] == [dp.path for dp in result]
     assert back.datasource.name == "texts"
-    assert open(back[0].local_path()).read() == open(result[0].local_path()).read()
+    assert back[0].read_bytes() == result[0].read_bytes() == b"text 0"
 
 
 def test_nothing_secret_is_pickled(tmp_path: Path, pg_database: str) -> None:
