@@ -31,7 +31,8 @@ class LimnosFixtures(abstract.AbstractFixtures):
     """A fresh lake per test, seen as ``limnos://``."""
 
     @pytest.fixture(scope="class")
-    def fs(self, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LimnosFileSystem]:
+    @classmethod
+    def fs(cls, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LimnosFileSystem]:
         # One lake per class (a lake per test is most of the suite's time); each test has its own folder.
         lake = limnos.init(str(tmp_path_factory.mktemp("lake") / "lake"))
         yield LimnosFileSystem(lake=lake, skip_instance_cache=True)
@@ -50,14 +51,19 @@ class LimnosFixtures(abstract.AbstractFixtures):
         return False  # a folder is the names under it, as on S3
 
 
+# copy, get and put run 135 parametrized cases of about a second each (a commit per file written): make test
+# runs them, make test-fast leaves them out; open and pipe stay in the fast run.
+@pytest.mark.slow
 class TestLimnosCopy(abstract.AbstractCopyTests, LimnosFixtures):
     """``fs.copy``: each copy is a new version made from its source."""
 
 
+@pytest.mark.slow
 class TestLimnosGet(abstract.AbstractGetTests, LimnosFixtures):
     """``fs.get``: versions copied out to local files."""
 
 
+@pytest.mark.slow
 class TestLimnosPut(abstract.AbstractPutTests, LimnosFixtures):
     """``fs.put``: local files added to the lake."""
 
