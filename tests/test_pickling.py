@@ -165,3 +165,24 @@ def test_files_travel_to_a_dask_local_cluster(sqlite_lake: limnos.Lake, files: l
     assert {pid for pid, *_ in got} != {os.getpid()}
     assert [sqlite_lake.get(i).inputs for i in made] == [[files[0]], [files[1]]]
     assert sorted(names) == sorted(f.name for f in files)
+
+
+@pytest.mark.slow
+def test_the_readme_dask_block_runs_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import re
+
+    pytest.importorskip("distributed")
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("**Dask and Ray.**"):]
+    block = re.search(r"```python\n(.*?)```", section, re.S)
+    assert block is not None
+    lake = limnos.init(str(tmp_path / "shared" / ".limnos"))
+    for name, words in (("raw/a.txt", "one two three"), ("raw/b.txt", "four five")):
+        with lake.create(name) as w:
+            w.write_text(words)
+    lake.close()
+    monkeypatch.setenv("LIMNOS_LAKE", str(tmp_path / "shared" / ".limnos"))
+    namespace: dict[str, Any] = {"__name__": "readme_dask"}
+    exec(compile(block.group(1), "README.md", "exec"), namespace)
+    assert namespace["counts"] == [("raw/a.txt", 3), ("raw/b.txt", 2)]
+    namespace["lake"].close()
