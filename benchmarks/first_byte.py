@@ -78,7 +78,9 @@ def main() -> None:
     proc, endpoint = start_server(work / "s3")
     (work / "s3").mkdir(exist_ok=True)
     options: dict[str, Any] = {"key": KEY, "secret": SECRET,
-                               "client_kwargs": {"endpoint_url": endpoint, "region_name": "us-east-1"}}
+                               "client_kwargs": {"endpoint_url": endpoint, "region_name": "us-east-1"},
+                               "config_kwargs": {"request_checksum_calculation": "when_required",
+                                                 "response_checksum_validation": "when_required"}}
     try:
         bucket = f"fb-{uuid.uuid4().hex[:10]}"
         s3fs.S3FileSystem(**options, skip_instance_cache=True).call_s3("create_bucket", Bucket=bucket)
@@ -91,8 +93,14 @@ def main() -> None:
                 f.write(os.urandom(16 << 20))
             f.write(os.urandom(size - f.tell()))
         print(f"wrote {args.size_mb} MB to {url} in {time.perf_counter() - t0:.1f} s", flush=True)
+        digest = lake.get("big.bin").hash
         lake.close()
         shutil.rmtree(work / "writer-cache")
+        # rclone's local backend hashes a file (MD5, for its ETag) on the first GET after it was written:
+        # tens of seconds for 1 GB on a busy machine, charged to whichever read came first. Pay it here.
+        assert digest is not None
+        plain = s3fs.S3FileSystem(**options, skip_instance_cache=True)
+        plain.cat_file(f"{bucket}/lake/objects/{digest[:2]}/{digest[2:]}", start=0, end=1)
 
         rows = []
         for n in range(args.rounds):
