@@ -24,7 +24,7 @@ LAYERS: list[tuple[int, tuple[str, ...]]] = [
     (3, ("limnos.core",)),
     (4, ("limnos.ops", "limnos.steps", "limnos.datasources", "limnos.folio")),
     (5, ("limnos.lake",)),
-    (6, ("limnos.tracking", "limnos.web")),
+    (6, ("limnos.tracking", "limnos.web", "limnos.fs")),
     (7, ("limnos.cli", "limnos.__main__")),
 ]
 TOP = 8  # the package itself: ``limnos/__init__.py`` loads any of them lazily

@@ -45,6 +45,7 @@ __all__ = [
     "MissingExtra",
     "ObjectNotAvailable",
     "PartialResultsWarning",
+    "PathNotFound",
     "ProjectNotFound",
     "ProvenanceError",
     "QueryError",
@@ -65,6 +66,7 @@ __all__ = [
     "TeamModeUnsupported",
     "UiError",
     "UnsafeArchive",
+    "UnsupportedMode",
     "UntrustedModel",
     "WriteRefused",
     "redact_url",
@@ -648,3 +650,25 @@ class UiError(LimnosError, OSError):
 
 class WriteRefused(LimnosError, PermissionError):
     """``limnos ui`` refused a write: the server is read-only (no ``--allow-edit``), or the form's CSRF token is wrong."""
+class PathNotFound(LimnosError, FileNotFoundError):
+    """A ``limnos://`` path names no file and no folder (a prefix of names) in the lake.
+
+    Attributes:
+        path: the path, without ``limnos://``.
+    """
+
+    def __init__(self, *args: object, path: str | None = None, hint: str | None = None) -> None:
+        super().__init__(*args, hint=hint)
+        self.path = path
+
+
+class UnsupportedMode(LimnosError, ValueError):
+    """A ``limnos://`` file was opened in a mode a write-once lake has no meaning for (append, update).
+
+    Attributes:
+        mode: the mode asked for.
+    """
+
+    def __init__(self, *args: object, mode: str | None = None, hint: str | None = None) -> None:
+        super().__init__(*args, hint=hint)
+        self.mode = mode

@@ -24,11 +24,11 @@ from typing import IO, TYPE_CHECKING, Any
 from ..catalog import Catalog, Commit, FileRow
 from ..errors import FileNotFound, IntegrityError, LimnosError, MetadataError, ObjectNotAvailable, StoreError, redact_url
 from ..names import parse_ref
-from ..store import LocalObjectStore, ObjectStore, StatCache, hashing
+from ..store import LocalObjectStore, ObjectStore, StatCache, hashing, ranged
 from ..store.links import LinkMode
 from ..store.log import SharedLog
 from ..store.verify import ObjectVerifier
-from . import provenance, shared
+from . import provenance, reopen, shared
 from .commits import CommitBuilder, encode_metadata
 from .files import File
 from .runs import RunState, note_read
@@ -80,6 +80,10 @@ class LakeBase:
 
     def __repr__(self) -> str:
         return f"<Lake {redact_url(self.path)} catalog={redact_url(self.catalog.url)}>"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle as the lake's address (no connection, no credential); the unpickling process reopens it once."""
+        return (reopen.reopen_lake, (reopen.address_of(self),))
 
     def __enter__(self) -> LakeBase:
         return self
@@ -347,12 +351,19 @@ class LakeBase:
 
         The reader verifies the bytes against the file's hash as they are read
         and raises ``IntegrityError`` at the end of a corrupt object (see ``store/verify.py``).
+        A big object this machine lacks is not downloaded first: it is read by
+        ranges from the lake's store or a remote, with readahead, checked when
+        read whole and only then cached (see ``store/ranged.py``).
         """
         if file.kind == "reference":
             return self.open_reference(file)
         digest = _object_hash(file)
         for _ in range(3):
             if not self.cache.has(digest):
+                # A big object not on this machine streams: ranges on demand, verified and cached once read whole.
+                streamed = ranged.open_streamed(self.sources(), self.cache, digest, file.size, file.ref)
+                if streamed is not None:
+                    return streamed
                 self._download(digest)
             try:
                 return self.verifier.open(digest, file.ref, touch=self.cache is not self.store)

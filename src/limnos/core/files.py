@@ -9,6 +9,7 @@ import shutil
 from typing import IO, TYPE_CHECKING, Any
 
 from ..errors import SourceNotFound
+from . import reopen
 
 if TYPE_CHECKING:
     from ..catalog import FileRow
@@ -205,6 +206,10 @@ class File:
     def __fspath__(self) -> str:
         return self.local_path()
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle as the lake's address and the file's id; the unpickling process reopens the lake when first used."""
+        return (reopen_file, (reopen.address_of(self._lake), self.id))
+
     def to_dict(self) -> dict[str, Any]:
         """The file as plain values (for JSON output)."""
         return {
@@ -313,6 +318,54 @@ class PendingFile(File):
 
     def __hash__(self) -> int:
         return id(self) if self._real is None else super().__hash__()
+
+
+class UnpickledFile(File):
+    """A File that arrived pickled (in a Dask or Ray worker, a ``multiprocessing`` pool...).
+
+    It knows its lake's address and its id. The lake is opened on first use,
+    once per process (see :mod:`limnos.core.reopen`), and the file's row is read
+    then; everything else is a File's. A file deleted since raises
+    :class:`~limnos.errors.FileNotFound` at that first use.
+    """
+
+    __slots__ = ("_address", "_file_id", "_loaded_lake", "_loaded_row")
+
+    def __init__(self, address: reopen.LakeAddress, file_id: str) -> None:
+        self._address = address
+        self._file_id = file_id
+        self._loaded_lake: LakeBase | None = None
+        self._loaded_row: FileRow | None = None
+        self._metadata = None
+        self._inputs = None
+
+    @property
+    def _lake(self) -> LakeBase:  # type: ignore[override]
+        if self._loaded_lake is None:
+            self._loaded_lake = reopen.lake_for(self._address)
+        return self._loaded_lake
+
+    @property
+    def _row(self) -> FileRow:  # type: ignore[override]
+        if self._loaded_row is None:
+            self._loaded_row = self._lake.resolve(self._file_id)._row
+        return self._loaded_row
+
+    @property
+    def id(self) -> str:
+        """The file's id (known without opening the lake)."""
+        return self._file_id
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (reopen_file, (self._address, self._file_id))
+
+    def __repr__(self) -> str:
+        return super().__repr__() if self._loaded_row is not None else f"<File id={self._file_id} (unpickled: loads on use)>"
+
+
+def reopen_file(address: reopen.LakeAddress, file_id: str) -> File:
+    """What a pickled File becomes: an :class:`UnpickledFile` of the lake at ``address`` in this process."""
+    return UnpickledFile(address, file_id)
 
 
 class Writer:

@@ -29,6 +29,7 @@ from ..names import new_id
 from ..store import LocalObjectStore, ObjectStore
 from ..store.links import LINK_MODES
 from ..store.log import SharedLog
+from . import reopen
 from .base import LakeBase
 from .recovery import roll_forward
 from .runs import now
@@ -97,7 +98,9 @@ def init_lake(cls: type[L], path: str | os.PathLike[str] = DEFAULT_DIR, catalog:
     path = os.fspath(path)
     config = _settings(catalog, link)
     if _is_url(path):
-        return _init_remote(cls, path, config, catalog, cache, team, storage_options)
+        made = _init_remote(cls, path, config, catalog, cache, team, storage_options)
+        reopen.register(made, catalog, cache, storage_options)
+        return made
     if team:
         raise LimnosError("team=True is for lakes on a bucket; a local folder's catalog is already shared by every "
                           "process that opens it")
@@ -126,6 +129,7 @@ def init_lake(cls: type[L], path: str | os.PathLike[str] = DEFAULT_DIR, catalog:
     with builtins.open(tmp, "w") as f:
         yaml.safe_dump(config, f, sort_keys=False)
     os.replace(tmp, config_path)
+    reopen.register(lake, catalog, cache, storage_options)
     return lake
 
 
@@ -201,6 +205,7 @@ def open_lake(cls: type[L], path: str | os.PathLike[str] | None = None, catalog:
             raise LakeNotFound(f"no lake at {root}", hint=f"create one with limnos.init({path!r})", path=root)
         with builtins.open(config_path, "rb") as f:
             lake = _open_local(cls, root, _parse_config(f.read(), config_path), catalog)
+    reopen.register(lake, catalog, cache, storage_options)  # unpickled Files and lakes of this process find it
     if lake.shared_log is not None:
         # A team lake: the bucket's log is the truth; records files it does not publish are never applied.
         lake.catch_up(force=True)
@@ -245,6 +250,15 @@ _facade: list[type[LakeBase]] = [LakeBase]
 def register_facade(cls: type[LakeBase]) -> None:
     """Make ``cls`` the class of lakes that features open by themselves (``@step`` without a lake)."""
     _facade[0] = cls
+
+
+def _open_address(address: reopen.LakeAddress) -> LakeBase:
+    """Open the lake a pickled object names (see :mod:`limnos.core.reopen`), as its facade class."""
+    cls = address.facade if isinstance(address.facade, type) and issubclass(address.facade, LakeBase) else _facade[0]
+    return open_lake(cls, address.path, address.catalog, address.cache, **dict(address.options))
+
+
+reopen.set_opener(_open_address)
 
 
 def open_default(path: str | None = None) -> LakeBase:

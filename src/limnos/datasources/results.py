@@ -157,9 +157,14 @@ class QueryResult:
         #: True when the datasource was still being scanned, so datapoints may be missing
         self.partial = partial
         self._fetcher = fetcher
+        self._rows = list(rows)
         self.datapoints = [Datapoint(self, row) for row in rows]
         for dp in self.datapoints:
             dp._blobs = {k: v for k, v in dp.metadata.items() if self._types.get(k) == "blob" and isinstance(v, str)}
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle as the datasource view (lake address, id, query) and the matched rows: no query runs again."""
+        return (_unpickle_result, (self._datasource, self._rows, self._types, self._fields, self.partial))
 
     def __iter__(self) -> Iterator[Datapoint]:
         return iter(self.datapoints)
@@ -366,6 +371,12 @@ def _is_current(dp: Datapoint, dest: str) -> bool:
     if dp.kind == "reference" or not dp.hash:
         return True  # a reference has no hash of ours; its size was checked
     return hashing.hash_file(dest)[0] == dp.hash
+
+
+def _unpickle_result(datasource: Datasource, rows: Sequence[DatapointRow], types: dict[str, str],
+                     fields: Sequence[str] | None, partial: bool) -> QueryResult:
+    """A pickled :class:`QueryResult` in this process: the same datapoints, fetched with this process's lake."""
+    return QueryResult(datasource, rows, types, fields, partial, datasource._fetcher())
 
 
 __all__ = ["Datapoint", "DownloadReport", "QueryResult"]

@@ -203,6 +203,15 @@ def get_by_id(lake: LakeBase, source_id: str, *, name: str | None = None, root: 
     return Datasource(lake, shared_state(lake, info))
 
 
+def _unpickle_view(lake: LakeBase, source_id: str, query: Query, dataset: str | None) -> Datasource:
+    """A pickled datasource view in this process: the live datasource with that id, narrowed by the same query.
+
+    Raises:
+        DatasourceNotFound: the datasource was deleted since.
+    """
+    return Datasource(lake, get_by_id(lake, source_id)._shared, query, dataset)
+
+
 def _check_reachable(lake: LakeBase, name: str, root: str) -> None:
     import fsspec
 
@@ -293,6 +302,10 @@ class Datasource:
         self.query = query or Query()
         #: the saved dataset this view was loaded from, if any
         self.dataset = dataset
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle as the lake (its address), the datasource's id and this view's query; no storage option travels."""
+        return (_unpickle_view, (self._lake, self._shared.info.id, self.query, self.dataset))
 
     # -- identity ----------------------------------------------------------
     @property

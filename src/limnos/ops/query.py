@@ -242,6 +242,13 @@ class Result(_Filtered):
         super().__init__(lake, query, latest)
         self._files: list[File] | None = None
         self._extra: list[dict[str, Any]] = []
+        #: the ids of the files of a result that had run before it was pickled: the worker keeps to them
+        self._pinned: list[str] | None = None
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle as the lake (its address), the query, and the ids of the files if the result has run."""
+        ids = [f.id for f in self._files] if self._files is not None else self._pinned
+        return (_unpickle_result, (self._lake, self.query, self._latest, ids))
 
     @property
     def is_latest(self) -> bool:
@@ -253,6 +260,9 @@ class Result(_Filtered):
         if self._files is None:
             types = self._types(self.query.fields())
             matches = select_files(self._lake.catalog, self.query, types, self._latest)
+            if self._pinned is not None:  # the same files as where it was pickled (less any deleted since)
+                pinned = set(self._pinned)
+                matches = [m for m in matches if m.row.id in pinned]
             rows = [m.row for m in matches]
             meta = self._lake.catalog.metadata_of([r.id for r in rows], self.query.as_of)
             self._extra = [m.extra for m in matches]
@@ -361,6 +371,13 @@ class Result(_Filtered):
     def to_dicts(self) -> list[dict[str, Any]]:
         """Each matching file as a JSON-ready dict (:meth:`File.to_dict`)."""
         return [f.to_dict() for f in self._load()]
+
+
+def _unpickle_result(lake: LakeBase, query: Query, latest: bool, ids: list[str] | None) -> Result:
+    """A pickled :class:`Result` in this process: its query on this process's lake, kept to ``ids`` when given."""
+    result = Result(lake, query, latest)
+    result._pinned = ids
+    return result
 
 
 __all__ = ["BASE_COLUMNS", "FileView", "Result", "as_condition", "equalities", "parse_query", "query_files"]
