@@ -1,0 +1,59 @@
+"""mkdocs hooks for the limnos site (listed under ``hooks:`` in mkdocs.yml).
+
+* ``extra.optional_pages``: nav entries for pages that other work adds; while
+  a page does not exist its entry is dropped, so ``mkdocs build --strict``
+  passes before and after it lands. Any other missing page still fails.
+* ``<!-- cli-reference -->`` on a page is replaced by the reference of every
+  ``limnos`` command, generated from the typer app, so it never drifts from
+  ``limnos --help``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+log = logging.getLogger("mkdocs.hooks.limnos")
+CLI_MARKER = "<!-- cli-reference -->"
+
+
+def prune(nav: Any, missing: set[str]) -> Any:
+    """The nav without entries whose page is in ``missing`` (sections left empty go too)."""
+    if isinstance(nav, list):
+        kept = [prune(item, missing) for item in nav]
+        return [item for item in kept if item not in (None, {}, [])]
+    if isinstance(nav, dict):
+        kept = {title: prune(value, missing) for title, value in nav.items()}
+        return {title: value for title, value in kept.items() if value not in (None, {}, [])}
+    return None if nav in missing else nav
+
+
+def on_config(config: Any, **kwargs: Any) -> Any:
+    """Drop the optional pages that are not there yet."""
+    optional = set(config["extra"].get("optional_pages", []))
+    missing = {page for page in optional if not os.path.exists(os.path.join(config["docs_dir"], page))}
+    if missing:
+        log.info("optional pages not present yet, left out of the nav: %s", ", ".join(sorted(missing)))
+        config["nav"] = prune(config["nav"], missing)
+    return config
+
+
+def cli_reference() -> str:
+    """Markdown for every command of ``limnos``, from the typer app (headings start at level 2)."""
+    import typer.main
+    from typer.cli import get_docs_for_click
+
+    from limnos.cli.main import app
+
+    command = typer.main.get_command(app)
+    ctx = typer.Context(command, info_name="limnos")
+    text = get_docs_for_click(obj=command, ctx=ctx, name="limnos", indent=1)
+    return text
+
+
+def on_page_markdown(markdown: str, **kwargs: Any) -> str:
+    """Fill in the generated CLI reference where a page asks for it."""
+    if CLI_MARKER in markdown:
+        markdown = markdown.replace(CLI_MARKER, cli_reference())
+    return markdown
