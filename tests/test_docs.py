@@ -179,6 +179,9 @@ def page_env(tmp_path: Path) -> dict[str, str]:
                       ("python3", f'"{sys.executable}"')):
         (bin_dir / name).write_text(f'#!/bin/sh\nPYTHONPATH="{src}" exec {run} "$@"\n')
         (bin_dir / name).chmod(0o755)
+    for name in ("pip", "pip3"):  # an example must never install into the environment running the tests
+        (bin_dir / name).write_text('#!/bin/sh\necho "pip in a docs example: mark the block docs-test: skip" >&2\nexit 1\n')
+        (bin_dir / name).chmod(0o755)
     home = tmp_path / "home"
     home.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LIMNOS_", "AWS_", "XDG_", "PYTHON"))}
