@@ -28,6 +28,7 @@ import re
 import subprocess
 import sys
 import traceback
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 RUN_LANGUAGES = {"python", "py", "bash", "sh", "shell", "console"}
-MARKER = re.compile(r"^\s*<!-- docs-test: (skip\b.*?|python|bash)\s*(-->)?\s*$")
+MARKER = re.compile(r"^\s*<!-- docs-test: (skip\b.*?|requires [\w.]+|python|bash)\s*(-->)?\s*$")
 FENCE = re.compile(r"^(\s*)(```+)\s*([\w+-]*)")
 BUCKET = re.compile(r"s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?=[/\"' ]|$)", re.M)
 PG_EXAMPLE = "postgresql://me@db/lake"
@@ -54,6 +55,7 @@ class Block:
     skip: str = ""      # why it does not run ("" = it runs)
     hidden: bool = False
     file: str = ""      # a ``# name.py`` block: written to this file instead of run
+    requires: str = ""  # a module the block needs (an optional extra, such as torch)
 
 
 def pages() -> list[Path]:
@@ -69,20 +71,24 @@ def parse(page: Path) -> list[Block]:
     """
     lines = page.read_text(encoding="utf-8").splitlines()
     blocks: list[Block] = []
-    skip, i = "", 0
+    skip = requires = ""
+    i = 0
     while i < len(lines):
         line = lines[i]
         marker = MARKER.match(line)
         fence = FENCE.match(line)
         if marker:
             kind = marker.group(1)
-            if kind.startswith("skip"):
+            if kind.startswith(("skip", "requires")):
                 if not marker.group(2):
-                    raise ValueError(f"{page}:{i + 1}: a skip marker must end with --> on its line")
-                skip = kind[4:].strip(" ()") or "skipped"
+                    raise ValueError(f"{page}:{i + 1}: a {kind.split()[0]} marker must end with --> on its line")
+                if kind.startswith("skip"):
+                    skip = kind[4:].strip(" ()") or "skipped"
+                else:
+                    requires = kind.split()[1]
                 i += 1
-                if i >= len(lines) or not FENCE.match(lines[i]):
-                    raise ValueError(f"{page}:{i}: a skip marker must be right before a code block")
+                if i >= len(lines) or not (FENCE.match(lines[i]) or MARKER.match(lines[i])):
+                    raise ValueError(f"{page}:{i}: a {kind.split()[0]} marker must be right before a code block")
                 continue
             end = next((j for j in range(i + 1, len(lines)) if lines[j].strip() == "-->"), None)
             if end is None:
@@ -97,14 +103,15 @@ def parse(page: Path) -> list[Block]:
                 raise ValueError(f"{page}:{i + 1}: a code block that never closes")
             code = "\n".join(text[len(indent):] if text.startswith(indent) else text.lstrip() for text in lines[i + 1:end])
             if language in RUN_LANGUAGES:
-                blocks.append(to_block(i + 2, language, code + "\n", skip))
-            skip, i = "", end + 1
+                blocks.append(to_block(i + 2, language, code + "\n", skip, requires))
+            skip = requires = ""
+            i = end + 1
         else:
             i += 1
     return blocks
 
 
-def to_block(line: int, language: str, code: str, skip: str) -> Block:
+def to_block(line: int, language: str, code: str, skip: str, requires: str = "") -> Block:
     """A fenced block as a Block: console blocks keep their ``$ `` commands, ``# name.py`` blocks become files."""
     if language == "console":
         code = "\n".join(text[2:] if text.startswith("$ ") else "" for text in code.splitlines()) + "\n"
@@ -117,7 +124,7 @@ def to_block(line: int, language: str, code: str, skip: str) -> Block:
     if language == "python":
         named = re.match(r"# ([\w./-]+\.py)\b", code)
         file = named.group(1) if named else ""
-    return Block(line, language, code, skip=skip, file=file)
+    return Block(line, language, code, skip=skip, file=file, requires=requires)
 
 
 def needs(page: Path) -> set[str]:
@@ -135,6 +142,13 @@ def page_params() -> list[Any]:
     """One test per page that has code to run, marked with the servers it needs."""
     return [pytest.param(page, id=page_id(page), marks=[getattr(pytest.mark, m) for m in sorted(needs(page))])
             for page in pages() if any(not block.skip for block in parse(page))]
+
+
+def installed(module: str) -> bool:
+    """Whether ``module`` can be imported here."""
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
 
 
 # ------------------------------------------------------------------- the runner
@@ -209,7 +223,13 @@ def test_every_example_of_the_page_runs(page: Path, tmp_path: Path, request: pyt
                    AWS_DEFAULT_REGION="us-east-1")
     if "postgres" in marks:
         pg_url = request.getfixturevalue("pg_database")
-    run = [asdict(b) | {"code": rewrite(b.code, buckets, endpoint, pg_url)} for b in blocks if not b.skip]
+    missing = {b.requires for b in blocks if b.requires and not installed(b.requires)}
+    if missing:  # visible, not silent; CI sets LIMNOS_REQUIRE_TORCH=1, which makes a missing torch fail here
+        required = {m for m in missing if os.environ.get(f"LIMNOS_REQUIRE_{m.upper()}") == "1"}
+        assert not required, f"{sorted(required)} not installed, and LIMNOS_REQUIRE_* says they must be"
+        warnings.warn(f"{page_id(page)}: blocks needing {sorted(missing)} left out (not installed)", stacklevel=1)
+    run = [asdict(b) | {"code": rewrite(b.code, buckets, endpoint, pg_url)}
+           for b in blocks if not b.skip and b.requires not in missing]
     spec = tmp_path / "blocks.json"
     spec.write_text(json.dumps({"page": str(page), "blocks": run}), encoding="utf-8")
     work = tmp_path / "page"
@@ -225,11 +245,14 @@ def test_markers_are_checked(tmp_path: Path) -> None:
     page = tmp_path / "p.md"
     page.write_text("<!-- docs-test: skip (needs a GPU) -->\n```python\nboom()\n```\n\n```python\nok = 1\n```\n"
                     "<!-- docs-test: python\nsetup = 2\n-->\n```console\n$ limnos ls\nraw/a.txt\n```\n"
-                    "```python\n# tool.py\nprint(1)\n```\n```yaml\nnot: run\n```\n")
+                    "```python\n# tool.py\nprint(1)\n```\n```yaml\nnot: run\n```\n"
+                    "<!-- docs-test: requires torch -->\n```python\nimport torch\n```\n")
     got = [(b.line, b.language, b.code, b.skip, b.hidden, b.file) for b in parse(page)]
     assert got == [(3, "python", "boom()\n", "needs a GPU", False, ""), (7, "python", "ok = 1\n", "", False, ""),
                    (10, "python", "setup = 2\n", "", True, ""), (13, "bash", "limnos ls\n\n", "", False, ""),
-                   (17, "python", "# tool.py\nprint(1)\n", "", False, "tool.py")]
+                   (17, "python", "# tool.py\nprint(1)\n", "", False, "tool.py"),
+                   (25, "python", "import torch\n", "", False, "")]
+    assert [b.requires for b in parse(page)] == ["", "", "", "", "", "torch"]
     page.write_text("<!-- docs-test: skip -->\n\ntext\n```python\nx\n```\n")
     with pytest.raises(ValueError, match="right before a code block"):
         parse(page)
