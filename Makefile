@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: install dev torch demo test test-fast lint bench clean
+.PHONY: install dev torch demo test test-fast lint bench docs clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -40,12 +40,16 @@ test-fast: $(VENV)/.installed-dev
 # Both checks always run, so one pass shows every problem; fails if either does.
 lint: $(VENV)/.installed-dev
 	@status=0; \
-	$(VENV)/bin/ruff check src tests benchmarks || status=1; \
+	$(VENV)/bin/ruff check src tests benchmarks docs/_hooks || status=1; \
 	$(VENV)/bin/mypy || status=1; \
 	exit $$status
+
+# The docs site, strict (a broken link or reference fails), into site/; tests/test_docs.py runs its examples.
+docs: $(VENV)/.installed-dev
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 bench: $(VENV)/.installed-dev
 	$(PY) benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) build dist .pytest_cache
+	rm -rf $(VENV) build dist site .pytest_cache

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from typing import Any
 
 log = logging.getLogger("mkdocs.hooks.limnos")
@@ -24,8 +25,8 @@ def prune(nav: Any, missing: set[str]) -> Any:
         kept = [prune(item, missing) for item in nav]
         return [item for item in kept if item not in (None, {}, [])]
     if isinstance(nav, dict):
-        kept = {title: prune(value, missing) for title, value in nav.items()}
-        return {title: value for title, value in kept.items() if value not in (None, {}, [])}
+        pruned = {title: prune(value, missing) for title, value in nav.items()}
+        return {title: value for title, value in pruned.items() if value not in (None, {}, [])}
     return None if nav in missing else nav
 
 
@@ -49,7 +50,13 @@ def cli_reference() -> str:
     command = typer.main.get_command(app)
     ctx = typer.Context(command, info_name="limnos")
     text = get_docs_for_click(obj=command, ctx=ctx, name="limnos", indent=1)
-    return text
+    return re.sub(r"^Example: (.+)$", examples, text, flags=re.M)
+
+
+def examples(match: re.Match[str]) -> str:
+    """A help text's ``Example: a  |  b`` line as a console block, one command a line."""
+    commands = [part.strip() for part in match.group(1).split("  |  ")]
+    return "**Example**:\n\n```console\n" + "\n".join(f"$ {c}" for c in commands) + "\n```"
 
 
 def on_page_markdown(markdown: str, **kwargs: Any) -> str:
