@@ -322,5 +322,48 @@ def test_the_site_builds_strict(tmp_path: Path) -> None:
     assert (tmp_path / "site" / "reference" / "cli" / "index.html").is_file()
 
 
+def hook_module(name: str) -> Any:
+    """A module of docs/_hooks, loaded from its file (it is not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"docs_hooks_{name}", DOCS / "_hooks" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_optional_pages_leave_the_nav_only_while_missing(tmp_path: Path) -> None:
+    """A missing optional page drops out of the nav (and an emptied section with it); any other entry stays."""
+    site = hook_module("site")
+    (tmp_path / "ml.md").write_text("# ML\n")
+    nav = [{"Home": "index.md"}, {"Guide": [{"fsspec": "fsspec.md"}, {"ML": "ml.md"}, {"Gone": "typo.md"}]},
+           {"Later": [{"UI": "ui.md"}]}]
+    config = {"extra": {"optional_pages": ["fsspec.md", "ml.md", "ui.md"]}, "docs_dir": str(tmp_path), "nav": nav}
+    assert site.on_config(config)["nav"] == [{"Home": "index.md"}, {"Guide": [{"ML": "ml.md"}, {"Gone": "typo.md"}]}]
+
+
+def test_the_cli_reference_is_generated_from_the_app() -> None:
+    """Every command of the typer app has a section, with its options and examples as console blocks."""
+    import typer.main
+
+    from limnos.cli.main import app
+
+    text = hook_module("site").on_page_markdown("# CLI\n\n<!-- cli-reference -->\n")
+    group = typer.main.get_command(app)
+    assert "<!-- cli-reference -->" not in text
+    for name in group.commands:  # type: ignore[attr-defined]
+        assert f"`limnos {name}`" in text
+    assert "`--json`" in text and "**Example**:\n\n```console\n$ limnos " in text
+
+
+def test_docstrings_render_as_markdown() -> None:
+    """reST roles, literal-block colons and doctests in docstrings become Markdown on the site."""
+    roles = hook_module("griffe_roles")
+    text = "Use :class:`~limnos.lake.Lake` and :func:`limnos.open`, or :meth:`.close`. Layout::\n\n    a/b\n\n>>> 1 + 1\n2\n"
+    assert roles.markdown_docstring(text) == (
+        "Use `Lake` and `limnos.open`, or `close`. Layout:\n\n    a/b\n\n```pycon\n>>> 1 + 1\n2\n```")
+
+
 if __name__ == "__main__":
     sys.exit(run_blocks(sys.argv[1]))
