@@ -16,8 +16,9 @@ the site and on GitHub; CONTRIBUTING.md documents them):
 Buckets (``s3://NAME/``) are fresh buckets on the moto S3 server (the name
 rewritten, the line count kept), ``http://minio:9000`` is its endpoint, and
 ``postgresql://me@db/lake`` a fresh PostgreSQL database; a page that uses
-them carries the ``s3`` or ``postgres`` mark. ``mkdocs build --strict`` runs
-here too.
+them carries the ``s3`` or ``postgres`` mark. Every page run is ``slow`` (a
+subprocess working a lake for seconds; ``pytest tests/test_docs.py`` runs them
+all), and so is ``mkdocs build --strict``, which runs here too.
 """
 
 from __future__ import annotations
@@ -139,8 +140,9 @@ def page_id(page: Path) -> str:
 
 
 def page_params() -> list[Any]:
-    """One test per page that has code to run, marked with the servers it needs."""
-    return [pytest.param(page, id=page_id(page), marks=[getattr(pytest.mark, m) for m in sorted(needs(page))])
+    """One test per page that has code to run, marked with the servers it needs, and slow (each runs for seconds)."""
+    return [pytest.param(page, id=page_id(page),
+                         marks=[pytest.mark.slow, *(getattr(pytest.mark, m) for m in sorted(needs(page)))])
             for page in pages() if any(not block.skip for block in parse(page))]
 
 
@@ -312,6 +314,7 @@ def test_every_page_is_on_the_site() -> None:
     assert present - listed == set(), "add these pages to the nav of mkdocs.yml"
 
 
+@pytest.mark.slow
 def test_the_site_builds_strict(tmp_path: Path) -> None:
     """``mkdocs build --strict``: no broken link, no missing page, every API reference renders."""
     pytest.importorskip("mkdocs", reason="the docs extra: pip install -e '.[docs]'")
