@@ -164,6 +164,7 @@ def run_blocks(spec_path: str) -> int:
     """Run the blocks listed in a JSON spec, in order, in this process and the cwd; 1 at the first failure."""
     spec = json.loads(Path(spec_path).read_text(encoding="utf-8"))
     page = spec["page"]
+    sys.path[0] = os.getcwd()  # as `python -c` has it: `import pipe` finds a ``# pipe.py`` block, not tests/'s modules
     namespace: dict[str, Any] = {"__name__": "__main__"}
     for raw in spec["blocks"]:
         block = Block(**raw)
