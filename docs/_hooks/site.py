@@ -49,7 +49,14 @@ def cli_reference() -> str:
 
     command = typer.main.get_command(app)
     ctx = typer.Context(command, info_name="limnos")
-    text = get_docs_for_click(obj=command, ctx=ctx, name="limnos", indent=1)
+    # A command list shows each command's whole first help line, not click's 45 characters and "...".
+    command_class = next(k for k in type(command).__mro__ if "get_short_help_str" in vars(k))  # click's Command
+    short_help = vars(command_class)["get_short_help_str"]
+    setattr(command_class, "get_short_help_str", lambda self, limit=45: short_help(self, limit=200))  # noqa: B010
+    try:
+        text = get_docs_for_click(obj=command, ctx=ctx, name="limnos", indent=1)
+    finally:
+        setattr(command_class, "get_short_help_str", short_help)  # noqa: B010
     return re.sub(r"^Example: (.+)$", examples, text, flags=re.M)
 
 
