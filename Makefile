@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: install dev torch tensorflow demo test test-fast lint bench clean web-assets
+.PHONY: install dev torch tensorflow demo test test-fast lint bench docs clean web-assets
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -44,9 +44,13 @@ test-fast: $(VENV)/.installed-dev
 # Both checks always run, so one pass shows every problem; fails if either does.
 lint: $(VENV)/.installed-dev
 	@status=0; \
-	$(VENV)/bin/ruff check src tests benchmarks || status=1; \
+	$(VENV)/bin/ruff check src tests benchmarks docs/_hooks || status=1; \
 	$(VENV)/bin/mypy || status=1; \
 	exit $$status
+
+# The docs site, strict (a broken link or reference fails), into site/; tests/test_docs.py runs its examples.
+docs: $(VENV)/.installed-dev
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 bench: $(VENV)/.installed-dev
 	$(PY) benchmarks/run.py
@@ -68,4 +72,4 @@ web-assets:
 	cd build/web-assets && node -e 'for (const p of ["cytoscape","cytoscape-dagre","dagre","graphlib","lodash"]) { const j = require("./node_modules/" + p + "/package.json"); console.log(p + " " + j.version + " " + j.license); }' > ../../$(WEB_VENDOR)/VERSIONS
 
 clean:
-	rm -rf $(VENV) build dist .pytest_cache
+	rm -rf $(VENV) build dist site .pytest_cache

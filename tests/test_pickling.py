@@ -168,11 +168,11 @@ def test_files_travel_to_a_dask_local_cluster(sqlite_lake: limnos.Lake, files: l
 
 
 @pytest.mark.slow
-def test_the_readme_dask_block_runs_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_docs_dask_block_runs_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import re
 
     pytest.importorskip("distributed")
-    text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    text = (Path(__file__).resolve().parents[1] / "docs" / "steps.md").read_text(encoding="utf-8")
     section = text[text.index("**Dask and Ray.**"):]
     block = re.search(r"```python\n(.*?)```", section, re.S)
     assert block is not None
@@ -183,6 +183,6 @@ def test_the_readme_dask_block_runs_as_written(tmp_path: Path, monkeypatch: pyte
     lake.close()
     monkeypatch.setenv("LIMNOS_LAKE", str(tmp_path / "shared" / ".limnos"))
     namespace: dict[str, Any] = {"__name__": "readme_dask"}
-    exec(compile(block.group(1), "README.md", "exec"), namespace)
+    exec(compile(block.group(1), "docs/steps.md", "exec"), namespace)
     assert namespace["counts"] == [("raw/a.txt", 3), ("raw/b.txt", 2)]
     namespace["lake"].close()

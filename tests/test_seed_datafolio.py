@@ -12,7 +12,6 @@ from __future__ import annotations
 import gc
 import json
 import os
-import re
 import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -276,15 +275,6 @@ def test_readme_examples_on_s3(example: Callable[[Callable[[str], str]], None], 
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda f: f.__name__)
 def test_readme_examples_locally(example: Callable[[Callable[[str], str]], None], tmp_path: Path) -> None:
     example(local_env(tmp_path))
-
-
-def test_migration_page_examples_run(tmp_path: Path) -> None:
-    """Every python block of docs/migrating/datafolio.md runs, in order, in one namespace."""
-    blocks = re.findall(r"```python\n(.*?)```", DOCS.read_text(encoding="utf-8"), flags=re.S)
-    assert len(blocks) >= 4
-    namespace: dict = {}
-    for block in blocks:
-        exec(compile(block, str(DOCS), "exec"), namespace)  # our own documentation
 
 
 # ------------------------------------------------------------- model trust

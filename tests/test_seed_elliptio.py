@@ -4,14 +4,13 @@ ElliptIO -> limnos: ``get_handler(dirpath=..., manual_metadata=...)`` -> ``limno
 (or ``lake.defaults(metadata=...)``); ``f.remote_url`` -> ``f.path``; ``h.load(file_id)`` -> ``lake.get(id)``;
 ``model.upload(path)`` -> ``Writer.upload(path)``; ``model.based_on`` -> ``[i.id for i in model.file.inputs]``;
 ``h.query({...})`` -> ``lake.query({...})`` (a Result that reads like a DataFrame); a custom tracker ->
-``limnos.provenance.register(fn)``. docs/migrating/elliptio.md shows the same code.
+``limnos.provenance.register(fn)``. docs/migrating/elliptio.md shows the same code (tests/test_docs.py runs it).
 """
 
 from __future__ import annotations
 
 import json
 import pickle
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -205,15 +204,3 @@ def test_a_failing_provider_stops_the_write(lake: limnos.Lake) -> None:
     with pytest.raises(ProvenanceError):
         limnos.provenance.register("not a function")  # type: ignore[arg-type]
 
-
-def test_the_migration_page_runs_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """docs/migrating/elliptio.md: every Python block, in order, in an empty folder."""
-    page = Path(__file__).resolve().parent.parent / "docs" / "migrating" / "elliptio.md"
-    blocks = re.findall(r"```python\n(.*?)```", page.read_text(encoding="utf-8"), flags=re.DOTALL)
-    assert len(blocks) >= 5
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("EXPERIMENT_ID", raising=False)
-    namespace: dict[str, Any] = {"__name__": "elliptio_migration"}
-    for block in blocks:
-        exec(compile(block, str(page), "exec"), namespace)
-    assert (tmp_path / "my_data_lake" / "catalog.sqlite").exists()

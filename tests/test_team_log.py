@@ -368,14 +368,14 @@ def test_a_transaction_the_database_retries_after_publishing_publishes_once(team
 
 
 def test_the_readme_team_lake_block_runs_on_a_bucket(tmp_path, moto_s3):
-    """README "Sharing", way 2, as written but for the bucket name, with the endpoint from the environment."""
+    """docs/sharing.md, way 2 (was in the README), as written but for the bucket name, with the endpoint from the environment."""
     import re
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
-    blocks = [b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if b.startswith('lake = limnos.init("s3://bucket/lake")')]
-    assert len(blocks) == 1, "README lost its team-lake block"
+    page = (Path(__file__).resolve().parents[1] / "docs" / "sharing.md").read_text(encoding="utf-8")
+    blocks = [b for b in re.findall(r"```python\n(.*?)```", page, re.S) if b.startswith('lake = limnos.init("s3://team-bucket/lake")')]
+    assert len(blocks) == 1, "docs/sharing.md lost its team-lake block"
     url = f"s3://{moto_s3.new_bucket()}/lake"
-    script = "import limnos\n" + blocks[0].replace("s3://bucket/lake", url) + textwrap.dedent(
+    script = "import limnos\n" + blocks[0].replace("s3://team-bucket/lake", url) + textwrap.dedent(
         """
         with lake.create("raw/x.txt") as w:
             w.write_text("shared")

@@ -282,13 +282,12 @@ def test_limnos_ui_command_prints_the_url_and_serves(small: limnos.Lake) -> None
 
 
 def _readme_blocks(kind: str) -> list[str]:
-    text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
-    start = text.index("\n## Look at your lake: limnos ui\n")
-    return re.findall(rf"```{kind}\n(.*?)```", text[start:text.find("\n## ", start + 1)], re.S)
+    text = (Path(__file__).resolve().parents[1] / "docs" / "ui.md").read_text(encoding="utf-8")
+    return re.findall(rf"```{kind}\n(.*?)```", text, re.S)
 
 
 @pytest.mark.slow  # the demo, and a server in a subprocess
-def test_the_readme_ui_examples_run_as_written(tmp_path: Path) -> None:
+def test_the_ui_page_examples_run_as_written(tmp_path: Path) -> None:
     """The section's Python block on a lake with a datasource, then its shell block (the demo's lake path filled in)."""
     [python] = _readme_blocks("python")
     lake = limnos.init(str(tmp_path / "lake"))
