@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import re
+import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
@@ -32,6 +33,7 @@ import limnos
 
 from ..times import parse_timestamp
 from . import render
+from .completion import complete_ref
 from .errors import CliError, error_shell
 from .helptext import HelpMixin
 
@@ -157,7 +159,7 @@ app = Typer(
     help="limnos: turn any folder into a content-addressed data lake for data science.",
     epilog="Example: limnos init && limnos add data/ --name raw && limnos ls",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion: bash, zsh, fish (see cli/completion.py)
     pretty_exceptions_enable=False,
     # Plain help (click's formatter): typer's rich help costs about 0.1 s of imports and drawing, two thirds
     # of the 0.15 s start-up budget, and shows <bool> metavars for flags.
@@ -176,8 +178,35 @@ class LinkMode(str, enum.Enum):
     symlink = "symlink"
 
 
-Ref = Annotated[str, typer.Argument(help="name, name@N or id.")]
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+class OutputFormat(str, enum.Enum):
+    """How a listing prints: a table for people, tab-separated lines for scripts, or JSON."""
+
+    table = "table"
+    tsv = "tsv"
+    json = "json"
+
+
+Ref = Annotated[str, typer.Argument(metavar="REF", help="name, name@N or id.", autocompletion=complete_ref)]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON (the same as --format json).")]
+FormatOption = Annotated[OutputFormat | None, typer.Option(
+    "--format", help="table (the default on a terminal), tsv (the default when piped: one line per item, "
+                     "tab-separated, no header) or json.")]
+Limit = Annotated[int | None, typer.Option("--limit", min=0, metavar="N", help="At most N items.")]
+
+
+def output_format(fmt: OutputFormat | None, as_json: bool = False) -> OutputFormat:
+    """The format a listing prints in: ``--json`` or ``--format``, else a table on a terminal and tsv when piped.
+
+    Raises:
+        CliError: For ``--json`` with another ``--format``.
+    """
+    if as_json:
+        if fmt not in (None, OutputFormat.json):
+            raise CliError(f"--json and --format {fmt.value} disagree; give one of them")
+        return OutputFormat.json
+    if fmt is not None:
+        return fmt
+    return OutputFormat.table if sys.stdout.isatty() else OutputFormat.tsv
 
 
 # ------------------------------------------------------- the root and lakes
@@ -346,15 +375,19 @@ __all__ = [
     "HELP_ORDER",
     "CliError",
     "Command",
+    "FormatOption",
     "Group",
     "JsonFlag",
+    "Limit",
     "LinkMode",
+    "OutputFormat",
     "Ref",
     "RootGroup",
     "Typer",
     "app",
     "lake_path",
     "open_lake",
+    "output_format",
     "parse_options",
     "parse_pairs",
     "parse_value",

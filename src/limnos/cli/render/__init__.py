@@ -28,7 +28,7 @@ _WHERE = {
         "params_text", "print_all", "print_json", "printable", "set_verbosity", "short_hash", "show", "size", "type_name",
         "value_text", "verbosity", "warning_line", "when"), "console"),
     **dict.fromkeys(("info_renderables", "kv_table", "run_fields", "step_panel"), "info"),
-    **dict.fromkeys(("file_cells", "stream_files", "stream_json"), "lines"),
+    **dict.fromkeys(("file_cells", "print_tsv", "step_cells", "stream_files", "stream_json", "tsv_cell"), "lines"),
     **dict.fromkeys(("MAX_BOX_ITEMS", "lineage_renderables", "lineage_tree", "step_box"), "lineage"),
     **dict.fromkeys((
         "project_pull_report", "project_status_hints", "project_status_renderable", "report_renderable",
@@ -65,7 +65,7 @@ if TYPE_CHECKING:
     )
     from .info import info_renderables, kv_table, run_fields, step_panel
     from .lineage import MAX_BOX_ITEMS, lineage_renderables, lineage_tree, step_box
-    from .lines import file_cells, stream_files, stream_json
+    from .lines import file_cells, print_tsv, step_cells, stream_files, stream_json, tsv_cell
     from .reports import (
         project_pull_report,
         project_status_hints,
@@ -116,6 +116,7 @@ __all__ = [
     "params_text",
     "print_all",
     "print_json",
+    "print_tsv",
     "printable",
     "project_pull_report",
     "project_status_hints",
@@ -130,11 +131,13 @@ __all__ = [
     "stale_renderable",
     "status_renderable",
     "step_box",
+    "step_cells",
     "step_panel",
     "steps_table",
     "stream_files",
     "stream_json",
     "transfer_report",
+    "tsv_cell",
     "type_name",
     "value_text",
     "verbosity",
