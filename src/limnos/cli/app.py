@@ -78,6 +78,14 @@ class Group(HelpMixin, TyperGroup):  # type: ignore[misc]  # as Command
                 raise typer.Exit(usage_error(exc)) from None
 
 
+    def parse_args(self, ctx: ClickContext, args: list[str]) -> list[str]:
+        """A group run without a command prints its help on stdout: exit 2 for ``limnos`` (click's), 0 for a group."""
+        if not args and self.no_args_is_help and not ctx.resilient_parsing:
+            print(ctx.get_help())
+            raise typer.Exit(2 if ctx.parent is None else 0)
+        return super().parse_args(ctx, args)
+
+
 class RootGroup(Group):
     """The ``limnos`` group: lists its commands in :data:`HELP_ORDER`."""
 
