@@ -111,19 +111,36 @@ Quiet = Annotated[bool, typer.Option("--quiet", "-q",
 Verbose = Annotated[int, typer.Option("--verbose", "-v", count=True, help="Say more: -v what the library logs, -vv its SQL too.")]
 
 
-def with_verbosity(func: F) -> F:
-    """``func`` with the ``-q``/``-v`` options every command takes: they set :func:`~.render.set_verbosity`, then run it."""
-    signature = inspect.signature(func, eval_str=True)
-    extra = [inspect.Parameter("quiet", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=Quiet),
-             inspect.Parameter("verbose", inspect.Parameter.KEYWORD_ONLY, default=0, annotation=Verbose)]
+class _WithVerbosity:
+    """A command function that also takes ``-q``/``-v``: they set :func:`set_verbosity`, then the function runs.
 
-    @functools.wraps(func)
-    def run(*args: Any, quiet: bool = False, verbose: int = 0, **kwargs: Any) -> Any:
+    Its signature (the function's, plus ``quiet`` and ``verbose``) is built when typer first asks for it, and
+    once: typer reads every command's signature at every start, so building it at import would double the work.
+    """
+
+    def __init__(self, func: Callable[..., Any]) -> None:
+        functools.update_wrapper(self, func)
+        self._func = func
+        self._signature: inspect.Signature | None = None
+
+    @property
+    def __signature__(self) -> inspect.Signature:
+        """The function's parameters, then ``quiet`` and ``verbose`` (annotations evaluated, as typer wants them)."""
+        if self._signature is None:
+            signature = inspect.signature(self._func, eval_str=True)
+            extra = [inspect.Parameter("quiet", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=Quiet),
+                     inspect.Parameter("verbose", inspect.Parameter.KEYWORD_ONLY, default=0, annotation=Verbose)]
+            self._signature = signature.replace(parameters=[*signature.parameters.values(), *extra])
+        return self._signature
+
+    def __call__(self, *args: Any, quiet: bool = False, verbose: int = 0, **kwargs: Any) -> Any:
         set_verbosity(-1 if quiet else verbose)
-        return func(*args, **kwargs)
+        return self._func(*args, **kwargs)
 
-    run.__signature__ = signature.replace(parameters=[*signature.parameters.values(), *extra])  # type: ignore[attr-defined]
-    return run  # type: ignore[return-value]
+
+def with_verbosity(func: F) -> F:
+    """``func`` with the ``-q``/``-v`` options every command takes (see :class:`_WithVerbosity`)."""
+    return _WithVerbosity(func)  # type: ignore[return-value]
 
 
 def set_verbosity(level: int) -> None:
