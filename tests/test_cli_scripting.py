@@ -129,6 +129,16 @@ def test_ls_formats_and_limit(lake: Any) -> None:
     assert none.exit_code == 0 and none.stdout == ""
 
 
+def test_values_are_still_checked(lake: Any) -> None:
+    env = env_for(lake)
+    for args in (["ls", "--limit", "-1"], ["ls", "--limit", "x"], ["get", "a/1.txt", "--link", "bogus"],
+                 ["--lake", lake.path, "steps", "--limit", "1.5"]):
+        result = run(*args, env=env)
+        assert result.exit_code == 2 and result.stdout == "", args
+        assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, result.stderr
+    assert run("ls", "-vvv", "--limit", "1", env=env).exit_code == 0  # a count is an int already
+
+
 def test_json_and_another_format_is_refused(lake: Any) -> None:
     result = run("ls", "--json", "--format", "tsv", env=env_for(lake))
     assert result.exit_code == 1

@@ -55,12 +55,56 @@ HELP_ORDER = (
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+class _LazyCoercion:
+    """A parameter's value check that loads typer's own (built on pydantic, 50 ms of imports) only when needed.
+
+    typer checks every parameter's value through a pydantic ``TypeAdapter``,
+    built on first use, even for an option that was not given. Most values a
+    command sees need no check: an option left out (None), a ``str`` (paths,
+    names, refs), the ``-v`` count; those pass as they are. Any other value
+    (``--limit 5``, ``--format tsv``, a list) goes to typer's check, as before.
+    """
+
+    def __init__(self, param: Any) -> None:
+        self._param = param
+        self._typer: Any = None
+
+    def coerce(self, value: Any, param: Any, ctx: Any) -> Any:
+        """The value to call the command with, as typer's check would give it."""
+        descriptor = param.type_descriptor
+        if value is None:
+            return () if param.multiple or param.nargs == -1 else None
+        plain = descriptor.parameter_info.parser is None and not param.multiple and param.nargs == 1
+        if plain and descriptor.annotation is str and isinstance(value, str):
+            return value
+        if plain and getattr(param, "count", False) and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if self._typer is None:
+            from typer._coercion import build_runtime_param
+
+            self._typer = build_runtime_param(descriptor)
+        return self._typer.coerce(value, param, ctx)
+
+
+def _lazy_coercion(params: list[Any]) -> None:
+    """Give each of typer's parameters a :class:`_LazyCoercion` (a parameter of another kind is left alone)."""
+    for param in params:
+        if getattr(param, "_runtime_param", False) is None and hasattr(param, "type_descriptor"):
+            param._runtime_param = _LazyCoercion(param)
+
+
 class Command(HelpMixin, TyperCommand):  # type: ignore[misc]  # HelpMixin's context_class is a click Context too
-    """A limnos command: typer's, with the help layout of :mod:`.helptext`."""
+    """A limnos command: typer's, with the help layout of :mod:`.helptext` and :class:`_LazyCoercion`."""
+
+    def parse_args(self, ctx: ClickContext, args: list[str]) -> list[str]:
+        """Parse as typer does, checking values with :class:`_LazyCoercion`."""
+        _lazy_coercion(self.get_params(ctx))
+        return super().parse_args(ctx, args)
 
 
 class Group(HelpMixin, TyperGroup):  # type: ignore[misc]  # as Command
     """A command group whose commands' errors become one ``error:`` line and exit code 1 (see :mod:`.errors`)."""
+
 
     def invoke(self, ctx: ClickContext) -> Any:
         """Run the chosen command inside :func:`~limnos.cli.errors.error_shell`.
@@ -79,10 +123,12 @@ class Group(HelpMixin, TyperGroup):  # type: ignore[misc]  # as Command
 
 
     def parse_args(self, ctx: ClickContext, args: list[str]) -> list[str]:
-        """A group run without a command prints its help on stdout: exit 2 for ``limnos`` (click's), 0 for a group."""
+        """Parse as typer does, checking values with :class:`_LazyCoercion`; a group run without a command prints
+        its help on stdout: exit 2 for ``limnos`` (click's), 0 for a group."""
         if not args and self.no_args_is_help and not ctx.resilient_parsing:
             print(ctx.get_help())
             raise typer.Exit(2 if ctx.parent is None else 0)
+        _lazy_coercion(self.get_params(ctx))
         return super().parse_args(ctx, args)
 
 
