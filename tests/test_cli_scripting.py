@@ -249,6 +249,16 @@ def test_completion_offers_names_a_folder_at_a_time_and_versions(lake: Any, tmp_
     assert complete("limnos info a/", tmp_path, env={"LIMNOS_LAKE": lake.path}) == ["a/1.txt", "a/2.txt"]
 
 
+@pytest.mark.parametrize("shell", ["zsh", "fish"])
+def test_completion_in_zsh_and_fish(lake: Any, tmp_path: Path, shell: str) -> None:
+    cmd = [str(LIMNOS_BIN)] if LIMNOS_BIN.exists() else [sys.executable, "-m", "limnos"]
+    env = {**os.environ, "_LIMNOS_COMPLETE": f"complete_{shell}", "_TYPER_COMPLETE_FISH_ACTION": "get-args",
+           "_TYPER_COMPLETE_ARGS": f"limnos --lake {lake.path} cat b/"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    assert re.findall(r"b/[12]\.txt", proc.stdout) == ["b/1.txt", "b/2.txt"], proc.stdout
+
+
 def test_completion_of_remotes_and_without_a_lake(lake: Any, tmp_path: Path) -> None:
     lake.remotes.add("origin", str(tmp_path / "r1"), default=True)
     lake.remotes.add("other", str(tmp_path / "r2"))
