@@ -69,8 +69,11 @@ def image_tensor(value: Any) -> Any:
     """An image (open file, path or bytes) as a uint8 tensor of shape C x H x W."""
     import io
 
-    import numpy as np
     import torch
+
+    from ..errors import require_extra
+
+    np = require_extra("numpy", "torch", purpose="the image tensorizer")
 
     try:
         from PIL import Image
