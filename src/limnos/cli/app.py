@@ -258,10 +258,10 @@ class OutputFormat(str, enum.Enum):
 
 
 Ref = Annotated[str, typer.Argument(metavar="REF", help="name, name@N or id.", autocompletion=complete_ref)]
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON (the same as --format json).")]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 FormatOption = Annotated[OutputFormat | None, typer.Option(
-    "--format", help="table (the default on a terminal), tsv (the default when piped: one line per item, "
-                     "tab-separated, no header) or json.")]
+    "--format", help="table (the default on a terminal), tsv (the default when piped: one tab-separated line "
+                     "per item) or json (the same as --json).")]
 Limit = Annotated[int | None, typer.Option("--limit", min=0, metavar="N", help="At most N items.")]
 
 

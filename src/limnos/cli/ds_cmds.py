@@ -153,7 +153,7 @@ def ds_query(
     ctx: typer.Context,
     name: SourceName,
     query: Query = None,
-    select: Annotated[str | None, typer.Option(help="Comma-separated fields to show (default: all).")] = None,
+    select: Annotated[str | None, typer.Option(metavar="FIELDS", help="Comma-separated fields to show (default: all).")] = None,
     order_by: Annotated[str | None, typer.Option("--order-by", metavar="FIELD",
                                                  help="Order by this field (then by path).")] = None,
     desc: Annotated[bool, typer.Option("--desc", help="With --order-by: largest first.")] = False,
@@ -218,11 +218,12 @@ def ds_download(
     ctx: typer.Context,
     name: SourceName,
     query: Query = None,
-    target: Annotated[str | None, typer.Option(help="Folder to download into (default: limnos' data folder).")] = None,
+    target: Annotated[str | None, typer.Option(metavar="DIR",
+                                               help="Folder to download into (default: limnos' data folder).")] = None,
     source_prefix: Annotated[bool, typer.Option("--source-prefix/--no-source-prefix",
                                                 help="Keep the root's own folder in the paths.")] = True,
     redownload: Annotated[bool, typer.Option("--redownload", help="Download files that are already there too.")] = False,
-    jobs: Annotated[int | None, typer.Option(help="Downloads in flight.")] = None,
+    jobs: Annotated[int | None, typer.Option(metavar="N", help="Downloads in flight.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Download the files of a datasource (or of the datapoints a query matches)."""
@@ -243,7 +244,7 @@ def ds_save_dataset(
     dataset: Annotated[str, typer.Argument(help="A name for the dataset.")],
     query: Query = None,
     pin: Annotated[bool, typer.Option("--pin", help="Pin it to now: later changes to the metadata do not show.")] = False,
-    as_of: Annotated[str | None, typer.Option("--as-of", help="Pin it to this time instead.")] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", metavar="TIME", help="Pin it to this time instead.")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a dataset of that name.")] = False,
 ) -> None:
     """Save a query on a datasource as a named dataset ('limnos datasets' lists them)."""

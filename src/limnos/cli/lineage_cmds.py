@@ -32,7 +32,7 @@ def lineage(
     ctx: typer.Context,
     ref: Ref,
     down: Annotated[bool, typer.Option("--down", help="What was made from the file, instead of what it was made from.")] = False,
-    depth: Annotated[int | None, typer.Option(min=0, help="Steps to walk (default: the whole graph).")] = None,
+    depth: Annotated[int | None, typer.Option(min=0, metavar="N", help="Steps to walk (default: the whole graph).")] = None,
     fmt: Annotated[Format, typer.Option("--format", "-f", help="text, dot (Graphviz), mermaid or json.")] = Format.text,
 ) -> None:
     """Draw where a file came from, or with --down, what was made from it."""
@@ -52,7 +52,7 @@ def lineage(
 def steps(
     ctx: typer.Context,
     failed: Annotated[bool, typer.Option("--failed", help="Only executions that raised.")] = False,
-    function: Annotated[str | None, typer.Option(help="Only this function (module.name or name).")] = None,
+    function: Annotated[str | None, typer.Option(metavar="NAME", help="Only this function (module.name or name).")] = None,
     limit: Annotated[int | None, typer.Option(min=0, metavar="N", help="Only the newest N executions.")] = None,
     fmt: FormatOption = None,
     as_json: JsonFlag = False,

@@ -42,7 +42,8 @@ def _project(ctx: typer.Context, start: str, create: bool = False) -> Project:
 def init(
     ctx: typer.Context,
     path: Annotated[str | None, typer.Argument(help="Folder for the new lake (default: .limnos).")] = None,
-    catalog: Annotated[str | None, typer.Option(help="SQLAlchemy URL of the catalog (default: SQLite inside the lake).")] = None,
+    catalog: Annotated[str | None, typer.Option(
+        metavar="URL", help="SQLAlchemy URL of the catalog (default: SQLite inside the lake).")] = None,
     link: Annotated[LinkMode, typer.Option(help="How working copies are made.")] = LinkMode.copy,
     project: Annotated[bool, typer.Option("--project", help=(
         "Start tracking data in this project: limnos.lock in PATH (default: the git root, else here) "

@@ -27,7 +27,7 @@ app.add_typer(cache_app, name="cache")
 
 Remote = Annotated[str | None, typer.Option(metavar="NAME", help="Remote name (default: the default remote).",
                                             autocompletion=complete_remote)]
-Jobs = Annotated[int | None, typer.Option(help="Transfers in flight (default: 8 per CPU).")]
+Jobs = Annotated[int | None, typer.Option(metavar="N", help="Transfers in flight (default: 8 per CPU).")]
 ReportJson = Annotated[bool, typer.Option("--json", help="Print the report as JSON.")]
 
 
@@ -146,8 +146,9 @@ def cache_size(ctx: typer.Context, as_json: JsonFlag = False) -> None:
 @cache_app.command("prune", epilog="Example: limnos cache prune --max-size 10GB")
 def cache_prune(
     ctx: typer.Context,
-    max_size: Annotated[str, typer.Option("--max-size", help="Keep at most this much: 500MB, 10GB, 2GiB.")] = "10GB",
-    keep_recent: Annotated[float, typer.Option(help="Never remove objects used in the last N seconds.")] = 60.0,
+    max_size: Annotated[str, typer.Option("--max-size", metavar="SIZE",
+                                          help="Keep at most this much: 500MB, 10GB, 2GiB.")] = "10GB",
+    keep_recent: Annotated[float, typer.Option(metavar="N", help="Never remove objects used in the last N seconds.")] = 60.0,
     as_json: JsonFlag = False,
 ) -> None:
     """Remove least recently used cached objects (they download again when read)."""
