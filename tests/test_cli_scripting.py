@@ -173,7 +173,9 @@ def test_datasets_and_remotes_print_tsv(lake: Any, tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------------ -q, -v, status
-def test_quiet_hides_messages_and_verbose_shows_the_sql(lake: Any, tmp_path: Path) -> None:
+def test_quiet_hides_messages_and_verbose_shows_the_sql(lake: Any, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LIMNOS_PROGRESS", raising=False)  # as a caller's own process has it
     env = env_for(lake)
     (tmp_path / "new.txt").write_text("new")
     loud = run("add", str(tmp_path / "new.txt"), "--name", "new.txt", env=env)
@@ -182,6 +184,7 @@ def test_quiet_hides_messages_and_verbose_shows_the_sql(lake: Any, tmp_path: Pat
     quiet = run("add", str(tmp_path / "new.txt"), "--name", "new.txt", "-q", env=env)
     assert quiet.exit_code == 0 and quiet.stderr == "" and quiet.stdout == ""
     assert lake.get("new.txt").version == 2  # -q silenced it; it still did the work
+    assert "LIMNOS_PROGRESS" not in os.environ  # -q turned bars off for its own command only
     verbose = run("ls", "-vv", "--limit", "1", env=env)
     assert verbose.exit_code == 0 and "SELECT" in verbose.stderr and verbose.stdout.startswith("a/1.txt\t")
     plain = run("ls", "--limit", "1", env=env)

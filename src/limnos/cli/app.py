@@ -180,8 +180,15 @@ class _WithVerbosity:
         return self._signature
 
     def __call__(self, *args: Any, quiet: bool = False, verbose: int = 0, **kwargs: Any) -> Any:
+        progress = os.environ.get("LIMNOS_PROGRESS")
         set_verbosity(-1 if quiet else verbose)
-        return self._func(*args, **kwargs)
+        try:
+            return self._func(*args, **kwargs)
+        finally:  # -q turned the library's bars off for this command only (it may run in a caller's process)
+            if progress is None:
+                os.environ.pop("LIMNOS_PROGRESS", None)
+            else:
+                os.environ["LIMNOS_PROGRESS"] = progress
 
 
 def with_verbosity(func: F) -> F:
