@@ -153,7 +153,7 @@ def test_help_lists_every_command_with_an_example() -> None:
     for path, command in tree:
         text = cli(*path, "--help").stdout
         shown = " ".join(("limnos", *path))
-        assert "Usage:" in text and "Example: limnos" in text, shown
+        assert "Usage:" in text and re.search(r"^Examples?:\n  limnos ", text, re.MULTILINE), shown
         assert (command.help or "").strip(), f"{shown} has no help text"
         # The example (the epilog) shows this very command at work.
         assert command.epilog and command.epilog.startswith("Example: limnos"), shown
@@ -313,8 +313,10 @@ def test_query(added: Path) -> None:
     assert cli_json("query", "n=3", "project=y")[0]["metadata"]["score"] == 0.5
     assert cli_json("query", "n=4") == []
     assert len(cli_json("query")) == 3  # no filter: every file
-    table = cli("query", "project=x").stdout
+    table = cli("query", "project=x", "--format", "table").stdout
     assert "raw/a.csv" in table and "raw/b.bin" not in table and "project" in table
+    piped = cli("query", "project=x").stdout  # piped: tab-separated lines, no header
+    assert sorted(line.split("\t")[0] for line in piped.splitlines()) == ["raw/a.csv", "raw/sub/c.txt"]
     result = cli("query", "projekt=x", ok=False)
     assert_one_line_error(result, "'projekt'", "project")
     assert "no file matches" in cli("query", "n=99").stderr
@@ -388,10 +390,12 @@ def test_status(added: Path, data: Path) -> None:
     (data / "a.csv").write_text("changed!\n")
     (data / "new.txt").write_text("new")
     (data / "sub" / "c.txt").unlink()
-    st = cli_json("status", str(data), "--name", "raw")
+    changed = cli("status", str(data), "--name", "raw", "--json", ok=False)
+    assert changed.exit_code == 1  # something changed, as 'dvc status' says it
+    st = json.loads(changed.stdout)
     assert st["clean"] is False and st["unchanged"] == 1
     assert st["modified"] == ["raw/a.csv"] and st["new"] == ["raw/new.txt"] and st["deleted"] == ["raw/sub/c.txt"]
-    text = cli("status", str(data), "--name", "raw").stdout
+    text = cli("status", str(data), "--name", "raw", ok=False).stdout
     assert "modified:" in text and "raw/new.txt" in text and "deleted:" in text
     assert_one_line_error(cli("status", str(data / "missing"), ok=False), "does not exist")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import threading
 import time
 import warnings
@@ -524,7 +525,7 @@ def test_cli(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     for command in ("ds", "ds create", "ds list", "ds scan", "ds query", "ds meta", "ds download", "ds save-dataset",
                     "ds delete", "datasets"):
         text = cli(*command.split(), "--help").stdout
-        assert "Example: limnos" in text, command
+        assert re.search(r"^Examples?:\n  limnos ", text, re.MULTILINE), command
 
 
 def test_records_carry_no_storage_options(lake, tmp_path) -> None:  # type: ignore[no-untyped-def]

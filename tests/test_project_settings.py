@@ -185,7 +185,9 @@ def test_stale_working_copy_after_git_pull_is_updated(tmp_path: Path) -> None:
 
     # Bob pulls the code: limnos.lock lists v2 while his working file still holds v1.
     git(b, "pull", "-q")
-    status = json.loads(run(limnos_cmd("status", "--json"), b, env_b).stdout)
+    outdated = run(limnos_cmd("status", "--json"), b, env_b, ok=False)
+    assert outdated.returncode == 1  # something to do: status says so in its exit code too
+    status = json.loads(outdated.stdout)
     assert status["outdated"] == ["data/table.csv"] and status["changed"] == []
     proc = run([sys.executable, "my_script.py"], b, env_b)
     lines = proc.stderr.splitlines()

@@ -64,6 +64,21 @@ def test_importing_the_cli_loads_no_heavy_library(tmp_path: Path) -> None:
 def test_help_loads_no_lake_library(tmp_path: Path) -> None:
     loaded = loaded_by(tmp_path, "--help")
     assert not loaded & set(HEAVY)
+    assert not loaded & {"rich", "pygments", "pydantic"}  # plain help (cli/helptext.py); no value was coerced
+    assert not loaded_by(tmp_path, "ls", "--help") & {*HEAVY, "rich", "pydantic"}
+
+
+def test_a_command_loads_no_project_machinery(tmp_path: Path) -> None:
+    lake = limnos.init(str(tmp_path / "lake"))
+    lake.close()
+    probe = ("import sys; from limnos.cli.main import main; sys.argv = ['limnos', '--lake', sys.argv[1], 'ls']\n"
+             "try:\n    main()\nexcept SystemExit:\n    pass\n"
+             "print(sorted(m for m in sys.modules if m.startswith(('limnos.tracking.', 'limnos.ops.'))))")
+    proc = subprocess.run([sys.executable, "-c", probe, str(tmp_path / "lake")], cwd=tmp_path, capture_output=True,
+                          text=True, env={**os.environ, "PYTHONPATH": SRC}, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    # Every command reads a project's settings first (limnos.lock); that is all of tracking it loads.
+    assert proc.stdout.splitlines()[-1] == "['limnos.tracking.manifest', 'limnos.tracking.settings']"
 
 
 def test_piped_ls_draws_without_rich_or_dataframes(tmp_path: Path) -> None:
@@ -73,7 +88,7 @@ def test_piped_ls_draws_without_rich_or_dataframes(tmp_path: Path) -> None:
     lake.close()
     loaded = loaded_by(tmp_path, "--lake", str(tmp_path / "lake"), "ls")
     assert "sqlalchemy" in loaded  # it did open the lake
-    assert not loaded & {"pandas", "pyarrow", "numpy", "pygments"}
+    assert not loaded & {"pandas", "pyarrow", "numpy", "pygments", "pydantic"}  # pydantic: see cli/app.py _LazyCoercion
 
 
 @pytest.fixture

@@ -762,7 +762,7 @@ def test_stale_outputs(lake, modules):
     assert result.exit_code == 0 and json.loads(result.stdout) == []
     put(lake, "raw/a.txt", "changed")
     result = CliRunner().invoke(app, ["status", "--steps"], env={"LIMNOS_LAKE": lake.path})
-    assert result.exit_code == 0
+    assert result.exit_code == 1  # stale outputs: something changed
     assert out_a.ref in result.stdout and out_first.ref in result.stdout and "raw/a.txt changed" in result.stdout
     assert "2 step outputs are stale" in result.stdout
     bad = CliRunner().invoke(app, ["status"], env={"LIMNOS_LAKE": lake.path})

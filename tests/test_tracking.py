@@ -230,13 +230,15 @@ def test_status_reports_changed_missing_and_newer(tmp_path: Path, monkeypatch: p
 
     sub = tmp_path / "data"
     monkeypatch.chdir(sub)
-    out = json.loads(cli("status", "--json").stdout)
+    changed = cli("status", "--json", ok=False)
+    assert changed.exit_code == 1  # something changed: exit 1, as dvc status
+    out = json.loads(changed.stdout)
     assert out["changed"] == ["data/edited.csv"] and out["missing"] == ["data/gone.csv"]
-    text = cli("status").stdout
+    text = cli("status", ok=False).stdout
     assert "changed:  edited.csv" in text and "missing:  gone.csv" in text and "data/same.csv@2" in text
 
     # A PATH still means the old comparison with the lake.
-    assert json.loads(cli("status", str(tmp_path / "data"), "--name", "data", "--json").stdout)["modified"]
+    assert json.loads(cli("status", str(tmp_path / "data"), "--name", "data", "--json", ok=False).stdout)["modified"]
 
 
 def test_status_outside_a_project_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

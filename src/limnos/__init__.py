@@ -15,6 +15,15 @@ from .errors import *  # noqa: F403  (errors are light and always wanted)
 from .errors import __all__ as _errors
 from .version import __version__
 
+try:  # every writer is guarded by POSIX file locks (catalog, store, limnos.lock): Linux, macOS, BSD
+    import fcntl  # noqa: F401
+except ImportError:  # Windows: refuse here, with the way out, not with a bare ModuleNotFoundError deep in a write
+    import sys
+
+    raise UnsupportedPlatform(  # noqa: F405
+        f"limnos needs POSIX file locks (fcntl), which {sys.platform} lacks: it runs on Linux and macOS",
+        hint="on Windows, run it under WSL 2", platform=sys.platform) from None
+
 # The rest loads on first use (PEP 562), so `import limnos` and `limnos --help`
 # do not pay for SQLAlchemy, fsspec and friends until a lake is touched.
 _LAZY = {

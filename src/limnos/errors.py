@@ -13,7 +13,9 @@ as a keyword argument where it is raised: ``FileNotFound(message, ref=ref)``.
 from __future__ import annotations
 
 import errno
+import importlib
 import re
+from types import ModuleType
 
 __all__ = [
     "CatalogError",
@@ -67,9 +69,12 @@ __all__ = [
     "UiError",
     "UnsafeArchive",
     "UnsupportedMode",
+    "UnsupportedPlatform",
     "UntrustedModel",
     "WriteRefused",
     "redact_url",
+    "require_extra",
+    "require_protocol",
 ]
 
 
@@ -568,21 +573,60 @@ def redact_url(url: str) -> str:
     return _USERINFO.sub(lambda m: f"{m['scheme']}{m['user']}:***@", str(url))
 
 
-def require_extra(module: str, extra: str) -> None:
-    """Import ``module``, or fail with the exact install command.
+def require_extra(module: str, extra: str, purpose: str | None = None) -> ModuleType:
+    """Import ``module`` and return it, or fail with the exact install command.
 
     Args:
-        module: the module to import, such as ``"psycopg"``.
+        module: the module to import, such as ``"psycopg"`` or ``"pyarrow.parquet"``.
         extra: the limnos extra that installs it, such as ``"postgres"``.
+        purpose: what needs it (``"Result.dataframe"``), for the message.
 
     Raises:
         MissingExtra: the module cannot be imported.
     """
     try:
-        __import__(module)
+        return importlib.import_module(module)
     except ImportError as exc:
-        raise MissingExtra(f"{module} is not installed; run: pip install 'limnos[{extra}]'",
-                           module=module, extra=extra) from exc
+        what = f"{purpose} needs {module.split('.')[0]}, which is not installed" if purpose else f"{module} is not installed"
+        raise MissingExtra(f"{what}; run: pip install 'limnos[{extra}]'", module=module, extra=extra) from exc
+
+
+#: The fsspec file system of each URL scheme limnos advertises: the module it needs and the limnos extra that brings it.
+SCHEME_EXTRAS = {
+    "s3": ("s3fs", "s3"), "s3a": ("s3fs", "s3"),
+    "gs": ("gcsfs", "gcs"), "gcs": ("gcsfs", "gcs"),
+    "az": ("adlfs", "azure"), "abfs": ("adlfs", "azure"), "abfss": ("adlfs", "azure"), "adl": ("adlfs", "azure"),
+    "ssh": ("paramiko", "ssh"), "sftp": ("paramiko", "ssh"),
+    "http": ("aiohttp", "http"), "https": ("aiohttp", "http"),
+}
+
+
+def require_protocol(url: str) -> None:
+    """Fail with the limnos extra to install when ``url``'s file system needs a package that is missing.
+
+    fsspec's own errors ("Protocol not known", "Please install gcsfs") do not
+    say which limnos extra brings the package; this one does. A scheme limnos
+    does not know is left to fsspec.
+
+    Raises:
+        MissingExtra: the scheme's package is not installed (the message gives ``pip install 'limnos[...]'``).
+    """
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if scheme in SCHEME_EXTRAS:
+        module, extra = SCHEME_EXTRAS[scheme]
+        require_extra(module, extra, purpose=f"a {scheme}:// URL")
+
+
+class UnsupportedPlatform(LimnosError, OSError):
+    """limnos cannot run on this operating system (it needs POSIX file locks: Linux, macOS, BSD).
+
+    Attributes:
+        platform: the platform found (``sys.platform``, such as ``win32``).
+    """
+
+    def __init__(self, *args: object, platform: str | None = None, hint: str | None = None) -> None:
+        super().__init__(*args, hint=hint)
+        self.platform = platform
 
 
 class RecordsDamaged(IntegrityError):

@@ -60,7 +60,7 @@ def gc(
     ctx: typer.Context,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would be deleted (the default).")] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Really delete.")] = False,
-    grace_days: Annotated[float, typer.Option(min=0, help="Keep unreferenced objects younger than this.")] = 1.0,
+    grace_days: Annotated[float, typer.Option(min=0, metavar="DAYS", help="Keep unreferenced objects younger than this.")] = 1.0,
     as_json: JsonFlag = False,
 ) -> None:
     """Delete objects no file refers to; a dry run unless --yes."""

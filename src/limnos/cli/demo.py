@@ -22,6 +22,7 @@ import zlib
 from typing import TYPE_CHECKING
 
 import limnos
+from limnos.errors import require_extra
 
 from . import render
 from .app import app
@@ -46,8 +47,8 @@ def _step(console: Console, number: int, title: str, code: str, cli: str | None 
 
 def _make_csvs(folder: str) -> list[str]:
     """Three small monthly sales tables, with a few missing values to clean."""
-    import numpy as np
-    import pandas as pd
+    pd = require_extra("pandas", "pandas", purpose="limnos demo")
+    np = require_extra("numpy", "pandas", purpose="limnos demo")
 
     os.makedirs(folder, exist_ok=True)
     rng = np.random.default_rng(7)
@@ -170,7 +171,7 @@ def command_name() -> str:
 
 def run_demo(console: Console) -> str:
     """Build the sample lake and tour it on ``console``; return the lake's path."""
-    import pandas as pd
+    pd = require_extra("pandas", "pandas", purpose="limnos demo")
     from rich.text import Text
 
     started = time.perf_counter()

@@ -18,7 +18,21 @@ from limnos.errors import redact_url
 from limnos.names import plural
 
 from . import render
-from .app import CliError, JsonFlag, app, open_lake, parse_options, parse_pairs, parse_value, sub_app
+from .app import (
+    CliError,
+    FormatOption,
+    JsonFlag,
+    Limit,
+    OutputFormat,
+    app,
+    open_lake,
+    output_format,
+    parse_options,
+    parse_pairs,
+    parse_value,
+    sub_app,
+)
+from .completion import complete_datasource
 
 if TYPE_CHECKING:
     from limnos.datasources.source import Datasource
@@ -32,7 +46,8 @@ app.add_typer(ds_app, name="ds")
 QUERY_HELP = ("A query such as: episode > 5 and has_yoda == true. Operators: == != < <= > >=, contains, startswith, "
               "endswith, in [..], is null, is not null; combine with and, or, not and parentheses.")
 
-SourceName = Annotated[str, typer.Argument(help="The datasource's name.")]
+SourceName = Annotated[str, typer.Argument(metavar="SOURCE", help="The datasource's name.",
+                                           autocompletion=complete_datasource)]
 Query = Annotated[str | None, typer.Argument(help=QUERY_HELP)]
 
 
@@ -95,14 +110,21 @@ def ds_create(
 
 
 @ds_app.command("list", epilog="Example: limnos ds list --json")
-def ds_list(ctx: typer.Context, as_json: JsonFlag = False) -> None:
-    """List datasources with their roots, sizes and fields."""
-    rows = [_source_row(ds) for ds in open_lake(ctx).datasources()]
-    if as_json:
+def ds_list(ctx: typer.Context, fmt: FormatOption = None, limit: Limit = None, as_json: JsonFlag = False) -> None:
+    """List datasources with their roots, sizes and fields.
+
+    Tab-separated lines hold name, kind, root, datapoints, fields (as JSON) and scanned time.
+    """
+    chosen = output_format(fmt, as_json)
+    rows = [_source_row(ds) for ds in open_lake(ctx).datasources()][:limit]
+    if chosen is OutputFormat.json:
         render.print_json(rows)
         return
     if not rows:
         render.message("no datasources; create one with 'limnos ds create NAME ROOT'")
+        return
+    if chosen is OutputFormat.tsv:
+        render.print_tsv([r["name"], r["kind"], r["root"], r["datapoints"], r["fields"], r["scanned_at"]] for r in rows)
         return
     render.show(render.datasources_table(rows))
 
@@ -131,15 +153,23 @@ def ds_query(
     ctx: typer.Context,
     name: SourceName,
     query: Query = None,
-    select: Annotated[str | None, typer.Option(help="Comma-separated fields to show (default: all).")] = None,
-    order_by: Annotated[str | None, typer.Option("--order-by", help="Order by this field (then by path).")] = None,
+    select: Annotated[str | None, typer.Option(metavar="FIELDS", help="Comma-separated fields to show (default: all).")] = None,
+    order_by: Annotated[str | None, typer.Option("--order-by", metavar="FIELD",
+                                                 help="Order by this field (then by path).")] = None,
     desc: Annotated[bool, typer.Option("--desc", help="With --order-by: largest first.")] = False,
-    limit: Annotated[int | None, typer.Option(min=0, help="At most this many datapoints.")] = None,
-    as_of: Annotated[str | None, typer.Option("--as-of", help="The state at this time (2024-05-01T12:00:00Z).")] = None,
+    limit: Limit = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", metavar="TIME",
+                                              help="The state at this time (2024-05-01T12:00:00Z).")] = None,
     count: Annotated[bool, typer.Option("--count", help="Print only how many datapoints match.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the datapoints as JSON.")] = False,
+    fmt: FormatOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the datapoints as JSON (the same as --format json).")] = False,
 ) -> None:
-    """Query a datasource's metadata table."""
+    """Query a datasource's metadata table.
+
+    Tab-separated lines start with a header line of the field names (fields differ between datasources).
+    """
+    chosen = output_format(fmt, as_json)
+    as_json = chosen is OutputFormat.json
     ds = _datasource(ctx, name, query, as_of)
     if select:
         ds = ds.select(*[f.strip() for f in select.split(",") if f.strip()])
@@ -160,6 +190,9 @@ def ds_query(
         return
     if not rows:
         render.message("no datapoint matches")
+        return
+    if chosen is OutputFormat.tsv:
+        render.print_tsv([list(rows[0]), *([row[c] for c in rows[0]] for row in rows)])
         return
     render.show(render.datapoints_table(rows))
     render.message(plural(len(rows), "datapoint"), "dim")
@@ -185,11 +218,12 @@ def ds_download(
     ctx: typer.Context,
     name: SourceName,
     query: Query = None,
-    target: Annotated[str | None, typer.Option(help="Folder to download into (default: limnos' data folder).")] = None,
+    target: Annotated[str | None, typer.Option(metavar="DIR",
+                                               help="Folder to download into (default: limnos' data folder).")] = None,
     source_prefix: Annotated[bool, typer.Option("--source-prefix/--no-source-prefix",
                                                 help="Keep the root's own folder in the paths.")] = True,
     redownload: Annotated[bool, typer.Option("--redownload", help="Download files that are already there too.")] = False,
-    jobs: Annotated[int | None, typer.Option(help="Downloads in flight.")] = None,
+    jobs: Annotated[int | None, typer.Option(metavar="N", help="Downloads in flight.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Download the files of a datasource (or of the datapoints a query matches)."""
@@ -210,7 +244,7 @@ def ds_save_dataset(
     dataset: Annotated[str, typer.Argument(help="A name for the dataset.")],
     query: Query = None,
     pin: Annotated[bool, typer.Option("--pin", help="Pin it to now: later changes to the metadata do not show.")] = False,
-    as_of: Annotated[str | None, typer.Option("--as-of", help="Pin it to this time instead.")] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", metavar="TIME", help="Pin it to this time instead.")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a dataset of that name.")] = False,
 ) -> None:
     """Save a query on a datasource as a named dataset ('limnos datasets' lists them)."""
@@ -233,13 +267,20 @@ def ds_delete(
 
 
 @app.command("datasets", epilog="Example: limnos datasets --json")
-def datasets(ctx: typer.Context, as_json: JsonFlag = False) -> None:
-    """List saved datasets: their datasource, query and pinned time."""
-    rows = [d.to_dict() for d in open_lake(ctx).datasets()]
-    if as_json:
+def datasets(ctx: typer.Context, fmt: FormatOption = None, limit: Limit = None, as_json: JsonFlag = False) -> None:
+    """List saved datasets: their datasource, query and pinned time.
+
+    Tab-separated lines hold name, datasource, query and pinned time (- when not pinned).
+    """
+    chosen = output_format(fmt, as_json)
+    rows = [d.to_dict() for d in open_lake(ctx).datasets()][:limit]
+    if chosen is OutputFormat.json:
         render.print_json(rows)
         return
     if not rows:
         render.message("no datasets; save one with 'limnos ds save-dataset SOURCE NAME QUERY'")
+        return
+    if chosen is OutputFormat.tsv:
+        render.print_tsv([r["name"], r["datasource"], r["query"], r["as_of"]] for r in rows)
         return
     render.show(render.datasets_table(rows))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import itertools
 import re
 import shlex
 import shutil
@@ -22,7 +23,23 @@ from limnos.errors import FileNotFound, InvalidName
 from limnos.names import plural
 
 from . import render
-from .app import CliError, JsonFlag, LinkMode, Ref, app, open_lake, parse_options, parse_pairs, parse_value, sub_app
+from .app import (
+    CliError,
+    FormatOption,
+    JsonFlag,
+    Limit,
+    LinkMode,
+    OutputFormat,
+    Ref,
+    app,
+    open_lake,
+    output_format,
+    parse_options,
+    parse_pairs,
+    parse_value,
+    sub_app,
+)
+from .completion import complete_ref
 
 if TYPE_CHECKING:
     from limnos import Lake
@@ -69,23 +86,40 @@ def add(
                        f"{result.unchanged} unchanged")
 
 
-@app.command("ls", epilog="Example: limnos ls raw/ --json")
+@app.command("ls", epilog="Example: limnos ls raw/ --json  |  limnos ls --limit 10  |  limnos ls raw/ | cut -f1")
 def ls(
     ctx: typer.Context,
     prefix: Annotated[str, typer.Argument(help="Only names under this prefix, such as raw/.")] = "",
+    fmt: FormatOption = None,
+    limit: Limit = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """List the latest version of every file (under a prefix).
+    """List the latest version of every file (under a prefix), by name.
 
-    A table on a terminal; piped, or over 1000 files, one tab-separated line per file, printed as the files are read.
+    A table on a terminal; piped, or over 1000 files, one tab-separated line per file (name, version, size,
+    created, user, hash, local), printed as the files are read.
     """
+    chosen = output_format(fmt, as_json) if fmt is not None or as_json else None
     files = open_lake(ctx).iter_ls(prefix)
-    if as_json:
+    if limit is not None:
+        files = itertools.islice(files, limit)
+    if chosen is OutputFormat.json:
         render.stream_json({**f.to_dict(), "local": f.is_local} for f in files)
         return
     render.stream_files(files, lambda short: render.show(render.files_table(short, local=True)), local=True,
-                        empty=lambda: render.message(
+                        fmt=chosen.value if chosen else None, empty=lambda: render.message(
         "no files" + (f" under {prefix!r}" if prefix else "") + "; add some with 'limnos add PATH'"))
+
+
+def print_files(files: list[limnos.File], fmt: OutputFormat, meta_keys: list[str] | None = None) -> None:
+    """Files as a table (with a column per metadata key), tab-separated lines (name, version, size, created,
+    user, hash) or JSON."""
+    if fmt is OutputFormat.json:
+        render.print_json([f.to_dict() for f in files])
+    elif fmt is OutputFormat.tsv:
+        render.print_tsv(render.file_cells(f) for f in files)
+    else:
+        render.show(render.files_table(files, meta_keys=meta_keys or ()))
 
 
 @app.command(epilog="Example: limnos info raw/train.csv@2")
@@ -150,18 +184,19 @@ def cat(ctx: typer.Context, ref: Ref) -> None:
     out.flush()
 
 
-@app.command(epilog="Example: limnos history raw/train.csv --json")
+@app.command(epilog="Example: limnos history raw/train.csv --json  |  limnos history raw/train.csv --format tsv")
 def history(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="A file name.")],
+    name: Annotated[str, typer.Argument(help="A file name.", autocompletion=complete_ref)],
+    fmt: FormatOption = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=0, metavar="N", help="Only the newest N versions.")] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """List every version of a name, oldest first."""
     files = open_lake(ctx).history(name)
-    if as_json:
-        render.print_json([f.to_dict() for f in files])
-        return
-    render.show(render.files_table(files))
+    if limit is not None:
+        files = files[len(files) - limit:] if limit else []
+    print_files(files, output_format(fmt, as_json))
 
 
 #: ``key=value`` (one ``=``, a key of name characters): a metadata equality, not query text
@@ -177,13 +212,20 @@ def query(
         help="A query in the syntax of 'limnos ds query' (automatic fields: name, version, size, created_at, user, "
              "host, script, git_commit, step), or KEY=VALUE metadata equalities (typed as in 'meta set').")] = None,
     latest: Annotated[bool, typer.Option("--latest", help="Only the latest version of each name.")] = False,
-    order_by: Annotated[str | None, typer.Option("--order-by", help="Order by this field (then by name, version).")] = None,
+    order_by: Annotated[str | None, typer.Option("--order-by", metavar="FIELD",
+                                                 help="Order by this field (then by name, version).")] = None,
     desc: Annotated[bool, typer.Option("--desc", help="With --order-by: largest first.")] = False,
-    limit: Annotated[int | None, typer.Option(min=0, help="At most this many files.")] = None,
-    as_of: Annotated[str | None, typer.Option("--as-of", help="The state at this time (2024-05-01T12:00:00Z).")] = None,
+    limit: Limit = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", metavar="TIME",
+                                              help="The state at this time (2024-05-01T12:00:00Z).")] = None,
+    fmt: FormatOption = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Find files: by a query on their fields and metadata, or by KEY=VALUE equalities."""
+    """Find files: by a query on their fields and metadata, or by KEY=VALUE equalities.
+
+    Tab-separated lines hold name, version, size, created, user and hash; --json has the metadata too.
+    """
+    chosen = output_format(fmt, as_json)
     terms = terms or []
     pairs = [t for t in terms if _PAIR.match(t)] if all(_PAIR.match(t) for t in terms) else []
     expr = parse_pairs(pairs) if pairs else " ".join(terms) or None  # a dict: "latest" is a fine metadata key
@@ -197,15 +239,14 @@ def query(
         if not isinstance(when, dt.datetime):
             raise CliError(f"--as-of takes a date and time such as 2024-05-01T12:00:00Z, not {as_of!r}")
         result = result.as_of(when)
-    if as_json:
+    if chosen is OutputFormat.json:
         render.print_json(result.to_dicts())
         return
     files = result.files()
     if not files:
         render.message("no file matches")
         return
-    keys = sorted({k for f in files for k in f.metadata})
-    render.show(render.files_table(files, meta_keys=keys))
+    print_files(files, chosen, sorted({k for f in files for k in f.metadata}))
 
 
 @meta_app.command("set", epilog="Example: limnos meta set raw/train.csv rows=1000 reviewed=true when=2024-01-02T03:04:05Z")

@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from . import render
-from .app import CliError, JsonFlag, Ref, app, open_lake
+from .app import CliError, FormatOption, JsonFlag, OutputFormat, Ref, app, open_lake, output_format
 from .project_cmds import project_status
 
 
@@ -32,7 +32,7 @@ def lineage(
     ctx: typer.Context,
     ref: Ref,
     down: Annotated[bool, typer.Option("--down", help="What was made from the file, instead of what it was made from.")] = False,
-    depth: Annotated[int | None, typer.Option(min=0, help="Steps to walk (default: the whole graph).")] = None,
+    depth: Annotated[int | None, typer.Option(min=0, metavar="N", help="Steps to walk (default: the whole graph).")] = None,
     fmt: Annotated[Format, typer.Option("--format", "-f", help="text, dot (Graphviz), mermaid or json.")] = Format.text,
 ) -> None:
     """Draw where a file came from, or with --down, what was made from it."""
@@ -52,23 +52,31 @@ def lineage(
 def steps(
     ctx: typer.Context,
     failed: Annotated[bool, typer.Option("--failed", help="Only executions that raised.")] = False,
-    function: Annotated[str | None, typer.Option(help="Only this function (module.name or name).")] = None,
-    limit: Annotated[int | None, typer.Option(min=1, help="Only the newest N executions.")] = None,
+    function: Annotated[str | None, typer.Option(metavar="NAME", help="Only this function (module.name or name).")] = None,
+    limit: Annotated[int | None, typer.Option(min=0, metavar="N", help="Only the newest N executions.")] = None,
+    fmt: FormatOption = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """List @step executions (oldest first): function, status, duration, inputs and outputs."""
-    records = open_lake(ctx).steps(failed=True if failed else None, function=function, limit=limit)
-    if as_json:
+    """List @step executions (oldest first): function, status, duration, inputs and outputs.
+
+    Tab-separated lines hold started, function, status, duration, inputs, outputs, user, key and parameters (or error).
+    """
+    chosen = output_format(fmt, as_json)
+    records = open_lake(ctx).steps(failed=True if failed else None, function=function, limit=limit) if limit != 0 else []
+    if chosen is OutputFormat.json:
         render.print_json([r.to_dict() for r in records])
         return
     if not records:
         render.message("no failed step executions" if failed else "no step executions yet; decorate a function with @limnos.step")
         return
+    if chosen is OutputFormat.tsv:
+        render.print_tsv(render.step_cells(r) for r in records)
+        return
     render.show(render.steps_table(records))
 
 
 @app.command(epilog="Example: limnos status data/ --name raw  |  limnos status --steps  |  "
-                    "limnos status  (a project's limnos.lock)")
+                    "limnos status  (a project's limnos.lock)  |  limnos status -q || echo changed")
 def status(
     ctx: typer.Context,
     path: Annotated[str | None, typer.Argument(help="A local file or folder (default: the project's limnos.lock).")] = None,
@@ -80,21 +88,28 @@ def status(
     """Compare a local file or folder with the lake, or with --steps, find stale step outputs.
 
     With neither, in a project: tracked files that changed or are missing, and lake versions limnos.lock lacks.
+
+    Exit status: 0 when nothing changed, 1 when something did (as 'dvc status' and 'git diff --exit-code'),
+    or on an error, which prints an 'error:' line. With -q nothing is printed: only the exit status tells.
     """
+    quiet = render.verbosity() < 0 and not as_json
     if steps:
         if path is not None:
             raise CliError("give a PATH or --steps, not both")
         stale = open_lake(ctx).stale()
         if as_json:
             render.print_json([s.to_dict() for s in stale])
-        else:
+        elif not quiet:
             render.show(render.stale_renderable(stale))
-        return
-    if path is None:
-        project_status(ctx, as_json)
-        return
-    st = open_lake(ctx).status(path, name=name)
-    if as_json:
-        render.print_json(st.to_dict())
-        return
-    render.show(render.status_renderable(st), soft_wrap=True)
+        clean = not stale
+    elif path is None:
+        clean = project_status(ctx, as_json, quiet=quiet)
+    else:
+        st = open_lake(ctx).status(path, name=name)
+        if as_json:
+            render.print_json(st.to_dict())
+        elif not quiet:
+            render.show(render.status_renderable(st), soft_wrap=True)
+        clean = st.clean
+    if not clean:
+        raise typer.Exit(1)

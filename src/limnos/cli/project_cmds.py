@@ -21,6 +21,7 @@ from limnos.errors import ProjectNotFound
 
 from . import render
 from .app import CliError, LinkMode, app, lake_path
+from .completion import complete_remote
 
 if TYPE_CHECKING:
     from limnos import Lake
@@ -41,7 +42,8 @@ def _project(ctx: typer.Context, start: str, create: bool = False) -> Project:
 def init(
     ctx: typer.Context,
     path: Annotated[str | None, typer.Argument(help="Folder for the new lake (default: .limnos).")] = None,
-    catalog: Annotated[str | None, typer.Option(help="SQLAlchemy URL of the catalog (default: SQLite inside the lake).")] = None,
+    catalog: Annotated[str | None, typer.Option(
+        metavar="URL", help="SQLAlchemy URL of the catalog (default: SQLite inside the lake).")] = None,
     link: Annotated[LinkMode, typer.Option(help="How working copies are made.")] = LinkMode.copy,
     project: Annotated[bool, typer.Option("--project", help=(
         "Start tracking data in this project: limnos.lock in PATH (default: the git root, else here) "
@@ -160,8 +162,11 @@ def share_remote(ctx: typer.Context, lake: Lake, url: str, options: dict[str, An
         render.message(f"not written to limnos.lock (kept on this machine only): {', '.join(left_out)}", "dim")
 
 
-def project_status(ctx: typer.Context, as_json: bool) -> None:
+def project_status(ctx: typer.Context, as_json: bool, quiet: bool = False) -> bool:
     """``limnos status`` without a PATH: the project's tracked files against its limnos.lock.
+
+    Returns:
+        Whether the project is clean (nothing changed, missing, outdated or newer in the lake).
 
     Raises:
         CliError: When there is no limnos.lock here or above.
@@ -174,7 +179,9 @@ def project_status(ctx: typer.Context, as_json: bool) -> None:
     st = project.status()
     if as_json:
         render.print_json(st.to_dict())
-        return
+        return st.clean
+    if quiet:
+        return st.clean
     here = os.getcwd()
 
     def shown(rel: str) -> str:  # paths as the user would type them from here
@@ -182,6 +189,7 @@ def project_status(ctx: typer.Context, as_json: bool) -> None:
 
     render.show(render.project_status_renderable(st, shown), soft_wrap=True)
     render.project_status_hints(st)
+    return st.clean
 
 
 def project_pull(ctx: typer.Context, refs: list[str], remote: str | None, jobs: int | None, as_json: bool) -> bool:
@@ -223,7 +231,8 @@ def checkout(
         metavar="[PATH|SCRIPT.py|FOLDER]...", help="Tracked paths, scripts in their usage, folders (default: all).")] = None,
     force: Annotated[bool, typer.Option("--force", help=(
         "Also replace files whose bytes limnos.lock never listed (untracked edits are lost)."))] = False,
-    remote: Annotated[str | None, typer.Option(help="Remote to download from (default: the default remote).")] = None,
+    remote: Annotated[str | None, typer.Option(metavar="NAME", autocompletion=complete_remote,
+                                               help="Remote to download from (default: the default remote).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Put every tracked file in the state limnos.lock lists: restore missing ones, update older versions.

@@ -15,7 +15,8 @@ import typer
 from limnos.names import plural
 
 from . import render
-from .app import JsonFlag, app, open_lake, parse_options, sub_app
+from .app import FormatOption, JsonFlag, OutputFormat, app, open_lake, output_format, parse_options, sub_app
+from .completion import complete_remote
 from .project_cmds import project_pull, share_remote
 
 remote_app = sub_app("Add, list and remove remotes (stores to push to and pull from).",
@@ -24,8 +25,9 @@ cache_app = sub_app("This machine's cache of a lake on a remote store.", "Exampl
 app.add_typer(remote_app, name="remote")
 app.add_typer(cache_app, name="cache")
 
-Remote = Annotated[str | None, typer.Option(help="Remote name (default: the default remote).")]
-Jobs = Annotated[int | None, typer.Option(help="Transfers in flight (default: 8 per CPU).")]
+Remote = Annotated[str | None, typer.Option(metavar="NAME", help="Remote name (default: the default remote).",
+                                            autocompletion=complete_remote)]
+Jobs = Annotated[int | None, typer.Option(metavar="N", help="Transfers in flight (default: 8 per CPU).")]
 ReportJson = Annotated[bool, typer.Option("--json", help="Print the report as JSON.")]
 
 
@@ -59,15 +61,22 @@ def remote_add(
 
 
 @remote_app.command("list", epilog="Example: limnos remote list --json")
-def remote_list(ctx: typer.Context, as_json: JsonFlag = False) -> None:
-    """List remotes, credentials masked."""
+def remote_list(ctx: typer.Context, fmt: FormatOption = None, as_json: JsonFlag = False) -> None:
+    """List remotes, credentials masked.
+
+    Tab-separated lines hold name, URL, whether it is the default (* or -) and the storage options (as JSON).
+    """
+    chosen = output_format(fmt, as_json)
     remotes = open_lake(ctx).remotes
     rows = [dict(r.to_dict(), default=r.name == remotes.default) for r in remotes.list()]
-    if as_json:
+    if chosen is OutputFormat.json:
         render.print_json(rows)
         return
     if not rows:
         render.message("no remotes; add one with 'limnos remote add origin URL'")
+        return
+    if chosen is OutputFormat.tsv:
+        render.print_tsv([r["name"], r["url"], "*" if r["default"] else "-", r["options"]] for r in rows)
         return
     render.show(render.remotes_lines(rows))
 
@@ -75,7 +84,7 @@ def remote_list(ctx: typer.Context, as_json: JsonFlag = False) -> None:
 @remote_app.command("remove", epilog="Example: limnos remote remove backup")
 def remote_remove(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="The remote's name.")],
+    name: Annotated[str, typer.Argument(help="The remote's name.", autocompletion=complete_remote)],
 ) -> None:
     """Forget a remote (its data stays where it is)."""
     open_lake(ctx).remotes.remove(name)
@@ -137,8 +146,9 @@ def cache_size(ctx: typer.Context, as_json: JsonFlag = False) -> None:
 @cache_app.command("prune", epilog="Example: limnos cache prune --max-size 10GB")
 def cache_prune(
     ctx: typer.Context,
-    max_size: Annotated[str, typer.Option("--max-size", help="Keep at most this much: 500MB, 10GB, 2GiB.")] = "10GB",
-    keep_recent: Annotated[float, typer.Option(help="Never remove objects used in the last N seconds.")] = 60.0,
+    max_size: Annotated[str, typer.Option("--max-size", metavar="SIZE",
+                                          help="Keep at most this much: 500MB, 10GB, 2GiB.")] = "10GB",
+    keep_recent: Annotated[float, typer.Option(metavar="N", help="Never remove objects used in the last N seconds.")] = 60.0,
     as_json: JsonFlag = False,
 ) -> None:
     """Remove least recently used cached objects (they download again when read)."""

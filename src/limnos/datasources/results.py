@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
 
 from ..catalog.dsquery import DatapointRow
-from ..errors import FieldNotFound
+from ..errors import FieldNotFound, require_extra
 from ..store import hashing
 from .fetch import Fetcher, safe_target
 
@@ -236,8 +236,12 @@ class QueryResult:
 
     @property
     def dataframe(self) -> pd.DataFrame:
-        """One row per datapoint: path, size, then each field, typed (nullable ints and bools)."""
-        import pandas as pd
+        """One row per datapoint: path, size, then each field, typed (nullable ints and bools).
+
+        Raises:
+            MissingExtra: pandas is not installed (``pip install 'limnos[pandas]'``).
+        """
+        pd = require_extra("pandas", "pandas", purpose="a DataFrame")
 
         names = self.field_names()
         frame = pd.DataFrame.from_records(self.to_dicts(), columns=names)

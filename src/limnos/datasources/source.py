@@ -63,6 +63,7 @@ from ..errors import (
     QueryError,
     SourceNotFound,
     redact_url,
+    require_protocol,
 )
 from ..names import new_id, validate_name
 from .fetch import Fetcher, reference_fetcher, source_fetcher
@@ -215,6 +216,7 @@ def _unpickle_view(lake: LakeBase, source_id: str, query: Query, dataset: str | 
 def _check_reachable(lake: LakeBase, name: str, root: str) -> None:
     import fsspec
 
+    require_protocol(root)
     try:
         fs, path = fsspec.core.url_to_fs(root, **load_options(lake, name))
         ok = fs.exists(path)

@@ -40,6 +40,7 @@ from ..errors import (
     RemoteError,
     SourceNotFound,
     redact_url,
+    require_extra,
 )
 from ..steps.formats import json_problem
 from ..store import hashing
@@ -209,6 +210,7 @@ class Folio:
         check_code(code)
         path = self._path_for(name, ".parquet")
         if module == "pandas":
+            require_extra("pyarrow", "pandas", purpose=f"table {name!r} as parquet")
             data.to_parquet(path)
             library = "pandas"
         elif module == "polars":
@@ -492,13 +494,10 @@ class Folio:
                 import polars as pl
 
                 return pl.read_parquet(path)
+            pq = require_extra("pyarrow.parquet", "pandas", purpose=f"table {name!r}")
             if library == "pyarrow":
-                import pyarrow.parquet as pq
-
                 return pq.read_table(path)
-            import pandas as pd
-
-            return pd.read_parquet(path)
+            return require_extra("pandas", "pandas", purpose=f"table {name!r}").read_parquet(path)
         return self._read_reference(item, dict(storage_options or {}))
 
     def _lake_file(self, file_id: str) -> File:
@@ -516,7 +515,7 @@ class Folio:
         return self._lake_file(lake_ref["id"]) if lake_ref and self._lake is not None else None
 
     def _read_reference(self, item: Item, options: dict[str, Any]) -> Any:
-        import pandas as pd
+        pd = require_extra("pandas", "pandas", purpose=f"table {item.name!r}")
 
         url = item.info["path"]
         file = self._referenced_file(item)
@@ -560,7 +559,7 @@ class Folio:
 
     def get_array(self, name: str) -> Any:
         """An included numpy array (read without pickle)."""
-        import numpy as np
+        np = require_extra("numpy", "pandas", purpose=f"array {name!r}")
 
         return np.load(self._local(self._get(name, "array")), allow_pickle=False)
 
@@ -614,7 +613,7 @@ class Folio:
     def list_contents(self) -> pd.DataFrame:
         """One row per item: name, type, format, size, hash, description, category, num_rows, num_cols, path,
         inputs, created_at, updated_at."""
-        import pandas as pd
+        pd = require_extra("pandas", "pandas", purpose="Folio.list_contents")
 
         rows = [{"name": i.name, "type": i.type, "format": i.format, "size": i.size, "hash": i.hash,
                  "description": i.description, "category": i.info.get("category"),

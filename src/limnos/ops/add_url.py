@@ -33,7 +33,7 @@ import blake3
 
 from ..core.files import File
 from ..core.provenance import scrub_text
-from ..errors import DownloadFailed, InvalidName, LimnosError, SourceNotFound, redact_url, require_extra
+from ..errors import DownloadFailed, InvalidName, LimnosError, SourceNotFound, redact_url, require_protocol
 from ..names import validate_name
 from .add import AddResult, add_note, discard_new_objects, store_full_error
 
@@ -45,8 +45,6 @@ SOURCE_KEY = "source_url"
 CHUNK = 1 << 20  # bytes read (and held) at a time
 _UNKNOWN_SIZE = -1  # what fsspec's HTTP open is told, so that it streams without asking the size first
 _SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]+)://")
-#: the pip extra that brings the fsspec backend of a scheme
-_EXTRAS = {"http": ("aiohttp", "http"), "https": ("aiohttp", "http"), "s3": ("s3fs", "s3"), "s3a": ("s3fs", "s3")}
 
 
 def is_url(path: str) -> bool:
@@ -99,9 +97,7 @@ def add_url(lake: LakeBase, url: str, name: str | None, metadata: Mapping[str, A
     name = validate_name(name) if name is not None else url_name(url)
     recorded = {**(metadata or {}), SOURCE_KEY: source_url(url)}
     lake.check_metadata(recorded)  # before any byte is fetched
-    scheme = url.split("://", 1)[0].lower()
-    if scheme in _EXTRAS:
-        require_extra(*_EXTRAS[scheme])
+    require_protocol(url)
     staged = lake.staging_path(os.path.splitext(name)[1][:16])
     try:
         digest, size = _download(url, staged, storage_options or {})

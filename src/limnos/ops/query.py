@@ -29,7 +29,7 @@ from ..catalog.filequery import EXTRA_FIELDS, FILE_FIELDS, count_files, select_f
 from ..core.files import File
 from ..datasources.query import Field
 from ..datasources.text import parse
-from ..errors import FieldNotFound, MetadataError, QueryError
+from ..errors import FieldNotFound, MetadataError, QueryError, require_extra
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -351,8 +351,12 @@ class Result(_Filtered):
         return self._frame(list(self.query.select) if self.query.select is not None else None)
 
     def _frame(self, fields: list[str] | None) -> pd.DataFrame:
-        """The DataFrame of name, version, id and ``fields`` (None: the base columns and every metadata key)."""
-        import pandas as pd
+        """The DataFrame of name, version, id and ``fields`` (None: the base columns and every metadata key).
+
+        Raises:
+            MissingExtra: pandas is not installed (``pip install 'limnos[pandas]'``).
+        """
+        pd = require_extra("pandas", "pandas", purpose="a DataFrame")
 
         records = []
         keys: dict[str, None] = {}

@@ -28,7 +28,7 @@ import pickle
 import sys
 from typing import Any
 
-from ..errors import StepOutputError
+from ..errors import MissingExtra, StepOutputError, require_extra
 
 FORMATS = ("parquet", "npy", "json", "bytes", "bytearray", "pickle")
 
@@ -103,6 +103,7 @@ def write(value: Any, fmt: str, path: str, where: str, allow_pickle: bool) -> st
     """Write ``value`` to ``path`` in ``fmt``; returns the format used (parquet/npy may fall back to pickle)."""
     try:
         if fmt == "parquet":
+            require_extra("pyarrow", "pandas", purpose=f"{where} as parquet")
             value.to_parquet(path)
         elif fmt == "npy":
             import numpy as np
@@ -121,7 +122,7 @@ def write(value: Any, fmt: str, path: str, where: str, allow_pickle: bool) -> st
                 pickle.dump(value, f, protocol=pickle.HIGHEST_PROTOCOL)
         else:  # pragma: no cover - choose_format only returns FORMATS
             raise ValueError(f"unknown output format {fmt!r}")
-    except StepOutputError:
+    except (StepOutputError, MissingExtra):
         raise
     except Exception as exc:
         # e.g. parquet refuses non-str column names or mixed-type object columns.
@@ -136,12 +137,11 @@ def write(value: Any, fmt: str, path: str, where: str, allow_pickle: bool) -> st
 def read(path: str, fmt: str, allow_pickle: bool, where: str) -> Any:
     """Read back a value written by :func:`write`."""
     if fmt == "parquet":
-        import pandas as pd
-
+        pd = require_extra("pandas", "pandas", purpose=f"{where} (a DataFrame)")
+        require_extra("pyarrow", "pandas", purpose=f"{where} (parquet)")
         return pd.read_parquet(path)
     if fmt == "npy":
-        import numpy as np
-
+        np = require_extra("numpy", "pandas", purpose=f"{where} (a numpy array)")
         return np.load(path, allow_pickle=False)
     if fmt == "json":
         with open(path, encoding="utf-8") as f:

@@ -26,7 +26,7 @@ from typing import IO, Any
 
 import fsspec
 
-from ..errors import IntegrityError, ObjectNotAvailable, RemoteError, redact_url
+from ..errors import IntegrityError, ObjectNotAvailable, RemoteError, redact_url, require_protocol
 from . import hashing
 from .packs import PACKS, PackedObject, build_pack, parse_index
 from .transfer import BLOCKING, ON_LOOP, IOMode, run_blocking
@@ -102,6 +102,7 @@ class ObjectStore:
                 config.setdefault("request_checksum_calculation", "when_required")
                 config.setdefault("response_checksum_validation", "when_required")
                 storage_options["config_kwargs"] = config
+            require_protocol(url)  # "install limnos[gcs]", not fsspec's "Please install gcsfs"
             try:
                 fs, root = fsspec.core.url_to_fs(url, **storage_options)
             except (ImportError, ValueError) as exc:

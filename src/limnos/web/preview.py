@@ -108,16 +108,22 @@ def _missing(value: Any) -> bool:
 
 
 def _table_csv(file: File, sep: str) -> Preview:
-    import pandas as pd
+    # The standard csv module, not pandas: a preview shows cells as text, and the core install has no pandas.
+    import csv
 
     with file.open() as stream:
-        frame = pd.read_csv(stream, sep=sep, nrows=TABLE_ROWS, dtype=str, keep_default_na=False)
-    columns, rows = _cells(frame)
+        text = io.TextIOWrapper(stream, encoding="utf-8", errors="replace", newline="")
+        reader = csv.reader(text, delimiter=sep)
+        columns = next(reader, [])
+        rows = [row for _, row in zip(range(TABLE_ROWS), reader)]
+        text.detach()  # the lake's stream is closed by its own with-block
     return Preview("table", columns=columns, rows=rows, note=f"the first {TABLE_ROWS} rows")
 
 
 def _table_parquet(file: File) -> Preview:
-    import pyarrow.parquet as pq
+    from ..errors import require_extra
+
+    pq = require_extra("pyarrow.parquet", "pandas", purpose="a parquet preview")
 
     with file.open() as stream:
         pf = pq.ParquetFile(stream)

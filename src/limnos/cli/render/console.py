@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 from ...times import parse_timestamp
 
 PIPE_WIDTH = 200  # columns used when stdout is not a terminal: wide enough that nothing is cut
+#: -1 quiet (``-q``: no messages), 0 normal, 1 and more: ``-v``, ``-vv`` (see :func:`set_verbosity`)
+_verbosity = 0
 #: Unicode categories a terminal obeys or hides instead of showing: controls (ESC...), format characters
 #: (bidi overrides, zero-width), surrogates, private use, unassigned, line and paragraph separators
 _HIDDEN = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
@@ -81,8 +83,27 @@ def print_all(console: Console, renderables: Iterable[RenderableType]) -> None:
     console.print(Group(*renderables))
 
 
-def message(text: str, style: str | None = None) -> None:
-    """One line on stderr, never wrapped, never read as rich markup, unprintable characters escaped."""
+def set_verbosity(level: int) -> None:
+    """How much the command says on stderr: -1 (``-q``) only warnings and errors, 0 normal, 1 or 2 (``-v``, ``-vv``) more."""
+    global _verbosity
+    _verbosity = level
+
+
+def verbosity() -> int:
+    """The level :func:`set_verbosity` set: -1 quiet, 0 normal, 1 or more verbose."""
+    return _verbosity
+
+
+def message(text: str, style: str | None = None, *, always: bool = False) -> None:
+    """One line on stderr, never wrapped, never read as rich markup, unprintable characters escaped.
+
+    Args:
+        text: The line.
+        style: A rich style, such as ``"dim"``.
+        always: Print it under ``-q`` too (what ``-v`` asked for).
+    """
+    if _verbosity < 0 and not always:
+        return
     from rich.text import Text
 
     err_console().print(Text(printable(text), style=style or ""), soft_wrap=True)

@@ -21,10 +21,11 @@ import sys
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .console import dumps, printable, short_hash, size, when
+from .console import dumps, duration, params_text, printable, short_hash, size, value_text, when, who
 
 if TYPE_CHECKING:
     from limnos.core.files import File
+    from limnos.steps.step import StepRecord
 
 T = TypeVar("T")
 
@@ -43,6 +44,28 @@ def file_cells(f: File, *, local: bool = False) -> list[str]:
     return cells
 
 
+def step_cells(r: StepRecord) -> list[str]:
+    """A step execution's cells, as :func:`~.tables.steps_table` shows them: started, function, status,
+    duration, inputs, outputs, user, key, and the parameters (or the error, for a failure)."""
+    ok = r.status == "ok"
+    return [when(r.started_at), printable(r.function), printable(r.status), duration(r.duration), str(len(r.inputs)),
+            str(len(r.outputs)), printable(who(r.user, r.host)), printable(r.key[:12]),
+            params_text(r.params, limit=100) if ok else printable(r.error or "-")]
+
+
+def tsv_cell(value: Any) -> str:
+    """One cell of a tab-separated line: ``-`` for None, else the value as text with tabs and newlines escaped."""
+    return "-" if value is None else value_text(value)
+
+
+def print_tsv(rows: Iterable[Iterable[Any]]) -> None:
+    """Rows as tab-separated lines (cells through :func:`tsv_cell`), printed in batches as they come."""
+    out = sys.stdout
+    for batch in _batches(rows, BATCH):
+        out.write("".join("\t".join(tsv_cell(c) for c in row) + "\n" for row in batch))
+        out.flush()
+
+
 def _batches(items: Iterable[T], n: int) -> Iterator[list[T]]:
     it = iter(items)
     while batch := list(itertools.islice(it, n)):
@@ -50,7 +73,7 @@ def _batches(items: Iterable[T], n: int) -> Iterator[list[T]]:
 
 
 def stream_files(files: Iterable[File], table: Callable[[list[File]], None], *, local: bool = False,
-                 empty: Callable[[], None] | None = None) -> None:
+                 empty: Callable[[], None] | None = None, fmt: str | None = None) -> None:
     """Print files with ``table`` on a terminal when there are at most :data:`TABLE_MAX`, else one line each as they come.
 
     Args:
@@ -58,14 +81,15 @@ def stream_files(files: Iterable[File], table: Callable[[list[File]], None], *, 
         table: Draws a short listing on a terminal, such as ``show(files_table(files))``.
         local: Add whether the bytes are on this machine (``✓`` or ``-``) to the lines.
         empty: Called instead of printing anything when there are no files.
+        fmt: ``"table"`` or ``"tsv"`` to choose (``--format``); None: a table on a terminal, for a short listing.
     """
     it = iter(files)
-    first = list(itertools.islice(it, TABLE_MAX + 1))
+    first = list(it) if fmt == "table" else list(itertools.islice(it, TABLE_MAX + 1))
     if not first:
         if empty is not None:
             empty()
         return
-    if sys.stdout.isatty() and len(first) <= TABLE_MAX:
+    if fmt == "table" or (fmt is None and sys.stdout.isatty() and len(first) <= TABLE_MAX):
         table(first)
         return
     out = sys.stdout
@@ -87,4 +111,4 @@ def stream_json(items: Iterable[Any]) -> None:
     out.flush()
 
 
-__all__ = ["BATCH", "TABLE_MAX", "file_cells", "stream_files", "stream_json"]
+__all__ = ["BATCH", "TABLE_MAX", "file_cells", "print_tsv", "step_cells", "stream_files", "stream_json", "tsv_cell"]
