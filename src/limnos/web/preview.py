@@ -110,12 +110,13 @@ def _missing(value: Any) -> bool:
 def _table_csv(file: File, sep: str) -> Preview:
     # The standard csv module, not pandas: a preview shows cells as text, and the core install has no pandas.
     import csv
+    import itertools
 
     with file.open() as stream:
         text = io.TextIOWrapper(stream, encoding="utf-8", errors="replace", newline="")
         reader = csv.reader(text, delimiter=sep)
         columns = next(reader, [])
-        rows = [row for _, row in zip(range(TABLE_ROWS), reader)]
+        rows = list(itertools.islice(reader, TABLE_ROWS))
         text.detach()  # the lake's stream is closed by its own with-block
     return Preview("table", columns=columns, rows=rows, note=f"the first {TABLE_ROWS} rows")
 
