@@ -272,7 +272,8 @@ class LakeBase:
         if self.store is self.cache:
             return
         for digest in sorted((digests & present) - self.catalog.live_hashes(digests & present)):
-            self.store.refresh(self.cache.path(digest), digest)
+            with self.cache.export(digest) as path:
+                self.store.refresh(path, digest)
 
     def store_blob(self, data: bytes) -> str:
         """Store ``data`` as an object; its hash. Call it inside :meth:`writing`, with the commit that names it."""
@@ -309,13 +310,16 @@ class LakeBase:
             IntegrityError: the local object is corrupt (it is now in quarantine).
             ObjectNotAvailable: no source has the object.
         """
-        if self.cache.has(digest):
+        if self.cache.has_loose(digest):
             try:
                 # a remote lake's cache stamps the use, for LRU pruning; a local lake's store is never pruned
                 self.verifier.check(digest, ref, touch=self.cache is not self.store)
                 return self.cache.path(digest)
             except FileNotFoundError:
                 pass  # gone meanwhile (pruned, or quarantined by another reader): fetch it like a missing one
+        if self.cache.has_packed(digest):
+            with contextlib.suppress(ObjectNotAvailable):  # repacked away meanwhile: fetch it like a missing one
+                return self.cache.materialize(digest, ref)  # put together and verified once, then a loose file
         self._download(digest)
         return self.cache.path(digest)
 
@@ -352,7 +356,11 @@ class LakeBase:
             return self.open_reference(file)
         digest = _object_hash(file)
         for _ in range(3):
-            if not self.cache.has(digest):
+            if not self.cache.has_loose(digest):
+                if self.cache.has_packed(digest):
+                    with contextlib.suppress(ObjectNotAvailable):  # repacked away meanwhile: look again
+                        return self.cache.open_packed(digest, file.ref)  # every byte it serves is checked
+                    continue
                 self._download(digest)
             try:
                 return self.verifier.open(digest, file.ref, touch=self.cache is not self.store)
