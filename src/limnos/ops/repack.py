@@ -1,0 +1,226 @@
+"""Packs and chunk lists under gc and fsck: what a local store holds beyond loose objects.
+
+``gc`` (``ops/gc.py``) calls :func:`inventory` to see every packed object and
+chunk list, :func:`chunk_closure` so the chunks of every kept file count as
+referenced, and, inside its delete phase (the writer guard held
+exclusively), :func:`collect_packs`: a pack no kept object is in goes, a pack
+whose live share is below ``threshold`` is rewritten with its live objects
+(new pack published first, old one deleted after), and with ``repack`` loose
+small objects are packed and loose copies of packed objects dropped. Only
+packs older than the grace are touched: a pack's mtime is when its objects
+were written, and a writer that reuses one of them (dedup) is covered by the
+guard, as for loose objects. ``fsck`` calls :func:`check_layout`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from ..errors import IntegrityError, ObjectNotAvailable
+from ..store import hashing
+from ..store.chunks import ChunkList
+from ..store.lakepacks import PackInfo
+from ..store.packs import PackedObject
+
+if TYPE_CHECKING:
+    from ..core.base import LakeBase
+    from ..core.recovery import Report
+
+#: a pack whose live bytes are less than this share of it is rewritten by gc
+REPACK_BELOW = 0.5
+
+
+@dataclass
+class Inventory:
+    """What a local store holds in packs and chunk lists (loose objects come from ``iter_objects``)."""
+
+    packed: dict[str, list[PackedObject]] = field(default_factory=dict)  # hash -> every place it sits
+    packs: list[PackInfo] = field(default_factory=list)
+    chunklists: dict[str, float] = field(default_factory=dict)  # hash -> mtime of its chunk list
+    damaged: dict[str, str] = field(default_factory=dict)  # pack id -> why its index cannot be read
+
+    @property
+    def hashes(self) -> set[str]:
+        """Every object held packed or chunked."""
+        return set(self.packed) | set(self.chunklists)
+
+
+def inventory(lake: LakeBase) -> Inventory:
+    """The packs, packed objects and chunk lists of a local lake's store (empty for a lake on a bucket)."""
+    inv = Inventory()
+    if not lake.store.local:
+        return inv
+    shelf = lake.cache.packs
+    if os.path.isdir(shelf.folder):
+        for digest, where in shelf.entries():
+            inv.packed.setdefault(digest, []).append(where)
+        inv.packs = shelf.list_packs()
+        inv.damaged = dict(shelf.damaged)
+    inv.chunklists = {h: mtime for h, _size, mtime in lake.cache.iter_chunklists()}
+    return inv
+
+
+def chunk_closure(lake: LakeBase, files: Iterable[str]) -> set[str]:
+    """The chunks of every chunked file among ``files``.
+
+    Raises:
+        IntegrityError: a chunk list is damaged (what it keeps alive cannot be known).
+    """
+    out: set[str] = set()
+    for digest in files:
+        chunks = lake.cache.chunk_list(digest) if lake.store.local else None
+        if chunks is not None:
+            out |= chunks.hashes()
+    return out
+
+
+def collect_packs(lake: LakeBase, inv: Inventory, referenced: set[str], cutoff: float, dry_run: bool,
+                  repack: bool = False, threshold: float = REPACK_BELOW) -> tuple[list[str], int, list[str]]:
+    """Delete dead packs and rewrite sparse ones; with ``repack``, pack loose small objects too.
+
+    Call it inside ``lake.collecting()`` (not for a dry run), with ``referenced``
+    read inside it and closed over chunk lists.
+
+    Returns:
+        (hashes of the packed objects dropped, their bytes, notes).
+    """
+    shelf = lake.cache.packs
+    members: dict[str, list[tuple[str, PackedObject]]] = {}
+    for digest, places in inv.packed.items():
+        for where in places:
+            members.setdefault(where.pack, []).append((digest, where))
+    dropped: list[str] = []
+    freed = 0
+    notes: list[str] = []
+    rewrite: list[PackInfo] = []
+    for pack in inv.packs:
+        if pack.mtime > cutoff:
+            continue  # young: its unreferenced objects may be a writer's that is about to commit
+        if not pack.has_index:
+            if not dry_run:  # a crash between a pack and its index: nothing ever named it
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(shelf.pack_path(pack.id))
+            freed += max(pack.size, 0)
+            continue
+        if pack.id in inv.damaged:
+            continue  # fsck reports it; its objects are not served, and deleting it would hide the damage
+        inside = members.get(pack.id, [])
+        live = [(h, w) for h, w in inside if h in referenced]
+        dead = [(h, w) for h, w in inside if h not in referenced]
+        if not live:
+            rewrite.append(pack)
+        elif sum(w.size for _, w in live) < threshold * max(pack.size, 1):
+            rewrite.append(pack)
+        else:
+            continue
+        dropped += [h for h, _ in dead]
+        freed += sum(w.size for _, w in dead)
+    if dry_run:
+        return sorted(set(dropped)), freed, notes
+    writer = shelf.writer(durable=bool(lake.config.get("fsync", True)))
+    try:
+        for pack in rewrite:
+            for digest, _where in members.get(pack.id, []):
+                if digest in referenced and digest not in writer and not _elsewhere(inv, digest, pack.id, rewrite):
+                    writer.add(digest, lake.cache.read_packed(digest))
+        new = writer.finish()  # the live objects are in their new packs before an old pack goes
+    except BaseException:
+        writer.abort()
+        raise
+    for pack in rewrite:
+        shelf.delete_pack(pack.id)
+    if rewrite:
+        notes.append(f"rewrote {len(rewrite)} packs into {len(new)}")
+    if repack:
+        notes += _pack_loose(lake, inv, referenced)
+    return sorted(set(dropped)), freed, notes
+
+
+def _elsewhere(inv: Inventory, digest: str, pack_id: str, rewrite: list[PackInfo]) -> bool:
+    """True when ``digest`` also sits in a pack that stays (no need to copy it)."""
+    going = {p.id for p in rewrite}
+    return any(w.pack != pack_id and w.pack not in going for w in inv.packed.get(digest, []))
+
+
+def _pack_loose(lake: LakeBase, inv: Inventory, referenced: set[str]) -> list[str]:
+    """Pack every loose small object, and drop loose copies of objects that are packed or chunked too.
+
+    A lake that hands out symlinks to its objects (``link: symlink``) keeps its loose files.
+    """
+    from .add import layout_thresholds
+
+    if lake.link == "symlink":
+        return ["loose objects were kept: this lake hands out symlinks to them (link: symlink)"]
+    store = lake.cache
+    pack_at, _ = layout_thresholds(lake)
+    writer = store.pack_writer(durable=bool(lake.config.get("fsync", True)))
+    redundant, moved = [], []
+    try:
+        for info in list(store.iter_objects()):
+            if info.hash in inv.packed or info.hash in inv.chunklists:
+                redundant.append(info.hash)
+            elif info.size <= pack_at and info.hash in referenced:
+                with open(store.path(info.hash), "rb") as f:
+                    data = f.read()
+                if hashing.hash_bytes(data) != info.hash:
+                    continue  # corrupt: left where it is for fsck and verify-on-read to quarantine
+                writer.add(info.hash, data)
+                moved.append(info.hash)
+        writer.finish()
+    except BaseException:
+        writer.abort()
+        raise
+    for digest in redundant + moved:
+        with contextlib.suppress(FileNotFoundError):
+            store.delete(digest)
+    return [f"packed {len(moved)} loose objects; dropped {len(redundant)} loose copies of packed objects"]
+
+
+def check_layout(lake: LakeBase, report: Report, referenced: set[str], sizes: dict[str, int], read_data: bool) -> set[str]:
+    """fsck of packs and chunk lists: damaged indexes, sizes, chunks of every chunked file; returns the hashes held.
+
+    A referenced chunked file whose chunk list is damaged or names a missing
+    chunk is reported missing; a packed object whose size is not the catalog's
+    is corrupt; ``read_data`` reads and hashes each referenced packed or chunked object.
+    """
+    inv = inventory(lake)
+    for pack_id, why in sorted(inv.damaged.items()):
+        report.packs_damaged.append(pack_id)
+        report.notes.append(f"pack {pack_id[:12]}: {why}")
+    held = inv.hashes
+    for digest in sorted(referenced & set(inv.chunklists)):
+        try:
+            chunks: ChunkList | None = lake.cache.chunk_list(digest)
+        except IntegrityError:
+            report.missing.append(digest)
+            held.discard(digest)
+            continue
+        assert chunks is not None
+        if digest in sizes and chunks.size != sizes[digest]:
+            report.corrupt.append(digest)
+        lacking = [h for h in chunks.hashes() if h not in inv.packed and not lake.cache.has_loose(h)]
+        if lacking:
+            report.missing.append(digest)
+            held.discard(digest)
+            report.notes.append(f"object {digest[:12]} lacks {len(lacking)} of its chunks (first {lacking[0][:12]})")
+    for digest in sorted(referenced & set(inv.packed)):
+        if digest in sizes and all(w.size != sizes[digest] for w in inv.packed[digest]):
+            report.corrupt.append(digest)
+    if read_data:
+        for digest in sorted((referenced & held) - set(report.corrupt)):
+            if lake.cache.has_loose(digest):
+                continue  # fsck reads loose objects itself
+            try:
+                with lake.cache.open_any(digest) as f:
+                    actual, size = hashing.hash_stream(f)
+            except (IntegrityError, ObjectNotAvailable):
+                report.corrupt.append(digest)
+                continue
+            report.bytes += size
+            if actual != digest:
+                report.corrupt.append(digest)
+    return held
