@@ -362,6 +362,8 @@ class LakeBase:
                         return self.cache.open_packed(digest, file.ref)  # every byte it serves is checked
                     continue
                 self._download(digest)
+                if not self.cache.has_loose(digest):
+                    continue  # it came as a chunked file: read it as one
             try:
                 return self.verifier.open(digest, file.ref, touch=self.cache is not self.store)
             except IntegrityError:

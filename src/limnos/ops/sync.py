@@ -30,6 +30,7 @@ from ..errors import (
 from ..names import is_file_id, parse_ref, validate_name
 from ..store import LocalObjectStore, ObjectStore, packs
 from ..store.transfer import TransferReport, run_parallel
+from . import chunksync
 
 if TYPE_CHECKING:
     from ..core.base import LakeBase
@@ -63,6 +64,7 @@ def upload_objects(cache: LocalObjectStore, target: ObjectStore, hashes: Iterabl
         present = set(target.list_hashes())
     todo = [h for h in wanted if h not in present]
     report.skipped += len(wanted) - len(todo)
+    chunked, todo = chunksync.expand_push(cache, todo, present)  # a chunked file travels as the chunks target lacks
     for h in [h for h in todo if not cache.has(h)]:
         report.failed.append(f"{h[:12]}: not in this lake's local store, so it cannot be pushed")
     sizes = {h: cache.size(h) for h in todo if cache.has(h)}
@@ -99,9 +101,10 @@ def upload_objects(cache: LocalObjectStore, target: ObjectStore, hashes: Iterabl
         good, bad = verified(members)
         sent = 0
         if kind == "pack" and good:
-            sent = target.put_pack([(h, cache.path(h)) for h in good], cache.staging_dir())
+            sent = target.put_pack([(h, chunksync.source_of(cache, h)) for h in good], cache.staging_dir())
         elif good:
-            target.put(cache.path(good[0]), target.object_key(good[0]), create=True)
+            with cache.export(good[0]) as path:
+                target.put(path, target.object_key(good[0]), create=True)
             sent = sizes[good[0]]
         if bad is not None:
             raise bad  # after the good members of a pack were sent
@@ -114,12 +117,14 @@ def upload_objects(cache: LocalObjectStore, target: ObjectStore, hashes: Iterabl
         _, bad = await asyncio.to_thread(verified, members)
         if bad is not None:
             raise bad
-        await target.put_async(cache.path(members[0]), target.object_key(members[0]), create=True)
+        with cache.export(members[0]) as path:
+            await target.put_async(path, target.object_key(members[0]), create=True)
         return sizes[members[0]]
 
     run_parallel(items, send, lambda i: sum(sizes[h] for h in i[1]), _label, jobs, "pushing", report,
                  async_work=send_async if target.is_async else None, loop=getattr(target.fs, "loop", None),
                  count=lambda i: len(i[1]))
+    chunksync.finish_push(target, chunked, report)  # chunk lists last: a remote never names a chunk it lacks
 
 
 def _label(item: tuple[str, list[str]]) -> str:
@@ -147,6 +152,8 @@ def download_objects(cache: LocalObjectStore, source: ObjectStore, hashes: Itera
     todo = [h for h in wanted if not cache.has(h)]
     report.skipped += len(wanted) - len(todo)
     sizes = dict(sizes or {})
+    lists, todo, chunk_set = chunksync.expand_pull(cache, source, todo, report)
+    writer = cache.pack_writer()  # chunks go into packs, not one file each
     index = source.pack_index(refresh=True) if todo else {}
     by_pack: dict[str, list[str]] = {}
     for h in todo:
@@ -168,7 +175,8 @@ def download_objects(cache: LocalObjectStore, source: ObjectStore, hashes: Itera
         part = cache.new_staging_path(".pack")
         try:
             source.get_pack(pack_id, part)
-            bad = packs.split_pack(part, {h: index[h] for h in members}, cache.put_bytes)
+            bad = packs.split_pack(part, {h: index[h] for h in members},
+                                   lambda h, data: writer.add(h, data) if h in chunk_set else cache.put_bytes(h, data))
         finally:
             if os.path.exists(part):
                 os.unlink(part)
@@ -188,9 +196,14 @@ def download_objects(cache: LocalObjectStore, source: ObjectStore, hashes: Itera
             return await asyncio.to_thread(fetch_pack, members)
         return await cache.download_from_async(source, members[0])
 
-    run_parallel(items, fetch, lambda i: sum(sizes.get(h, 0) for h in i[1]), _label, jobs, "pulling", report,
-                 async_work=fetch_async if source.is_async else None, loop=getattr(source.fs, "loop", None),
-                 count=lambda i: len(i[1]))
+    try:
+        run_parallel(items, fetch, lambda i: sum(sizes.get(h, 0) for h in i[1]), _label, jobs, "pulling", report,
+                     async_work=fetch_async if source.is_async else None, loop=getattr(source.fs, "loop", None),
+                     count=lambda i: len(i[1]))
+    except BaseException:
+        writer.abort()
+        raise
+    chunksync.finish_pull(cache, writer, lists, report)  # each file put together and verified before its list
 
 
 # --------------------------------------------------------------- records
@@ -429,7 +442,8 @@ def _stock_store(lake: LakeBase, source: ObjectStore, commits: Sequence[Commit],
         raise RemoteError(f"pull could not fetch {len(fetched.failed)} objects the new commits name; first: "
                           f"{fetched.failed[0]}; nothing was imported", url=redact_url(source.url))
     for digest in missing:
-        lake.store.put_file(lake.cache.path(digest), digest)
+        with lake.cache.export(digest) as path:
+            lake.store.put_file(path, digest)
     report.transferred += fetched.transferred
     report.bytes += fetched.bytes
 

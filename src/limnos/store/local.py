@@ -21,7 +21,7 @@ from typing import IO
 
 import fsspec
 
-from ..errors import IntegrityError, StoreError
+from ..errors import IntegrityError, ObjectNotAvailable, StoreError
 from . import hashing, links
 from .objects import OBJECTS, QUARANTINE, RECORDS, SMALL_FILE, TMP, VOID, ObjectInfo, ObjectStore
 from .packed import PackedObjects
@@ -347,7 +347,13 @@ class LocalObjectStore(PackedObjects, ObjectStore):
             return 0
         self._ensure_dir(os.path.dirname(self.path(digest)))
         staged = self._tmp_path("download")
-        size = await source.download(digest, staged, io)
+        try:
+            size = await source.download(digest, staged, io)
+        except ObjectNotAvailable:
+            got = await io.offload(self.fetch_chunked, source, digest)  # a chunked file there: only missing chunks
+            if got is None:
+                raise
+            return int(got)
         self.commit_staged(staged, digest)
         return size
 

@@ -20,7 +20,7 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -28,6 +28,7 @@ import fsspec
 
 from ..errors import IntegrityError, ObjectNotAvailable, RemoteError, redact_url
 from . import hashing
+from .chunks import CHUNKLISTS, ChunkList, chunklist_relpath, parse_chunklist
 from .packs import PACKS, PackedObject, build_pack, parse_index
 from .transfer import BLOCKING, ON_LOOP, IOMode, run_blocking
 
@@ -162,9 +163,58 @@ class ObjectStore:
         return int(self.fs.size(self.object_key(digest)))
 
     def list_hashes(self) -> dict[str, int]:
-        """hash -> size of every object, loose or packed, from listings (no request per object)."""
+        """hash -> size of every object, loose, packed or chunked, from listings (no request per object).
+
+        A chunked file's size here is its chunk list's, not the file's.
+        """
         packed = {h: p.size for h, p in self.pack_index(refresh=True).items()}
-        return {**packed, **{o.hash: o.size for o in self.iter_objects()}}
+        return {**self.list_chunklists(), **packed, **{o.hash: o.size for o in self.iter_objects()}}
+
+    # -- chunked files (see chunks.py) ----------------------------------------------
+    def list_chunklists(self) -> dict[str, int]:
+        """hash -> chunk list size of every chunked file, from one listing."""
+        base = self._key(CHUNKLISTS)
+        try:
+            found = self.fs.find(base, detail=True)
+        except FileNotFoundError:
+            return {}
+        except Exception as exc:
+            raise self._error("list", exc) from None
+        out = {}
+        for path, info in found.items():
+            rel = str(path)[len(base):].strip("/").split("/")
+            if len(rel) == 2 and len(rel[0]) == 2 and hashing.is_hash(rel[0] + rel[1]):
+                out[rel[0] + rel[1]] = int(info.get("size") or 0)
+        return out
+
+    def read_chunklist(self, digest: str) -> ChunkList | None:
+        """The checked chunk list of a chunked file in this store, or None (it is untrusted input: every field is checked).
+
+        Raises:
+            IntegrityError: the chunk list is damaged or crafted.
+            RemoteError: the store cannot be read.
+        """
+        key = self._key(chunklist_relpath(digest))
+        try:
+            data = bytes(self.fs.cat_file(key))
+        except FileNotFoundError:
+            return None
+        except Exception as exc:
+            raise self._error("read", exc) from None
+        return parse_chunklist(digest, data, self._scrub(redact_url(key)))
+
+    def put_chunklist(self, digest: str, chunks: ChunkList) -> None:
+        """Upload a chunk list whole (after every chunk it names)."""
+        with tempfile.NamedTemporaryFile(delete=False) as tmp:
+            tmp.write(chunks.to_bytes())
+        try:
+            self.put(tmp.name, self._key(chunklist_relpath(digest)), create=True)
+        except RemoteError:
+            raise
+        except Exception as exc:
+            raise self._error(f"write chunk list {digest[:12]} to", exc) from None
+        finally:
+            os.unlink(tmp.name)
 
     # -- packs (see packs.py) -------------------------------------------------
     def pack_key(self, pack_id: str, suffix: str = "pack") -> str:
@@ -218,8 +268,11 @@ class ObjectStore:
             merged.update(index)
         return merged
 
-    def put_pack(self, members: list[tuple[str, str]], staging_dir: str) -> int:
-        """Upload (hash, local path) members as one pack, then its index. Returns the bytes sent."""
+    def put_pack(self, members: Sequence[tuple[str, str | Callable[[], bytes]]], staging_dir: str) -> int:
+        """Upload (hash, local path or a function returning the bytes) members as one pack, then its index.
+
+        Returns the bytes sent.
+        """
         pack_id, path, index = build_pack(members, staging_dir)
         try:
             size = os.path.getsize(path)

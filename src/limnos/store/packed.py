@@ -25,13 +25,16 @@ import os
 import threading
 import time
 from collections.abc import Iterator
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from ..errors import IntegrityError, ObjectNotAvailable
 from . import hashing
 from .chunks import CHUNKLISTS, ChunkedReader, ChunkList, chunk_file, chunklist_relpath, parse_chunklist
 from .lakepacks import PackShelf, PackWriter
 from .packs import PackedObject
+
+if TYPE_CHECKING:
+    from .objects import ObjectStore
 
 
 class PackedObjects:
@@ -319,6 +322,43 @@ class PackedObjects:
             finally:
                 os.close(dfd)
         return True
+
+    def fetch_chunked(self, source: ObjectStore, digest: str) -> int | None:
+        """Fetch a file chunked in ``source``: its chunk list (checked), the chunks missing here, then the list.
+
+        The chunks go into a new pack; the file is put together once to check
+        its whole hash before its chunk list is written here. Returns the bytes
+        fetched, or None when ``source`` does not hold the file chunked.
+
+        Raises:
+            IntegrityError: the chunk list is crafted, a chunk is corrupt, or the whole file does not hash right.
+            ObjectNotAvailable: a chunk is missing from ``source``.
+        """
+        chunks = source.read_chunklist(digest)
+        if chunks is None:
+            return None
+        writer = self.pack_writer()
+        fetched = 0
+        try:
+            for h in sorted(chunks.hashes()):
+                if self.has(h) or h in writer:
+                    continue
+                staged = os.path.join(self.staging_dir(), f"chunk-{os.getpid()}-{threading.get_ident()}-{time.time_ns()}")
+                try:
+                    fetched += source.get_file(h, staged)  # hashed before it appears
+                    with open(staged, "rb") as f:
+                        writer.add(h, f.read())
+                finally:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(staged)
+            writer.finish()
+        except BaseException:
+            writer.abort()
+            raise
+        with ChunkedReader(digest, chunks, self.read_chunk) as whole:
+            hashing.hash_stream(whole)  # type: ignore[arg-type]  # its end of file runs the whole-file check
+        self.write_chunklist(digest, chunks)
+        return fetched
 
     def iter_chunklists(self) -> Iterator[tuple[str, int, float]]:
         """(hash, chunk list size, mtime) of every chunked file here."""
