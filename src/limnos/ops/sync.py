@@ -152,7 +152,7 @@ def download_objects(cache: LocalObjectStore, source: ObjectStore, hashes: Itera
     todo = [h for h in wanted if not cache.has(h)]
     report.skipped += len(wanted) - len(todo)
     sizes = dict(sizes or {})
-    lists, todo, chunk_set = chunksync.expand_pull(cache, source, todo, report)
+    lists, todo, _chunks = chunksync.expand_pull(cache, source, todo, report)
     writer = cache.pack_writer()  # chunks go into packs, not one file each
     index = source.pack_index(refresh=True) if todo else {}
     by_pack: dict[str, list[str]] = {}
@@ -175,8 +175,8 @@ def download_objects(cache: LocalObjectStore, source: ObjectStore, hashes: Itera
         part = cache.new_staging_path(".pack")
         try:
             source.get_pack(pack_id, part)
-            bad = packs.split_pack(part, {h: index[h] for h in members},
-                                   lambda h, data: writer.add(h, data) if h in chunk_set else cache.put_bytes(h, data))
+            # Into a new local pack, not a file each: packs stay the unit, here as on the remote.
+            bad = packs.split_pack(part, {h: index[h] for h in members}, writer.add)
         finally:
             if os.path.exists(part):
                 os.unlink(part)
