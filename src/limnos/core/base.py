@@ -96,6 +96,7 @@ class LakeBase:
         for hook in list(self._close_hooks):
             hook()
         self.catalog.close()
+        self.cache.packs.close()
         if self._statcache is not None:
             self._statcache.close()
 
@@ -317,7 +318,7 @@ class LakeBase:
                 return self.cache.path(digest)
             except FileNotFoundError:
                 pass  # gone meanwhile (pruned, or quarantined by another reader): fetch it like a missing one
-        if self.cache.has_packed(digest):
+        if self.cache.has_packed(digest) and not self.cache.lacks_chunks(digest):
             with contextlib.suppress(ObjectNotAvailable):  # repacked away meanwhile: fetch it like a missing one
                 return self.cache.materialize(digest, ref)  # put together and verified once, then a loose file
         self._download(digest)
@@ -357,7 +358,7 @@ class LakeBase:
         digest = _object_hash(file)
         for _ in range(3):
             if not self.cache.has_loose(digest):
-                if self.cache.has_packed(digest):
+                if self.cache.has_packed(digest) and not self.cache.lacks_chunks(digest):
                     with contextlib.suppress(ObjectNotAvailable):  # repacked away meanwhile: look again
                         return self.cache.open_packed(digest, file.ref)  # every byte it serves is checked
                     continue

@@ -273,9 +273,9 @@ def add_path(lake: LakeBase, path: str, name: str | None, metadata: Mapping[str,
         with lake.writing():  # from the first look at the store (a found object is reused) to the commit
             return _add_entries(lake, path, entries, is_folder, metadata, move, committed, writer)
     except BaseException as exc:  # outside writing(): removing the new objects waits for the writers in flight
-        writer.abort()  # packs not yet published: only staging files
-        removed = 0 if committed else discard_new_objects(lake, [e.hash for e in entries if e.new and e.hash],
-                                                          packs=writer.published)
+        removed = writer.abort()  # objects in packs not yet published: only staging files held them
+        removed += 0 if committed else discard_new_objects(lake, [e.hash for e in entries if e.new and e.hash],
+                                                           packs=writer.published)
         if isinstance(exc, KeyboardInterrupt):
             what = f"the add of {path} ({len(entries)} files)"
             add_note(exc, f"{what} was committed ({committed[0]} new versions) before the interrupt" if committed

@@ -201,7 +201,7 @@ def download_objects(cache: LocalObjectStore, source: ObjectStore, hashes: Itera
                      async_work=fetch_async if source.is_async else None, loop=getattr(source.fs, "loop", None),
                      count=lambda i: len(i[1]))
     except BaseException:
-        writer.abort()
+        writer.finish()  # every object in it was verified: keep what came before the failure
         raise
     chunksync.finish_pull(cache, writer, lists, report)  # each file put together and verified before its list
 

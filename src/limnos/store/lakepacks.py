@@ -87,6 +87,8 @@ class PackShelf:
             path = os.path.join(self.folder, LOOKUP)
             try:
                 self._db = self._open_db(path)
+            except sqlite3.OperationalError:  # a full disk or a read-only folder: a table in memory, from the indexes
+                self._db = self._open_db(":memory:")
             except sqlite3.DatabaseError:  # a damaged cache: it holds nothing the indexes do not
                 for suffix in ("", "-wal", "-shm"):
                     with contextlib.suppress(FileNotFoundError):
@@ -106,6 +108,15 @@ class PackShelf:
         db.execute("SELECT count(*) FROM packs").fetchone()  # a damaged file fails here, not later
         return db
 
+    def close(self) -> None:
+        """Close the lookup table (the last connection to close folds its write-ahead log back in)."""
+        with self._lock:
+            if self._db is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.close()
+                self._db = None
+                self._synced_mtime = None
+
     def _register(self, pack_id: str, index: dict[str, PackedObject]) -> None:
         with self._lock:
             db = self._conn()
@@ -116,7 +127,8 @@ class PackShelf:
                                [(bytes.fromhex(h), pack_id, p.offset, p.size) for h, p in index.items()])
                 db.execute("COMMIT")
             except BaseException:
-                db.execute("ROLLBACK")
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
                 raise
 
     def _unregister(self, pack_ids: Iterable[str]) -> None:
@@ -129,7 +141,8 @@ class PackShelf:
                     db.execute("DELETE FROM packs WHERE id = ?", (pack_id,))
                 db.execute("COMMIT")
             except BaseException:
-                db.execute("ROLLBACK")
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
                 raise
 
     def sync(self, force: bool = False) -> None:
@@ -159,7 +172,10 @@ class PackShelf:
                 self._register(pack_id, index)
             gone = known - indexed
             if gone:
-                self._unregister(gone)
+                # Rows of a deleted pack are harmless (a read finds the pack gone and looks again):
+                # a full disk must not stop reads or gc.
+                with contextlib.suppress(sqlite3.OperationalError):
+                    self._unregister(gone)
             self._synced_mtime = mtime
 
     def read_index(self, pack_id: str, pack_size: int | None = None) -> dict[str, PackedObject]:
@@ -244,12 +260,13 @@ class PackShelf:
             self._conn().execute("DELETE FROM entries WHERE hash = ? AND pack = ?", (bytes.fromhex(digest), pack_id))
 
     def delete_pack(self, pack_id: str) -> None:
-        """Remove a pack: its index first, then its lookup rows, then the pack (gc only, under the writer guard)."""
+        """Remove a pack: its index first, then the pack, then its lookup rows (gc only, under the writer guard)."""
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.pack_path(pack_id, "idx"))
-        self._unregister([pack_id])
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.pack_path(pack_id))
+            os.unlink(self.pack_path(pack_id))  # before the rows: on a full disk, freeing space comes first
+        with contextlib.suppress(sqlite3.OperationalError):
+            self._unregister([pack_id])  # left behind, a row finds the pack gone and is dropped at the next sync
         self.damaged.pop(pack_id, None)
 
     def writer(self, durable: bool = True, pack_max: int = PACK_MAX) -> PackWriter:
@@ -355,9 +372,10 @@ class PackWriter:
             self._done = []
             return list(self.published)
 
-    def abort(self) -> None:
-        """Drop every pack not yet published (a failed add): only staging files existed."""
+    def abort(self) -> int:
+        """Drop every pack not yet published (a failed add): only staging files existed. Returns the objects dropped."""
         with self._lock:
+            dropped = sum(len(index) for _id, _tmp, _bytes, index in self._done) + len(self._entries)
             if self._fd is not None:
                 os.close(self._fd)
                 self._fd = None
@@ -366,4 +384,5 @@ class PackWriter:
                 for path in (tmp, f"{tmp}.idx"):
                     with contextlib.suppress(FileNotFoundError):
                         os.unlink(path)
-            self._done = []
+            self._done, self._entries = [], []
+            return dropped

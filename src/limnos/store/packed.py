@@ -20,6 +20,7 @@ as for a loose object.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import os
 import threading
@@ -95,9 +96,14 @@ class PackedObjects:
         """True when the object is here in a pack or as a chunked file (not as a loose file)."""
         return self.locate(digest) is not None or os.path.exists(self.chunklist_path(digest))
 
+    def lacks_chunks(self, digest: str) -> bool:
+        """True when ``digest`` is chunked here but a chunk is missing (one found corrupt was dropped)."""
+        chunks = self.chunk_list(digest)
+        return chunks is not None and any(not self.has_loose(h) and self.locate(h) is None for h in chunks.hashes())
+
     # -- reading -----------------------------------------------------------------
-    def read_packed(self, digest: str, ref: str | None = None) -> bytes:
-        """The bytes of a packed object, verified against its hash.
+    def read_packed(self, digest: str, ref: str | None = None, quarantine: bool = True) -> bytes:
+        """The bytes of a packed object, verified against its hash (``quarantine=False``: report only, as fsck).
 
         Raises:
             ObjectNotAvailable: no pack here holds the object.
@@ -113,6 +119,9 @@ class PackedObjects:
                 continue  # gc repacked it meanwhile: look again
             actual = hashing.hash_bytes(data)
             if actual != digest:
+                if not quarantine:
+                    raise IntegrityError(f"object {digest[:12]} is corrupt in pack {where.pack[:12]}", digest=digest,
+                                         hint="call lake.fsck(repair=True)", url=self.root)
                 raise self._corrupt_packed(digest, actual, where, data, ref)
             return data
         raise ObjectNotAvailable(f"object {digest[:12]} is in no pack of {self.root}", digest=digest,
@@ -137,7 +146,7 @@ class PackedObjects:
                               hint="read it again to fetch a clean copy from a remote, or call lake.fsck(repair=True)",
                               digest=digest, url=self.root)
 
-    def read_chunk(self, digest: str) -> bytes:
+    def read_chunk(self, digest: str, quarantine: bool = True) -> bytes:
         """One chunk of a chunked file, verified (a chunk may also be a loose object)."""
         if self.has_loose(digest):
             with open(self.path(digest), "rb") as f:
@@ -146,7 +155,7 @@ class PackedObjects:
                 raise IntegrityError(f"chunk {digest[:12]} is corrupt on this machine", hint="call lake.fsck()",
                                      digest=digest, url=self.root)
             return data
-        return self.read_packed(digest)
+        return self.read_packed(digest, quarantine=quarantine)
 
     def open_packed(self, digest: str, ref: str | None = None) -> IO[bytes]:
         """A reader over a packed object or a chunked file; every byte it serves is checked.
@@ -187,7 +196,8 @@ class PackedObjects:
         if chunks is None:
             raise ObjectNotAvailable(f"object {digest[:12]} is missing from {self.root}", digest=digest,
                                      hint="call lake.fsck() to see what else is missing")
-        return io.BufferedReader(ChunkedReader(digest, chunks, self.read_chunk), hashing.CHUNK)
+        check_only = functools.partial(self.read_chunk, quarantine=False)  # fsck reads: report, change nothing
+        return io.BufferedReader(ChunkedReader(digest, chunks, check_only), hashing.CHUNK)
 
     def materialize(self, digest: str, ref: str | None = None) -> str:
         """A real file for the object: the loose path, put together (verified) from a pack or chunks once.
