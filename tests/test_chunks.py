@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import random
+from pathlib import Path
 
 import pytest
 
@@ -44,7 +45,7 @@ def test_a_big_file_is_chunked_and_keeps_its_whole_file_hash(tmp_path, big):
     assert 100 < len(chunks.chunks) < 400  # about 64 KiB each
     assert f.read_bytes() == big.read_bytes()
     path = f.local_path()  # a real file, put together once
-    assert open(path, "rb").read() == big.read_bytes() and f.local_path() == path
+    assert Path(path).read_bytes() == big.read_bytes() and f.local_path() == path
     assert lake.fsck(read_data=True).ok
 
 
@@ -98,7 +99,7 @@ def test_a_corrupt_chunk_is_detected_on_read(tmp_path, big):
     assert lake.cache.in_quarantine(victim)
     # The next read fetches the one bad chunk, verified, from the remote, and checks the whole file.
     assert f.read_bytes() == big.read_bytes()
-    assert open(f.local_path(), "rb").read() == big.read_bytes()
+    assert Path(f.local_path()).read_bytes() == big.read_bytes()
 
 
 def test_a_ranged_read_reads_only_the_chunks_it_needs(tmp_path, big):

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -45,7 +46,7 @@ def test_an_add_of_many_small_files_writes_one_pack_and_no_loose_objects(tmp_pat
     assert result.new_versions == 300
     assert lake.get("d/f0123.txt").read_bytes() == (src / "f0123.txt").read_bytes()
     pack_id = names[1][: -len(".pack")]
-    data = open(os.path.join(tmp_path, "lake", "packs", names[1]), "rb").read()
+    data = (tmp_path / "lake" / "packs" / names[1]).read_bytes()
     assert hashing.hash_bytes(data) == pack_id  # a pack is named by its bytes, like an object
     assert lake.fsck(read_data=True).ok
     # A second add of the same files stores nothing new: no second pack.
@@ -60,7 +61,7 @@ def test_local_path_of_a_packed_object_is_a_real_file_extracted_once(tmp_path):
     f = lake.get("d/f0003.txt")
     path = f.local_path()
     assert os.path.isfile(path) and not os.path.islink(path)
-    assert open(path, "rb").read() == (src / "f0003.txt").read_bytes()
+    assert Path(path).read_bytes() == (src / "f0003.txt").read_bytes()
     before = os.stat(path)
     assert f.local_path() == path and os.stat(path).st_ino == before.st_ino  # once
     out = tmp_path / "out.txt"

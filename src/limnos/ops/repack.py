@@ -111,9 +111,7 @@ def collect_packs(lake: LakeBase, inv: Inventory, referenced: set[str], cutoff: 
         inside = members.get(pack.id, [])
         live = [(h, w) for h, w in inside if h in referenced]
         dead = [(h, w) for h, w in inside if h not in referenced]
-        if not live:
-            rewrite.append(pack)
-        elif sum(w.size for _, w in live) < threshold * max(pack.size, 1):
+        if not live or sum(w.size for _, w in live) < threshold * max(pack.size, 1):
             rewrite.append(pack)
         else:
             continue

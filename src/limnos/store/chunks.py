@@ -135,7 +135,7 @@ def chunk_file(path: str, store_chunk: Callable[[str, memoryview], object]) -> t
     whole = blake3.blake3()
     chunks = []
     with open(path, "rb", buffering=0) as f:
-        for digest, data in cut(f):  # type: ignore[arg-type]  # a raw file has readinto(), which pyfastcdc prefers
+        for digest, data in cut(f):  # a raw file: pyfastcdc prefers its readinto()
             whole.update(data)
             chunks.append((digest, len(data)))
             store_chunk(digest, data)

@@ -348,7 +348,7 @@ class PackWriter:
                 self._seal()
             folder = self.shelf.folder
             os.makedirs(folder, exist_ok=True)
-            for pack_id, tmp, index_bytes, index in self._done:
+            for pack_id, tmp, index_bytes, _index in self._done:
                 idx_tmp = f"{tmp}.idx"
                 fd = os.open(idx_tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
                 try:

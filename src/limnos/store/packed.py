@@ -351,7 +351,7 @@ class PackedObjects:
         fetched = 0
         try:
             for h in sorted(chunks.hashes()):
-                if self.has(h) or h in writer:
+                if self.has_loose(h) or self.locate(h) is not None or h in writer:
                     continue
                 staged = os.path.join(self.staging_dir(), f"chunk-{os.getpid()}-{threading.get_ident()}-{time.time_ns()}")
                 try:
