@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterable, Iterator
 
 
 def stored_bytes(root: str) -> int:
@@ -39,15 +40,20 @@ def dir_bytes(root: str) -> int:
     return sum(os.path.getsize(os.path.join(d, f)) for d, _s, fs in os.walk(root) for f in fs)
 
 
-def edits(size: int, seed: int = 1) -> list[tuple[str, bytes]]:
-    """The versions of the big file: the original, a 1-byte edit in the middle, a 100-byte insertion there."""
-    data = bytearray(random.Random(seed).randbytes(size))
-    out = [("original", bytes(data))]
+def edits(size: int, seed: int = 1) -> Iterator[tuple[str, bytes]]:
+    """The versions of the big file: the original, a 1-byte edit in the middle, a 100-byte insertion there.
+
+    A generator: one version in memory at a time (plus the buffer it is made from).
+    """
+    rng = random.Random(seed)
+    data = bytearray()
+    while len(data) < size:
+        data += rng.randbytes(min(64 << 20, size - len(data)))
+    yield "original", bytes(data)
     data[size // 2] ^= 0xFF
-    out.append(("1-byte edit", bytes(data)))
+    yield "1-byte edit", bytes(data)
     data[size // 2:size // 2] = b"I" * 100
-    out.append(("100-byte insert", bytes(data)))
-    return out
+    yield "100-byte insert", bytes(data)
 
 
 def parquet_versions(rows: int, versions: int) -> list[tuple[str, bytes]]:
@@ -69,7 +75,7 @@ def parquet_versions(rows: int, versions: int) -> list[tuple[str, bytes]]:
     return out
 
 
-def run_limnos(versions: list[tuple[str, bytes]], work: str) -> list[dict[str, object]]:
+def run_limnos(versions: Iterable[tuple[str, bytes]], work: str) -> list[dict[str, object]]:
     """Add each version as a new version of one name, push each; bytes stored and pushed per version."""
     import limnos
 
@@ -89,7 +95,7 @@ def run_limnos(versions: list[tuple[str, bytes]], work: str) -> list[dict[str, o
     return rows
 
 
-def run_dvc(dvc: str, versions: list[tuple[str, bytes]], work: str) -> list[int]:
+def run_dvc(dvc: str, versions: Iterable[tuple[str, bytes]], work: str) -> list[int]:
     """New bytes in DVC's cache per version (``dvc add`` of the same file, edited)."""
     repo = os.path.join(work, "dvc")
     os.makedirs(repo)
@@ -138,16 +144,18 @@ def main() -> None:
     parser.add_argument("--dvc", default=shutil.which("dvc") or ("/tmp/dvcvenv/bin/dvc" if os.path.exists(
         "/tmp/dvcvenv/bin/dvc") else None), help="the dvc executable (default: on PATH, else /tmp/dvcvenv)")
     parser.add_argument("--json", help="write the results to this file")
+    parser.add_argument("--size-mb", type=int, default=1024, help="the big file's size (default 1024)")
     args = parser.parse_args()
-    size = (64 if args.quick else 1024) << 20
-    cases = [("big file", edits(size)),
-             ("parquet", parquet_versions(20_000 if args.quick else 200_000, 10))]
+    size = (64 if args.quick else args.size_mb) << 20
+    rows_per_version = 20_000 if args.quick else 200_000
+    cases: list[Callable[[], Iterable[tuple[str, bytes]]]] = [
+        lambda: edits(size), lambda: parquet_versions(rows_per_version, 10)]
     results: list[dict[str, object]] = []
-    for _name, versions in cases:
+    for versions in cases:
         with tempfile.TemporaryDirectory(prefix="limnos-cdc-") as work:
-            rows = run_limnos(versions, work)
+            rows = run_limnos(versions(), work)
             if args.dvc:
-                for row, dvc_bytes in zip(rows, run_dvc(args.dvc, versions, work)):
+                for row, dvc_bytes in zip(rows, run_dvc(args.dvc, versions(), work)):
                     row["dvc_stored"] = dvc_bytes
             results += rows
     with tempfile.TemporaryDirectory(prefix="limnos-small-") as work:
