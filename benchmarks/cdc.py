@@ -155,7 +155,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="limnos-cdc-") as work:
             rows = run_limnos(versions(), work)
             if args.dvc:
-                for row, dvc_bytes in zip(rows, run_dvc(args.dvc, versions(), work)):
+                for row, dvc_bytes in zip(rows, run_dvc(args.dvc, versions(), work), strict=True):
                     row["dvc_stored"] = dvc_bytes
             results += rows
     with tempfile.TemporaryDirectory(prefix="limnos-small-") as work:
