@@ -23,6 +23,7 @@ from ..errors import InvalidName, LimnosError, SourceNotFound, StoreError, Store
 from ..names import normalize_local_name, validate_name
 from ..progress import progress
 from ..store import hashing
+from ..store.lakepacks import MIN_PACK_OBJECTS
 from ..store.statcache import stat_key
 
 if TYPE_CHECKING:
@@ -268,7 +269,7 @@ def add_path(lake: LakeBase, path: str, name: str | None, metadata: Mapping[str,
     is_folder, entries = scan(path, name, skip=[store.root])
     lake.check_metadata(metadata)
     committed: list[int] = []  # the number of new versions, once the commit is done
-    writer = store.pack_writer(durable=bool(lake.config.get("fsync", True)))
+    writer = store.pack_writer(durable=bool(lake.config.get("fsync", True)), min_objects=MIN_PACK_OBJECTS)
     try:
         with lake.writing():  # from the first look at the store (a found object is reused) to the commit
             return _add_entries(lake, path, entries, is_folder, metadata, move, committed, writer)
@@ -446,13 +447,14 @@ def _upload(lake: LakeBase, entries: Sequence[Entry]) -> None:
     from .sync import upload_objects
 
     wanted = {e.hash for e in entries if e.hash}
-    # A few objects: ask for each; many: one listing beats a request per object.
-    present = set(lake.store.list_hashes()) if len(wanted) > 32 else {h for h in wanted if lake.store.has(h)}
+    # A few objects: ask for each (and look in the pack indexes read already); many: one listing.
+    present = (set(lake.store.list_hashes()) if len(wanted) > 32
+               else {h for h in wanted if lake.store.has(h)} | (wanted & set(lake.store.pack_index())))
     lake.refresh_orphans(wanted, present)  # reused objects no live file names: another machine's gc may be near
     report = TransferReport("upload")
-    # pack_size=0: a lake's own store keeps one object per key (gc, fsck and
-    # concurrent writers rely on it); packs are only for pushing to remotes.
-    upload_objects(lake.cache, lake.store, wanted, None, report, present=present, pack_size=0)
+    # The small new objects of this commit travel as one pack (two conditional creates, pack then
+    # index) when there are enough of them to be worth it (store/lakepacks.py's MIN_PACK_OBJECTS).
+    upload_objects(lake.cache, lake.store, wanted, None, report, present=present, min_pack=MIN_PACK_OBJECTS)
     if report.failed:
         raise StoreError(f"{len(report.failed)} objects could not be uploaded, nothing was committed: {report.failed[0]}",
                          url=redact_url(lake.store.url))

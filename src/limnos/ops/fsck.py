@@ -81,7 +81,8 @@ def fsck(lake: LakeBase, read_data: bool = False, subset: float | None = None) -
     for digest in sorted(referenced):
         if digest in listed and digest in sizes and listed[digest].size != sizes[digest]:
             report.corrupt.append(digest)
-    held = check_layout(lake, report, referenced, sizes, read_data)  # packed objects and chunked files
+    held = check_layout(lake, report, referenced, sizes, read_data,  # packed objects and chunked files
+                        loose=None if lake.store.local else set(listed))
     report.objects = len(set(listed) | held)
     absent = referenced - set(listed) - held - set(report.missing)
     missing, report.remote_only = split_absent(lake, absent)

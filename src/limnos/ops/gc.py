@@ -17,7 +17,6 @@ object that a writer reused or stored after the plan was made stays.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import os
 import time
@@ -28,6 +27,7 @@ from ..core.recovery import Report, is_old, roll_forward_grace
 from ..errors import CatalogVersionError, GcRefused, RecordsDamaged
 from ..names import plural
 from ..progress import progress
+from ..store.objects import ObjectInfo
 from . import repack as repack_ops
 from .fsck import split_absent
 
@@ -93,9 +93,11 @@ def gc(lake: LakeBase, dry_run: bool = True, grace: dt.timedelta = dt.timedelta(
     referenced |= repack_ops.chunk_closure(lake, set(inv.chunklists) - set(lists))  # chunks of kept files
     victims = [o for o in listed if o.hash not in referenced and o.mtime <= cutoff]
     report.orphans = sorted(h for h in present if h not in referenced)
-    _note_kept(lake, report, listed, referenced, victims, grace)
+    dropped, freed, _notes = repack_ops.collect_packs(lake, inv, referenced, cutoff, dry_run=True)
+    loose = {o.hash for o in listed}
+    held = listed + [ObjectInfo(h, places[0].size, 0.0) for h, places in inv.packed.items() if h not in loose]
+    _note_kept(lake, report, held, set(inv.chunklists), victims + [o for o in held if o.hash in set(dropped)], grace)
     if dry_run:
-        dropped, freed, _notes = repack_ops.collect_packs(lake, inv, referenced, cutoff, dry_run=True)
         report.deleted = sorted({o.hash for o in victims} | set(lists) | set(dropped))
         report.bytes = sum(o.size for o in victims) + freed
         return report
@@ -105,8 +107,7 @@ def gc(lake: LakeBase, dry_run: bool = True, grace: dt.timedelta = dt.timedelta(
         inv = repack_ops.inventory(lake)  # chunk lists written meanwhile may name chunks in old packs
         lists = [h for h in lists if h not in referenced]
         for digest in lists:
-            with contextlib.suppress(FileNotFoundError):
-                lake.cache.delete_chunklist(digest)
+            repack_ops.delete_chunklist(lake, digest)
         referenced |= repack_ops.chunk_closure(lake, set(inv.chunklists) - set(lists))
         deleted = []
         with progress(len(victims), "collecting garbage") as advance:
@@ -132,7 +133,7 @@ def gc(lake: LakeBase, dry_run: bool = True, grace: dt.timedelta = dt.timedelta(
     return report
 
 
-def _note_kept(lake: LakeBase, report: Report, listed: list[Any], referenced: set[str], victims: list[Any],
+def _note_kept(lake: LakeBase, report: Report, listed: list[Any], chunked: set[str], victims: list[Any],
                grace: dt.timedelta) -> None:
     """Say which objects the grace period keeps, when a gc frees them, and how to free them now.
 
@@ -143,6 +144,7 @@ def _note_kept(lake: LakeBase, report: Report, listed: list[Any], referenced: se
     if grace.total_seconds() <= 0:
         return
     live = lake.catalog.referenced_hashes()  # without the grace: only files not deleted
+    live |= repack_ops.chunk_closure(lake, live & chunked)  # the chunks of live chunked files are live too
     chosen = {o.hash for o in victims}
     kept = [o for o in listed if o.hash not in live and o.hash not in chosen]
     report.kept = sorted(o.hash for o in kept)

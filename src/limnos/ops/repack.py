@@ -15,16 +15,18 @@ guard, as for loose objects. ``fsck`` calls :func:`check_layout`.
 from __future__ import annotations
 
 import contextlib
+import functools
+import io
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO, cast
 
 from ..errors import IntegrityError, ObjectNotAvailable
-from ..store import hashing
-from ..store.chunks import ChunkList
+from ..store import bucketpacks, hashing
+from ..store.chunks import ChunkedReader, ChunkList
 from ..store.lakepacks import PackInfo
-from ..store.packs import PackedObject
+from ..store.packs import PackedObject, plan_packs
 
 if TYPE_CHECKING:
     from ..core.base import LakeBase
@@ -50,9 +52,15 @@ class Inventory:
 
 
 def inventory(lake: LakeBase) -> Inventory:
-    """The packs, packed objects and chunk lists of a local lake's store (empty for a lake on a bucket)."""
+    """The packs, packed objects and chunk lists of the lake's store (its folder, or its bucket)."""
     inv = Inventory()
     if not lake.store.local:
+        inv.packs = bucketpacks.list_packs(lake.store)
+        indexes, inv.damaged = bucketpacks.read_indexes(lake.store, inv.packs)
+        for index in indexes.values():
+            for digest, where in index.items():
+                inv.packed.setdefault(digest, []).append(where)
+        inv.chunklists = bucketpacks.chunklist_times(lake.store)
         return inv
     shelf = lake.cache.packs
     if os.path.isdir(shelf.folder):
@@ -72,10 +80,44 @@ def chunk_closure(lake: LakeBase, files: Iterable[str]) -> set[str]:
     """
     out: set[str] = set()
     for digest in files:
-        chunks = lake.cache.chunk_list(digest) if lake.store.local else None
+        chunks = chunk_list(lake, digest)
         if chunks is not None:
             out |= chunks.hashes()
     return out
+
+
+def chunk_list(lake: LakeBase, digest: str) -> ChunkList | None:
+    """The checked chunk list of a chunked file in the lake's store (a bucket's own copy, not this machine's).
+
+    Raises:
+        IntegrityError: the chunk list is damaged.
+    """
+    return lake.cache.chunk_list(digest) if lake.store.local else lake.store.read_chunklist(digest)
+
+
+def delete_chunklist(lake: LakeBase, digest: str) -> None:
+    """Remove a chunk list from the lake's store (gc only); a missing one is no error."""
+    if lake.store.local:
+        with contextlib.suppress(FileNotFoundError):
+            lake.cache.delete_chunklist(digest)
+    else:
+        bucketpacks.delete_chunklist(lake.store, digest)
+
+
+def _read_packed(lake: LakeBase, digest: str, where: PackedObject | None = None) -> bytes:
+    """A packed object's bytes from the lake's store, checked against its hash."""
+    if lake.store.local:
+        return lake.cache.read_packed(digest)
+    assert where is not None
+    return bucketpacks.read_object(lake.store, digest, where)
+
+
+def _delete_pack(lake: LakeBase, pack_id: str) -> None:
+    """Remove a pack from the lake's store: its index first, then the pack."""
+    if lake.store.local:
+        lake.cache.packs.delete_pack(pack_id)
+    else:
+        bucketpacks.delete_pack(lake.store, pack_id)
 
 
 def collect_packs(lake: LakeBase, inv: Inventory, referenced: set[str], cutoff: float, dry_run: bool,
@@ -88,7 +130,6 @@ def collect_packs(lake: LakeBase, inv: Inventory, referenced: set[str], cutoff: 
     Returns:
         (hashes of the packed objects dropped, their bytes, notes).
     """
-    shelf = lake.cache.packs
     members: dict[str, list[tuple[str, PackedObject]]] = {}
     for digest, places in inv.packed.items():
         for where in places:
@@ -102,8 +143,7 @@ def collect_packs(lake: LakeBase, inv: Inventory, referenced: set[str], cutoff: 
             continue  # young: its unreferenced objects may be a writer's that is about to commit
         if not pack.has_index:
             if not dry_run:  # a crash between a pack and its index: nothing ever named it
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(shelf.pack_path(pack.id))
+                _delete_pack(lake, pack.id)
             freed += max(pack.size, 0)
             continue
         if pack.id in inv.damaged:
@@ -119,23 +159,39 @@ def collect_packs(lake: LakeBase, inv: Inventory, referenced: set[str], cutoff: 
         freed += sum(w.size for _, w in dead)
     if dry_run:
         return sorted(set(dropped)), freed, notes
-    writer = shelf.writer(durable=bool(lake.config.get("fsync", True)))
-    try:
-        for pack in rewrite:
-            for digest, _where in members.get(pack.id, []):
-                if digest in referenced and digest not in writer and not _elsewhere(inv, digest, pack.id, rewrite):
-                    writer.add(digest, lake.cache.read_packed(digest))
-        new = writer.finish()  # the live objects are in their new packs before an old pack goes
-    except BaseException:
-        writer.abort()
-        raise
+    keep: dict[str, PackedObject] = {}
     for pack in rewrite:
-        shelf.delete_pack(pack.id)
+        for digest, where in members.get(pack.id, []):
+            if digest in referenced and digest not in keep and not _elsewhere(inv, digest, pack.id, rewrite):
+                keep[digest] = where
+    new = _write_packs(lake, keep)  # the live objects are in their new packs before an old pack goes
+    for pack in rewrite:
+        _delete_pack(lake, pack.id)
     if rewrite:
-        notes.append(f"rewrote {len(rewrite)} packs into {len(new)}")
+        notes.append(f"rewrote {len(rewrite)} packs into {new}")
     if repack:
-        notes += _pack_loose(lake, inv, referenced)
+        notes += _pack_loose(lake, inv, referenced, cutoff)
     return sorted(set(dropped)), freed, notes
+
+
+def _write_packs(lake: LakeBase, objects: dict[str, PackedObject]) -> int:
+    """Write ``objects`` (read from where they sit now, each checked) into new packs of the lake's store; how many packs."""
+    if not objects:
+        return 0
+    if lake.store.local:
+        writer = lake.cache.pack_writer(durable=bool(lake.config.get("fsync", True)))
+        try:
+            for digest in objects:
+                writer.add(digest, lake.cache.read_packed(digest))
+            return len(writer.finish())
+        except BaseException:
+            writer.abort()
+            raise
+    groups = plan_packs([(h, w.size) for h, w in objects.items()])
+    for group in groups:
+        members = [(h, functools.partial(bucketpacks.read_object, lake.store, h, objects[h])) for h, _ in group]
+        lake.store.put_pack(members, lake.cache.staging_dir())  # pack, then index, both conditional creates
+    return len(groups)
 
 
 def _elsewhere(inv: Inventory, digest: str, pack_id: str, rewrite: list[PackInfo]) -> bool:
@@ -144,7 +200,7 @@ def _elsewhere(inv: Inventory, digest: str, pack_id: str, rewrite: list[PackInfo
     return any(w.pack != pack_id and w.pack not in going for w in inv.packed.get(digest, []))
 
 
-def _pack_loose(lake: LakeBase, inv: Inventory, referenced: set[str]) -> list[str]:
+def _pack_loose(lake: LakeBase, inv: Inventory, referenced: set[str], cutoff: float) -> list[str]:
     """Pack every loose small object, and drop loose copies of objects that are packed or chunked too.
 
     A lake that hands out symlinks to its objects (``link: symlink``) keeps its loose files.
@@ -153,8 +209,10 @@ def _pack_loose(lake: LakeBase, inv: Inventory, referenced: set[str]) -> list[st
 
     if lake.link == "symlink":
         return ["loose objects were kept: this lake hands out symlinks to them (link: symlink)"]
-    store = lake.cache
     pack_at, _ = layout_thresholds(lake)
+    if not lake.store.local:
+        return _pack_loose_in_bucket(lake, inv, referenced, pack_at, cutoff)
+    store = lake.cache
     writer = store.pack_writer(durable=bool(lake.config.get("fsync", True)))
     redundant, moved = [], []
     try:
@@ -178,29 +236,83 @@ def _pack_loose(lake: LakeBase, inv: Inventory, referenced: set[str]) -> list[st
     return [f"packed {len(moved)} loose objects; dropped {len(redundant)} loose copies of packed objects"]
 
 
-def check_layout(lake: LakeBase, report: Report, referenced: set[str], sizes: dict[str, int], read_data: bool) -> set[str]:
+def _pack_loose_in_bucket(lake: LakeBase, inv: Inventory, referenced: set[str], pack_at: int, cutoff: float) -> list[str]:
+    """:func:`_pack_loose` on a bucket: small referenced loose objects into new packs, then the loose keys go.
+
+    Only loose objects older than the grace are touched: a young one may be a
+    copy another machine uploaded again to keep an object it is reusing alive.
+    """
+    store = lake.store
+    redundant, small = [], []
+    for info in store.iter_objects():
+        if info.mtime > cutoff:
+            continue
+        if info.hash in inv.packed or info.hash in inv.chunklists:
+            redundant.append(info.hash)
+        elif info.size <= pack_at and info.hash in referenced:
+            small.append((info.hash, info.size))
+
+    def read(digest: str) -> bytes:
+        data = bytes(store.fs.cat_file(store.object_key(digest)))
+        if hashing.hash_bytes(data) != digest:
+            raise IntegrityError(f"object {digest[:12]} is corrupt in the lake's store", hint="call lake.fsck()",
+                                 digest=digest)
+        return data
+
+    moved = []
+    for group in plan_packs(small):
+        members: list[tuple[str, str | Callable[[], bytes]]] = []
+        for digest, _size in group:
+            try:
+                members.append((digest, bytes_of(read(digest))))
+            except IntegrityError:
+                continue  # corrupt: left where it is for fsck to report
+        if members:
+            store.put_pack(members, lake.cache.staging_dir())
+            moved += [h for h, _ in members]
+    for digest in redundant + moved:
+        with contextlib.suppress(FileNotFoundError):
+            store.delete(digest)
+    return [f"packed {len(moved)} loose objects; dropped {len(redundant)} loose copies of packed objects"]
+
+
+def bytes_of(data: bytes) -> Callable[[], bytes]:
+    """A pack member's source that returns ``data``."""
+    return lambda: data
+
+
+def check_layout(lake: LakeBase, report: Report, referenced: set[str], sizes: dict[str, int], read_data: bool,
+                 loose: set[str] | None = None) -> set[str]:
     """fsck of packs and chunk lists: damaged indexes, sizes, chunks of every chunked file; returns the hashes held.
 
     A referenced chunked file whose chunk list is damaged or names a missing
     chunk is reported missing; a packed object whose size is not the catalog's
     is corrupt; ``read_data`` reads and hashes each referenced packed or chunked object.
+    ``loose``: the loose objects of the store (fsck's listing; a local store is asked per chunk).
     """
     inv = inventory(lake)
     for pack_id, why in sorted(inv.damaged.items()):
         report.packs_damaged.append(pack_id)
         report.notes.append(f"pack {pack_id[:12]}: {why}")
     held = inv.hashes
+
+    def is_loose(digest: str) -> bool:
+        return digest in loose if loose is not None else lake.cache.has_loose(digest)
+
+    lists: dict[str, ChunkList] = {}
     for digest in sorted(referenced & set(inv.chunklists)):
         try:
-            chunks: ChunkList | None = lake.cache.chunk_list(digest)
+            chunks: ChunkList | None = chunk_list(lake, digest)
         except IntegrityError:
+            chunks = None
+        if chunks is None:  # damaged (or deleted meanwhile): what it names cannot be known
             report.missing.append(digest)
             held.discard(digest)
             continue
-        assert chunks is not None
+        lists[digest] = chunks
         if digest in sizes and chunks.size != sizes[digest]:
             report.corrupt.append(digest)
-        lacking = [h for h in chunks.hashes() if h not in inv.packed and not lake.cache.has_loose(h)]
+        lacking = [h for h in chunks.hashes() if h not in inv.packed and not is_loose(h)]
         if lacking:
             report.missing.append(digest)
             held.discard(digest)
@@ -210,10 +322,10 @@ def check_layout(lake: LakeBase, report: Report, referenced: set[str], sizes: di
             report.corrupt.append(digest)
     if read_data:
         for digest in sorted((referenced & held) - set(report.corrupt)):
-            if lake.cache.has_loose(digest):
+            if is_loose(digest):
                 continue  # fsck reads loose objects itself
             try:
-                with lake.cache.open_any(digest) as f:
+                with _open_layout(lake, inv, digest, lists.get(digest)) as f:
                     actual, size = hashing.hash_stream(f)
             except (IntegrityError, ObjectNotAvailable):
                 report.corrupt.append(digest)
@@ -222,3 +334,25 @@ def check_layout(lake: LakeBase, report: Report, referenced: set[str], sizes: di
             if actual != digest:
                 report.corrupt.append(digest)
     return held
+
+
+def _open_layout(lake: LakeBase, inv: Inventory, digest: str, chunks: ChunkList | None) -> BinaryIO:
+    """A reader over a packed object or a chunked file of the lake's store, changing nothing (fsck reads)."""
+    if lake.store.local:
+        return cast(BinaryIO, lake.cache.open_any(digest))
+
+    def read(h: str) -> bytes:  # a chunk, or the object: from a pack, else loose; checked
+        for where in inv.packed.get(h, []):
+            with contextlib.suppress(FileNotFoundError):
+                return bucketpacks.read_object(lake.store, h, where)
+        try:
+            data = bytes(lake.store.fs.cat_file(lake.store.object_key(h)))
+        except FileNotFoundError:
+            raise ObjectNotAvailable(f"object {h[:12]} is missing from the lake's store", digest=h) from None
+        if hashing.hash_bytes(data) != h:
+            raise IntegrityError(f"object {h[:12]} is corrupt in the lake's store", digest=h, hint="call lake.fsck()")
+        return data
+
+    if chunks is None:
+        return io.BytesIO(read(digest))
+    return cast(BinaryIO, io.BufferedReader(ChunkedReader(digest, chunks, read), hashing.CHUNK))

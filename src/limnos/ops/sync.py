@@ -38,7 +38,8 @@ if TYPE_CHECKING:
 
 # --------------------------------------------------------------- objects
 def upload_objects(cache: LocalObjectStore, target: ObjectStore, hashes: Iterable[str], jobs: int | None,
-                   report: TransferReport, present: set[str] | None = None, pack_size: int = packs.PACK_MAX) -> None:
+                   report: TransferReport, present: set[str] | None = None, pack_size: int = packs.PACK_MAX,
+                   min_pack: int = 2) -> None:
     """Send the objects ``target`` lacks; ``present`` is its listing when already known.
 
     Small objects travel in packs of up to ``pack_size`` bytes (0: never),
@@ -54,6 +55,7 @@ def upload_objects(cache: LocalObjectStore, target: ObjectStore, hashes: Iterabl
         report: counts and failures are added to it; failures do not raise.
         present: hashes ``target`` already holds (None: list them first).
         pack_size: the most bytes in one pack; 0 sends every object alone.
+        min_pack: fewer small objects than this travel alone (a pack costs two keys).
 
     Raises:
         IntegrityError: an object's local bytes do not match its hash (the first such;
@@ -69,7 +71,7 @@ def upload_objects(cache: LocalObjectStore, target: ObjectStore, hashes: Iterabl
         report.failed.append(f"{h[:12]}: not in this lake's local store, so it cannot be pushed")
     sizes = {h: cache.size(h) for h in todo if cache.has(h)}
     small = [(h, n) for h, n in sizes.items() if pack_size and n <= packs.PACKABLE]
-    if len(small) < 2:
+    if len(small) < max(2, min_pack):
         small = []
     packed = {h for h, _ in small}
     loose = [("object", [h]) for h in sizes if h not in packed]

@@ -34,7 +34,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -50,6 +50,10 @@ if TYPE_CHECKING:
 LOOKUP = "lookup.sqlite"
 #: objects up to this size go into packs when a lake's own store takes them (``pack_threshold`` in the settings)
 PACK_THRESHOLD = 1 << 20
+#: A write with fewer new small objects than this keeps them loose. A pack costs two files (pack and
+#: index; two conditional PUTs on a bucket) plus a lookup row, and every read of a packed object pays a
+#: lookup: at 4 objects a pack halves the files an add creates, below that it saves one file or none.
+MIN_PACK_OBJECTS = 4
 
 
 @dataclass(frozen=True)
@@ -269,9 +273,10 @@ class PackShelf:
             self._unregister([pack_id])  # left behind, a row finds the pack gone and is dropped at the next sync
         self.damaged.pop(pack_id, None)
 
-    def writer(self, durable: bool = True, pack_max: int = PACK_MAX) -> PackWriter:
+    def writer(self, durable: bool = True, pack_max: int = PACK_MAX, min_objects: int = 1,
+               place_loose: Callable[[str, str], str] | None = None) -> PackWriter:
         """A writer of new packs (see :class:`PackWriter`)."""
-        return PackWriter(self, durable, pack_max)
+        return PackWriter(self, durable, pack_max, min_objects, place_loose)
 
 
 class PackWriter:
@@ -280,12 +285,20 @@ class PackWriter:
     Thread-safe: the threads of one add share one writer. A pack rolls over
     at ``pack_max`` bytes. Nothing is visible to any reader before
     :meth:`finish`; :meth:`abort` (or a crash) leaves only staging files.
+    A writer holding fewer than ``min_objects`` objects at :meth:`finish`
+    publishes them as loose objects instead, through ``place_loose(staged, digest)``
+    (which moves a staging file into place and returns its final path).
     """
 
-    def __init__(self, shelf: PackShelf, durable: bool, pack_max: int) -> None:
+    def __init__(self, shelf: PackShelf, durable: bool, pack_max: int, min_objects: int = 1,
+                 place_loose: Callable[[str, str], str] | None = None) -> None:
         self.shelf = shelf
         self.durable = durable
         self.pack_max = pack_max
+        self.min_objects = min_objects if place_loose is not None else 1
+        self.place_loose = place_loose
+        #: objects :meth:`finish` wrote loose (too few for a pack)
+        self.loose: list[str] = []
         self._lock = threading.Lock()
         self._fd: int | None = None
         self._tmp = ""
@@ -344,6 +357,9 @@ class PackWriter:
         Returns the new pack ids. Call it before the commit that names the objects.
         """
         with self._lock:
+            if self._fd is not None and not self._done and len(self._entries) < self.min_objects:
+                self._publish_loose()
+                return list(self.published)
             if self._fd is not None:
                 self._seal()
             folder = self.shelf.folder
@@ -371,6 +387,39 @@ class PackWriter:
                 self.shelf._register(pack_id, index)
             self._done = []
             return list(self.published)
+
+    def _publish_loose(self) -> None:
+        """Write the few objects of the one unsealed pack as loose objects, and drop that pack."""
+        assert self._fd is not None and self.place_loose is not None
+        os.close(self._fd)
+        self._fd = None
+        folders = set()
+        try:
+            with open(self._tmp, "rb") as pack:
+                for digest, offset, size in self._entries:
+                    pack.seek(int(offset))  # type: ignore[call-overload]
+                    data = pack.read(int(size))  # type: ignore[call-overload]
+                    staged = f"{self._tmp}.{digest}"
+                    fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                    try:
+                        os.write(fd, data)
+                        if self.durable:
+                            os.fsync(fd)
+                    finally:
+                        os.close(fd)
+                    folders.add(os.path.dirname(self.place_loose(staged, str(digest))))
+                    self.loose.append(str(digest))
+            if self.durable:
+                for folder in sorted(folders):  # the new names survive a power cut too
+                    fd = os.open(folder, os.O_RDONLY)
+                    try:
+                        os.fsync(fd)
+                    finally:
+                        os.close(fd)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._tmp)
+            self._entries, self._offset, self._hasher = [], 0, blake3.blake3()
 
     def abort(self) -> int:
         """Drop every pack not yet published (a failed add): only staging files existed. Returns the objects dropped."""

@@ -27,7 +27,7 @@ from typing import IO, Any
 import fsspec
 
 from ..errors import IntegrityError, ObjectNotAvailable, RemoteError, redact_url
-from . import hashing
+from . import bucketpacks, hashing
 from .chunks import CHUNKLISTS, ChunkList, chunklist_relpath, parse_chunklist
 from .packs import PACKS, PackedObject, build_pack, parse_index
 from .transfer import BLOCKING, ON_LOOP, IOMode, run_blocking
@@ -115,6 +115,8 @@ class ObjectStore:
         self.atomic_put = any(p in _ATOMIC_PUT for p in protocols)
         self.is_s3 = any(p in ("s3", "s3a") for p in protocols)
         self._packs: dict[str, dict[str, PackedObject]] = {}  # pack id -> its index (immutable)
+        #: a folder on this machine that keeps copies of this store's pack indexes (see bucketpacks.py), or None
+        self.index_cache: str | None = None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({redact_url(self.url)!r})"
@@ -248,14 +250,12 @@ class ObjectStore:
                     sizes[stem] = int(info.get("size") or info.get("Size") or 0)
                 elif suffix == "idx":
                     ids.append(stem)
+            for gone in [i for i in self._packs if i not in ids]:  # gc rewrote it: its objects sit elsewhere now
+                bucketpacks.forget_index(self, gone)
             new = [i for i in ids if i not in self._packs]
             if new:
-                try:
-                    got = self.fs.cat([self.pack_key(i, "idx") for i in new], on_error="raise")
-                except Exception as exc:
-                    raise self._error("read pack indexes from", exc) from None
-                by_id = {str(k).rsplit("/", 1)[-1][: -len(".idx")]: v for k, v in got.items()}
-                for pack_id in new:
+                by_id = bucketpacks.fetch_indexes(self, new)  # this machine's copies first, then the store
+                for pack_id in [i for i in new if i in by_id]:
                     key = self._scrub(redact_url(self.pack_key(pack_id, "idx")))
                     if pack_id not in sizes:
                         # The pack is uploaded before its index, so an index without its pack is damage.
@@ -463,19 +463,24 @@ class ObjectStore:
             RemoteError: the pack cannot be read (the message names its key).
         """
         where = self._packs_lookup(digest)
-        if where is None:  # a pack pushed since the indexes were read: list them again
-            where = (await io.offload(self.pack_index, True)).get(digest)
-        if where is None:
-            raise self._not_available(digest)
-        pack_key = self.pack_key(where.pack)
-        try:
-            data = await io.cat_range(self.fs, pack_key, where.offset, where.offset + where.size)
-        except FileNotFoundError:
-            data = None
-        except Exception as exc:
-            if "InvalidRange" not in str(exc) and "416" not in str(exc):
-                raise self._error(f"read object {digest[:12]} from pack {redact_url(pack_key)} of", exc) from None
-            data = b""  # a range past the pack's end: the pack is shorter than its index says
+        data: bytes | None = None
+        for attempt in range(2):
+            if where is None or attempt:  # a pack pushed, or rewritten by gc, since the indexes were read
+                where = (await io.offload(self.pack_index, True)).get(digest)
+            if where is None:
+                raise self._not_available(digest)
+            pack_key = self.pack_key(where.pack)
+            try:
+                data = await io.cat_range(self.fs, pack_key, where.offset, where.offset + where.size)
+                break
+            except FileNotFoundError:
+                data = None
+            except Exception as exc:
+                if "InvalidRange" not in str(exc) and "416" not in str(exc):
+                    raise self._error(f"read object {digest[:12]} from pack {redact_url(pack_key)} of", exc) from None
+                data = b""  # a range past the pack's end: the pack is shorter than its index says
+                break
+        assert where is not None
         if data is None or len(data) != where.size:
             what = "is missing" if data is None else f"is shorter than its index says ({len(data)} of {where.size} bytes)"
             raise IntegrityError(f"pack {self._scrub(redact_url(pack_key))} {what}, so object {digest[:12]} cannot be "

@@ -266,9 +266,17 @@ class PackedObjects:
                 pass
 
     # -- writing -----------------------------------------------------------------
-    def pack_writer(self, durable: bool = True) -> PackWriter:
-        """A writer of new packs in this store (see :class:`~limnos.store.lakepacks.PackWriter`)."""
-        return self.packs.writer(durable)
+    def pack_writer(self, durable: bool = True, min_objects: int = 1) -> PackWriter:
+        """A writer of new packs in this store (see :class:`~limnos.store.lakepacks.PackWriter`).
+
+        ``min_objects``: a writer left with fewer objects stores them loose (see ``MIN_PACK_OBJECTS``).
+        """
+        return self.packs.writer(durable, min_objects=min_objects, place_loose=self._place_loose)
+
+    def _place_loose(self, staged: str, digest: str) -> str:
+        """Move a staging file hashed to ``digest`` into place as a loose object; its final path."""
+        self.commit_staged(staged, digest)
+        return self.path(digest)
 
     def ingest_packed(self, writer: PackWriter, src: str) -> tuple[str, int, bool]:
         """Read a small file whole, hash it, and add it to ``writer`` unless it is stored already.
