@@ -234,3 +234,30 @@ def test_gc_says_a_packed_object_of_a_file_deleted_within_the_grace_is_kept(tmp_
     for i in (0, 1, 3):
         lake.rm(f"d/f{i:03d}.txt")
     assert len(lake.gc(dry_run=False, grace=ZERO).deleted) == 4
+
+
+@pytest.mark.s3
+def test_a_remote_lakes_cache_is_pruned_by_pack_least_recently_used_first(tmp_path, moto_s3):
+    url, options = f"s3://{moto_s3.new_bucket()}/lake", moto_s3.options()
+    lake = limnos.init(url, cache=str(tmp_path / "cache"), team=False, **options)
+    shelf = lake.cache.packs
+    ids = []
+    for n in range(3):
+        before = {p.id for p in shelf.list_packs()}
+        lake.add(str(_small_files(tmp_path / f"src{n}", 6, tag=f"t{n}")), f"d{n}")
+        (new,) = {p.id for p in shelf.list_packs()} - before
+        ids.append(new)
+        os.utime(shelf.pack_path(new), (1_000_000 + n, 1_000_000 + n))  # written long ago, pack 0 first
+    assert lake.cache_size().packs == 3
+    assert lake.get("d0/f001.txt").read_bytes() == (tmp_path / "src0" / "f001.txt").read_bytes()  # pack 0: used now
+    assert os.stat(shelf.pack_path(ids[0])).st_atime > 1_000_000 + 10
+    total = lake.cache_size().bytes
+    report = lake.prune_cache(total - 1)  # one pack must go: the least recently used is pack 1
+    assert report.removed_packs == 1 and report.removed_bytes > 0
+    assert [p.id for p in shelf.list_packs()] == sorted([ids[0], ids[2]])
+    assert lake.cache_size().bytes == total - report.removed_bytes
+    # Its files come back from the bucket, by range, and the read of the others never stopped working.
+    assert lake.get("d1/f004.txt").read_bytes() == (tmp_path / "src1" / "f004.txt").read_bytes()
+    assert lake.get("d2/f000.txt").read_bytes() == (tmp_path / "src2" / "f000.txt").read_bytes()
+    assert lake.fsck(read_data=True).ok
+    lake.close()

@@ -83,6 +83,9 @@ class PackShelf:
         self._synced_mtime: int | None = None
         #: pack ids whose index could not be read on the last sync, with why (fsck reports them)
         self.damaged: dict[str, str] = {}
+        #: stamp a pack's access time when an object is read from it (a remote lake's cache, pruned LRU by pack)
+        self.touch_on_read = False
+        self._touched: dict[str, float] = {}
 
     # -- the lookup table ------------------------------------------------------
     def _conn(self) -> sqlite3.Connection:
@@ -251,12 +254,23 @@ class PackShelf:
         fd = os.open(self.pack_path(where.pack), os.O_RDONLY)
         try:
             data = os.pread(fd, where.size, where.offset)
+            if self.touch_on_read:
+                self._touch(where.pack, fd)
         finally:
             os.close(fd)
         if len(data) != where.size:
             raise IntegrityError(f"pack {self.pack_path(where.pack)} is shorter than its index says, so object "
                                  f"{digest[:12]} cannot be read from it", hint="call lake.fsck()", digest=digest)
         return data
+
+    def _touch(self, pack_id: str, fd: int) -> None:
+        """Set a pack's access time to now (its modification time stays), at most every 10 seconds per pack."""
+        now = time.time()
+        if now - self._touched.get(pack_id, 0.0) < 10:
+            return
+        self._touched[pack_id] = now
+        with contextlib.suppress(OSError):  # a read-only cache still reads
+            os.utime(fd, (now, os.fstat(fd).st_mtime))
 
     def drop_entry(self, digest: str, pack_id: str) -> None:
         """Stop serving one object from one pack (found corrupt there); the pack stays for fsck and gc."""
