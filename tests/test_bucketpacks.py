@@ -261,3 +261,42 @@ def test_a_remote_lakes_cache_is_pruned_by_pack_least_recently_used_first(tmp_pa
     assert lake.get("d2/f000.txt").read_bytes() == (tmp_path / "src2" / "f000.txt").read_bytes()
     assert lake.fsck(read_data=True).ok
     lake.close()
+
+
+def _split_step(lake: limnos.Lake):  # type: ignore[no-untyped-def]
+    @lake.step
+    def split(text: str, n: int):  # type: ignore[no-untyped-def]
+        outs = []
+        for i in range(n):
+            with limnos.output(f"parts/{n}/{i:02d}.txt") as w:
+                w.write_text(f"{text}-{i}")
+            outs.append(w)
+        return outs
+
+    return split
+
+
+def test_a_step_with_many_small_outputs_stores_them_in_one_pack_and_few_stay_loose(tmp_path):
+    lake = limnos.init(str(tmp_path / "lake"))
+    split = _split_step(lake)
+    few = split("seed", MIN_PACK_OBJECTS - 2)  # with the step's own record: one fewer than the minimum
+    assert all(lake.cache.has_loose(f.hash) for f in few)
+    assert not os.path.isdir(tmp_path / "lake" / "packs") or not lake.cache.packs.list_packs()
+    many = split("more", 9)
+    assert [p.has_index for p in lake.cache.packs.list_packs()] == [True]
+    assert all(not lake.cache.has_loose(f.hash) and lake.cache.locate(f.hash) for f in many)
+    assert [f.read_text() for f in split("more", 9)] == [f"more-{i}" for i in range(9)]  # a hit, read from the pack
+    assert not os.listdir(tmp_path / "lake" / "tmp") or all(
+        not n.startswith("pack-") for n in os.listdir(tmp_path / "lake" / "tmp"))  # no staging file left
+    assert lake.fsck(read_data=True).ok
+
+
+@pytest.mark.s3
+def test_a_step_on_a_bucket_lake_uploads_its_small_outputs_as_one_pack(bucket, tmp_path):
+    a = bucket("a")
+    split = _split_step(a)
+    made = split("bucket", 7)
+    assert len(_keys(a, "packs")) == 2 and _keys(a, "objects") == []
+    b = bucket("b")
+    assert [b.get(f.name).read_text() for f in made] == [f"bucket-{i}" for i in range(7)]
+    assert a.fsck(read_data=True).ok

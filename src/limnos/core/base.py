@@ -14,6 +14,7 @@ The public :class:`limnos.Lake` is a subclass that adds the features
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sqlite3
 import threading
@@ -253,6 +254,47 @@ class LakeBase:
             size = os.path.getsize(staged)
         self._put_shared(staged, digest)
         return digest, size, self.cache.commit_staged(staged, digest)
+
+    def store_staged_many(self, staged: Sequence[str]) -> list[tuple[str, int]]:
+        """:meth:`store_staged` for the staging files of one commit (a step's outputs); (hash, size) of each.
+
+        When at least ``MIN_PACK_OBJECTS`` of them are small, those go into one
+        new pack (one file and its index instead of one file each; on a bucket,
+        two conditional PUTs); fewer, or big ones, are stored one by one. Call
+        it inside :meth:`writing`, as :meth:`store_staged`. The staging files are removed.
+        """
+        from ..store.lakepacks import MIN_PACK_OBJECTS, PACK_THRESHOLD
+
+        pack_at = int(self.config.get("pack_threshold", PACK_THRESHOLD))
+        small = [p for p in staged if os.path.getsize(p) <= pack_at]
+        if len(small) < MIN_PACK_OBJECTS:
+            return [self.store_staged(p) for p in staged]
+        done: dict[str, tuple[str, int]] = {}
+        with self.writing():
+            writer = self.cache.pack_writer(durable=bool(self.config.get("fsync", True)), min_objects=MIN_PACK_OBJECTS)
+            try:
+                for path in small:
+                    digest, size, _new = self.cache.ingest_packed(writer, path)
+                    done[path] = (digest, size)
+                writer.finish()  # fsynced before the commit that names its objects
+            except BaseException:
+                writer.abort()
+                raise
+            if self.store is not self.cache:
+                self._put_shared_many(sorted({d for d, _ in done.values()}))
+            for path in small:
+                os.unlink(path)
+            return [done[p] if p in done else self.store_staged(p) for p in staged]
+
+    def _put_shared_many(self, digests: list[str]) -> None:
+        """Upload small objects of this machine's cache to a bucket lake's store as one pack (those it lacks)."""
+        present = {h for h in digests if self.store.has(h)} | (set(digests) & set(self.store.pack_index()))
+        self.refresh_orphans(set(digests), present)
+        missing = [h for h in digests if h not in present]
+        if missing:
+            members = [(h, self.cache.path(h) if self.cache.has_loose(h) else functools.partial(self.cache.read_packed, h))
+                       for h in missing]
+            self.store.put_pack(members, self.cache.staging_dir())  # pack, then index: conditional creates
 
     def _put_shared(self, path: str, digest: str) -> None:
         """Upload an object to a bucket lake's store; one already there that no live file names is refreshed.
