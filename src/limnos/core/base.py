@@ -290,8 +290,14 @@ class LakeBase:
         """Upload small objects of this machine's cache to a bucket lake's store as one pack (those it lacks)."""
         present = {h for h in digests if self.store.has(h)} | (set(digests) & set(self.store.pack_index()))
         self.refresh_orphans(set(digests), present)
+        from ..store.lakepacks import MIN_PACK_OBJECTS
+
         missing = [h for h in digests if h not in present]
-        if missing:
+        if len(missing) < MIN_PACK_OBJECTS:  # a pack of fewer costs more keys than it saves
+            for digest in missing:
+                with self.cache.export(digest) as path:
+                    self.store.put_file(path, digest)
+        else:
             members = [(h, self.cache.path(h) if self.cache.has_loose(h) else functools.partial(self.cache.read_packed, h))
                        for h in missing]
             self.store.put_pack(members, self.cache.staging_dir())  # pack, then index: conditional creates
