@@ -299,4 +299,7 @@ def test_a_step_on_a_bucket_lake_uploads_its_small_outputs_as_one_pack(bucket, t
     assert len(_keys(a, "packs")) == 2 and _keys(a, "objects") == []
     b = bucket("b")
     assert [b.get(f.name).read_text() for f in made] == [f"bucket-{i}" for i in range(7)]
+    # 9 outputs of which 7 are in the bucket already: the 2 it lacks go up one by one, not as a pack of two.
+    split("bucket", 9)
+    assert len(_keys(a, "packs")) == 2 and len(_keys(a, "objects")) == 2
     assert a.fsck(read_data=True).ok
