@@ -108,6 +108,24 @@ def test_gc_rewrites_a_sparse_bucket_pack_and_a_reader_with_the_old_index_still_
 
 
 @pytest.mark.s3
+def test_gc_copies_many_live_objects_from_one_download_of_their_pack(bucket, tmp_path, monkeypatch):
+    a = bucket("a")
+    src = _small_files(tmp_path / "src", 30)
+    a.add(str(src), "d")
+    for i in range(20):  # 10 of 30 stay: a sparse pack with many live objects
+        a.rm(f"d/f{i:03d}.txt")
+    ranged = []
+    real_read = limnos.store.bucketpacks.read_object
+    monkeypatch.setattr(limnos.store.bucketpacks, "read_object", lambda *args: ranged.append(args[1]) or real_read(*args))
+    report = a.gc(dry_run=False, grace=ZERO)
+    assert len(report.deleted) == 20 and ranged == []  # one GET of the pack, no ranged GET per object
+    b = bucket("b")
+    assert [b.get(f"d/f{i:03d}.txt").read_bytes() for i in range(20, 30)] == [
+        (src / f"f{i:03d}.txt").read_bytes() for i in range(20, 30)]
+    assert a.fsck(read_data=True).ok
+
+
+@pytest.mark.s3
 def test_gc_keeps_a_young_bucket_pack_and_deletes_an_old_pack_without_index(bucket, tmp_path):
     a = bucket("a")
     src = _small_files(tmp_path / "src", 8)

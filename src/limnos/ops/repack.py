@@ -188,10 +188,41 @@ def _write_packs(lake: LakeBase, objects: dict[str, PackedObject]) -> int:
             writer.abort()
             raise
     groups = plan_packs([(h, w.size) for h, w in objects.items()])
-    for group in groups:
-        members = [(h, functools.partial(bucketpacks.read_object, lake.store, h, objects[h])) for h, _ in group]
-        lake.store.put_pack(members, lake.cache.staging_dir())  # pack, then index, both conditional creates
+    live: dict[str, int] = {}
+    for where in objects.values():
+        live[where.pack] = live.get(where.pack, 0) + 1
+    fetched: dict[str, str] = {}  # old pack id -> a local copy: one GET, not one ranged GET per object
+    try:
+        for pack_id, count in live.items():
+            if count >= WHOLE_PACK_GET:
+                fetched[pack_id] = lake.cache.new_staging_path(".pack")
+                lake.store.get_pack(pack_id, fetched[pack_id])
+        for group in groups:
+            members = [(h, functools.partial(_read_bucket_object, lake, h, objects[h], fetched.get(objects[h].pack)))
+                       for h, _ in group]
+            lake.store.put_pack(members, lake.cache.staging_dir())  # pack, then index, both conditional creates
+    finally:
+        for path in fetched.values():
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
     return len(groups)
+
+
+#: a pack with at least this many objects to copy is downloaded whole when gc rewrites it
+WHOLE_PACK_GET = 8
+
+
+def _read_bucket_object(lake: LakeBase, digest: str, where: PackedObject, local_copy: str | None) -> bytes:
+    """A packed object of a bucket, from a local copy of its pack when there is one, else one ranged GET; checked."""
+    if local_copy is None:
+        return bucketpacks.read_object(lake.store, digest, where)
+    with open(local_copy, "rb") as f:
+        f.seek(where.offset)
+        data = f.read(where.size)
+    if len(data) != where.size or hashing.hash_bytes(data) != digest:
+        raise IntegrityError(f"object {digest[:12]} is corrupt in pack {where.pack[:12]} of the lake's store; "
+                             "nothing was rewritten", hint="call lake.fsck()", digest=digest)
+    return data
 
 
 def _elsewhere(inv: Inventory, digest: str, pack_id: str, rewrite: list[PackInfo]) -> bool:
