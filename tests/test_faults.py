@@ -362,16 +362,16 @@ def test_an_interrupted_add_removes_its_objects_and_says_so(lake: limnos.Lake, t
     monkeypatch.setattr(add_module, "BIG_FILE", 1)  # every file goes through the pool
     source = random_files(tmp_path / "src", 24, 5000)
     before = snapshot(lake)
-    real_ingest = LocalObjectStore.ingest
+    real_ingest = LocalObjectStore.ingest_packed  # small files go into the add's pack
     calls: list[str] = []
 
-    def ingest(self: LocalObjectStore, src: str, size_hint: int = -1) -> tuple[str, int, bool]:
+    def ingest(self: LocalObjectStore, writer: Any, src: str) -> tuple[str, int, bool]:
         calls.append(src)
         if len(calls) == 10:
             raise KeyboardInterrupt
-        return real_ingest(self, src, size_hint)
+        return real_ingest(self, writer, src)
 
-    monkeypatch.setattr(LocalObjectStore, "ingest", ingest)
+    monkeypatch.setattr(LocalObjectStore, "ingest_packed", ingest)
     with pytest.raises(KeyboardInterrupt) as caught:
         lake.add(str(source), name="src")
     assert snapshot(lake) == before  # main: the objects written before the interrupt stay as orphans
@@ -399,17 +399,17 @@ CTRL_C_SCRIPT = textwrap.dedent("""
     import os, signal, sys, time
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with SIGINT ignored
     from limnos.store import local
-    real, seen = local.LocalObjectStore.ingest, []
+    real, seen = local.LocalObjectStore.ingest_packed, []  # small files go into the add's pack
 
-    def ingest(self, src, size_hint=-1):
+    def ingest(self, writer, src):
         seen.append(src)
         if len(seen) == int(os.environ["READY_AFTER"]):
             open(os.environ["READY_FILE"], "w").close()  # the add is under way: the test may press Ctrl-C
             while True:
                 time.sleep(0.01)
-        return real(self, src, size_hint)
+        return real(self, writer, src)
 
-    local.LocalObjectStore.ingest = ingest
+    local.LocalObjectStore.ingest_packed = ingest
     from limnos.cli.main import main
     sys.argv = ["limnos", *sys.argv[1:]]
     main()
@@ -434,7 +434,7 @@ def test_ctrl_c_during_a_long_cli_add(tmp_path: Path) -> None:
         while not ready.exists():
             assert proc.poll() is None, proc.communicate()[1].decode()
             time.sleep(0.01)
-        assert len(list(files_under(lake_dir / "objects"))) >= 399  # it really had stored objects
+        assert [p.name for p in files_under(lake_dir / "tmp") if p.name.startswith("pack-")]  # it had a pack under way
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=120)
     finally:
@@ -449,6 +449,8 @@ def test_ctrl_c_during_a_long_cli_add(tmp_path: Path) -> None:
         report = lake.fsck()
         assert report.ok and report.orphans == [] and lake.ls() == []
     assert list(files_under(lake_dir / "objects")) == []
+    assert [p for p in files_under(lake_dir / "tmp") if p.name.startswith("pack-")] == []  # the staged pack went too
+    assert not (lake_dir / "packs").exists() or not [n for n in os.listdir(lake_dir / "packs") if n.endswith(".pack")]
     assert os.listdir(lake_dir / "records") == []
 
 

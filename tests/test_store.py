@@ -221,6 +221,8 @@ def test_big_file_is_copied_and_hashed_in_parallel(sqlite_lake, tmp_path, monkey
     from helpers import Rendezvous
     from limnos.store import links
 
+    sqlite_lake.config["chunk_threshold"] = 0  # the loose layout of big files (chunking is tested in test_chunks.py)
+
     src = tmp_path / "big.bin"
     with open(src, "wb") as out:  # 64 MiB and more: blake3's multithreaded size; a hole in the middle keeps it cheap
         out.write(os.urandom(1 << 20))

@@ -542,12 +542,14 @@ class Lake(LakeBase):
 
         return fsck(self, read_data=read_data, subset=subset)
 
-    def gc(self, dry_run: bool = True, grace: dt.timedelta = dt.timedelta(days=1)) -> Report:
+    def gc(self, dry_run: bool = True, grace: dt.timedelta = dt.timedelta(days=1), repack: bool = False) -> Report:
         """Delete the objects no file refers to (deleted files' bytes), older than ``grace``.
 
         Args:
             dry_run: only report what would go (the default); pass False to delete.
             grace: younger unreferenced objects stay, since a writer may be about to commit them.
+            repack: also pack loose small objects (a lake made before packs) and drop loose
+                copies of packed objects.
 
         Returns:
             A :class:`~limnos.core.recovery.Report`: ``deleted`` (or would be) and their ``bytes``.
@@ -558,7 +560,7 @@ class Lake(LakeBase):
         """
         from .ops.gc import gc
 
-        return gc(self, dry_run=dry_run, grace=grace)
+        return gc(self, dry_run=dry_run, grace=grace, repack=repack)
 
     def reindex(self, force: bool = False) -> Report:
         """Rebuild the catalog from the records files in the store.

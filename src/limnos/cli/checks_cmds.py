@@ -55,18 +55,19 @@ def fsck(
         raise typer.Exit(1)
 
 
-@app.command(epilog="Example: limnos gc  (a dry run), then: limnos gc --yes --grace-days 7")
+@app.command(epilog="Example: limnos gc  (a dry run), then: limnos gc --yes --grace-days 7; limnos gc --yes --repack")
 def gc(
     ctx: typer.Context,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would be deleted (the default).")] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Really delete.")] = False,
     grace_days: Annotated[float, typer.Option(min=0, metavar="DAYS", help="Keep unreferenced objects younger than this.")] = 1.0,
+    repack: Annotated[bool, typer.Option("--repack", help="Also pack loose small objects (lakes made before packs).")] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Delete objects no file refers to; a dry run unless --yes."""
     if dry_run and yes:
         raise CliError("--dry-run and --yes contradict each other; give one")
-    report = open_lake(ctx).gc(dry_run=not yes, grace=dt.timedelta(days=grace_days))
+    report = open_lake(ctx).gc(dry_run=not yes, grace=dt.timedelta(days=grace_days), repack=repack)
     if as_json:
         render.print_json(report.to_dict())
         return

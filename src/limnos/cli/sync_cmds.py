@@ -140,7 +140,8 @@ def cache_size(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     if as_json:
         render.print_json(report.to_dict())
         return
-    render.show(f"{plural(report.objects, 'object')}, {render.size(report.bytes)}")
+    packs = f" and {plural(report.packs, 'pack')}" if report.packs else ""
+    render.show(f"{plural(report.objects, 'object')}{packs}, {render.size(report.bytes)}")
 
 
 @cache_app.command("prune", epilog="Example: limnos cache prune --max-size 10GB")
@@ -156,7 +157,8 @@ def cache_prune(
     if as_json:
         render.print_json(report.to_dict())
         return
-    render.message(f"removed {plural(report.removed, 'object')} ({render.size(report.removed_bytes)}); "
+    packs = f" and {plural(report.removed_packs, 'pack')}" if report.removed_packs else ""
+    render.message(f"removed {plural(report.removed, 'object')}{packs} ({render.size(report.removed_bytes)}); "
                    f"kept {report.kept_in_use} in use and {report.kept_recent} used recently")
     for note in report.notes:
         render.warning_line(note)

@@ -14,6 +14,7 @@ The public :class:`limnos.Lake` is a subclass that adds the features
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sqlite3
 import threading
@@ -100,6 +101,7 @@ class LakeBase:
         for hook in list(self._close_hooks):
             hook()
         self.catalog.close()
+        self.cache.packs.close()
         if self._statcache is not None:
             self._statcache.close()
 
@@ -257,6 +259,53 @@ class LakeBase:
         self._put_shared(staged, digest)
         return digest, size, self.cache.commit_staged(staged, digest)
 
+    def store_staged_many(self, staged: Sequence[str]) -> list[tuple[str, int]]:
+        """:meth:`store_staged` for the staging files of one commit (a step's outputs); (hash, size) of each.
+
+        When at least ``MIN_PACK_OBJECTS`` of them are small, those go into one
+        new pack (one file and its index instead of one file each; on a bucket,
+        two conditional PUTs); fewer, or big ones, are stored one by one. Call
+        it inside :meth:`writing`, as :meth:`store_staged`. The staging files are removed.
+        """
+        from ..store.lakepacks import MIN_PACK_OBJECTS, PACK_THRESHOLD
+
+        pack_at = int(self.config.get("pack_threshold", PACK_THRESHOLD))
+        small = [p for p in staged if os.path.getsize(p) <= pack_at]
+        if len(small) < MIN_PACK_OBJECTS:
+            return [self.store_staged(p) for p in staged]
+        done: dict[str, tuple[str, int]] = {}
+        with self.writing():
+            writer = self.cache.pack_writer(durable=bool(self.config.get("fsync", True)), min_objects=MIN_PACK_OBJECTS)
+            try:
+                for path in small:
+                    digest, size, _new = self.cache.ingest_packed(writer, path)
+                    done[path] = (digest, size)
+                writer.finish()  # fsynced before the commit that names its objects
+            except BaseException:
+                writer.abort()
+                raise
+            if self.store is not self.cache:
+                self._put_shared_many(sorted({d for d, _ in done.values()}))
+            for path in small:
+                os.unlink(path)
+            return [done[p] if p in done else self.store_staged(p) for p in staged]
+
+    def _put_shared_many(self, digests: list[str]) -> None:
+        """Upload small objects of this machine's cache to a bucket lake's store as one pack (those it lacks)."""
+        present = {h for h in digests if self.store.has(h)} | (set(digests) & set(self.store.pack_index()))
+        self.refresh_orphans(set(digests), present)
+        from ..store.lakepacks import MIN_PACK_OBJECTS
+
+        missing = [h for h in digests if h not in present]
+        if len(missing) < MIN_PACK_OBJECTS:  # a pack of fewer costs more keys than it saves
+            for digest in missing:
+                with self.cache.export(digest) as path:
+                    self.store.put_file(path, digest)
+        else:
+            members = [(h, self.cache.path(h) if self.cache.has_loose(h) else functools.partial(self.cache.read_packed, h))
+                       for h in missing]
+            self.store.put_pack(members, self.cache.staging_dir())  # pack, then index: conditional creates
+
     def _put_shared(self, path: str, digest: str) -> None:
         """Upload an object to a bucket lake's store; one already there that no live file names is refreshed.
 
@@ -276,7 +325,8 @@ class LakeBase:
         if self.store is self.cache:
             return
         for digest in sorted((digests & present) - self.catalog.live_hashes(digests & present)):
-            self.store.refresh(self.cache.path(digest), digest)
+            with self.cache.export(digest) as path:
+                self.store.refresh(path, digest)
 
     def store_blob(self, data: bytes) -> str:
         """Store ``data`` as an object; its hash. Call it inside :meth:`writing`, with the commit that names it."""
@@ -313,13 +363,16 @@ class LakeBase:
             IntegrityError: the local object is corrupt (it is now in quarantine).
             ObjectNotAvailable: no source has the object.
         """
-        if self.cache.has(digest):
+        if self.cache.has_loose(digest):
             try:
                 # a remote lake's cache stamps the use, for LRU pruning; a local lake's store is never pruned
                 self.verifier.check(digest, ref, touch=self.cache is not self.store)
                 return self.cache.path(digest)
             except FileNotFoundError:
                 pass  # gone meanwhile (pruned, or quarantined by another reader): fetch it like a missing one
+        if self.cache.has_packed(digest) and not self.cache.lacks_chunks(digest):
+            with contextlib.suppress(ObjectNotAvailable):  # repacked away meanwhile: fetch it like a missing one
+                return self.cache.materialize(digest, ref)  # put together and verified once, then a loose file
         self._download(digest)
         return self.cache.path(digest)
 
@@ -359,12 +412,18 @@ class LakeBase:
             return self.open_reference(file)
         digest = _object_hash(file)
         for _ in range(3):
-            if not self.cache.has(digest):
+            if not self.cache.has_loose(digest):
+                if self.cache.has_packed(digest) and not self.cache.lacks_chunks(digest):
+                    with contextlib.suppress(ObjectNotAvailable):  # repacked away meanwhile: look again
+                        return self.cache.open_packed(digest, file.ref)  # every byte it serves is checked
+                    continue
                 # A big object not on this machine streams: ranges on demand, verified and cached once read whole.
                 streamed = ranged.open_streamed(self.sources(), self.cache, digest, file.size, file.ref)
                 if streamed is not None:
                     return streamed
                 self._download(digest)
+                if not self.cache.has_loose(digest):
+                    continue  # it came as a chunked file: read it as one
             try:
                 return self.verifier.open(digest, file.ref, touch=self.cache is not self.store)
             except IntegrityError:

@@ -240,7 +240,10 @@ def _open_remote(cls: type[L], url: str, store: ObjectStore, config: dict[str, A
     os.makedirs(cache_dir, exist_ok=True)
     # No shared catalog: this machine keeps its own, rebuilt from the store's records.
     cat = _catalog(catalog or config.get("catalog") or "sqlite:///catalog.sqlite", cache_dir)
-    return cls(url, cat, store, os.path.join(cache_dir, "state"), config, cache=LocalObjectStore(cache_dir))
+    store.index_cache = os.path.join(cache_dir, "state", "pack-indexes")  # the bucket's indexes, read once per machine
+    local = LocalObjectStore(cache_dir)
+    local.packs.touch_on_read = True  # a cache: its packs are pruned least recently used first (ops/cache.py)
+    return cls(url, cat, store, os.path.join(cache_dir, "state"), config, cache=local)
 
 
 #: The class :func:`open_default` builds: the facade registers :class:`limnos.Lake` here when imported.

@@ -84,12 +84,13 @@ class Report:
     records_damaged: list[str] = field(default_factory=list)  # records files that do not check out (or apply)
     records_unapplied: list[str] = field(default_factory=list)  # records older than the grace the catalog lacks
     records_quarantined: list[str] = field(default_factory=list)  # records files in records/quarantine/
+    packs_damaged: list[str] = field(default_factory=list)  # packs whose index is damaged or names a missing pack
 
     @property
     def ok(self) -> bool:
         """False when an object is missing or corrupt, or the records and the catalog disagree."""
         return not (self.missing or self.corrupt or self.records_missing or self.records_damaged
-                    or self.records_unapplied or self.records_quarantined)
+                    or self.records_unapplied or self.records_quarantined or self.packs_damaged)
 
     def to_dict(self) -> dict[str, Any]:
         """The report as plain JSON-ready values."""

@@ -62,11 +62,11 @@ class Fetcher:
         if self._cache is None:
             self._cache = LocalObjectStore(self.cache_root)
         if self._cache.has(digest):
-            return self._cache.path(digest)
+            return self._cache.materialize(digest)  # a packed or chunked object: put together (verified) once
         for source in self._sources or []:
             try:
                 self._cache.download_from(source, digest)
-                return self._cache.path(digest)
+                return self._cache.materialize(digest)
             except ObjectNotAvailable:
                 continue
         raise ObjectNotAvailable(f"object {digest[:12]} is not on this machine; fetch it first (strategy='preload')")

@@ -23,10 +23,12 @@ from ..errors import InvalidName, LimnosError, SourceNotFound, StoreError, Store
 from ..names import normalize_local_name, validate_name
 from ..progress import progress
 from ..store import hashing
+from ..store.lakepacks import MIN_PACK_OBJECTS
 from ..store.statcache import stat_key
 
 if TYPE_CHECKING:
     from ..core.base import LakeBase
+    from ..store.lakepacks import PackWriter
 
 #: A file modified this recently may still change within the same mtime tick, so
 #: its stat is not trusted for the stat cache (git's "racy clean" problem).
@@ -78,6 +80,7 @@ class Entry:
     size: int = -1
     read: bool = False  # whether we had to read the bytes (no stat-cache hit)
     new: bool = False  # whether this add stored the object (it was not in the store before)
+    loose: bool = False  # whether it was stored as a file of its own (not in a pack or as chunks)
 
 
 @dataclass
@@ -266,11 +269,14 @@ def add_path(lake: LakeBase, path: str, name: str | None, metadata: Mapping[str,
     is_folder, entries = scan(path, name, skip=[store.root])
     lake.check_metadata(metadata)
     committed: list[int] = []  # the number of new versions, once the commit is done
+    writer = store.pack_writer(durable=bool(lake.config.get("fsync", True)), min_objects=MIN_PACK_OBJECTS)
     try:
         with lake.writing():  # from the first look at the store (a found object is reused) to the commit
-            return _add_entries(lake, path, entries, is_folder, metadata, move, committed)
+            return _add_entries(lake, path, entries, is_folder, metadata, move, committed, writer)
     except BaseException as exc:  # outside writing(): removing the new objects waits for the writers in flight
-        removed = 0 if committed else discard_new_objects(lake, [e.hash for e in entries if e.new and e.hash])
+        removed = writer.abort()  # objects in packs not yet published: only staging files held them
+        removed += 0 if committed else discard_new_objects(lake, [e.hash for e in entries if e.new and e.hash],
+                                                           packs=writer.published)
         if isinstance(exc, KeyboardInterrupt):
             what = f"the add of {path} ({len(entries)} files)"
             add_note(exc, f"{what} was committed ({committed[0]} new versions) before the interrupt" if committed
@@ -282,18 +288,31 @@ def add_path(lake: LakeBase, path: str, name: str | None, metadata: Mapping[str,
 
 
 def _add_entries(lake: LakeBase, path: str, entries: list[Entry], is_folder: bool,
-                 metadata: Mapping[str, Any] | None, move: bool, committed: list[int]) -> AddResult:
-    """Store the entries' objects and commit them: the body of :func:`add_path`, which cleans up after it."""
+                 metadata: Mapping[str, Any] | None, move: bool, committed: list[int], writer: PackWriter) -> AddResult:
+    """Store the entries' objects and commit them: the body of :func:`add_path`, which cleans up after it.
+
+    Small files go into ``writer``'s new pack, big ones are cut into chunks
+    packed there too, files in between are loose objects (``store/packed.py``).
+    """
     store = lake.cache
     _fill_from_statcache(lake, os.path.abspath(path), entries)
+    pack_at, chunk_at = layout_thresholds(lake)
 
     def ingest(e: Entry) -> None:
         if e.hash is not None and store.has(e.hash):
             return  # unchanged since it was last hashed, and its object is there: no read
-        e.hash, e.size, e.new = store.ingest(e.path, e.stat.st_size)
+        size = e.stat.st_size
+        if size <= pack_at:
+            e.hash, e.size, e.new = store.ingest_packed(writer, e.path)
+        elif chunk_at and size >= chunk_at:
+            e.hash, e.size, e.new = store.ingest_chunked(writer, e.path)
+        else:
+            e.hash, e.size, e.new = store.ingest(e.path, size)
+            e.loose = e.new
         e.read = True
 
     _parallel(entries, ingest, f"adding {os.path.basename(os.path.abspath(path)) or path}")
+    store.write_pending_chunklists(writer)  # packs first, then the chunk lists naming their chunks
     latest = lake.catalog.latest_rows([e.name for e in entries])
     changed = [e for e in entries if e.name not in latest or latest[e.name].hash != e.hash]
     changed_names = {e.name for e in changed}
@@ -315,7 +334,7 @@ def _add_entries(lake: LakeBase, path: str, entries: list[Entry], is_folder: boo
     if commit.files or commit.metadata:
         if not lake.store.local:
             _upload(lake, changed)
-        elif any(e.read for e in changed) and lake.config.get("fsync", True):
+        elif any(e.loose for e in changed) and lake.config.get("fsync", True):  # packs were fsynced when written
             _sync_store(store.root)
         commit.write()
         committed.append(len(changed))
@@ -335,12 +354,24 @@ def _add_entries(lake: LakeBase, path: str, entries: list[Entry], is_folder: boo
     return AddResult([result[e.name] for e in entries], new_versions=len(changed), from_folder=is_folder)
 
 
-def discard_new_objects(lake: LakeBase, digests: Sequence[str]) -> int:
+def layout_thresholds(lake: LakeBase) -> tuple[int, int]:
+    """(pack objects up to this size, chunk files from this size; 0: never) from the lake's settings."""
+    from ..store.chunks import CHUNK_THRESHOLD
+    from ..store.lakepacks import PACK_THRESHOLD
+
+    return (int(lake.config.get("pack_threshold", PACK_THRESHOLD)),
+            int(lake.config.get("chunk_threshold", CHUNK_THRESHOLD)))
+
+
+def discard_new_objects(lake: LakeBase, digests: Sequence[str], packs: Sequence[str] = ()) -> int:
     """Remove objects a failed write stored itself, unless something refers to them by now; how many went.
 
     Only a local lake's store is cleaned: a remote store's objects are left to
     ``gc``. An object that a file, a blob value or a records file in flight
-    refers to (another writer reused it meanwhile) stays.
+    refers to (another writer reused it meanwhile) stays. A pack the write
+    published (``packs``) goes only when every object in it is one of
+    ``digests`` and unreferenced; a pack holding chunks is left to gc, which
+    follows chunk lists (another writer may already name a chunk of it).
     """
     digests = sorted(set(digests))
     if not digests or not lake.store.local:
@@ -358,8 +389,19 @@ def discard_new_objects(lake: LakeBase, digests: Sequence[str]) -> int:
             if digest in keep:
                 continue
             with contextlib.suppress(FileNotFoundError):
-                lake.store.delete(digest)
-                removed += 1
+                if lake.cache.has_loose(digest):
+                    lake.store.delete(digest)
+                    removed += 1
+                elif os.path.exists(lake.cache.chunklist_path(digest)):
+                    lake.cache.delete_chunklist(digest)
+                    removed += 1
+        mine = set(digests) - keep
+        for pack_id in packs:
+            with contextlib.suppress(FileNotFoundError):
+                members = set(lake.cache.packs.read_index(pack_id))
+                if members <= mine:
+                    lake.cache.packs.delete_pack(pack_id)
+                    removed += len(members)
     return removed
 
 
@@ -405,13 +447,14 @@ def _upload(lake: LakeBase, entries: Sequence[Entry]) -> None:
     from .sync import upload_objects
 
     wanted = {e.hash for e in entries if e.hash}
-    # A few objects: ask for each; many: one listing beats a request per object.
-    present = set(lake.store.list_hashes()) if len(wanted) > 32 else {h for h in wanted if lake.store.has(h)}
+    # A few objects: ask for each (and look in the pack indexes read already); many: one listing.
+    present = (set(lake.store.list_hashes()) if len(wanted) > 32
+               else {h for h in wanted if lake.store.has(h)} | (wanted & set(lake.store.pack_index())))
     lake.refresh_orphans(wanted, present)  # reused objects no live file names: another machine's gc may be near
     report = TransferReport("upload")
-    # pack_size=0: a lake's own store keeps one object per key (gc, fsck and
-    # concurrent writers rely on it); packs are only for pushing to remotes.
-    upload_objects(lake.cache, lake.store, wanted, None, report, present=present, pack_size=0)
+    # The small new objects of this commit travel as one pack (two conditional creates, pack then
+    # index) when there are enough of them to be worth it (store/lakepacks.py's MIN_PACK_OBJECTS).
+    upload_objects(lake.cache, lake.store, wanted, None, report, present=present, min_pack=MIN_PACK_OBJECTS)
     if report.failed:
         raise StoreError(f"{len(report.failed)} objects could not be uploaded, nothing was committed: {report.failed[0]}",
                          url=redact_url(lake.store.url))

@@ -15,6 +15,7 @@ from ..core.recovery import Report, check_records
 from ..errors import LimnosError
 from ..progress import progress
 from ..store import hashing
+from .repack import check_layout, chunk_closure
 
 if TYPE_CHECKING:
     from ..core.base import LakeBase
@@ -77,12 +78,16 @@ def fsck(lake: LakeBase, read_data: bool = False, subset: float | None = None) -
     referenced = lake.catalog.referenced_hashes()
     report.files = lake.catalog.count_files()
     listed = {o.hash: o for o in lake.store.iter_objects()}
-    report.objects = len(listed)
     for digest in sorted(referenced):
         if digest in listed and digest in sizes and listed[digest].size != sizes[digest]:
             report.corrupt.append(digest)
-    report.missing, report.remote_only = split_absent(lake, referenced - set(listed))
-    report.orphans = sorted(set(listed) - referenced)
+    held = check_layout(lake, report, referenced, sizes, read_data,  # packed objects and chunked files
+                        loose=None if lake.store.local else set(listed))
+    report.objects = len(set(listed) | held)
+    absent = referenced - set(listed) - held - set(report.missing)
+    missing, report.remote_only = split_absent(lake, absent)
+    report.missing = sorted(set(report.missing) | set(missing))
+    report.orphans = sorted((set(listed) | held) - referenced - chunk_closure(lake, referenced))
     report.quarantined = lake.cache.quarantined()
     if read_data:
         todo = sorted(d for d in referenced if d in listed and d not in report.corrupt)

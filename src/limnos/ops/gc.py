@@ -27,6 +27,8 @@ from ..core.recovery import Report, is_old, roll_forward_grace
 from ..errors import CatalogVersionError, GcRefused, RecordsDamaged
 from ..names import plural
 from ..progress import progress
+from ..store.objects import ObjectInfo
+from . import repack as repack_ops
 from .fsck import split_absent
 
 if TYPE_CHECKING:
@@ -36,7 +38,7 @@ if TYPE_CHECKING:
 STAGING_GRACE = 3600.0
 
 
-def gc(lake: LakeBase, dry_run: bool = True, grace: dt.timedelta = dt.timedelta(days=1)) -> Report:
+def gc(lake: LakeBase, dry_run: bool = True, grace: dt.timedelta = dt.timedelta(days=1), repack: bool = False) -> Report:
     """Delete objects that no file refers to and that are older than ``grace``.
 
     Objects named by a records file the catalog lacks yet (a commit in flight,
@@ -54,6 +56,9 @@ def gc(lake: LakeBase, dry_run: bool = True, grace: dt.timedelta = dt.timedelta(
         lake: the lake to collect.
         dry_run: only report what would be deleted (the default).
         grace: unreferenced objects younger than this stay.
+        repack: also pack the loose small objects (a lake made before packs) and drop
+            loose copies of packed objects; packs older than ``grace`` whose live share
+            is low are rewritten on every gc (``ops/repack.py``).
 
     Returns:
         A :class:`~limnos.core.recovery.Report`: ``orphans`` (every unreferenced
@@ -71,28 +76,39 @@ def gc(lake: LakeBase, dry_run: bool = True, grace: dt.timedelta = dt.timedelta(
     _refuse_unless_records_agree(lake)
     referenced = _referenced(lake, grace.total_seconds())
     listed = list(lake.store.iter_objects())
-    present = {o.hash for o in listed}
-    report.objects = len(listed)
+    inv = repack_ops.inventory(lake)  # packed objects and chunked files of a local store
+    present = {o.hash for o in listed} | inv.hashes
+    report.objects = len(present)
     # Only live files must have their objects: a file deleted within the grace may have lost its object already.
     absent = referenced - present
     missing, _remote_only = split_absent(lake, lake.catalog.live_hashes(absent) if absent else set())
-    if missing and not listed:
+    if missing and not present:
         raise GcRefused("the store lists no objects but the catalog refers to some; "
                         "check the store URL and credentials, nothing was deleted")
     if missing:
         raise GcRefused(f"{len(missing)} referenced objects are missing from the store; nothing was deleted",
                         hint="call lake.fsck() to list them")
     cutoff = time.time() - grace.total_seconds()
+    lists = [h for h, mtime in inv.chunklists.items() if h not in referenced and mtime <= cutoff]
+    referenced |= repack_ops.chunk_closure(lake, set(inv.chunklists) - set(lists))  # chunks of kept files
     victims = [o for o in listed if o.hash not in referenced and o.mtime <= cutoff]
-    report.orphans = sorted(o.hash for o in listed if o.hash not in referenced)
-    _note_kept(lake, report, listed, referenced, victims, grace)
+    report.orphans = sorted(h for h in present if h not in referenced)
+    dropped, freed, _notes = repack_ops.collect_packs(lake, inv, referenced, cutoff, dry_run=True)
+    loose = {o.hash for o in listed}
+    held = listed + [ObjectInfo(h, places[0].size, 0.0) for h, places in inv.packed.items() if h not in loose]
+    _note_kept(lake, report, held, set(inv.chunklists), victims + [o for o in held if o.hash in set(dropped)], grace)
     if dry_run:
-        report.deleted = sorted(o.hash for o in victims)
-        report.bytes = sum(o.size for o in victims)
+        report.deleted = sorted({o.hash for o in victims} | set(lists) | set(dropped))
+        report.bytes = sum(o.size for o in victims) + freed
         return report
     with lake.collecting():  # every writer in flight is done, and none starts until this block ends
         _refuse_unless_records_agree(lake)  # an open may have quarantined a records file meanwhile
         referenced = _referenced(lake, grace.total_seconds())  # what they committed meanwhile counts
+        inv = repack_ops.inventory(lake)  # chunk lists written meanwhile may name chunks in old packs
+        lists = [h for h in lists if h not in referenced]
+        for digest in lists:
+            repack_ops.delete_chunklist(lake, digest)
+        referenced |= repack_ops.chunk_closure(lake, set(inv.chunklists) - set(lists))
         deleted = []
         with progress(len(victims), "collecting garbage") as advance:
             for o in victims:
@@ -107,15 +123,17 @@ def gc(lake: LakeBase, dry_run: bool = True, grace: dt.timedelta = dt.timedelta(
         if kept:
             report.notes.append(f"{plural(kept, 'object')} referenced or rewritten by writers while gc ran "
                                 f"{'was' if kept == 1 else 'were'} kept")
-        report.deleted = sorted(o.hash for o in deleted)
-        report.bytes = sum(o.size for o in deleted)
+        dropped, freed, notes = repack_ops.collect_packs(lake, inv, referenced, cutoff, dry_run=False, repack=repack)
+        report.notes += notes
+        report.deleted = sorted({o.hash for o in deleted} | set(lists) | set(dropped))
+        report.bytes = sum(o.size for o in deleted) + freed
         _tidy_abandoned(lake, grace.total_seconds())
         if lake.store.local:  # a local lake's cache is its store: its staging files are the store's
             lake.cache.clean_staging(max(grace.total_seconds(), STAGING_GRACE))
     return report
 
 
-def _note_kept(lake: LakeBase, report: Report, listed: list[Any], referenced: set[str], victims: list[Any],
+def _note_kept(lake: LakeBase, report: Report, listed: list[Any], chunked: set[str], victims: list[Any],
                grace: dt.timedelta) -> None:
     """Say which objects the grace period keeps, when a gc frees them, and how to free them now.
 
@@ -126,6 +144,7 @@ def _note_kept(lake: LakeBase, report: Report, listed: list[Any], referenced: se
     if grace.total_seconds() <= 0:
         return
     live = lake.catalog.referenced_hashes()  # without the grace: only files not deleted
+    live |= repack_ops.chunk_closure(lake, live & chunked)  # the chunks of live chunked files are live too
     chosen = {o.hash for o in victims}
     kept = [o for o in listed if o.hash not in live and o.hash not in chosen]
     report.kept = sorted(o.hash for o in kept)

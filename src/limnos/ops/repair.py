@@ -143,7 +143,8 @@ def _repair_store_from_cache(lake: LakeBase, report: RepairReport) -> None:
         try:
             if digest in corrupt:
                 store.delete(digest)  # the damaged key: objects are never overwritten in place
-            store.put_file(cache.path(digest), digest)
+            with cache.export(digest) as path:
+                store.put_file(path, digest)
         except (LimnosError, OSError) as exc:
             report.notes.append(f"object {digest[:12]} could not be uploaded: {exc}")
             report.unrepaired.append(digest)

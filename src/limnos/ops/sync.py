@@ -30,6 +30,7 @@ from ..errors import (
 from ..names import is_file_id, parse_ref, validate_name
 from ..store import LocalObjectStore, ObjectStore, packs
 from ..store.transfer import TransferReport, run_parallel
+from . import chunksync
 
 if TYPE_CHECKING:
     from ..core.base import LakeBase
@@ -37,7 +38,8 @@ if TYPE_CHECKING:
 
 # --------------------------------------------------------------- objects
 def upload_objects(cache: LocalObjectStore, target: ObjectStore, hashes: Iterable[str], jobs: int | None,
-                   report: TransferReport, present: set[str] | None = None, pack_size: int = packs.PACK_MAX) -> None:
+                   report: TransferReport, present: set[str] | None = None, pack_size: int = packs.PACK_MAX,
+                   min_pack: int = 2) -> None:
     """Send the objects ``target`` lacks; ``present`` is its listing when already known.
 
     Small objects travel in packs of up to ``pack_size`` bytes (0: never),
@@ -53,6 +55,7 @@ def upload_objects(cache: LocalObjectStore, target: ObjectStore, hashes: Iterabl
         report: counts and failures are added to it; failures do not raise.
         present: hashes ``target`` already holds (None: list them first).
         pack_size: the most bytes in one pack; 0 sends every object alone.
+        min_pack: fewer small objects than this travel alone (a pack costs two keys).
 
     Raises:
         IntegrityError: an object's local bytes do not match its hash (the first such;
@@ -63,11 +66,12 @@ def upload_objects(cache: LocalObjectStore, target: ObjectStore, hashes: Iterabl
         present = set(target.list_hashes())
     todo = [h for h in wanted if h not in present]
     report.skipped += len(wanted) - len(todo)
+    chunked, todo = chunksync.expand_push(cache, todo, present)  # a chunked file travels as the chunks target lacks
     for h in [h for h in todo if not cache.has(h)]:
         report.failed.append(f"{h[:12]}: not in this lake's local store, so it cannot be pushed")
     sizes = {h: cache.size(h) for h in todo if cache.has(h)}
     small = [(h, n) for h, n in sizes.items() if pack_size and n <= packs.PACKABLE]
-    if len(small) < 2:
+    if len(small) < max(2, min_pack):
         small = []
     packed = {h for h, _ in small}
     loose = [("object", [h]) for h in sizes if h not in packed]
@@ -99,9 +103,10 @@ def upload_objects(cache: LocalObjectStore, target: ObjectStore, hashes: Iterabl
         good, bad = verified(members)
         sent = 0
         if kind == "pack" and good:
-            sent = target.put_pack([(h, cache.path(h)) for h in good], cache.staging_dir())
+            sent = target.put_pack([(h, chunksync.source_of(cache, h)) for h in good], cache.staging_dir())
         elif good:
-            target.put(cache.path(good[0]), target.object_key(good[0]), create=True)
+            with cache.export(good[0]) as path:
+                target.put(path, target.object_key(good[0]), create=True)
             sent = sizes[good[0]]
         if bad is not None:
             raise bad  # after the good members of a pack were sent
@@ -114,12 +119,14 @@ def upload_objects(cache: LocalObjectStore, target: ObjectStore, hashes: Iterabl
         _, bad = await asyncio.to_thread(verified, members)
         if bad is not None:
             raise bad
-        await target.put_async(cache.path(members[0]), target.object_key(members[0]), create=True)
+        with cache.export(members[0]) as path:
+            await target.put_async(path, target.object_key(members[0]), create=True)
         return sizes[members[0]]
 
     run_parallel(items, send, lambda i: sum(sizes[h] for h in i[1]), _label, jobs, "pushing", report,
                  async_work=send_async if target.is_async else None, loop=getattr(target.fs, "loop", None),
                  count=lambda i: len(i[1]))
+    chunksync.finish_push(target, chunked, report)  # chunk lists last: a remote never names a chunk it lacks
 
 
 def _label(item: tuple[str, list[str]]) -> str:
@@ -147,6 +154,8 @@ def download_objects(cache: LocalObjectStore, source: ObjectStore, hashes: Itera
     todo = [h for h in wanted if not cache.has(h)]
     report.skipped += len(wanted) - len(todo)
     sizes = dict(sizes or {})
+    lists, todo, _chunks = chunksync.expand_pull(cache, source, todo, report)
+    writer = cache.pack_writer()  # chunks go into packs, not one file each
     index = source.pack_index(refresh=True) if todo else {}
     by_pack: dict[str, list[str]] = {}
     for h in todo:
@@ -168,7 +177,8 @@ def download_objects(cache: LocalObjectStore, source: ObjectStore, hashes: Itera
         part = cache.new_staging_path(".pack")
         try:
             source.get_pack(pack_id, part)
-            bad = packs.split_pack(part, {h: index[h] for h in members}, cache.put_bytes)
+            # Into a new local pack, not a file each: packs stay the unit, here as on the remote.
+            bad = packs.split_pack(part, {h: index[h] for h in members}, writer.add)
         finally:
             if os.path.exists(part):
                 os.unlink(part)
@@ -188,9 +198,14 @@ def download_objects(cache: LocalObjectStore, source: ObjectStore, hashes: Itera
             return await asyncio.to_thread(fetch_pack, members)
         return await cache.download_from_async(source, members[0])
 
-    run_parallel(items, fetch, lambda i: sum(sizes.get(h, 0) for h in i[1]), _label, jobs, "pulling", report,
-                 async_work=fetch_async if source.is_async else None, loop=getattr(source.fs, "loop", None),
-                 count=lambda i: len(i[1]))
+    try:
+        run_parallel(items, fetch, lambda i: sum(sizes.get(h, 0) for h in i[1]), _label, jobs, "pulling", report,
+                     async_work=fetch_async if source.is_async else None, loop=getattr(source.fs, "loop", None),
+                     count=lambda i: len(i[1]))
+    except BaseException:
+        writer.finish()  # every object in it was verified: keep what came before the failure
+        raise
+    chunksync.finish_pull(cache, writer, lists, report)  # each file put together and verified before its list
 
 
 # --------------------------------------------------------------- records
@@ -429,7 +444,8 @@ def _stock_store(lake: LakeBase, source: ObjectStore, commits: Sequence[Commit],
         raise RemoteError(f"pull could not fetch {len(fetched.failed)} objects the new commits name; first: "
                           f"{fetched.failed[0]}; nothing was imported", url=redact_url(source.url))
     for digest in missing:
-        lake.store.put_file(lake.cache.path(digest), digest)
+        with lake.cache.export(digest) as path:
+            lake.store.put_file(path, digest)
     report.transferred += fetched.transferred
     report.bytes += fetched.bytes
 

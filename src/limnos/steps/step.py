@@ -627,15 +627,16 @@ class _Plan:
 
     def store(self, lake: LakeBase) -> dict[int, tuple[str, int]]:
         """Store every new output's staging file as an object; position -> (hash, size)."""
-        stored = {}
+        todo: dict[int, str] = {}
         for pos, out in enumerate(self.outs):
             if out.existing is not None:
                 continue
             assert out.path is not None
             if not os.path.exists(out.path):  # an output opened but never written: an empty file
                 open(out.path, "wb").close()
-            stored[pos] = lake.store_staged(out.path)
-        return stored
+            todo[pos] = out.path
+        # many small outputs of one step: one pack (see LakeBase.store_staged_many)
+        return dict(zip(todo, lake.store_staged_many(list(todo.values())), strict=True))
 
     def returned_value(self, value: Any, made: dict[int, File]) -> Any:
         """The function's return value with each Writer swapped for the File it became."""

@@ -21,14 +21,15 @@ from typing import IO
 
 import fsspec
 
-from ..errors import IntegrityError, StoreError
+from ..errors import IntegrityError, ObjectNotAvailable, StoreError
 from . import hashing, links
 from .objects import OBJECTS, QUARANTINE, RECORDS, SMALL_FILE, TMP, VOID, ObjectInfo, ObjectStore
+from .packed import PackedObjects
 from .transfer import BLOCKING, ON_LOOP, IOMode, run_blocking
 
 
-class LocalObjectStore(ObjectStore):
-    """A store in a local folder; objects are read-only files."""
+class LocalObjectStore(PackedObjects, ObjectStore):
+    """A store in a local folder; objects are read-only files, packed objects or chunked files (see packed.py)."""
 
     local = True
 
@@ -53,12 +54,18 @@ class LocalObjectStore(ObjectStore):
         return self.path(digest)
 
     def has(self, digest: str) -> bool:
-        """True when the object is in this folder."""
-        return os.path.exists(self.path(digest))
+        """True when the object is in this folder: loose, packed or chunked (:meth:`has_loose`: a file of its own)."""
+        return os.path.exists(self.path(digest)) or self.has_packed(digest)
 
     def size(self, digest: str) -> int:
         """The size in bytes of an object in this folder."""
-        return os.stat(self.path(digest)).st_size
+        try:
+            return os.stat(self.path(digest)).st_size
+        except FileNotFoundError:
+            size = self.packed_size(digest)
+            if size is None:
+                raise
+            return size
 
     def _ensure_dir(self, path: str) -> None:
         if path not in self._dirs_made:
@@ -234,6 +241,9 @@ class LocalObjectStore(ObjectStore):
             IntegrityError: the bytes do not hash to ``digest`` (the object is now in ``quarantine/``).
         """
         path = self.path(digest)
+        if not os.path.exists(path) and self.has_packed(digest):
+            self.verify_packed(digest, ref)  # a corrupt packed object is copied to quarantine and dropped
+            return os.stat(self.packs.folder)
         before = os.stat(path)
         actual, _ = hashing.hash_file(path)
         if actual != digest:
@@ -306,7 +316,7 @@ class LocalObjectStore(ObjectStore):
         return sorted({n.split(".", 1)[0] for n in names if hashing.is_hash(n.split(".", 1)[0])})
 
     def in_quarantine(self, digest: str) -> bool:
-        """True when a corrupt copy of the object was moved to ``quarantine/``."""
+        """True when a corrupt copy of the object was moved (or, from a pack, copied) to ``quarantine/``."""
         return os.path.lexists(os.path.join(self.root, QUARANTINE, digest))
 
     def fs_now_ns(self) -> int:
@@ -333,11 +343,17 @@ class LocalObjectStore(ObjectStore):
         (see :meth:`ObjectStore.download`). Returns the bytes fetched: 0 when
         the object was already here.
         """
-        if self.has(digest):
-            return 0
+        if self.has_loose(digest) or self.locate(digest) is not None:
+            return 0  # (a chunked file here may lack a chunk found corrupt: fetch_chunked fetches that one)
         self._ensure_dir(os.path.dirname(self.path(digest)))
         staged = self._tmp_path("download")
-        size = await source.download(digest, staged, io)
+        try:
+            size = await source.download(digest, staged, io)
+        except ObjectNotAvailable:
+            got = await io.offload(self.fetch_chunked, source, digest)  # a chunked file there: only missing chunks
+            if got is None:
+                raise
+            return int(got)
         self.commit_staged(staged, digest)
         return size
 
@@ -370,6 +386,8 @@ class LocalObjectStore(ObjectStore):
         try:
             return open(self.path(digest), "rb")
         except FileNotFoundError as exc:
+            if self.has_packed(digest):
+                return self.open_packed(digest)
             raise StoreError(f"object {digest[:12]} is missing from {self.root}",
                              hint="call lake.fsck() to see what else is missing") from exc
 

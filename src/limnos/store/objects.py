@@ -20,14 +20,15 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
 import fsspec
 
 from ..errors import IntegrityError, ObjectNotAvailable, RemoteError, redact_url, require_protocol
-from . import hashing
+from . import bucketpacks, hashing
+from .chunks import CHUNKLISTS, ChunkList, chunklist_relpath, parse_chunklist
 from .packs import PACKS, PackedObject, build_pack, parse_index
 from .transfer import BLOCKING, ON_LOOP, IOMode, run_blocking
 
@@ -115,6 +116,8 @@ class ObjectStore:
         self.atomic_put = any(p in _ATOMIC_PUT for p in protocols)
         self.is_s3 = any(p in ("s3", "s3a") for p in protocols)
         self._packs: dict[str, dict[str, PackedObject]] = {}  # pack id -> its index (immutable)
+        #: a folder on this machine that keeps copies of this store's pack indexes (see bucketpacks.py), or None
+        self.index_cache: str | None = None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({redact_url(self.url)!r})"
@@ -163,9 +166,58 @@ class ObjectStore:
         return int(self.fs.size(self.object_key(digest)))
 
     def list_hashes(self) -> dict[str, int]:
-        """hash -> size of every object, loose or packed, from listings (no request per object)."""
+        """hash -> size of every object, loose, packed or chunked, from listings (no request per object).
+
+        A chunked file's size here is its chunk list's, not the file's.
+        """
         packed = {h: p.size for h, p in self.pack_index(refresh=True).items()}
-        return {**packed, **{o.hash: o.size for o in self.iter_objects()}}
+        return {**self.list_chunklists(), **packed, **{o.hash: o.size for o in self.iter_objects()}}
+
+    # -- chunked files (see chunks.py) ----------------------------------------------
+    def list_chunklists(self) -> dict[str, int]:
+        """hash -> chunk list size of every chunked file, from one listing."""
+        base = self._key(CHUNKLISTS)
+        try:
+            found = self.fs.find(base, detail=True)
+        except FileNotFoundError:
+            return {}
+        except Exception as exc:
+            raise self._error("list", exc) from None
+        out = {}
+        for path, info in found.items():
+            rel = str(path)[len(base):].strip("/").split("/")
+            if len(rel) == 2 and len(rel[0]) == 2 and hashing.is_hash(rel[0] + rel[1]):
+                out[rel[0] + rel[1]] = int(info.get("size") or 0)
+        return out
+
+    def read_chunklist(self, digest: str) -> ChunkList | None:
+        """The checked chunk list of a chunked file in this store, or None (it is untrusted input: every field is checked).
+
+        Raises:
+            IntegrityError: the chunk list is damaged or crafted.
+            RemoteError: the store cannot be read.
+        """
+        key = self._key(chunklist_relpath(digest))
+        try:
+            data = bytes(self.fs.cat_file(key))
+        except FileNotFoundError:
+            return None
+        except Exception as exc:
+            raise self._error("read", exc) from None
+        return parse_chunklist(digest, data, self._scrub(redact_url(key)))
+
+    def put_chunklist(self, digest: str, chunks: ChunkList) -> None:
+        """Upload a chunk list whole (after every chunk it names)."""
+        with tempfile.NamedTemporaryFile(delete=False) as tmp:
+            tmp.write(chunks.to_bytes())
+        try:
+            self.put(tmp.name, self._key(chunklist_relpath(digest)), create=True)
+        except RemoteError:
+            raise
+        except Exception as exc:
+            raise self._error(f"write chunk list {digest[:12]} to", exc) from None
+        finally:
+            os.unlink(tmp.name)
 
     # -- packs (see packs.py) -------------------------------------------------
     def pack_key(self, pack_id: str, suffix: str = "pack") -> str:
@@ -199,14 +251,12 @@ class ObjectStore:
                     sizes[stem] = int(info.get("size") or info.get("Size") or 0)
                 elif suffix == "idx":
                     ids.append(stem)
+            for gone in [i for i in self._packs if i not in ids]:  # gc rewrote it: its objects sit elsewhere now
+                bucketpacks.forget_index(self, gone)
             new = [i for i in ids if i not in self._packs]
             if new:
-                try:
-                    got = self.fs.cat([self.pack_key(i, "idx") for i in new], on_error="raise")
-                except Exception as exc:
-                    raise self._error("read pack indexes from", exc) from None
-                by_id = {str(k).rsplit("/", 1)[-1][: -len(".idx")]: v for k, v in got.items()}
-                for pack_id in new:
+                by_id = bucketpacks.fetch_indexes(self, new)  # this machine's copies first, then the store
+                for pack_id in [i for i in new if i in by_id]:
                     key = self._scrub(redact_url(self.pack_key(pack_id, "idx")))
                     if pack_id not in sizes:
                         # The pack is uploaded before its index, so an index without its pack is damage.
@@ -219,8 +269,11 @@ class ObjectStore:
             merged.update(index)
         return merged
 
-    def put_pack(self, members: list[tuple[str, str]], staging_dir: str) -> int:
-        """Upload (hash, local path) members as one pack, then its index. Returns the bytes sent."""
+    def put_pack(self, members: Sequence[tuple[str, str | Callable[[], bytes]]], staging_dir: str) -> int:
+        """Upload (hash, local path or a function returning the bytes) members as one pack, then its index.
+
+        Returns the bytes sent.
+        """
         pack_id, path, index = build_pack(members, staging_dir)
         try:
             size = os.path.getsize(path)
@@ -411,19 +464,24 @@ class ObjectStore:
             RemoteError: the pack cannot be read (the message names its key).
         """
         where = self._packs_lookup(digest)
-        if where is None:  # a pack pushed since the indexes were read: list them again
-            where = (await io.offload(self.pack_index, True)).get(digest)
-        if where is None:
-            raise self._not_available(digest)
-        pack_key = self.pack_key(where.pack)
-        try:
-            data = await io.cat_range(self.fs, pack_key, where.offset, where.offset + where.size)
-        except FileNotFoundError:
-            data = None
-        except Exception as exc:
-            if "InvalidRange" not in str(exc) and "416" not in str(exc):
-                raise self._error(f"read object {digest[:12]} from pack {redact_url(pack_key)} of", exc) from None
-            data = b""  # a range past the pack's end: the pack is shorter than its index says
+        data: bytes | None = None
+        for attempt in range(2):
+            if where is None or attempt:  # a pack pushed, or rewritten by gc, since the indexes were read
+                where = (await io.offload(self.pack_index, True)).get(digest)
+            if where is None:
+                raise self._not_available(digest)
+            pack_key = self.pack_key(where.pack)
+            try:
+                data = await io.cat_range(self.fs, pack_key, where.offset, where.offset + where.size)
+                break
+            except FileNotFoundError:
+                data = None
+            except Exception as exc:
+                if "InvalidRange" not in str(exc) and "416" not in str(exc):
+                    raise self._error(f"read object {digest[:12]} from pack {redact_url(pack_key)} of", exc) from None
+                data = b""  # a range past the pack's end: the pack is shorter than its index says
+                break
+        assert where is not None
         if data is None or len(data) != where.size:
             what = "is missing" if data is None else f"is shorter than its index says ({len(data)} of {where.size} bytes)"
             raise IntegrityError(f"pack {self._scrub(redact_url(pack_key))} {what}, so object {digest[:12]} cannot be "

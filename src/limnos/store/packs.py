@@ -56,8 +56,11 @@ def plan_packs(objects: Sequence[tuple[str, int]], pack_max: int = PACK_MAX) -> 
     return packs
 
 
-def build_pack(members: Sequence[tuple[str, str]], folder: str) -> tuple[str, str, bytes]:
-    """Write (hash, local path) members into one pack file; returns (pack id, pack path, index bytes)."""
+def build_pack(members: Sequence[tuple[str, str | Callable[[], bytes]]], folder: str) -> tuple[str, str, bytes]:
+    """Write (hash, local path or bytes source) members into one pack file; returns (pack id, pack path, index bytes).
+
+    A member's source is a local file, or a function returning its bytes (a packed object of a local store).
+    """
     fd, path = tempfile.mkstemp(dir=folder, prefix="pack-")
     entries = []
     hasher = blake3.blake3()
@@ -65,8 +68,11 @@ def build_pack(members: Sequence[tuple[str, str]], folder: str) -> tuple[str, st
     try:
         with os.fdopen(fd, "wb") as out:
             for digest, src in members:
-                with open(src, "rb") as f:
-                    data = f.read()
+                if callable(src):
+                    data = src()
+                else:
+                    with open(src, "rb") as f:
+                        data = f.read()
                 out.write(data)
                 hasher.update(data)
                 entries.append([digest, offset, len(data)])

@@ -388,8 +388,8 @@ class Project:
         remote (verified) or fail, never hand out the edited ones as the old version.
         """
         lake = self.lake
-        if not lake.cache.has(newest.hash):
-            return
+        if not lake.cache.has_loose(newest.hash):
+            return  # a packed or chunked object is never linked to a working file
         path = lake.cache.path(newest.hash)
         obj = os.stat(path)
         if (obj.st_ino, obj.st_dev) == (st.st_ino, st.st_dev):
@@ -410,7 +410,7 @@ class Project:
         lake = self.lake
         if not lake.cache.has(digest):
             return
-        obj = lake.cache.path(digest)
+        obj = lake.cache.materialize(digest)  # a real file to link to (a packed object is extracted once)
         now = os.stat(abspath)
         if stat_key(now) != stat_key(st):
             return  # written again since we hashed it: leave it be

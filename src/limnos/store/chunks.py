@@ -1,0 +1,228 @@
+"""Content-defined chunks for big files: an edit costs what changed, not the whole file.
+
+A file over the chunking threshold is cut with FastCDC (the ``pyfastcdc``
+package: the FastCDC 2020 algorithm in Cython, streaming with a bounded
+buffer, about 1.7 GB/s here with BLAKE3 of every chunk) into chunks of
+about 64 KiB. The chunks are objects like any other, named by their BLAKE3
+hash and stored in packs; the file itself is a *chunk list*::
+
+    chunklists/<h[:2]>/<h[2:]>    h is the BLAKE3 of the whole file, as for a loose object
+
+so ``File.hash``, lineage and step keys do not change with the layout. A
+chunk list is binary (:data:`MAGIC`, the file size, then a 32-byte hash and
+a 4-byte length per chunk: 36 bytes per 64 KiB, so a 1 GB file's list is
+about 560 KB). It is written after every chunk it names is stored, so a
+chunk list present means a file complete. A chunk list from anywhere is
+untrusted input: :func:`parse_chunklist` checks every field, each chunk is
+hashed when read, and a whole read checks the whole file's BLAKE3.
+"""
+
+from __future__ import annotations
+
+import bisect
+import io
+import os
+import struct
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, BinaryIO
+
+import blake3
+
+from ..errors import IntegrityError, RemoteError
+from . import hashing
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
+
+CHUNKLISTS = "chunklists"
+MAGIC = b"LIMNOS-CHUNKS-1\n"
+#: files from this size are chunked (``chunk_threshold`` in a lake's settings; 0 turns chunking off)
+CHUNK_THRESHOLD = 8 << 20
+#: FastCDC's parameters: pyfastcdc's output averages avg + min, so chunks average about 64 KiB
+CHUNK_AVG = 48 << 10
+CHUNK_MIN = 16 << 10
+CHUNK_MAX = 256 << 10
+_ENTRY = struct.Struct(">32sI")
+_HEAD = struct.Struct(">QI")  # file size, chunk count
+
+
+@dataclass(frozen=True)
+class ChunkList:
+    """The chunks of one file, in order: ``(hash, length)`` each; ``size`` is the file's."""
+
+    size: int
+    chunks: tuple[tuple[str, int], ...]
+
+    def to_bytes(self) -> bytes:
+        """The binary form stored under ``chunklists/``."""
+        body = b"".join(_ENTRY.pack(bytes.fromhex(h), n) for h, n in self.chunks)
+        return MAGIC + _HEAD.pack(self.size, len(self.chunks)) + body
+
+    def offsets(self) -> list[int]:
+        """The offset in the file where each chunk starts."""
+        out, at = [], 0
+        for _, n in self.chunks:
+            out.append(at)
+            at += n
+        return out
+
+    def hashes(self) -> set[str]:
+        """The distinct chunk hashes."""
+        return {h for h, _ in self.chunks}
+
+
+def chunklist_relpath(digest: str) -> str:
+    """Where a file's chunk list sits under a store's root."""
+    digest = hashing.check_hash(digest)
+    return f"{CHUNKLISTS}/{digest[:2]}/{digest[2:]}"
+
+
+def parse_chunklist(digest: str, data: bytes, where: str = "") -> ChunkList:
+    """A chunk list from its bytes, every field checked (it may come from a remote: untrusted input).
+
+    Raises:
+        IntegrityError: the bytes are not a chunk list limnos writes; the message names ``where``.
+    """
+    what = where or f"chunk list of {digest[:12]}"
+
+    def bad(why: str) -> IntegrityError:
+        return IntegrityError(f"{what} is damaged or crafted: {why}; nothing was read through it",
+                              hint="call lake.fsck()", digest=digest)
+
+    if not data.startswith(MAGIC):
+        raise bad("it does not start with the chunk list marker")
+    if len(data) < len(MAGIC) + _HEAD.size:
+        raise bad("it is cut short")
+    size, count = _HEAD.unpack_from(data, len(MAGIC))
+    body = len(MAGIC) + _HEAD.size
+    if len(data) != body + count * _ENTRY.size:
+        raise bad(f"it says {count} chunks but holds {(len(data) - body) // _ENTRY.size}")
+    chunks = []
+    total = 0
+    for n in range(count):
+        raw, length = _ENTRY.unpack_from(data, body + n * _ENTRY.size)
+        if not 0 < length <= 1 << 24:
+            raise bad(f"chunk {n} has length {length}")
+        total += length
+        chunks.append((raw.hex(), length))
+    if total != size:
+        raise bad(f"its chunks add up to {total} bytes, not the {size} it says")
+    return ChunkList(size, tuple(chunks))
+
+
+def cut(stream: BinaryIO) -> Iterator[tuple[str, memoryview]]:
+    """(hash, bytes) of each content-defined chunk of ``stream``, in order; the bytes are valid until the next.
+
+    Raises:
+        RemoteError: ``pyfastcdc`` is not installed.
+    """
+    try:
+        import pyfastcdc
+    except ImportError:
+        raise RemoteError("chunking big files needs pyfastcdc: pip install pyfastcdc") from None
+    cdc = pyfastcdc.FastCDC(CHUNK_AVG, min_size=CHUNK_MIN, max_size=CHUNK_MAX)
+    for chunk in cdc.cut_stream(stream):
+        yield blake3.blake3(chunk.data).hexdigest(), chunk.data
+
+
+def chunk_file(path: str, store_chunk: Callable[[str, memoryview], object]) -> tuple[str, ChunkList]:
+    """Cut a local file into chunks, call ``store_chunk(hash, bytes)`` for each, and hash the whole file.
+
+    Returns the file's BLAKE3 and its chunk list. Memory stays bounded: one
+    chunk buffer at a time.
+    """
+    whole = blake3.blake3()
+    chunks = []
+    with open(path, "rb", buffering=0) as f:
+        for digest, data in cut(f):  # a raw file: pyfastcdc prefers its readinto()
+            whole.update(data)
+            chunks.append((digest, len(data)))
+            store_chunk(digest, data)
+    size = sum(n for _, n in chunks)
+    hashing.stats.count(size)
+    return whole.hexdigest(), ChunkList(size, tuple(chunks))
+
+
+class ChunkedReader(io.RawIOBase):
+    """A reader over a chunked file: each chunk is hashed as it is read; a whole sequential read is checked too.
+
+    A read after a ``seek`` reads only the chunks it needs (each one checked
+    against its hash); the whole-file hash is checked only when the file was
+    read from its start to its end without a seek.
+
+    Args:
+        digest: the file's hash.
+        chunks: its chunk list.
+        read_chunk: returns a chunk's bytes, already checked against its hash.
+        ref: the file it is read for, named in errors.
+    """
+
+    def __init__(self, digest: str, chunks: ChunkList, read_chunk: Callable[[str], bytes], ref: str | None = None) -> None:
+        super().__init__()
+        self._digest = digest
+        self._list = chunks
+        self._starts = chunks.offsets()
+        self._read_chunk = read_chunk
+        self._ref = ref
+        self._pos = 0
+        self._hasher: blake3.blake3 | None = blake3.blake3()
+        self._hashed = 0
+        self._current: tuple[int, bytes] | None = None  # (chunk index, bytes)
+
+    def readable(self) -> bool:
+        """Always True."""
+        return True
+
+    def seekable(self) -> bool:
+        """True: a seek reads only the chunks it needs from then on."""
+        return True
+
+    def _chunk(self, n: int) -> bytes:
+        if self._current is None or self._current[0] != n:
+            self._current = (n, self._read_chunk(self._list.chunks[n][0]))
+        return self._current[1]
+
+    def readinto(self, buffer: WriteableBuffer) -> int:
+        """Read into ``buffer``; at the end of a whole sequential read, raise if the file does not hash right."""
+        view = memoryview(buffer).cast("B")
+        if self._pos >= self._list.size or not len(view):
+            self._finish()
+            return 0
+        n = bisect.bisect_right(self._starts, self._pos) - 1
+        data = self._chunk(n)
+        start = self._pos - self._starts[n]
+        piece = data[start:start + len(view)]
+        view[:len(piece)] = piece
+        if self._hasher is not None and self._hashed == self._pos:
+            self._hasher.update(piece)
+            self._hashed += len(piece)
+        self._pos += len(piece)
+        return len(piece)
+
+    def _finish(self) -> None:
+        if self._hasher is None or self._hashed != self._list.size:
+            return
+        actual = self._hasher.hexdigest()
+        self._hasher = None
+        if actual != self._digest:
+            what = f"{self._ref} (object {self._digest[:12]})" if self._ref else f"object {self._digest[:12]}"
+            raise IntegrityError(f"{what} is corrupt on this machine: its chunks put together hash to {actual[:12]}",
+                                 hint="call lake.fsck(repair=True)", digest=self._digest)
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        """Move to another position (reads from there on fetch only the chunks they need)."""
+        if whence == os.SEEK_CUR:
+            offset += self._pos
+        elif whence == os.SEEK_END:
+            offset += self._list.size
+        if offset < 0:
+            raise ValueError("negative seek position")
+        if offset != self._hashed:
+            self._hasher = None if offset != 0 or self._hashed else self._hasher
+        self._pos = offset
+        return offset
+
+    def tell(self) -> int:
+        """The current position."""
+        return self._pos

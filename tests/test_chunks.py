@@ -1,0 +1,149 @@
+"""Content-defined chunks: an edit of a big file costs what changed; every chunk and the whole file are checked."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import random
+from pathlib import Path
+
+import pytest
+
+import limnos
+from limnos.errors import IntegrityError
+from limnos.store import hashing
+from limnos.store.chunks import CHUNK_THRESHOLD, parse_chunklist
+
+SIZE = 12 << 20  # over the chunking threshold
+
+
+def _stored_bytes(lake_path):
+    total = 0
+    for folder, _dirs, files in os.walk(lake_path):
+        if any(part in folder for part in ("records", "state", "tmp")):
+            continue
+        total += sum(os.path.getsize(os.path.join(folder, f)) for f in files
+                     if f.endswith((".pack", ".idx")) or "chunklists" in folder or "objects" in folder)
+    return total
+
+
+@pytest.fixture
+def big(tmp_path):
+    rng = random.Random(7)
+    path = tmp_path / "big.bin"
+    path.write_bytes(rng.randbytes(SIZE))
+    return path
+
+
+def test_a_big_file_is_chunked_and_keeps_its_whole_file_hash(tmp_path, big):
+    assert SIZE >= CHUNK_THRESHOLD
+    lake = limnos.init(str(tmp_path / "lake"))
+    f = lake.add(str(big), "big.bin").file
+    assert f.hash == hashing.hash_file(str(big))[0]  # File.hash is the BLAKE3 of the bytes, whatever the layout
+    assert lake.cache.chunk_list(f.hash) is not None and not lake.cache.has_loose(f.hash)
+    chunks = lake.cache.chunk_list(f.hash)
+    assert 100 < len(chunks.chunks) < 400  # about 64 KiB each
+    assert f.read_bytes() == big.read_bytes()
+    path = f.local_path()  # a real file, put together once
+    assert Path(path).read_bytes() == big.read_bytes() and f.local_path() == path
+    assert lake.fsck(read_data=True).ok
+
+
+def test_a_one_byte_edit_and_an_insertion_store_and_push_only_what_changed(tmp_path, big):
+    lake = limnos.init(str(tmp_path / "lake"))
+    lake.add(str(big), "big.bin")
+    lake.remotes.add("origin", str(tmp_path / "remote"))
+    first = lake.push()
+    assert first.bytes >= SIZE
+    data = bytearray(big.read_bytes())
+    data[SIZE // 2] ^= 0xFF
+    before = _stored_bytes(str(tmp_path / "lake"))
+    big.write_bytes(bytes(data))
+    lake.add(str(big), "big.bin")
+    stored = _stored_bytes(str(tmp_path / "lake")) - before
+    pushed = lake.push().bytes
+    assert stored < 600_000 and pushed < 600_000  # two chunks and a chunk list, not 12 MB
+    data[SIZE // 3:SIZE // 3] = b"x" * 100  # insert: FastCDC's boundaries realign after the edit
+    before = _stored_bytes(str(tmp_path / "lake"))
+    big.write_bytes(bytes(data))
+    lake.add(str(big), "big.bin")
+    assert _stored_bytes(str(tmp_path / "lake")) - before < 800_000
+    assert lake.push().bytes < 800_000
+    other = limnos.init(str(tmp_path / "other"))
+    other.remotes.add("origin", str(tmp_path / "remote"))
+    other.pull()
+    assert other.get("big.bin").read_bytes() == bytes(data)
+    assert other.get("big.bin@1").read_bytes() != bytes(data)
+    assert other.fsck(read_data=True).ok
+
+
+def test_a_corrupt_chunk_is_detected_on_read(tmp_path, big):
+    lake = limnos.init(str(tmp_path / "lake"))
+    f = lake.add(str(big), "big.bin").file
+    lake.remotes.add("origin", str(tmp_path / "remote"))
+    lake.push()
+    chunks = lake.cache.chunk_list(f.hash)
+    victim = chunks.chunks[len(chunks.chunks) // 2][0]
+    where = lake.cache.locate(victim)
+    pack = lake.cache.packs.pack_path(where.pack)
+    os.chmod(pack, 0o644)
+    with open(pack, "r+b") as out:
+        out.seek(where.offset + 10)
+        byte = out.read(1)
+        out.seek(where.offset + 10)
+        out.write(bytes([byte[0] ^ 1]))
+    assert f.hash in lake.fsck(read_data=True).corrupt
+    with pytest.raises(IntegrityError):
+        f.read_bytes()
+    assert not lake.cache.has_loose(f.hash)  # nothing half-good was kept
+    assert lake.cache.in_quarantine(victim)
+    # The next read fetches the one bad chunk, verified, from the remote, and checks the whole file.
+    assert f.read_bytes() == big.read_bytes()
+    assert Path(f.local_path()).read_bytes() == big.read_bytes()
+
+
+def test_a_ranged_read_reads_only_the_chunks_it_needs(tmp_path, big):
+    lake = limnos.init(str(tmp_path / "lake"))
+    f = lake.add(str(big), "big.bin").file
+    read = []
+    real = lake.cache.read_chunk
+    lake.cache.read_chunk = lambda h: read.append(h) or real(h)  # type: ignore[method-assign]
+    start = SIZE // 2
+    assert lake.cache.read_range(f.hash, start, start + 1000) == big.read_bytes()[start:start + 1000]
+    assert 1 <= len(read) <= 2
+    with f.open() as handle:
+        handle.seek(SIZE - 10)
+        assert handle.read() == big.read_bytes()[-10:]
+
+
+def test_a_crafted_chunk_list_from_a_remote_is_refused(tmp_path, big):
+    a = limnos.init(str(tmp_path / "a"))
+    f = a.add(str(big), "big.bin").file
+    a.remotes.add("origin", str(tmp_path / "remote"))
+    a.push()
+    key = tmp_path / "remote" / "chunklists" / f.hash[:2] / f.hash[2:]
+    data = bytearray(key.read_bytes())
+    data[-1] ^= 0x7F  # the last chunk's length: the chunks no longer add up to the size
+    os.chmod(key, 0o644)
+    key.write_bytes(bytes(data))
+    with pytest.raises(IntegrityError):
+        parse_chunklist(f.hash, bytes(data))
+    b = limnos.init(str(tmp_path / "b"))
+    b.remotes.add("origin", str(tmp_path / "remote"))
+    with pytest.raises(limnos.errors.LimnosError):
+        b.pull()
+    assert b.cache.chunk_list(f.hash) is None and not b.cache.has(f.hash)
+
+
+def test_gc_keeps_the_chunks_of_live_files_and_frees_those_of_deleted_ones(tmp_path, big):
+    lake = limnos.init(str(tmp_path / "lake"))
+    lake.add(str(big), "one.bin")
+    data = bytearray(big.read_bytes())
+    data[100] ^= 1
+    (tmp_path / "two.bin").write_bytes(bytes(data))
+    lake.add(str(tmp_path / "two.bin"), "two.bin")
+    lake.rm("one.bin")
+    report = lake.gc(dry_run=False, grace=dt.timedelta(0))
+    assert 1 <= len(report.deleted) <= 4  # one.bin's list and its one chunk that two.bin does not share
+    assert lake.get("two.bin").read_bytes() == bytes(data)
+    assert lake.fsck(read_data=True).ok
