@@ -162,8 +162,19 @@ def check_type(key: str, value: Any, fixed: str | None) -> str:
     if fixed is None or actual == fixed:
         return actual
     if fixed == "float" and actual == "int":
-        return "float"  # an int is a valid float value; the reverse would lose data
+        # An int is a valid float value when a float holds it exactly; past 2**53 it would come back changed.
+        if abs(plain(value)) <= 2**53 or _exact_float(plain(value)):
+            return "float"
+        raise SchemaError(f"metadata key {key!r} holds float values, and the int {value} has no exact float; "
+                          "pass it as a float (accepting the rounding) or use a new key", key=key)
     raise SchemaError(f"metadata key {key!r} holds {fixed} values, not {actual}; pass a {fixed} or use a new key")
+
+
+def _exact_float(number: int) -> bool:
+    try:
+        return int(float(number)) == number
+    except OverflowError:
+        return False
 
 
 def encode(value: Any, type_: str) -> Encoded:
