@@ -71,19 +71,27 @@ class StepReads:
 
     def current_step_files(self) -> list[tuple[FileRow, dict[str, Any]]]:
         """Every current (latest, not deleted) file that a step made, with that step's row."""
+        # Driven from the step outputs, then their files by id: one join over every current name made
+        # SQLite walk all files (0.13 s at 100k files with no step at all), for what is usually a few rows.
         s, o = t.steps, t.step_outputs
-        stmt = (file_select().join(t.names, is_current()).join(o, o.c.file_id == t.files.c.id)
-                .join(s, sa.and_(s.c.id == o.c.step_id, s.c.commit_id == t.files.c.commit_id))
-                .add_columns(*[c.label(f"step_{c.name}") for c in s.c])
-                .where(s.c.status == "ok").order_by(t.files.c.name))
+        made = sa.select(o.c.file_id, *[c.label(f"step_{c.name}") for c in s.c]).join(s, s.c.id == o.c.step_id)
         out = []
         with self.engine.connect() as conn:
-            for r in conn.execute(stmt):
+            steps: dict[str, dict[str, Any]] = {}
+            for r in conn.execute(made.where(s.c.status == "ok")):
                 m = r._mapping
                 step = {c.name: m[f"step_{c.name}"] for c in s.c}
                 for key in ("started_at", "ended_at"):
                     step[key] = to_utc(step[key])
-                out.append((file_row(r), step))
+                steps[m["file_id"]] = step
+            current = file_select().join(t.names, is_current()).add_columns(t.files.c.commit_id.label("made_in"))
+            for chunk in chunks(list(steps)):
+                for r in conn.execute(current.where(t.files.c.id.in_(chunk))):
+                    row = file_row(r)
+                    step = steps[row.id]
+                    if step["commit_id"] == r._mapping["made_in"]:  # made in that step's own commit
+                        out.append((row, step))
+        out.sort(key=lambda pair: pair[0].name)
         return out
 
 
