@@ -29,7 +29,7 @@ import fsspec
 from ..errors import IntegrityError, ObjectNotAvailable, RemoteError, redact_url
 from . import hashing
 from .packs import PACKS, PackedObject, build_pack, parse_index
-from .transfer import BLOCKING, ON_LOOP, IOMode, run_blocking
+from .transfer import BLOCKING, ON_LOOP, PART_SIZE, PARTS_IN_FLIGHT, IOMode, run_blocking
 
 OBJECTS = "objects"
 RECORDS = "records"
@@ -241,7 +241,7 @@ class ObjectStore:
         """
         if self.atomic_put:
             try:
-                await io.put_file(self.fs, local_path, key, **self._create_kwargs(create))
+                await io.put_file(self.fs, local_path, key, **self._create_kwargs(create), **self._part_kwargs())
             except OSError as exc:
                 if _lost_race(exc):
                     return False
@@ -385,7 +385,7 @@ class ObjectStore:
         part = f"{dest}.part-{os.getpid()}-{time.time_ns()}"
         try:
             try:
-                await io.get_file(self.fs, key, part)
+                await io.get_file(self.fs, key, part, **self._part_kwargs())
                 loose = True
             except FileNotFoundError:
                 loose = False
@@ -441,7 +441,7 @@ class ObjectStore:
         """
         key = self.pack_key(pack_id)
         try:
-            self.fs.get_file(key, dest)
+            self.fs.get_file(key, dest, **self._part_kwargs())
         except FileNotFoundError:
             raise IntegrityError(f"pack {self._scrub(redact_url(key))} is missing though its index lists objects; "
                                  "push them again from a machine that has them", digest=pack_id,
@@ -471,6 +471,14 @@ class ObjectStore:
             if digest in index:
                 return index[digest]
         return None
+
+    def _part_kwargs(self) -> dict[str, Any]:
+        """How s3fs moves a big file: multipart in bounded parts, streamed from and to the local file.
+
+        s3fs's defaults (50 MiB parts, 10 at once) hold a whole 100 MB object in
+        memory per transfer; these hold at most PART_SIZE x PARTS_IN_FLIGHT.
+        """
+        return {"chunksize": PART_SIZE, "max_concurrency": PARTS_IN_FLIGHT} if self.is_s3 else {}
 
     def _create_kwargs(self, create: bool) -> dict[str, Any]:
         # If-None-Match: * where the server supports it: an existing key is never replaced.
