@@ -123,31 +123,49 @@ class ToolError(RuntimeError):
 PEAKS: list[float] = []
 
 
-def run_child(cmd: list[Any], cwd: Path | None = None, env: dict[str, str] | None = None) -> tuple[int, str, str, float]:
-    """Run a command to its end: (exit code, stdout, stderr, its peak RSS in MB).
+#: Runs a command as its own child and reports that child's wall time and peak RSS. A small
+#: process in between matters: a child's ru_maxrss starts at its parent's peak (the kernel carries
+#: the forking process's high-water mark across exec), so forking from this benchmark, which has
+#: imported limnos and run adds in process, would report this process's peak for every tool.
+LAUNCHER = r"""
+import os, sys, time
+t0 = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    try:
+        os.execvp(sys.argv[2], sys.argv[2:])
+    finally:
+        os._exit(127)
+_, status, usage = os.wait4(pid, 0)
+seconds = time.perf_counter() - t0
+with open(sys.argv[1], "w") as f:
+    f.write(f"{seconds} {usage.ru_maxrss}")
+sys.exit(os.waitstatus_to_exitcode(status) & 0xFF)
+"""
 
-    The child is reaped with ``wait4``, whose ``ru_maxrss`` is that process's own peak
-    (and its waited-for descendants'), not the maximum over every child this benchmark ran.
-    Output goes through files, so a chatty child cannot fill a pipe while we wait.
+
+def run_child(cmd: list[Any], cwd: Path | None = None, env: dict[str, str] | None = None) -> tuple[int, str, str, float, float]:
+    """Run a command to its end: (exit code, stdout, stderr, wall seconds, peak RSS in MB).
+
+    The command runs under :data:`LAUNCHER` (``python -S``, a few MB), which times it from
+    fork to exit and reads its ``ru_maxrss`` with ``wait4``: that process's own peak (and
+    its waited-for descendants'), not this benchmark's. Output goes through files, so a
+    chatty child cannot fill a pipe while we wait.
     """
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen([str(c) for c in cmd], cwd=cwd, env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
-        try:
-            _, status, usage = os.wait4(proc.pid, 0)
-        except BaseException:
-            proc.kill()
-            proc.wait()
-            raise
-        proc.returncode = os.waitstatus_to_exitcode(status)
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
+            tempfile.NamedTemporaryFile("r", suffix=".usage") as usage:
+        code = subprocess.run([sys.executable, "-S", "-c", LAUNCHER, usage.name, *map(str, cmd)], cwd=cwd, env=env,
+                              stdout=out, stderr=err, stdin=subprocess.DEVNULL, check=False).returncode
         out.seek(0)
         err.seek(0)
-        return (proc.returncode, out.read().decode(errors="replace"), err.read().decode(errors="replace"),
-                usage.ru_maxrss / 1024)
+        fields = usage.read().split()
+        seconds, peak = (float(fields[0]), int(fields[1]) / 1024) if len(fields) == 2 else (float("nan"), float("nan"))
+        return code, out.read().decode(errors="replace"), err.read().decode(errors="replace"), seconds, peak
 
 
 def sh(cmd: list[Any], cwd: Path | None = None, env: dict[str, str] | None = None) -> str:
     """Run a command; raise ToolError with its output's tail when it fails."""
-    code, out, err, _ = run_child(cmd, cwd, env)
+    code, out, err, _, _ = run_child(cmd, cwd, env)
     if code != 0:
         tail = (err.strip() or out.strip())[-1500:]
         raise ToolError(f"{' '.join(map(str, cmd))[:200]} exited {code}: {tail}")
@@ -155,10 +173,8 @@ def sh(cmd: list[Any], cwd: Path | None = None, env: dict[str, str] | None = Non
 
 
 def timed(cmd: list[Any], cwd: Path | None = None, env: dict[str, str] | None = None) -> tuple[float, str]:
-    """Run a command, as :func:`sh`; (wall seconds, stdout). Its peak RSS goes to :data:`PEAKS`."""
-    t0 = time.perf_counter()
-    code, out, err, peak = run_child(cmd, cwd, env)
-    seconds = time.perf_counter() - t0
+    """Run a command, as :func:`sh`; (wall seconds from fork to exit, stdout). Its peak RSS goes to :data:`PEAKS`."""
+    code, out, err, seconds, peak = run_child(cmd, cwd, env)
     if code != 0:
         tail = (err.strip() or out.strip())[-1500:]
         raise ToolError(f"{' '.join(map(str, cmd))[:200]} exited {code}: {tail}")
