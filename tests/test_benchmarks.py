@@ -58,7 +58,8 @@ def test_a_child_reports_its_own_peak_rss_not_this_process_peak() -> None:
     """The kernel carries a forking process's high-water mark into its child: run_child forks from a small launcher."""
     ballast = bytearray(300 << 20)
     ballast[:: 4096] = b"x" * len(ballast[:: 4096])  # touch every page: this process's peak is now over 300 MB
-    code, out, err, seconds, peak = bench.run_child([sys.executable, "-c", "b = bytearray(64 << 20); b[::4096] = b'y' * len(b[::4096]); print('ok')"])
+    child = "b = bytearray(64 << 20); b[::4096] = b'y' * len(b[::4096]); print('ok')"
+    code, out, err, seconds, peak = bench.run_child([sys.executable, "-c", child])
     assert (code, out.strip()) == (0, "ok"), err
     assert seconds > 0
     assert 64 <= peak < 200, f"the child's 64 MB showed as {peak:.0f} MB"
