@@ -201,7 +201,7 @@ class LocalObjectStore(ObjectStore):
         objects = os.path.join(self.root, OBJECTS)
         # The prefix folders hold the new names; objects/ and the root, any folder made on first use.
         folders = [*sorted({os.path.dirname(f) for f in files}), objects, self.root]
-        flushed = _fsync_all(files, workers=8)
+        flushed = _fsync_all(files, workers=32)  # many at once: the journal commits them in groups
         _fsync_all(folders, workers=8)
         return flushed
 
