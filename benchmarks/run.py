@@ -835,7 +835,7 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         table.add_row(*line)
     console = Console()
     if not console.is_terminal:
-        console = Console(width=160)
+        console = Console(width=250)  # a log file: every column whole
     console.print(table)
 
 

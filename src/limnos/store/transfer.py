@@ -41,6 +41,9 @@ PARTS_IN_FLIGHT = 2
 #: transfer's window: four big transfers at a time, as rclone's default. With the S3 client's
 #: own copies and the interpreter, peak RSS stays under 200 MB for objects of any size.
 MEMORY_BUDGET = 4 * PART_SIZE * PARTS_IN_FLIGHT
+#: What a download weighs against the budget: it streams (64 KiB reads into the file; a pack's
+#: members are split one at a time, each at most 1 MiB), so its size does not matter.
+DOWNLOAD_WEIGHT = 1 << 20
 
 
 class IOMode:
@@ -229,14 +232,14 @@ class TransferReport:
 def run_parallel(items: Sequence[T], work: Callable[[T], int], sizes: Callable[[T], int], label: Callable[[T], str],
                  jobs: int | None, description: str, report: TransferReport,
                  async_work: Callable[[T], Awaitable[int]] | None = None, loop: asyncio.AbstractEventLoop | None = None,
-                 count: Callable[[T], int] = lambda item: 1) -> None:
+                 count: Callable[[T], int] = lambda item: 1, weigh: Callable[[T], int] | None = None) -> None:
     """Call ``work(item)`` (returns bytes moved) for every item, in parallel, with retries.
 
     With ``async_work`` and the filesystem's ``loop`` (s3fs, gcsfs, adlfs), the
     requests run as coroutines on that loop instead of one thread each. Besides
     ``jobs``, the bytes in flight are bounded by :data:`MEMORY_BUDGET` (each item
-    weighs :func:`memory_weight` of its ``sizes``), so a push or pull of big
-    objects keeps a bounded resident set whatever their size.
+    weighs ``weigh(item)``, by default :func:`memory_weight` of its ``sizes``), so a
+    push or pull of big objects keeps a bounded resident set whatever their size.
 
     Raises:
         IntegrityError: some object's bytes did not match its hash (the first such error;
@@ -262,9 +265,10 @@ def run_parallel(items: Sequence[T], work: Callable[[T], int], sizes: Callable[[
         return work(item)
 
     gate = ByteGate(MEMORY_BUDGET)
+    weight_of = weigh or (lambda item: memory_weight(sizes(item)))
 
     def attempt(item: T) -> int:
-        weight = memory_weight(sizes(item))
+        weight = weight_of(item)
         gate.acquire(weight)
         try:
             return run_blocking(with_retries(lambda: now(item), BLOCKING))
@@ -275,7 +279,7 @@ def run_parallel(items: Sequence[T], work: Callable[[T], int], sizes: Callable[[
         if async_work is not None and loop is not None:
             import fsspec.asyn
 
-            fsspec.asyn.sync(loop, _gather, items, async_work, jobs, settle, advance, sizes)
+            fsspec.asyn.sync(loop, _gather, items, async_work, jobs, settle, advance, weight_of)
         else:
             with ThreadPoolExecutor(min(jobs, len(items)), thread_name_prefix="limnos-transfer") as pool:
                 futures = {pool.submit(attempt, item): item for item in items}
@@ -292,13 +296,13 @@ def run_parallel(items: Sequence[T], work: Callable[[T], int], sizes: Callable[[
 
 
 async def _gather(items: Sequence[T], work: Callable[[T], Awaitable[int]], jobs: int, settle: Callable[..., None],
-                  advance: Callable[[int, int], None], sizes: Callable[[T], int]) -> None:
+                  advance: Callable[[int, int], None], weight_of: Callable[[T], int]) -> None:
     """All items on the filesystem's own event loop, ``jobs`` at a time and within the memory budget."""
     slots = asyncio.Semaphore(jobs)
     gate = AsyncByteGate(MEMORY_BUDGET)
 
     async def one(item: T) -> None:
-        weight = memory_weight(sizes(item))
+        weight = weight_of(item)
         async with slots:
             await gate.acquire(weight)
             try:
