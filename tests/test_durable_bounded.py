@@ -343,3 +343,44 @@ def test_one_item_bigger_than_the_budget_runs_alone() -> None:
         assert gate.used == 1
 
     asyncio.run(scenario())
+
+
+# ------------------------------------------------------- multipart uploads
+def test_multipart_parts_stay_bounded_and_within_s3s_part_limit() -> None:
+    from limnos.store.objects import ObjectStore
+
+    store = ObjectStore("s3://bucket/lake", key="k", secret="s",
+                        client_kwargs={"endpoint_url": "http://127.0.0.1:9", "region_name": "us-east-1"})
+    assert store._upload_kwargs(2 << 30) == {"chunksize": transfer.PART_SIZE, "max_concurrency": transfer.PARTS_IN_FLIGHT}
+    huge = 200 << 30  # 200 GiB: 8 MiB parts would be 25,600 of them
+    parts = store._upload_kwargs(huge)["chunksize"]
+    assert -(-huge // parts) <= 10_000 and parts < 2 * (huge // 10_000)
+    assert ObjectStore("memory://bounded-parts/lake")._upload_kwargs(huge) == {}
+
+
+def test_an_object_above_the_streamed_put_size_goes_up_in_parts_and_comes_back_whole(
+        tmp_path: Path, moto_s3: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import s3fs
+
+    from limnos.store.objects import ObjectStore
+
+    monkeypatch.setattr(ObjectStore, "streamed_put_max", MB)  # so 20 MiB takes the multipart path
+    url = f"s3://{moto_s3.new_bucket()}/lake"
+    lake = limnos.init(tmp_path / "a")
+    expected = write_file(tmp_path / "big.bin", 20 * MB + 5)
+    (tmp_path / "small.txt").write_text("small\n")
+    big = lake.add(tmp_path / "big.bin").file
+    lake.add(tmp_path / "small.txt")
+    lake.remotes.add("origin", url, **moto_s3.options())
+    report = lake.push()
+    assert report.ok and big.hash == expected
+    fs = s3fs.S3FileSystem(**moto_s3.options(), skip_instance_cache=True)
+    key = f"{url[len('s3://'):]}/objects/{expected[:2]}/{expected[2:]}"
+    etag = fs.info(key)["ETag"]
+    assert etag.strip('"').endswith(f"-{-(-(20 * MB + 5) // transfer.PART_SIZE)}")  # a multipart upload's ETag
+    other = limnos.init(tmp_path / "b")
+    other.remotes.add("origin", url, **moto_s3.options())
+    assert other.pull().ok
+    assert hashing.hash_file(other.cache.path(expected)) == (expected, 20 * MB + 5)
+    lake.close()
+    other.close()

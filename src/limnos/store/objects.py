@@ -39,8 +39,10 @@ VOID = ".void"  # records/<id>.void: that commit was abandoned; never apply its 
 TMP = "tmp"
 CONFIG = "limnos.yaml"
 SMALL_FILE = 1 << 20  # read whole, hash, then write only if new
-#: Up to this size an upload to S3 is one streamed PUT (S3's limit for one PUT is 5 GiB); above, multipart.
-STREAMED_PUT_MAX = 4 << 30
+#: Up to this size an upload to S3 is one PUT streamed from the file (one request; S3 takes up to
+#: 5 GiB in one PUT); above, multipart, so a failure retries a part and not gigabytes.
+STREAMED_PUT_MAX = 1 << 30
+_MAX_PARTS = 10_000  # S3's limit on the parts of one multipart upload
 # Object stores whose PUT is atomic: a failed upload never leaves a partial key.
 _ATOMIC_PUT = {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "memory"}
 _SECRET_OPTION = re.compile(r"secret|password|token|key|credential|sas", re.IGNORECASE)
@@ -90,6 +92,8 @@ class ObjectStore:
     local = False
     #: True when the server is known to refuse a conditional create of an existing key (probed: a team lake).
     exclusive_creates = False
+    #: Uploads to S3 up to this size are one streamed PUT, bigger ones multipart (see STREAMED_PUT_MAX).
+    streamed_put_max = STREAMED_PUT_MAX
 
     def __init__(self, url: str, fs: fsspec.AbstractFileSystem | None = None, **storage_options: Any) -> None:
         self.url = url
@@ -247,10 +251,11 @@ class ObjectStore:
         """
         if self.atomic_put:
             try:
-                if self.is_s3 and os.path.getsize(local_path) <= STREAMED_PUT_MAX:
+                size = os.path.getsize(local_path)
+                if self.is_s3 and size <= self.streamed_put_max:
                     await self._put_streamed(local_path, key, io, create)
                 else:
-                    await io.put_file(self.fs, local_path, key, **self._create_kwargs(create), **self._upload_kwargs())
+                    await io.put_file(self.fs, local_path, key, **self._create_kwargs(create), **self._upload_kwargs(size))
             except OSError as exc:
                 if _lost_race(exc):
                     return False
@@ -499,13 +504,16 @@ class ObjectStore:
                 return index[digest]
         return None
 
-    def _upload_kwargs(self) -> dict[str, Any]:
-        """How s3fs uploads a big file: multipart in bounded parts read from the local file.
+    def _upload_kwargs(self, size: int) -> dict[str, Any]:
+        """How s3fs uploads a big file of ``size`` bytes: multipart in bounded parts read from the local file.
 
         s3fs's defaults (50 MiB parts, 10 at once) hold a whole 100 MB object in
-        memory per transfer; these hold at most PART_SIZE x PARTS_IN_FLIGHT.
+        memory per transfer; these hold PART_SIZE x PARTS_IN_FLIGHT, with parts
+        grown only past 80 GB, where S3's 10,000 parts would not hold the object.
         """
-        return {"chunksize": PART_SIZE, "max_concurrency": PARTS_IN_FLIGHT} if self.is_s3 else {}
+        if not self.is_s3:
+            return {}
+        return {"chunksize": max(PART_SIZE, -(-size // _MAX_PARTS)), "max_concurrency": PARTS_IN_FLIGHT}
 
     def _download_kwargs(self) -> dict[str, Any]:
         """How s3fs downloads: one streamed request per object, written 64 KiB at a time.
