@@ -384,3 +384,19 @@ def test_an_object_above_the_streamed_put_size_goes_up_in_parts_and_comes_back_w
     assert hashing.hash_file(other.cache.path(expected)) == (expected, 20 * MB + 5)
     lake.close()
     other.close()
+
+
+def test_a_streamed_create_of_an_existing_key_keeps_the_first_and_says_so(tmp_path: Path, moto_s3: Any) -> None:
+    """The one-request PUT keeps If-None-Match: * (moto honours it): a second create loses, the key keeps its bytes."""
+    from limnos.store.objects import ObjectStore
+
+    store = ObjectStore(f"s3://{moto_s3.new_bucket()}/lake", **moto_s3.options())
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.write_bytes(b"first bytes")
+    second.write_bytes(b"second bytes")
+    key = store._key("log/probe")
+    assert store.put(str(first), key, create=True) is True
+    assert store.put(str(second), key, create=True) is False
+    assert store.fs.cat_file(key) == b"first bytes"
+    assert store.put(str(second), key) is True  # without create it replaces, as a records file is rewritten
+    assert store.fs.cat_file(key) == b"second bytes"
