@@ -84,11 +84,13 @@ def _target(row: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
-def rows_of(results: dict[str, Any]) -> list[list[str]]:
-    """The table lines of one results file, in its workloads' order."""
+def rows_of(results: dict[str, Any], only: set[str] | None = None) -> list[list[str]]:
+    """The table lines of one results file, in its workloads' order (``only``: of those workloads)."""
     config = results.get("config", {})
     lines = []
     for name, wl in results.get("workloads", {}).items():
+        if only is not None and name not in only:
+            continue
         lib_median = wl.get("median", {})
         for row in wl.get("rows", []):
             if row["limnos"] is None or row["workload"].endswith("_lib"):
@@ -122,18 +124,29 @@ def _loads(results: dict[str, Any]) -> list[float]:
 
 
 def render(all_results: list[dict[str, Any]], sources: list[str]) -> str:
-    """The Markdown between the markers: a caption per results file, then one table."""
+    """The Markdown between the markers: a caption per results file, then one table.
+
+    A workload in several files is shown from the last one (a later run of it replaces the earlier).
+    """
     header = ["workload", "limnos", "lib", "DVC", "floor", "limnos/DVC", "limnos/floor", "peak RSS", "target"]
+    owner: dict[str, int] = {}
+    for i, results in enumerate(all_results):
+        for name in results.get("workloads", {}):
+            owner[name] = i
+    shown = [{n for n, i in owner.items() if i == k} for k in range(len(all_results))]
     out = []
-    for results, source in zip(all_results, sources, strict=True):
+    for results, source, names in zip(all_results, sources, shown, strict=True):
+        if not names:
+            continue
         loads = sorted(_loads(results))
         load = f"load average {loads[0]:.1f}-{loads[-1]:.1f} (1 min)" if loads else "load not recorded"
         rounds = results.get("config", {}).get("repeat", "?")
+        which = ", ".join(sorted(names)) if len(all_results) > 1 else "all rows"
         out.append(f"Measured {results.get('started_at', '?')[:10]} on {_machine(results)}; {load}; "
-                   f"{rounds} interleaved rounds (`{source}`).")
+                   f"{rounds} interleaved rounds (`{source}`: {which}).")
     out += ["", "| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
-    for results in all_results:
-        out += ["| " + " | ".join(line) + " |" for line in rows_of(results)]
+    for results, names in zip(all_results, shown, strict=True):
+        out += ["| " + " | ".join(line) + " |" for line in rows_of(results, names)]
     return "\n".join(out)
 
 

@@ -92,7 +92,7 @@ def test_readme_table_is_regenerated_between_its_markers_only(tmp_path: Path) ->
     assert text.startswith(before + readme_table.START) and text.endswith(readme_table.END + after)
     assert "old table" not in text
     assert "Measured 2026-11-28 on Test CPU, 2 cores, 24 GB RAM, ext4, Python 3.11.7, DVC 3.67.1" in text
-    assert "load average 1.5-2.5" in text and "3 interleaved rounds" in text
+    assert "load average 1.5-2.5" in text and "3 interleaved rounds (`" in text
     line = next(x for x in text.splitlines() if x.startswith("| add one 1024 MB file"))
     assert line.rstrip(" |").split(" | ")[1:9] == ["1.20 s", "0.40 s", "4.00 s", "cp && sync 1.00 s", "0.30x", "1.20x",
                                       "55 MB (cp && sync 3)", "<=1.3x cp&&sync (met)"]
@@ -115,3 +115,17 @@ def test_the_project_readme_has_the_markers() -> None:
     text = (BENCH.parent / "README.md").read_text()
     assert text.count(readme_table.START) == 1 and text.count(readme_table.END) == 1
     assert text.index(readme_table.START) < text.index(readme_table.END)
+
+
+def test_a_later_run_of_a_workload_replaces_its_rows(tmp_path: Path) -> None:
+    first, second = tmp_path / "first.json", tmp_path / "second.json"
+    first.write_text(json.dumps(_results("2026-11-27T05:00:00+0000")))
+    later = _results("2026-11-28T06:00:00+0000")
+    later["workloads"]["add_1g"]["rows"][0]["limnos"] = 9.0
+    second.write_text(json.dumps(later))
+    readme = tmp_path / "README.md"
+    readme.write_text(f"{readme_table.START}\n{readme_table.END}\n")
+    text = readme_table.update_readme(readme, [first, second])
+    assert [x for x in text.splitlines() if x.startswith("| add one")] == \
+        [x for x in text.splitlines() if x.startswith("| add one 1024 MB file | 9.00 s")]
+    assert "2026-11-28" in text and "2026-11-27" not in text  # the first file no longer shows any row
