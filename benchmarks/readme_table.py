@@ -1,9 +1,9 @@
-"""Regenerate the README's benchmark table from run.py's results files.
+"""Regenerate the published benchmark table (docs/performance.md) from run.py's results files.
 
-    .venv/bin/python benchmarks/readme_table.py benchmarks/results.json [more results files...] [--readme README.md]
+    .venv/bin/python benchmarks/readme_table.py benchmarks/results.json [more results files...] [--readme FILE]
     .venv/bin/python benchmarks/run.py --readme ...        # the same, right after a run, from its own results
 
-The table sits between two markers in README.md (``<!-- benchmarks:start -->`` and
+The table sits between two markers (``<!-- benchmarks:start -->`` and
 ``<!-- benchmarks:end -->``); everything between them is replaced, nothing else is
 touched. Each results file says when and where it was measured; the table's caption
 names the date, the machine and the load, so a figure is never shown without them.
@@ -20,7 +20,10 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-README = HERE.parent / "README.md"
+#: Where the table is published: docs/performance.md (README.md in trees from before the docs site).
+README = HERE.parent / "docs" / "performance.md"
+if not README.exists():
+    README = HERE.parent / "README.md"
 START = "<!-- benchmarks:start -->"
 END = "<!-- benchmarks:end -->"
 
@@ -172,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     """Regenerate the README table from the results files given."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("results", nargs="+", type=Path, help="results files written by run.py")
-    p.add_argument("--readme", type=Path, default=README, help=f"the README to update (default {README})")
+    p.add_argument("--readme", type=Path, default=README, help=f"the file to update (default {README})")
     args = p.parse_args(argv)
     print(update_readme(args.readme, args.results))
     return 0

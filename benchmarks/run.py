@@ -950,7 +950,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dvc", default=os.environ.get("LIMNOS_BENCH_DVC", ""),
                    help=f"the dvc executable to run (default $LIMNOS_BENCH_DVC, else {DVC}, installed there when missing)")
     p.add_argument("--readme", action="store_true",
-                   help="after the run, regenerate README.md's benchmark table from the results (see readme_table.py)")
+                   help="after the run, regenerate the benchmark table in docs/performance.md from the results (readme_table.py)")
     p.add_argument("--profile", action="store_true",
                    help="cProfile an in-process add of the small files (and a push and pull of them, with push_10k or pull_10k)")
     args = p.parse_args(argv)
@@ -1055,7 +1055,7 @@ def main(argv: list[str] | None = None) -> int:
         import readme_table
 
         readme_table.update_readme(readme_table.README, [Path(args.results)])
-        print(f"README table regenerated in {readme_table.README}")
+        print(f"benchmark table regenerated in {readme_table.README}")
     return 0
 
 

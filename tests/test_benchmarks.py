@@ -111,8 +111,8 @@ def test_a_readme_without_markers_is_left_alone(tmp_path: Path) -> None:
     assert readme.read_text() == "# no markers here\n"
 
 
-def test_the_project_readme_has_the_markers() -> None:
-    text = (BENCH.parent / "README.md").read_text()
+def test_the_published_table_has_its_markers() -> None:
+    text = readme_table.README.read_text()
     assert text.count(readme_table.START) == 1 and text.count(readme_table.END) == 1
     assert text.index(readme_table.START) < text.index(readme_table.END)
 
