@@ -44,6 +44,9 @@ RESULTS = HERE / "results.json"
 AGE_SECONDS = 3600  # source mtimes are set this far in the past (limnos' stat cache ignores racy files)
 CHUNK = 16 << 20
 BASELINE_SRC: str | None = None  # --baseline: limnos at that ref, timed beside the working tree
+#: --quick: sizes for the inner loop (each applies unless that option was given).
+QUICK = {"small_count": 1000, "big_size_mb": 128, "big_count": 3, "big_each_mb": 32, "repeat": 3,
+         "step_calls": 200, "query_count": 20000}
 
 # Run by ``python -c`` so interpreter start-up and imports count, as they do for ``dvc``.
 # Each prints one JSON line; "lib" is the time inside the library call alone.
@@ -116,19 +119,67 @@ class ToolError(RuntimeError):
 
 
 # ------------------------------------------------------------------ helpers
+#: Peak resident set (MB) of each timed process since the current run began (``Ctx.measure_rounds`` empties it).
+PEAKS: list[float] = []
+
+
+#: Runs a command as its own child and reports that child's wall time and peak RSS. A small
+#: process in between matters: a child's ru_maxrss starts at its parent's peak (the kernel carries
+#: the forking process's high-water mark across exec), so forking from this benchmark, which has
+#: imported limnos and run adds in process, would report this process's peak for every tool.
+LAUNCHER = r"""
+import os, sys, time
+t0 = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    try:
+        os.execvp(sys.argv[2], sys.argv[2:])
+    finally:
+        os._exit(127)
+_, status, usage = os.wait4(pid, 0)
+seconds = time.perf_counter() - t0
+with open(sys.argv[1], "w") as f:
+    f.write(f"{seconds} {usage.ru_maxrss}")
+sys.exit(os.waitstatus_to_exitcode(status) & 0xFF)
+"""
+
+
+def run_child(cmd: list[Any], cwd: Path | None = None, env: dict[str, str] | None = None) -> tuple[int, str, str, float, float]:
+    """Run a command to its end: (exit code, stdout, stderr, wall seconds, peak RSS in MB).
+
+    The command runs under :data:`LAUNCHER` (``python -S``, a few MB), which times it from
+    fork to exit and reads its ``ru_maxrss`` with ``wait4``: that process's own peak (and
+    its waited-for descendants'), not this benchmark's. Output goes through files, so a
+    chatty child cannot fill a pipe while we wait.
+    """
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
+            tempfile.NamedTemporaryFile("r", suffix=".usage") as usage:
+        code = subprocess.run([sys.executable, "-S", "-c", LAUNCHER, usage.name, *map(str, cmd)], cwd=cwd, env=env,
+                              stdout=out, stderr=err, stdin=subprocess.DEVNULL, check=False).returncode
+        out.seek(0)
+        err.seek(0)
+        fields = usage.read().split()
+        seconds, peak = (float(fields[0]), int(fields[1]) / 1024) if len(fields) == 2 else (float("nan"), float("nan"))
+        return code, out.read().decode(errors="replace"), err.read().decode(errors="replace"), seconds, peak
+
+
 def sh(cmd: list[Any], cwd: Path | None = None, env: dict[str, str] | None = None) -> str:
     """Run a command; raise ToolError with its output's tail when it fails."""
-    proc = subprocess.run([str(c) for c in cmd], cwd=cwd, env=env, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        tail = (proc.stderr.strip() or proc.stdout.strip())[-1500:]
-        raise ToolError(f"{' '.join(map(str, cmd))[:200]} exited {proc.returncode}: {tail}")
-    return proc.stdout
+    code, out, err, _, _ = run_child(cmd, cwd, env)
+    if code != 0:
+        tail = (err.strip() or out.strip())[-1500:]
+        raise ToolError(f"{' '.join(map(str, cmd))[:200]} exited {code}: {tail}")
+    return out
 
 
 def timed(cmd: list[Any], cwd: Path | None = None, env: dict[str, str] | None = None) -> tuple[float, str]:
-    t0 = time.perf_counter()
-    out = sh(cmd, cwd, env)
-    return time.perf_counter() - t0, out
+    """Run a command, as :func:`sh`; (wall seconds from fork to exit, stdout). Its peak RSS goes to :data:`PEAKS`."""
+    code, out, err, seconds, peak = run_child(cmd, cwd, env)
+    if code != 0:
+        tail = (err.strip() or out.strip())[-1500:]
+        raise ToolError(f"{' '.join(map(str, cmd))[:200]} exited {code}: {tail}")
+    PEAKS.append(peak)
+    return seconds, out
 
 
 def flush() -> None:
@@ -192,6 +243,7 @@ def make_small(count: int) -> Path:
     folder = small_dir(count)
     marker = DATA / f"small-{count}.complete"
     if marker.exists():
+        age([Path(r) / f for r, _, fs in os.walk(folder) for f in fs])  # old mtimes, whatever touched them since
         return folder
     rmtree(folder)
     print(f"generating {count} files of 1 KB in {folder} ...", flush=True)
@@ -213,6 +265,7 @@ def make_small(count: int) -> Path:
 def make_big(mb: int) -> Path:
     path = big_file(mb)
     if path.exists() and path.stat().st_size == mb << 20:
+        age([path])
         return path
     print(f"generating {mb} MB of random bytes in {path} ...", flush=True)
     DATA.mkdir(parents=True, exist_ok=True)
@@ -244,8 +297,8 @@ def dvc_env(run: Path | None = None) -> dict[str, str]:
 
 
 def ensure_dvc() -> str:
-    """Install DVC into its own venv once; return its version."""
-    if not DVC.exists():
+    """Install DVC into its own venv once (unless --dvc named one); return its version."""
+    if not DVC.exists() and DVC_VENV == HERE / ".venv-dvc":
         print(f"installing dvc into {DVC_VENV} (once) ...", flush=True)
         sh([sys.executable, "-m", "venv", DVC_VENV])
         sh([DVC_VENV / "bin" / "python", "-m", "pip", "install", "-q", "dvc"])
@@ -270,10 +323,11 @@ def copy_in(src: Path, repo: Path) -> str:
 
 
 # ------------------------------------------------------------------- limnos
-def limnos_lake(run: Path, src: str | None = None) -> Path:
+def limnos_lake(run: Path, src: str | None = None, fsync: bool = True) -> Path:
     """A new lake in ``run``, made by the limnos that will use it (``src``: a --baseline's source), untimed.
 
     A baseline cannot open a lake the working tree made once the catalog schema has moved on.
+    ``fsync=False`` sets ``fsync: false`` in its settings (an add then flushes nothing).
     """
     path = run / ".limnos"
     if src is None:
@@ -282,6 +336,9 @@ def limnos_lake(run: Path, src: str | None = None) -> Path:
         limnos.init(path).close()
     else:
         sh([sys.executable, "-c", "import sys, limnos; limnos.init(sys.argv[1]).close()", path], run, limnos_env(src))
+    if not fsync:
+        settings = path / "limnos.yaml"
+        settings.write_text(settings.read_text().replace("fsync: true", "fsync: false"))
     return path
 
 
@@ -305,6 +362,10 @@ class Ctx:
     args: argparse.Namespace
     errors: dict[str, dict[str, str]] = field(default_factory=dict)
     extra: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
+    #: workload -> one {timed quantity: seconds} per round, for per-round ratios
+    rounds: dict[str, list[dict[str, float]]] = field(default_factory=dict)
+    #: workload -> every timed run: round, tool, seconds, peak RSS, load average before it
+    runs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     workload: str = ""
     _shared: dict[str, Any] = field(default_factory=dict)
     _stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
@@ -324,17 +385,28 @@ class Ctx:
         return Path(tempfile.mkdtemp(prefix=f"{self.workload}-", dir=RUNS))
 
     def measure_rounds(self, tools: dict[str, Callable[[Path], float | dict[str, float]]]) -> dict[str, list[float]]:
-        """Like :meth:`measure` for several tools, interleaved round by round (the order rotates
-        each round), so a noisy spell of the machine hits every tool alike rather than one."""
+        """Time every tool once per round, ``--repeat`` rounds, each run in a fresh folder.
+
+        Interleaved round by round (limnos, dvc, the floor; then rotated), so a noisy spell of
+        the machine hits every tool alike rather than one; ratios are taken within a round
+        (see :func:`summarize`). Each run records the load average before it and the peak
+        RSS of its timed processes.
+        """
         times: dict[str, list[float]] = {}
         failed: set[str] = set()
         names = list(tools)
+        rounds = self.rounds.setdefault(self.workload, [])
+        runs = self.runs.setdefault(self.workload, [])
         for i in range(self.args.repeat):
             order = names[i % len(names):] + names[:i % len(names)]
+            this_round: dict[str, float] = {}
+            rounds.append(this_round)
             for tool in order:
                 if tool in failed:
                     continue
                 run = self.run_dir()
+                PEAKS.clear()
+                load = os.getloadavg()[0]
                 try:
                     result = tools[tool](run)
                 except Exception as exc:
@@ -346,10 +418,15 @@ class Ctx:
                 finally:
                     rmtree(run)
                 result = result if isinstance(result, dict) else {tool: result}
+                peak = max(PEAKS) if PEAKS else None
                 for name, secs in result.items():
                     times.setdefault(name, []).append(secs)
+                    this_round[name] = secs
+                runs.append({"round": i + 1, "tool": tool, "seconds": result, "load1": round(load, 2),
+                             "peak_rss_mb": None if peak is None else round(peak, 1)})
                 shown = ", ".join(f"{k}={v:.3f}s" for k, v in result.items())
-                print(f"  [{self.workload}] round {i + 1}: {tool}: {shown}", flush=True)
+                rss = "" if peak is None else f", peak RSS {peak:.0f} MB"
+                print(f"  [{self.workload}] round {i + 1}: {tool}: {shown} (load {load:.2f}{rss})", flush=True)
         # a tool that failed in any round reports nothing (as measure does)
         return {k: v for k, v in times.items() if not any(k == f or k.startswith(f + "_") for f in failed)}
 
@@ -391,20 +468,30 @@ def workload(name: str, targets: list[Target], needs: tuple[str, ...]) -> Callab
     return deco
 
 
-def _add(ctx: Ctx, src: Path, cp_cmd: list[str]) -> dict[str, list[float]]:
-    """limnos add vs dvc add vs cp for one file or folder."""
+def _add(ctx: Ctx, src: Path, cp_cmd: list[str], durable_floor: bool = False) -> dict[str, list[float]]:
+    """limnos add vs dvc add vs cp for one file or folder.
+
+    ``durable_floor`` also times ``limnos`` with ``fsync: false`` (``limnos_nofsync``, against
+    ``cp``) and the floor of a durable add, ``cp SRC DST && sync DST`` (``cp_sync``): coreutils'
+    ``sync FILE`` flushes that file only, as limnos does, not the whole disk.
+    """
     warm(src)
     out: dict[str, list[float]] = {}
 
-    def limnos_once(run: Path, base: str | None = None) -> dict[str, float]:
-        lake = limnos_lake(run, base)
+    def limnos_once(run: Path, base: str | None = None, fsync: bool = True) -> dict[str, float]:
+        lake = limnos_lake(run, base, fsync=fsync)
         flush()
         secs, info = limnos_py(LIMNOS_ADD, lake, src, run, base)
         expected = sum(1 for _, _, fs in os.walk(src) for _ in fs) if src.is_dir() else 1
         if info["files"] != expected:
             raise ToolError(f"limnos added {info['files']} files, expected {expected}")
-        tool = "limnos_base" if base else "limnos"
+        tool = ("limnos_base" if base else "limnos") + ("" if fsync else "_nofsync")
         return {tool: secs, f"{tool}_lib": info["lib"]}
+
+    def cp_sync_once(run: Path) -> float:
+        flush()
+        dest = run / src.name
+        return timed(["sh", "-c", 'cp "$1" "$2" && sync "$2"', "cp_sync", src, dest])[0]
 
     def dvc_once(run: Path) -> float:
         repo = dvc_repo(run)
@@ -422,17 +509,20 @@ def _add(ctx: Ctx, src: Path, cp_cmd: list[str]) -> dict[str, list[float]]:
         tools["limnos_base"] = lambda run: limnos_once(run, BASELINE_SRC)
     if not ctx.args.skip_dvc:
         tools["dvc"] = dvc_once
+    if durable_floor:
+        tools["cp_sync"] = cp_sync_once
+        tools["limnos_nofsync"] = lambda run: limnos_once(run, fsync=False)
     tools["cp"] = cp_once
     out.update(ctx.measure_rounds(tools))
     return out
 
 
-@workload("add_10k", [Target("dvc", 1 / 5, "<=0.2x dvc"), Target("cp", 2.0, "<=2x cp")], ("small",))
+@workload("add_10k", [Target("dvc", 1 / 10, "<=0.1x dvc"), Target("cp", 1.0, "<=1x cp -r")], ("small",))
 def add_10k(ctx: Ctx) -> dict[str, list[float]]:
     return _add(ctx, small_dir(ctx.args.small_count), ["cp", "-r"])
 
 
-@workload("status_10k", [Target("dvc", 1 / 10, "<=0.1x dvc")], ("small",))
+@workload("status_10k", [Target("dvc", 1 / 5, "<=0.2x dvc")], ("small",))
 def status_10k(ctx: Ctx) -> dict[str, list[float]]:
     src = small_dir(ctx.args.small_count)
     warm(src)
@@ -468,9 +558,9 @@ def status_10k(ctx: Ctx) -> dict[str, list[float]]:
     return out
 
 
-@workload("add_1g", [Target("cp", 1.5, "<=1.5x cp")], ("big",))
+@workload("add_1g", [Target("cp_sync", 1.3, "<=1.3x cp&&sync")], ("big",))
 def add_1g(ctx: Ctx) -> dict[str, list[float]]:
-    return _add(ctx, big_file(ctx.args.big_size_mb), ["cp"])
+    return _add(ctx, big_file(ctx.args.big_size_mb), ["cp"], durable_floor=True)
 
 
 @workload("step_hit", [Target("seconds", 0.005, "< 5 ms")], ())
@@ -638,7 +728,7 @@ sys.modules.setdefault("run", sys.modules[__name__])
 sys.path.insert(0, str(HERE))
 import remote_workloads  # noqa: E402  (needs the path and module alias set just above)
 
-FLOORS = ("cp", "rclone")  # what a workload's limnos time is compared with besides dvc
+FLOORS = ("cp", "cp_sync", "rclone")  # what a workload's limnos time is compared with besides dvc
 
 
 # ------------------------------------------------------------------ report
@@ -646,20 +736,45 @@ def median(xs: list[float] | None) -> float | None:
     return statistics.median(xs) if xs else None
 
 
-def summarize(name: str, times: dict[str, list[float]], targets: list[Target]) -> list[dict[str, Any]]:
-    """One row for the workload, plus one per ``limnos_<x>`` tool (no target)."""
+def round_ratios(rounds: list[dict[str, float]], a: str, b: str) -> list[float]:
+    """``a / b`` within each round where both were timed: the machine's load then was the same for both."""
+    return [r[a] / r[b] for r in rounds if r.get(a) is not None and r.get(b)]
+
+
+def summarize(name: str, times: dict[str, list[float]], targets: list[Target],
+              rounds: list[dict[str, float]] | None = None, runs: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """One row for the workload, plus one per ``limnos_<x>`` tool (no target).
+
+    Ratios are medians of per-round ratios (limnos and the other tool timed in the same
+    round), not ratios of medians: on a loaded machine that is the figure that reproduces.
+    """
     med = {tool: median(xs) for tool, xs in times.items()}
+    rounds = [{k: v for k, v in r.items() if k in times} for r in rounds or []]
+    runs = runs or []
+    peaks: dict[str, float | None] = {}
+    for tool in sorted({r["tool"] for r in runs}):
+        values = [r["peak_rss_mb"] for r in runs if r["tool"] == tool and r.get("peak_rss_mb") is not None]
+        peaks[tool] = median(values)
+    loads = [r["load1"] for r in runs if r.get("load1") is not None]
     rows = []
     for key in ["limnos", *sorted(k for k in times if k.startswith("limnos_"))]:
         lim = med.get(key)
-        ratios = {t: (lim / med[t] if lim is not None and med.get(t) else None) for t in ("dvc", *FLOORS)}
+        ratios: dict[str, float | None] = {}
+        for t in ("dvc", *FLOORS):
+            per_round = round_ratios(rounds, key, t)
+            ratios[t] = median(per_round) if per_round else (lim / med[t] if lim is not None and med.get(t) else None)
         ratios["seconds"] = lim  # absolute targets (Target("seconds", 0.005, "< 5 ms"))
         row: dict[str, Any] = {"workload": name if key == "limnos" else f"{name}_{key[len('limnos_'):]}",
                                "limnos": lim, "dvc": med.get("dvc"), **{t: med.get(t) for t in FLOORS},
                                "limnos/dvc": ratios["dvc"], **{f"limnos/{t}": ratios[t] for t in FLOORS},
+                               "ratio_of": "median of per-round ratios" if rounds else "ratio of medians",
+                               "rounds": len(rounds),
                                "target": ("; ".join(t.label for t in targets) or "(none)") if key == "limnos" else "(info)",
                                "met": None, "checks": []}
+        if not key.endswith("_lib"):  # limnos_nofsync's own peak stands in its row's "limnos" place
+            row["peak_rss_mb"] = {**{t: v for t, v in peaks.items() if not t.startswith("limnos")}, "limnos": peaks.get(key)}
         if key == "limnos":
+            row["load1_median"] = median(loads)
             for t in targets:
                 r = ratios.get(t.tool)
                 row["checks"].append({"target": t.label, "ratio": r, "met": None if r is None else r <= t.max_ratio})
@@ -695,10 +810,17 @@ def print_table(rows: list[dict[str, Any]]) -> None:
 
     # The floors: cp for local work, rclone for push/pull; a floor column only when some row has it.
     floors = [t for t in FLOORS if any(row[t] is not None for row in rows)] or ["cp"]
+    def mb(row: dict[str, Any]) -> str:
+        peaks = row.get("peak_rss_mb") or {}
+        return "/".join("-" if peaks.get(t) is None else f"{peaks[t]:.0f}" for t in ("limnos", "dvc", *floors))
+
+    def load(row: dict[str, Any]) -> str:
+        return "" if row.get("load1_median") is None else f"{row['load1_median']:.1f}"
+
     header = ["workload", "limnos s", "dvc s", *(f"{t} s" for t in floors), "limnos/dvc",
-              *(f"limnos/{t}" for t in floors), "target", "met?"]
+              *(f"limnos/{t}" for t in floors), f"peak MB (limnos/dvc/{'/'.join(floors)})", "load", "target", "met?"]
     body = [[row["workload"], s(row["limnos"]), s(row["dvc"]), *(s(row[t]) for t in floors), r(row["limnos/dvc"]),
-             *(r(row[f"limnos/{t}"]) for t in floors), row["target"], met(row)] for row in rows]
+             *(r(row[f"limnos/{t}"]) for t in floors), mb(row), load(row), row["target"], met(row)] for row in rows]
     try:
         from rich.console import Console
         from rich.table import Table
@@ -707,14 +829,14 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         for line in [header, ["-" * w for w in widths], *body]:
             print("  ".join(str(x).ljust(w) for x, w in zip(line, widths, strict=True)))
         return
-    table = Table(title="limnos benchmarks (median seconds; ratio < 1 means limnos is faster)")
+    table = Table(title="limnos benchmarks (median seconds; ratios: median of per-round ratios, < 1 means limnos is faster)")
     for i, h in enumerate(header):
         table.add_column(h, justify="right" if 0 < i < len(header) - 2 else "left", no_wrap=True)
     for line in body:
         table.add_row(*line)
     console = Console()
     if not console.is_terminal:
-        console = Console(width=160)
+        console = Console(width=250)  # a log file: every column whole
     console.print(table)
 
 
@@ -805,7 +927,7 @@ def profile_add(count: int) -> None:
 
 # -------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:
-    global WORK, DATA, RUNS, BASELINE_SRC
+    global WORK, DATA, RUNS, BASELINE_SRC, DVC, DVC_VENV
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--small-count", type=int, default=10000, help="number of 1 KB files (default 10000)")
     p.add_argument("--big-size-mb", type=int, default=1024, help="size of the big file in MB (default 1024)")
@@ -822,9 +944,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--results", default=str(RESULTS), help=f"where to write the JSON results (default {RESULTS})")
     p.add_argument("--baseline", default="",
                    help="also time limnos as committed at this ref (add, status, step_hit), interleaved with the working tree")
+    p.add_argument("--quick", action="store_true",
+                   help="the inner loop: " + ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in QUICK.items())
+                   + " unless given")
+    p.add_argument("--dvc", default=os.environ.get("LIMNOS_BENCH_DVC", ""),
+                   help=f"the dvc executable to run (default $LIMNOS_BENCH_DVC, else {DVC}, installed there when missing)")
+    p.add_argument("--readme", action="store_true",
+                   help="after the run, regenerate the benchmark table in docs/performance.md from the results (readme_table.py)")
     p.add_argument("--profile", action="store_true",
                    help="cProfile an in-process add of the small files (and a push and pull of them, with push_10k or pull_10k)")
     args = p.parse_args(argv)
+    if args.quick:
+        for key, value in QUICK.items():
+            if getattr(args, key) == p.get_default(key):
+                setattr(args, key, value)
+    if args.dvc:
+        DVC = Path(args.dvc).resolve()
+        DVC_VENV = DVC.parent.parent  # dvc-s3 goes into the same venv
     if min(args.repeat, args.small_count, args.big_size_mb, args.big_count, args.big_each_mb) < 1:
         p.error("--repeat, --small-count, --big-size-mb, --big-count and --big-each-mb must be at least 1")
     names = [n.strip() for n in args.only.split(",") if n.strip()] or list(WORKLOADS)
@@ -869,7 +1005,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  [{name}] FAILED:\n{traceback.format_exc()}", flush=True)
                 ctx.errors.setdefault(name, {})["workload"] = traceback.format_exc()
                 raw[name] = {}
-            rows += summarize(name, raw[name], wl.targets)
+            rows += summarize(name, raw[name], wl.targets, ctx.rounds.get(name), ctx.runs.get(name))
         if args.profile:
             print("== profile: in-process lake.add of the small files", flush=True)
             try:
@@ -908,12 +1044,18 @@ def main(argv: list[str] | None = None) -> int:
         "workloads": {
             name: {"raw": raw.get(name, {}), "median": {t: median(xs) for t, xs in raw.get(name, {}).items()},
                    "errors": ctx.errors.get(name, {}), "extra": ctx.extra.get(name, {}),
+                   "rounds": ctx.rounds.get(name, []), "runs": ctx.runs.get(name, []),
                    "rows": [r for r in rows if r["workload"] == name or r["workload"].startswith(name + "_")]}
             for name in names
         },
     }
     Path(args.results).write_text(json.dumps(results, indent=2) + "\n")
     print(f"results written to {args.results}")
+    if args.readme:
+        import readme_table
+
+        readme_table.update_readme(readme_table.README, [Path(args.results)])
+        print(f"benchmark table regenerated in {readme_table.README}")
     return 0
 
 

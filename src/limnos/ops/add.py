@@ -9,7 +9,6 @@ the GIL), and commits a whole folder as one transaction with one records file.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -221,21 +220,6 @@ def _parallel(entries: list[Entry], work: Callable[[Entry], None], description: 
             pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _sync_store(path: str) -> None:
-    """Flush the store's file system once, so a power cut cannot lose an object the catalog names."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            if libc.syncfs(fd) == 0:
-                return
-        finally:
-            os.close(fd)
-    except (OSError, AttributeError):
-        pass
-    os.sync()
-
-
 def add_path(lake: LakeBase, path: str, name: str | None, metadata: Mapping[str, Any] | None,
              move: bool) -> AddResult:
     """Add a local file or folder to the lake in one commit (see :meth:`limnos.Lake.add`).
@@ -334,8 +318,10 @@ def _add_entries(lake: LakeBase, path: str, entries: list[Entry], is_folder: boo
     if commit.files or commit.metadata:
         if not lake.store.local:
             _upload(lake, changed)
-        elif any(e.loose for e in changed) and lake.config.get("fsync", True):  # packs were fsynced when written
-            _sync_store(store.root)
+        elif lake.config.get("fsync", True):
+            # The loose objects this add stored or found (one a crashed writer left may be unflushed), on disk
+            # before the records name them; new packs and chunk lists were fsynced when they were written.
+            store.sync_objects([e.hash for e in changed if e.read and e.hash and (e.loose or not e.new)])
         commit.write()
         committed.append(len(changed))
         for row in commit.files:

@@ -29,7 +29,7 @@ from ..errors import (
 )
 from ..names import is_file_id, parse_ref, validate_name
 from ..store import LocalObjectStore, ObjectStore, packs
-from ..store.transfer import TransferReport, run_parallel
+from ..store.transfer import DOWNLOAD_WEIGHT, TransferReport, run_parallel
 from . import chunksync
 
 if TYPE_CHECKING:
@@ -201,7 +201,7 @@ def download_objects(cache: LocalObjectStore, source: ObjectStore, hashes: Itera
     try:
         run_parallel(items, fetch, lambda i: sum(sizes.get(h, 0) for h in i[1]), _label, jobs, "pulling", report,
                      async_work=fetch_async if source.is_async else None, loop=getattr(source.fs, "loop", None),
-                     count=lambda i: len(i[1]))
+                     count=lambda i: len(i[1]), weigh=lambda i: DOWNLOAD_WEIGHT)  # downloads stream: size is no memory
     except BaseException:
         writer.finish()  # every object in it was verified: keep what came before the failure
         raise

@@ -17,7 +17,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from typing import IO
+from typing import IO, Any
 
 import fsspec
 
@@ -164,6 +164,7 @@ class LocalObjectStore(PackedObjects, ObjectStore):
             with ThreadPoolExecutor(1, thread_name_prefix="limnos-hash") as pool:
                 hashed = pool.submit(hashing.hash_file, src)
                 links.place(src, staged, "copy", readonly=False)
+                _start_writeback(staged)  # the disk writes the copy while blake3 still hashes
                 digest, size = hashed.result()
             after = os.stat(src)
             same = (before.st_mtime_ns, before.st_size, before.st_ino) == (after.st_mtime_ns, after.st_size, after.st_ino)
@@ -189,6 +190,28 @@ class LocalObjectStore(PackedObjects, ObjectStore):
         os.unlink(staged)
         links.place(local_path, staged, "copy", readonly=False)
         return self.commit_staged(staged, digest)
+
+    def sync_objects(self, digests: Iterable[str]) -> int:
+        """Make the loose objects ``digests`` durable: fsync each file, then the folders that name them.
+
+        Only what was written is flushed, never the whole disk (``syncfs`` also waits for
+        every other process's dirty pages: on a busy machine it cost an add of 10k files
+        9.2 s instead of 2.7 s). Files are flushed on a few threads so the file system can
+        batch their journal commits. An object that is not loose here (packed, whose
+        writer syncs its own pack; or removed meanwhile) is skipped. Returns the files flushed.
+
+        Raises:
+            OSError: a flush failed (EIO, ENOSPC): the objects may not be on disk.
+        """
+        files = sorted({self.path(d) for d in digests})
+        if not files:
+            return 0
+        objects = os.path.join(self.root, OBJECTS)
+        # The prefix folders hold the new names; objects/ and the root, any folder made on first use.
+        folders = [*sorted({os.path.dirname(f) for f in files}), objects, self.root]
+        flushed = _fsync_all(files, workers=32)  # many at once: the journal commits them in groups
+        _fsync_all(folders, workers=8)
+        return flushed
 
     def touch(self, digest: str) -> None:
         """Record a use (the access time), so cache pruning removes the least recently used first."""
@@ -421,6 +444,7 @@ class LocalObjectStore(PackedObjects, ObjectStore):
                 out.flush()
                 os.fsync(out.fileno())  # the records file is the write-ahead log
             os.rename(tmp, final)
+            _fsync_one(folder)  # its name too: the catalog commits next, and must never be ahead of it
         except BaseException:
             if os.path.exists(tmp):
                 os.unlink(tmp)
@@ -502,3 +526,57 @@ class LocalObjectStore(PackedObjects, ObjectStore):
                         os.unlink(entry.path)
                         removed += 1
         return removed
+
+
+_sync_file_range: list[Any] = []  # [libc.sync_file_range or None], looked up once
+
+
+def _start_writeback(path: str) -> None:
+    """Ask the kernel to start writing a file's dirty pages now, without waiting (Linux ``sync_file_range``).
+
+    A durable add's fsync then finds most of a big object already on disk; an add with
+    ``fsync: false`` only has its pages written sooner than the kernel's 30 s. Elsewhere a no-op.
+    """
+    if not _sync_file_range:
+        try:
+            import ctypes
+
+            fn = ctypes.CDLL(None, use_errno=True).sync_file_range
+            fn.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+            _sync_file_range.append(fn)
+        except (OSError, AttributeError):
+            _sync_file_range.append(None)
+    fn = _sync_file_range[0]
+    if fn is None:
+        return
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        fn(fd, 0, 0, 2)  # SYNC_FILE_RANGE_WRITE: start writeback of the whole file; errors surface at fsync
+    finally:
+        os.close(fd)
+
+
+def _fsync_one(path: str) -> bool:
+    """fsync one file or folder by path; False when it is gone (nothing to flush)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return True
+
+
+def _fsync_all(paths: list[str], workers: int) -> int:
+    """fsync every path, on up to ``workers`` threads when there are many; how many were there."""
+    if len(paths) <= 4:
+        return sum(_fsync_one(p) for p in paths)
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(min(workers, len(paths)), thread_name_prefix="limnos-fsync") as pool:
+        return sum(pool.map(_fsync_one, paths))

@@ -30,7 +30,7 @@ from ..errors import IntegrityError, ObjectNotAvailable, RemoteError, redact_url
 from . import bucketpacks, hashing
 from .chunks import CHUNKLISTS, ChunkList, chunklist_relpath, parse_chunklist
 from .packs import PACKS, PackedObject, build_pack, parse_index
-from .transfer import BLOCKING, ON_LOOP, IOMode, run_blocking
+from .transfer import BLOCKING, ON_LOOP, PART_SIZE, PARTS_IN_FLIGHT, IOMode, run_blocking
 
 OBJECTS = "objects"
 RECORDS = "records"
@@ -40,6 +40,10 @@ VOID = ".void"  # records/<id>.void: that commit was abandoned; never apply its 
 TMP = "tmp"
 CONFIG = "limnos.yaml"
 SMALL_FILE = 1 << 20  # read whole, hash, then write only if new
+#: Up to this size an upload to S3 is one PUT streamed from the file (one request; S3 takes up to
+#: 5 GiB in one PUT); above, multipart, so a failure retries a part and not gigabytes.
+STREAMED_PUT_MAX = 1 << 30
+_MAX_PARTS = 10_000  # S3's limit on the parts of one multipart upload
 # Object stores whose PUT is atomic: a failed upload never leaves a partial key.
 _ATOMIC_PUT = {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "memory"}
 _SECRET_OPTION = re.compile(r"secret|password|token|key|credential|sas", re.IGNORECASE)
@@ -89,6 +93,8 @@ class ObjectStore:
     local = False
     #: True when the server is known to refuse a conditional create of an existing key (probed: a team lake).
     exclusive_creates = False
+    #: Uploads to S3 up to this size are one streamed PUT, bigger ones multipart (see STREAMED_PUT_MAX).
+    streamed_put_max = STREAMED_PUT_MAX
 
     def __init__(self, url: str, fs: fsspec.AbstractFileSystem | None = None, **storage_options: Any) -> None:
         self.url = url
@@ -102,6 +108,10 @@ class ObjectStore:
                 config = dict(storage_options.get("config_kwargs") or {})
                 config.setdefault("request_checksum_calculation", "when_required")
                 config.setdefault("response_checksum_validation", "when_required")
+                # Over plain http botocore SHA-256s every request body to sign it, on the event loop:
+                # seconds of CPU for a 1 GB push. Every object is named by its BLAKE3 hash and checked
+                # when read, and records carry their own checksum, so the signature need not cover bodies.
+                config.setdefault("s3", {"payload_signing_enabled": False})
                 storage_options["config_kwargs"] = config
             require_protocol(url)  # "install limnos[gcs]", not fsspec's "Please install gcsfs"
             try:
@@ -295,13 +305,35 @@ class ObjectStore:
         """
         if self.atomic_put:
             try:
-                await io.put_file(self.fs, local_path, key, **self._create_kwargs(create))
+                size = os.path.getsize(local_path)
+                if self.is_s3 and size <= self.streamed_put_max:
+                    await self._put_streamed(local_path, key, io, create)
+                else:
+                    await io.put_file(self.fs, local_path, key, **self._create_kwargs(create), **self._upload_kwargs(size))
             except OSError as exc:
                 if _lost_race(exc):
                     return False
                 raise
             return True
         return await io.offload(self._put_via_temp, local_path, key, create)
+
+    async def _put_streamed(self, local_path: str, key: str, io: IOMode, create: bool) -> None:
+        """One PUT whose body streams from the local file: no copy of it in memory, one request.
+
+        s3fs's ``put_file`` reads a file below two parts whole, and a bigger one in parts;
+        either way the bytes sit in memory. The HTTP client reads an open file 64 KiB at a
+        time instead (and rewinds it for a retry), and with payload signing off nothing
+        else reads it. Atomic as any PUT: a failed one leaves no key.
+
+        Raises:
+            OSError: the server refused (a lost ``create`` race is ``FileExistsError`` or a 412).
+        """
+        bucket, path, _ = self.fs.split_path(key)
+        match = {"IfNoneMatch": "*"} if create else {}
+        with open(local_path, "rb") as body:
+            await io.call_s3(self.fs, "put_object", Bucket=bucket, Key=path, Body=body,
+                             ContentLength=os.fstat(body.fileno()).st_size, **match)
+        self.fs.invalidate_cache(key)
 
     def _put_via_temp(self, local_path: str, key: str, create: bool) -> bool:
         parent = key.rsplit("/", 1)[0]
@@ -439,7 +471,7 @@ class ObjectStore:
         part = f"{dest}.part-{os.getpid()}-{time.time_ns()}"
         try:
             try:
-                await io.get_file(self.fs, key, part)
+                await io.get_file(self.fs, key, part, **self._download_kwargs())
                 loose = True
             except FileNotFoundError:
                 loose = False
@@ -500,7 +532,7 @@ class ObjectStore:
         """
         key = self.pack_key(pack_id)
         try:
-            self.fs.get_file(key, dest)
+            self.fs.get_file(key, dest, **self._download_kwargs())
         except FileNotFoundError:
             raise IntegrityError(f"pack {self._scrub(redact_url(key))} is missing though its index lists objects; "
                                  "push them again from a machine that has them", digest=pack_id,
@@ -530,6 +562,25 @@ class ObjectStore:
             if digest in index:
                 return index[digest]
         return None
+
+    def _upload_kwargs(self, size: int) -> dict[str, Any]:
+        """How s3fs uploads a big file of ``size`` bytes: multipart in bounded parts read from the local file.
+
+        s3fs's defaults (50 MiB parts, 10 at once) hold a whole 100 MB object in
+        memory per transfer; these hold PART_SIZE x PARTS_IN_FLIGHT, with parts
+        grown only past 80 GB, where S3's 10,000 parts would not hold the object.
+        """
+        if not self.is_s3:
+            return {}
+        return {"chunksize": max(PART_SIZE, -(-size // _MAX_PARTS)), "max_concurrency": PARTS_IN_FLIGHT}
+
+    def _download_kwargs(self) -> dict[str, Any]:
+        """How s3fs downloads: one streamed request per object, written 64 KiB at a time.
+
+        s3fs's default reads ten 50 MiB ranges at once into memory for any object over
+        50 MiB (a pull of 10 x 100 MB peaked at 814 MB); one stream holds almost nothing.
+        """
+        return {"max_concurrency": 1} if self.is_s3 else {}
 
     def _create_kwargs(self, create: bool) -> dict[str, Any]:
         # If-None-Match: * where the server supports it: an existing key is never replaced.

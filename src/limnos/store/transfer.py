@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -30,6 +31,19 @@ from ..progress import transfer_progress
 
 T = TypeVar("T")
 RETRIES = 4
+#: A big object is uploaded in parts of this size (S3 multipart), never whole in memory.
+PART_SIZE = 8 << 20
+#: Parts of one upload in flight at once: the most memory one transfer holds is PART_SIZE x this.
+#: (Downloads stream each object in one request, 64 KiB at a time: measured faster on loopback
+#: than ranged parts, and it holds less.)
+PARTS_IN_FLIGHT = 2
+#: Bytes all transfers of one push or pull may hold at once, each counted as at most one
+#: transfer's window: four big transfers at a time, as rclone's default. With the S3 client's
+#: own copies and the interpreter, peak RSS stays under 200 MB for objects of any size.
+MEMORY_BUDGET = 4 * PART_SIZE * PARTS_IN_FLIGHT
+#: What a download weighs against the budget: it streams (64 KiB reads into the file; a pack's
+#: members are split one at a time, each at most 1 MiB), so its size does not matter.
+DOWNLOAD_WEIGHT = 1 << 20
 
 
 class IOMode:
@@ -39,9 +53,9 @@ class IOMode:
     so a coroutine that awaits nothing but these never suspends.
     """
 
-    async def get_file(self, fs: Any, rpath: str, lpath: str) -> None:
+    async def get_file(self, fs: Any, rpath: str, lpath: str, **kwargs: Any) -> None:
         """Download ``rpath`` of ``fs`` to the local file ``lpath``."""
-        fs.get_file(rpath, lpath)
+        fs.get_file(rpath, lpath, **kwargs)
 
     async def put_file(self, fs: Any, lpath: str, rpath: str, **kwargs: Any) -> None:
         """Upload the local file ``lpath`` to ``rpath`` of ``fs``."""
@@ -50,6 +64,10 @@ class IOMode:
     async def cat_range(self, fs: Any, path: str, start: int, end: int) -> bytes:
         """The bytes ``[start, end)`` of ``path`` (one ranged read)."""
         return bytes(fs.cat_file(path, start=start, end=end))
+
+    async def call_s3(self, fs: Any, method: str, **kwargs: Any) -> Any:
+        """One S3 API call through s3fs (its retries, its errors as ``OSError``)."""
+        return fs.call_s3(method, **kwargs)
 
     async def offload(self, fn: Callable[..., T], *args: Any) -> T:
         """Run blocking or CPU-bound ``fn(*args)`` where it cannot stall other transfers."""
@@ -63,9 +81,9 @@ class IOMode:
 class LoopIO(IOMode):
     """Filesystem I/O on the filesystem's event loop: its async methods, awaited."""
 
-    async def get_file(self, fs: Any, rpath: str, lpath: str) -> None:
+    async def get_file(self, fs: Any, rpath: str, lpath: str, **kwargs: Any) -> None:
         """Download ``rpath`` of ``fs`` to the local file ``lpath``."""
-        await fs._get_file(rpath, lpath)
+        await fs._get_file(rpath, lpath, **kwargs)
 
     async def put_file(self, fs: Any, lpath: str, rpath: str, **kwargs: Any) -> None:
         """Upload the local file ``lpath`` to ``rpath`` of ``fs``."""
@@ -74,6 +92,10 @@ class LoopIO(IOMode):
     async def cat_range(self, fs: Any, path: str, start: int, end: int) -> bytes:
         """The bytes ``[start, end)`` of ``path`` (one ranged read)."""
         return bytes(await fs._cat_file(path, start=start, end=end))
+
+    async def call_s3(self, fs: Any, method: str, **kwargs: Any) -> Any:
+        """One S3 API call through s3fs (its retries, its errors as ``OSError``)."""
+        return await fs._call_s3(method, **kwargs)
 
     async def offload(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(*args)`` on a worker thread: hashing a big object must not stall the loop."""
@@ -124,6 +146,57 @@ async def with_retries(call: Callable[[], Awaitable[T]], io: IOMode) -> T:
     raise AssertionError("unreachable")
 
 
+class ByteGate:
+    """Admit work while the bytes it holds in memory stay within a budget (threads).
+
+    One item bigger than the whole budget still runs, alone: a push of any size
+    progresses, and memory stays bounded by the budget or by that one item's window.
+    """
+
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
+        self.used = 0
+        self._cond = threading.Condition()
+
+    def acquire(self, nbytes: int) -> None:
+        """Wait until ``nbytes`` fit in the budget (or nothing else is in flight), then take them."""
+        with self._cond:
+            self._cond.wait_for(lambda: self.used == 0 or self.used + nbytes <= self.budget)
+            self.used += nbytes
+
+    def release(self, nbytes: int) -> None:
+        """Give back what :meth:`acquire` took."""
+        with self._cond:
+            self.used -= nbytes
+            self._cond.notify_all()
+
+
+class AsyncByteGate:
+    """:class:`ByteGate` for coroutines on one event loop."""
+
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
+        self.used = 0
+        self._cond = asyncio.Condition()
+
+    async def acquire(self, nbytes: int) -> None:
+        """Wait until ``nbytes`` fit in the budget (or nothing else is in flight), then take them."""
+        async with self._cond:
+            await self._cond.wait_for(lambda: self.used == 0 or self.used + nbytes <= self.budget)
+            self.used += nbytes
+
+    async def release(self, nbytes: int) -> None:
+        """Give back what :meth:`acquire` took."""
+        async with self._cond:
+            self.used -= nbytes
+            self._cond.notify_all()
+
+
+def memory_weight(nbytes: int) -> int:
+    """The most memory a transfer of ``nbytes`` holds: the bytes themselves, or one window of parts."""
+    return max(1, min(nbytes, PART_SIZE * PARTS_IN_FLIGHT))
+
+
 def default_jobs() -> int:
     """Requests in flight: latency-bound work wants far more than one per core."""
     return min(64, (os.cpu_count() or 2) * 8)
@@ -159,11 +232,14 @@ class TransferReport:
 def run_parallel(items: Sequence[T], work: Callable[[T], int], sizes: Callable[[T], int], label: Callable[[T], str],
                  jobs: int | None, description: str, report: TransferReport,
                  async_work: Callable[[T], Awaitable[int]] | None = None, loop: asyncio.AbstractEventLoop | None = None,
-                 count: Callable[[T], int] = lambda item: 1) -> None:
+                 count: Callable[[T], int] = lambda item: 1, weigh: Callable[[T], int] | None = None) -> None:
     """Call ``work(item)`` (returns bytes moved) for every item, in parallel, with retries.
 
     With ``async_work`` and the filesystem's ``loop`` (s3fs, gcsfs, adlfs), the
-    requests run as coroutines on that loop instead of one thread each.
+    requests run as coroutines on that loop instead of one thread each. Besides
+    ``jobs``, the bytes in flight are bounded by :data:`MEMORY_BUDGET` (each item
+    weighs ``weigh(item)``, by default :func:`memory_weight` of its ``sizes``), so a
+    push or pull of big objects keeps a bounded resident set whatever their size.
 
     Raises:
         IntegrityError: some object's bytes did not match its hash (the first such error;
@@ -188,14 +264,22 @@ def run_parallel(items: Sequence[T], work: Callable[[T], int], sizes: Callable[[
     async def now(item: T) -> int:
         return work(item)
 
+    gate = ByteGate(MEMORY_BUDGET)
+    weight_of = weigh or (lambda item: memory_weight(sizes(item)))
+
     def attempt(item: T) -> int:
-        return run_blocking(with_retries(lambda: now(item), BLOCKING))
+        weight = weight_of(item)
+        gate.acquire(weight)
+        try:
+            return run_blocking(with_retries(lambda: now(item), BLOCKING))
+        finally:
+            gate.release(weight)
 
     with transfer_progress(sum(count(i) for i in items), sum(sizes(i) for i in items), description) as advance:
         if async_work is not None and loop is not None:
             import fsspec.asyn
 
-            fsspec.asyn.sync(loop, _gather, items, async_work, jobs, settle, advance)
+            fsspec.asyn.sync(loop, _gather, items, async_work, jobs, settle, advance, weight_of)
         else:
             with ThreadPoolExecutor(min(jobs, len(items)), thread_name_prefix="limnos-transfer") as pool:
                 futures = {pool.submit(attempt, item): item for item in items}
@@ -212,17 +296,22 @@ def run_parallel(items: Sequence[T], work: Callable[[T], int], sizes: Callable[[
 
 
 async def _gather(items: Sequence[T], work: Callable[[T], Awaitable[int]], jobs: int, settle: Callable[..., None],
-                  advance: Callable[[int, int], None]) -> None:
-    """All items on the filesystem's own event loop, ``jobs`` at a time: no thread per request."""
-    gate = asyncio.Semaphore(jobs)
+                  advance: Callable[[int, int], None], weight_of: Callable[[T], int]) -> None:
+    """All items on the filesystem's own event loop, ``jobs`` at a time and within the memory budget."""
+    slots = asyncio.Semaphore(jobs)
+    gate = AsyncByteGate(MEMORY_BUDGET)
 
     async def one(item: T) -> None:
-        async with gate:
+        weight = weight_of(item)
+        async with slots:
+            await gate.acquire(weight)
             try:
                 moved = await with_retries(lambda: work(item), ON_LOOP)
             except Exception as exc:
                 settle(item, None, exc, advance)
             else:
                 settle(item, moved, None, advance)
+            finally:
+                await gate.release(weight)
 
     await asyncio.gather(*(one(item) for item in items))
