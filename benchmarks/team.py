@@ -71,9 +71,10 @@ def free_port() -> int:
 def start_moto(log_dir: str) -> tuple[subprocess.Popen[bytes], str]:
     """moto's S3 server on a free loopback port: (process, endpoint)."""
     port = free_port()
-    exe = shutil.which("moto_server", path=os.path.dirname(sys.executable)) or "moto_server"
+    # tests/moto_atomic.py: moto's server with If-None-Match made atomic, as S3 has it (moto checks, then writes)
+    launcher = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "moto_atomic.py")
     log = open(os.path.join(log_dir, "moto.log"), "wb")  # noqa: SIM115 - open while the server runs
-    proc = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=log)
+    proc = subprocess.Popen([sys.executable, launcher, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=log)
     for _ in range(100):
         with socket.socket() as s:
             if s.connect_ex(("127.0.0.1", port)) == 0:

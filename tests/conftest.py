@@ -240,7 +240,8 @@ def _moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]
     # moto logs every request on stderr: into a file, as a pipe nobody reads fills up after
     # some hundred requests and then blocks the server for good (every later request hangs).
     log = open(tmp_path_factory.mktemp("moto-s3") / "moto.log", "w+")  # noqa: SIM115 - open while the server runs
-    proc = subprocess.Popen([_tool("moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+    # moto_atomic.py: moto's server with If-None-Match made atomic, as real S3 has it (see that file)
+    proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("moto_atomic.py")), "-H", "127.0.0.1", "-p", str(port)],
                             stdout=subprocess.DEVNULL, stderr=log, text=True)
     try:
         _wait_port(port, proc, "moto_server")

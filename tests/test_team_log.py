@@ -228,6 +228,41 @@ WRITER = textwrap.dedent(
 )
 
 
+def test_the_test_bucket_lets_exactly_one_of_many_concurrent_creates_win(moto_s3):
+    """The commit log's premise, on the server the team tests use: of 8 processes racing to create one key,
+    exactly one succeeds, and the key holds its bytes. moto's own server checked and then wrote (two steps),
+    so two racers could both win; tests/moto_atomic.py makes it atomic, as S3 is."""
+    bucket = moto_s3.new_bucket()
+    racer = textwrap.dedent("""
+        import json, os, sys, time, s3fs
+        fs = s3fs.S3FileSystem(**json.loads(os.environ["OPTIONS"]), skip_instance_cache=True)
+        me, start = sys.argv[1], float(sys.argv[2])
+        fs.ls(os.environ["BUCKET"])  # connected before the start
+        while time.time() < start:  # all racers begin at once
+            time.sleep(0.001)
+        won = []
+        for i in range(200):
+            try:
+                fs.pipe_file(f"{os.environ['BUCKET']}/race/{i}", me.encode(), mode="create")
+                won.append(i)
+            except (FileExistsError, OSError):
+                pass
+        print(json.dumps(won))
+    """)
+    env = {**os.environ, "OPTIONS": json.dumps(moto_s3.options()), "BUCKET": bucket}
+    start = str(time.time() + 8)  # after every racer has started and connected
+    procs = [subprocess.Popen([sys.executable, "-c", racer, str(n), start], env=env, stdout=subprocess.PIPE, text=True)
+             for n in range(8)]
+    wins = {str(n): json.loads(p.communicate(timeout=300)[0]) for n, p in enumerate(procs)}
+    import s3fs
+
+    fs = s3fs.S3FileSystem(**moto_s3.options(), skip_instance_cache=True)
+    for i in range(200):
+        winners = [me for me, won in wins.items() if i in won]
+        assert len(winners) == 1, f"key {i}: {winners} all created it"
+        assert fs.cat_file(f"{bucket}/race/{i}").decode() == winners[0]
+
+
 def _run_writers(url: str, moto_s3, caches: list[Path], per: int) -> None:  # type: ignore[no-untyped-def]
     procs = [
         subprocess.Popen([sys.executable, "-c", WRITER, url, moto_s3.endpoint, moto_s3.key, moto_s3.secret,
