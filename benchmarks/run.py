@@ -727,6 +727,7 @@ def _query_1m_postgres(ctx: Ctx, run: Path, count: int, values: list[int]) -> di
 sys.modules.setdefault("run", sys.modules[__name__])
 sys.path.insert(0, str(HERE))
 import remote_workloads  # noqa: E402  (needs the path and module alias set just above)
+import ui  # noqa: E402, F401  (ui_pages: limnos ui's page latency; registers itself the same way)
 
 FLOORS = ("cp", "cp_sync", "rclone")  # what a workload's limnos time is compared with besides dvc
 
