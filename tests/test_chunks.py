@@ -11,8 +11,9 @@ import pytest
 
 import limnos
 from limnos.errors import IntegrityError
+from limnos.store import chunks as chunking
 from limnos.store import hashing
-from limnos.store.chunks import CHUNK_THRESHOLD, parse_chunklist
+from limnos.store.chunks import CHUNK_MAX, CHUNK_THRESHOLD, parse_chunklist
 
 SIZE = 12 << 20  # over the chunking threshold
 
@@ -47,6 +48,31 @@ def test_a_big_file_is_chunked_and_keeps_its_whole_file_hash(tmp_path, big):
     path = f.local_path()  # a real file, put together once
     assert Path(path).read_bytes() == big.read_bytes() and f.local_path() == path
     assert lake.fsck(read_data=True).ok
+
+
+@pytest.mark.parametrize("block", [CHUNK_MAX + 1, 1 << 20, 8 << 20])
+def test_a_file_read_in_blocks_is_cut_exactly_as_one_stream(tmp_path, big, monkeypatch, block):
+    # Cut points must not depend on where blocks end: an edited file re-added later dedups against
+    # chunks stored before, whatever the block size was then.
+    import io
+
+    import blake3
+    import pyfastcdc
+
+    monkeypatch.setattr(chunking, "BLOCK", block)
+    data = big.read_bytes()[: SIZE - 12345]  # not a multiple of anything
+    path = tmp_path / "cut.bin"
+    path.write_bytes(data)
+    handed: list[tuple[str, bytes]] = []
+    digest, chunks = chunking.chunk_file(str(path), lambda view, members: handed.extend(
+        (h, bytes(view[o:o + n])) for h, o, n in members))
+    cdc = pyfastcdc.FastCDC(chunking.CHUNK_AVG, min_size=chunking.CHUNK_MIN, max_size=CHUNK_MAX)
+    expected = [(blake3.blake3(c.data).hexdigest(), c.length) for c in cdc.cut_stream(io.BytesIO(data))]
+    assert list(chunks.chunks) == expected
+    assert [(h, len(b)) for h, b in handed] == expected
+    assert all(hashing.hash_bytes(b) == h for h, b in handed)  # each block's bytes, as they were when handed over
+    assert b"".join(b for _h, b in handed) == data
+    assert digest == hashing.hash_bytes(data) and chunks.size == len(data)
 
 
 def test_a_one_byte_edit_and_an_insertion_store_and_push_only_what_changed(tmp_path, big):

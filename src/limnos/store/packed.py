@@ -294,15 +294,20 @@ class PackedObjects:
     def ingest_chunked(self, writer: PackWriter, src: str) -> tuple[str, int, bool]:
         """Cut a big file into content-defined chunks, pack the new ones, and write its chunk list.
 
+        A block's chunks are looked up in the packs with one query, and the new
+        ones are written in one go. A chunk that is a loose object here (a small
+        file stored before packs existed) is not looked for: it is packed again,
+        which costs that chunk's bytes once and keeps every read right.
+
         The chunk list is written only after ``writer.finish()`` (see
         :meth:`write_pending_chunklists`), so a chunk list never names a chunk
         that is not stored. Returns (hash, size, newly_stored).
         """
-        def store_chunk(digest: str, data: memoryview) -> None:
-            if digest not in writer and not self.has_loose(digest) and self.locate(digest) is None:
-                writer.add(digest, data)
+        def store_block(block: memoryview, members: list[tuple[str, int, int]]) -> None:
+            have = self.packs.known({h for h, _o, _n in members if h not in writer})
+            writer.add_many(block, [m for m in members if m[0] not in have])
 
-        digest, chunks = chunk_file(src, store_chunk)
+        digest, chunks = chunk_file(src, store_block)
         if self.has_loose(digest) or os.path.exists(self.chunklist_path(digest)):
             return digest, chunks.size, False
         writer.chunklists[digest] = chunks
