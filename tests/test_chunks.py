@@ -173,3 +173,38 @@ def test_gc_keeps_the_chunks_of_live_files_and_frees_those_of_deleted_ones(tmp_p
     assert 1 <= len(report.deleted) <= 4  # one.bin's list and its one chunk that two.bin does not share
     assert lake.get("two.bin").read_bytes() == bytes(data)
     assert lake.fsck(read_data=True).ok
+
+
+def test_a_pack_whose_fsync_fails_fails_the_add_and_publishes_nothing(tmp_path, big, monkeypatch):
+    # Packs are fsynced on a background thread while the next is written; an error there must
+    # still stop the add before any index, chunk list or catalog row names the pack.
+    import errno
+
+    from limnos.store import lakepacks
+
+    real_writer = lakepacks.PackShelf.writer
+    monkeypatch.setattr(lakepacks.PackShelf, "writer",  # small packs: several seal while the file is cut
+                        lambda self, durable=True, pack_max=0, **kw: real_writer(self, durable, 1 << 20, **kw))
+    real_fsync = os.fsync
+    synced = []
+
+    def fsync(fd):
+        path = os.readlink(f"/proc/self/fd/{fd}")
+        if os.path.basename(path).startswith("pack-") and not path.endswith(".idx"):
+            synced.append(path)
+            if len(synced) == 3:
+                raise OSError(errno.EIO, "injected I/O error")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    lake = limnos.init(str(tmp_path / "lake"))
+    with pytest.raises(OSError, match="injected"):
+        lake.add(str(big), "big.bin")
+    assert len(synced) >= SIZE // (1 << 20)  # the failure came from the background, while later packs were written
+    root = tmp_path / "lake"
+    assert _stored_bytes(str(root)) == 0  # no pack, index, chunk list or object
+    assert [n for n in os.listdir(root / "tmp") if n.startswith("pack-")] == []  # staging files removed
+    assert lake.ls() == []
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    f = lake.add(str(big), "big.bin").file  # and the next add works
+    assert f.read_bytes() == big.read_bytes()

@@ -112,7 +112,7 @@ def parse_chunklist(digest: str, data: bytes, where: str = "") -> ChunkList:
 
 
 #: a chunked file is read in blocks of this size (three blocks in flight: bounded memory)
-BLOCK = 8 << 20
+BLOCK = 2 << 20
 
 
 def _chunker() -> Any:

@@ -56,6 +56,8 @@ from . import hashing
 from .packs import FORMAT, PACK_MAX, PACKS, PackedObject, parse_index
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future, ThreadPoolExecutor
+
     from .chunks import ChunkList
 
 LOOKUP = "lookup.sqlite"
@@ -327,6 +329,14 @@ class PackShelf:
         return PackWriter(self, durable, pack_max, min_objects, place_loose)
 
 
+def _fsync_and_close(fd: int) -> None:
+    """fsync a sealed pack file and close it (on the writer's fsync thread)."""
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def pack_id_of_index(index_bytes: bytes) -> str:
     """The id of a pack with this index: BLAKE3 in key-derivation mode (see the module's docstring)."""
     return blake3.blake3(index_bytes, derive_key_context=PACK_ID_CONTEXT).hexdigest()
@@ -364,6 +374,8 @@ class PackWriter:
         self.published: list[str] = []
         #: chunk lists of files chunked into this writer, written once its packs are published
         self.chunklists: dict[str, ChunkList] = {}
+        self._sync_pool: ThreadPoolExecutor | None = None
+        self._syncs: list[Future[None]] = []
 
     def __contains__(self, digest: str) -> bool:
         return digest in self._members
@@ -411,7 +423,7 @@ class PackWriter:
                                      f"pack-{os.getpid()}-{threading.get_ident()}-{time.time_ns()}")
             self._fd = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
         data = block[start:end]
-        if len(data) >= WRITE_BUFFER:
+        if len(data) >= WRITE_BUFFER // 4:  # a run of chunks: no copy into the buffer
             self._flush()
             self._write(data)
         else:
@@ -435,21 +447,45 @@ class PackWriter:
             view = view[os.write(self._fd, view):]
 
     def _seal(self) -> None:
-        """Close the current pack file (fsynced when durable) and remember it for :meth:`finish`."""
+        """Close the current pack file and remember it for :meth:`finish`.
+
+        When durable, the pack is fsynced on a background thread while the
+        next one is written (the disk works while the CPU cuts and hashes);
+        :meth:`finish` waits for every fsync before anything names the pack.
+        """
         assert self._fd is not None
+        fd = self._fd
         try:
             self._flush()
-            if self.durable:
-                os.fsync(self._fd)
+        except BaseException:
+            os.close(fd)
+            raise
         finally:
-            os.close(self._fd)
             self._fd = None
             self._buffer = bytearray()
+        if not self.durable:
+            os.close(fd)
+        else:
+            if self._sync_pool is None:
+                from concurrent.futures import ThreadPoolExecutor
+
+                self._sync_pool = ThreadPoolExecutor(1, thread_name_prefix="limnos-fsync")
+            self._syncs.append(self._sync_pool.submit(_fsync_and_close, fd))
         index_bytes = json.dumps({"format": FORMAT, "objects": self._entries}, separators=(",", ":")).encode()
         pack_id = pack_id_of_index(index_bytes)
         index = {str(h): PackedObject(pack_id, int(o), int(s)) for h, o, s in self._entries}  # type: ignore[call-overload]
         self._done.append((pack_id, self._tmp, index_bytes, index))
         self._entries, self._offset = [], 0
+
+    def _wait_for_fsyncs(self) -> None:
+        """Wait for the background fsync of every sealed pack; raise the first error (after all have ended)."""
+        syncs, self._syncs = self._syncs, []
+        errors = [exc for exc in (f.exception() for f in syncs) if exc is not None]
+        if self._sync_pool is not None:
+            self._sync_pool.shutdown(wait=True)
+            self._sync_pool = None
+        if errors:
+            raise errors[0]
 
     def finish(self) -> list[str]:
         """Publish every pack written: pack, then index, then the folder, each fsynced when durable.
@@ -462,20 +498,26 @@ class PackWriter:
                 return list(self.published)
             if self._fd is not None:
                 self._seal()
+            self._wait_for_fsyncs()  # every pack on disk before its index is written or renamed
             folder = self.shelf.folder
             os.makedirs(folder, exist_ok=True)
-            for pack_id, tmp, index_bytes, _index in self._done:
-                idx_tmp = f"{tmp}.idx"
-                fd = os.open(idx_tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
+            for _pack_id, tmp, index_bytes, _index in self._done:
+                fd = os.open(f"{tmp}.idx", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
                 try:
                     os.write(fd, index_bytes)
-                    if self.durable:
-                        os.fsync(fd)
                 finally:
                     os.close(fd)
+            if self.durable:  # all written first: the first fsync commits the journal for the others too
+                for _pack_id, tmp, _bytes, _index in self._done:
+                    fd = os.open(f"{tmp}.idx", os.O_RDONLY)
+                    try:
+                        os.fsync(fd)
+                    finally:
+                        os.close(fd)
+            for pack_id, tmp, _bytes, _index in self._done:
                 # The pack first, its index last: an index only ever names a complete pack.
                 os.replace(tmp, self.shelf.pack_path(pack_id))
-                os.replace(idx_tmp, self.shelf.pack_path(pack_id, "idx"))
+                os.replace(f"{tmp}.idx", self.shelf.pack_path(pack_id, "idx"))
                 self.published.append(pack_id)
             if self._done and self.durable:
                 fd = os.open(folder, os.O_RDONLY)
@@ -530,6 +572,8 @@ class PackWriter:
         with self._lock:
             dropped = sum(len(index) for _id, _tmp, _bytes, index in self._done) + len(self._entries)
             self._buffer = bytearray()
+            with contextlib.suppress(OSError):
+                self._wait_for_fsyncs()  # their files are deleted next: an fsync error no longer matters
             if self._fd is not None:
                 os.close(self._fd)
                 self._fd = None
