@@ -304,3 +304,23 @@ def test_a_pack_named_by_the_hash_of_its_bytes_as_before_stays_readable(tmp_path
     # A new add of the same bytes finds them in the old pack and writes no pack.
     lake.add(str(src), "again")
     assert _pack_files(str(tmp_path / "lake")) == [f"{old_id}.idx", f"{old_id}.pack"]
+
+
+def test_a_batch_of_small_files_finds_what_is_stored_loose_or_packed_and_packs_only_the_rest(tmp_path):
+    lake = limnos.init(str(tmp_path / "lake"))
+    src = _small_files(tmp_path / "src", 12)
+    lake.add(str(src / "f0000.txt"), "one")  # alone: a loose object
+    lake.add(str(src / "f0001.txt"), "two")
+    assert len(_loose(str(tmp_path / "lake"))) == 2 and _pack_files(str(tmp_path / "lake")) == []
+    lake.add(str(src), "d")
+    (idx,) = [n for n in _pack_files(str(tmp_path / "lake")) if n.endswith(".idx")]
+    members = {m[0] for m in json.loads((tmp_path / "lake" / "packs" / idx).read_bytes())["objects"]}
+    assert len(members) == 10 and hashing.hash_file(str(src / "f0000.txt"))[0] not in members
+    # Every file read again (new mtimes, so no stat-cache hit): all found, nothing packed again.
+    for p in src.iterdir():
+        os.utime(p, (1_000_000_000, 1_000_000_000))
+    hashed = hashing.stats.files_hashed
+    lake.add(str(src), "d2")
+    assert hashing.stats.files_hashed == hashed + 12
+    assert len(_pack_files(str(tmp_path / "lake"))) == 2 and len(_loose(str(tmp_path / "lake"))) == 2
+    assert [f.read_bytes() for f in lake.ls("d2/")] == [p.read_bytes() for p in sorted(src.iterdir())]
