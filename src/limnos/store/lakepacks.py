@@ -65,6 +65,8 @@ LOOKUP = "lookup.sqlite"
 PACK_ID_CONTEXT = "limnos 2026-11 pack id from its index v1"
 #: a writer gathers small objects into one write of up to this many bytes (one syscall, not one per object)
 WRITE_BUFFER = 1 << 20
+#: the most one ``write`` call takes (see chunks.IO_SIZE)
+IO_SIZE = 256 << 10
 #: objects up to this size go into packs when a lake's own store takes them (``pack_threshold`` in the settings)
 PACK_THRESHOLD = 1 << 20
 #: A write with fewer new small objects than this keeps them loose. A pack costs two files (pack and
@@ -443,8 +445,8 @@ class PackWriter:
 
     def _write(self, view: memoryview) -> None:
         assert self._fd is not None
-        while view:
-            view = view[os.write(self._fd, view):]
+        while view:  # in pieces of IO_SIZE: bigger writes cost more system time (see chunks.IO_SIZE)
+            view = view[os.write(self._fd, view[:IO_SIZE]):]
 
     def _seal(self) -> None:
         """Close the current pack file and remember it for :meth:`finish`.

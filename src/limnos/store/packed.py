@@ -327,8 +327,9 @@ class PackedObjects:
 
         A block's chunks are looked up in the packs with one query, and the new
         ones are written in one go. A chunk that is a loose object here (a small
-        file stored before packs existed) is not looked for: it is packed again,
-        which costs that chunk's bytes once and keeps every read right.
+        file added alone, or stored before packs existed) is not looked for (a
+        ``stat`` per chunk would cost more than the rare duplicate): it is packed
+        again, which costs that chunk's bytes once and keeps every read right.
 
         The chunk list is written only after ``writer.finish()`` (see
         :meth:`write_pending_chunklists`), so a chunk list never names a chunk
