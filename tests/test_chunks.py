@@ -11,8 +11,9 @@ import pytest
 
 import limnos
 from limnos.errors import IntegrityError
+from limnos.store import chunks as chunking
 from limnos.store import hashing
-from limnos.store.chunks import CHUNK_THRESHOLD, parse_chunklist
+from limnos.store.chunks import CHUNK_MAX, CHUNK_THRESHOLD, parse_chunklist
 
 SIZE = 12 << 20  # over the chunking threshold
 
@@ -47,6 +48,31 @@ def test_a_big_file_is_chunked_and_keeps_its_whole_file_hash(tmp_path, big):
     path = f.local_path()  # a real file, put together once
     assert Path(path).read_bytes() == big.read_bytes() and f.local_path() == path
     assert lake.fsck(read_data=True).ok
+
+
+@pytest.mark.parametrize("block", [CHUNK_MAX + 1, 1 << 20, 8 << 20])
+def test_a_file_read_in_blocks_is_cut_exactly_as_one_stream(tmp_path, big, monkeypatch, block):
+    # Cut points must not depend on where blocks end: an edited file re-added later dedups against
+    # chunks stored before, whatever the block size was then.
+    import io
+
+    import blake3
+    import pyfastcdc
+
+    monkeypatch.setattr(chunking, "BLOCK", block)
+    data = big.read_bytes()[: SIZE - 12345]  # not a multiple of anything
+    path = tmp_path / "cut.bin"
+    path.write_bytes(data)
+    handed: list[tuple[str, bytes]] = []
+    digest, chunks = chunking.chunk_file(str(path), lambda view, members: handed.extend(
+        (h, bytes(view[o:o + n])) for h, o, n in members))
+    cdc = pyfastcdc.FastCDC(chunking.CHUNK_AVG, min_size=chunking.CHUNK_MIN, max_size=CHUNK_MAX)
+    expected = [(blake3.blake3(c.data).hexdigest(), c.length) for c in cdc.cut_stream(io.BytesIO(data))]
+    assert list(chunks.chunks) == expected
+    assert [(h, len(b)) for h, b in handed] == expected
+    assert all(hashing.hash_bytes(b) == h for h, b in handed)  # each block's bytes, as they were when handed over
+    assert b"".join(b for _h, b in handed) == data
+    assert digest == hashing.hash_bytes(data) and chunks.size == len(data)
 
 
 def test_a_one_byte_edit_and_an_insertion_store_and_push_only_what_changed(tmp_path, big):
@@ -147,3 +173,38 @@ def test_gc_keeps_the_chunks_of_live_files_and_frees_those_of_deleted_ones(tmp_p
     assert 1 <= len(report.deleted) <= 4  # one.bin's list and its one chunk that two.bin does not share
     assert lake.get("two.bin").read_bytes() == bytes(data)
     assert lake.fsck(read_data=True).ok
+
+
+def test_a_pack_whose_fsync_fails_fails_the_add_and_publishes_nothing(tmp_path, big, monkeypatch):
+    # Packs are fsynced on a background thread while the next is written; an error there must
+    # still stop the add before any index, chunk list or catalog row names the pack.
+    import errno
+
+    from limnos.store import lakepacks
+
+    real_writer = lakepacks.PackShelf.writer
+    monkeypatch.setattr(lakepacks.PackShelf, "writer",  # small packs: several seal while the file is cut
+                        lambda self, durable=True, pack_max=0, **kw: real_writer(self, durable, 1 << 20, **kw))
+    real_fsync = os.fsync
+    synced = []
+
+    def fsync(fd):
+        path = os.readlink(f"/proc/self/fd/{fd}")
+        if os.path.basename(path).startswith("pack-") and not path.endswith(".idx"):
+            synced.append(path)
+            if len(synced) == 3:
+                raise OSError(errno.EIO, "injected I/O error")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    lake = limnos.init(str(tmp_path / "lake"))
+    with pytest.raises(OSError, match="injected"):
+        lake.add(str(big), "big.bin")
+    assert len(synced) >= SIZE // (1 << 20)  # the failure came from the background, while later packs were written
+    root = tmp_path / "lake"
+    assert _stored_bytes(str(root)) == 0  # no pack, index, chunk list or object
+    assert [n for n in os.listdir(root / "tmp") if n.startswith("pack-")] == []  # staging files removed
+    assert lake.ls() == []
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    f = lake.add(str(big), "big.bin").file  # and the next add works
+    assert f.read_bytes() == big.read_bytes()

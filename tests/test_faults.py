@@ -399,17 +399,20 @@ CTRL_C_SCRIPT = textwrap.dedent("""
     import os, signal, sys, time
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with SIGINT ignored
     from limnos.store import local
-    real, seen = local.LocalObjectStore.ingest_packed, []  # small files go into the add's pack
+    real, seen = local.LocalObjectStore.ingest_packed_many, []  # small files go into the add's pack, in batches
 
-    def ingest(self, writer, src):
-        seen.append(src)
-        if len(seen) == int(os.environ["READY_AFTER"]):
-            open(os.environ["READY_FILE"], "w").close()  # the add is under way: the test may press Ctrl-C
-            while True:
-                time.sleep(0.01)
-        return real(self, writer, src)
+    def ingest(self, writer, sources):
+        out = []
+        for src in sources:  # one at a time, so that exactly READY_AFTER - 1 are stored at the interrupt
+            seen.append(src)
+            if len(seen) == int(os.environ["READY_AFTER"]):
+                open(os.environ["READY_FILE"], "w").close()  # the add is under way: the test may press Ctrl-C
+                while True:
+                    time.sleep(0.01)
+            out += real(self, writer, [src])
+        return out
 
-    local.LocalObjectStore.ingest_packed = ingest
+    local.LocalObjectStore.ingest_packed_many = ingest
     from limnos.cli.main import main
     sys.argv = ["limnos", *sys.argv[1:]]
     main()

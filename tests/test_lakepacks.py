@@ -15,6 +15,7 @@ import pytest
 import limnos
 from limnos.errors import IntegrityError
 from limnos.store import hashing
+from limnos.store.lakepacks import pack_id_of_index
 
 ZERO = dt.timedelta(0)
 
@@ -46,8 +47,10 @@ def test_an_add_of_many_small_files_writes_one_pack_and_no_loose_objects(tmp_pat
     assert result.new_versions == 300
     assert lake.get("d/f0123.txt").read_bytes() == (src / "f0123.txt").read_bytes()
     pack_id = names[1][: -len(".pack")]
-    data = (tmp_path / "lake" / "packs" / names[1]).read_bytes()
-    assert hashing.hash_bytes(data) == pack_id  # a pack is named by its bytes, like an object
+    index = (tmp_path / "lake" / "packs" / names[0]).read_bytes()
+    # A pack is named by its index, which names every member's hash: no second pass over its bytes.
+    assert pack_id_of_index(index) == pack_id
+    assert hashing.hash_bytes(index) != pack_id  # key-derivation mode: never a plain BLAKE3 of anything
     assert lake.fsck(read_data=True).ok
     # A second add of the same files stores nothing new: no second pack.
     lake.add(str(src), "again")
@@ -281,3 +284,43 @@ def test_concurrent_writers_beside_gc_repack_lose_nothing(tmp_path):
     for name, text in acked:
         assert lake.get(name).read_bytes() == text.encode()
     assert lake.fsck(read_data=True).ok
+
+
+def test_a_pack_named_by_the_hash_of_its_bytes_as_before_stays_readable(tmp_path):
+    # Packs written before ids came from the index are named by the BLAKE3 of their bytes.
+    src = _small_files(tmp_path / "src", 20)
+    lake = limnos.init(str(tmp_path / "lake"))
+    lake.add(str(src), "d")
+    folder = tmp_path / "lake" / "packs"
+    new_id = next(n for n in os.listdir(folder) if n.endswith(".pack"))[: -len(".pack")]
+    old_id = hashing.hash_bytes((folder / f"{new_id}.pack").read_bytes())
+    assert old_id != new_id
+    os.replace(folder / f"{new_id}.pack", folder / f"{old_id}.pack")
+    os.replace(folder / f"{new_id}.idx", folder / f"{old_id}.idx")
+    lake.close()
+    lake = limnos.open(str(tmp_path / "lake"))
+    assert lake.get("d/f0007.txt").read_bytes() == (src / "f0007.txt").read_bytes()
+    assert lake.fsck(read_data=True).ok
+    # A new add of the same bytes finds them in the old pack and writes no pack.
+    lake.add(str(src), "again")
+    assert _pack_files(str(tmp_path / "lake")) == [f"{old_id}.idx", f"{old_id}.pack"]
+
+
+def test_a_batch_of_small_files_finds_what_is_stored_loose_or_packed_and_packs_only_the_rest(tmp_path):
+    lake = limnos.init(str(tmp_path / "lake"))
+    src = _small_files(tmp_path / "src", 12)
+    lake.add(str(src / "f0000.txt"), "one")  # alone: a loose object
+    lake.add(str(src / "f0001.txt"), "two")
+    assert len(_loose(str(tmp_path / "lake"))) == 2 and _pack_files(str(tmp_path / "lake")) == []
+    lake.add(str(src), "d")
+    (idx,) = [n for n in _pack_files(str(tmp_path / "lake")) if n.endswith(".idx")]
+    members = {m[0] for m in json.loads((tmp_path / "lake" / "packs" / idx).read_bytes())["objects"]}
+    assert len(members) == 10 and hashing.hash_file(str(src / "f0000.txt"))[0] not in members
+    # Every file read again (new mtimes, so no stat-cache hit): all found, nothing packed again.
+    for p in src.iterdir():
+        os.utime(p, (1_000_000_000, 1_000_000_000))
+    hashed = hashing.stats.files_hashed
+    lake.add(str(src), "d2")
+    assert hashing.stats.files_hashed == hashed + 12
+    assert len(_pack_files(str(tmp_path / "lake"))) == 2 and len(_loose(str(tmp_path / "lake"))) == 2
+    assert [f.read_bytes() for f in lake.ls("d2/")] == [p.read_bytes() for p in sorted(src.iterdir())]

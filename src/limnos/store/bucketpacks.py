@@ -4,7 +4,7 @@ A lake whose store is a bucket (``s3://``, a team lake with its shared log,
 any fsspec filesystem that is not this machine's folder) keeps the small
 objects of one add in one pack, as a local store does::
 
-    packs/<id>.pack    objects back to back; <id> is the BLAKE3 of these bytes
+    packs/<id>.pack    objects back to back; <id> names these bytes (store/lakepacks.py)
     packs/<id>.idx     [hash, offset, size] per object (store/packs.py's format)
 
 Both are written with conditional creates (``If-None-Match: *``), the pack

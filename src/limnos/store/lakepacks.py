@@ -4,9 +4,20 @@ Adding 10k small files used to create 10k object files; creating a file is
 what bound the add. Now one add writes its small objects into one new pack
 (restic, git and Oxen do the same), in one sequential write::
 
-    packs/<id>.pack     objects back to back; <id> is the BLAKE3 of these bytes
+    packs/<id>.pack     objects back to back
     packs/<id>.idx      JSON [hash, offset, size] per object (store/packs.py's format)
     packs/lookup.sqlite hash -> (pack, offset, size): a cache of every index, never the truth
+
+A pack's ``<id>`` is the BLAKE3 of its index's bytes, in BLAKE3's key-derivation
+mode under :data:`PACK_ID_CONTEXT` (:func:`pack_id_of_index`), so writing a pack
+costs no second hashing pass over its bytes. It names the pack's bytes as
+surely as a hash of those bytes would: the index lists every member's BLAKE3
+hash, offset and size, and the members lie back to back, so two packs with one
+index hold the same bytes unless BLAKE3 collides. The separate mode keeps these
+ids apart from every plain BLAKE3 hash, so a new id cannot equal the id of a
+pack written before this change (the BLAKE3 of its bytes). Nothing reads an id
+as a checksum: every object taken out of a pack is hashed, so old packs stay
+readable as they are.
 
 The rules that keep every acknowledged byte:
 
@@ -45,9 +56,17 @@ from . import hashing
 from .packs import FORMAT, PACK_MAX, PACKS, PackedObject, parse_index
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future, ThreadPoolExecutor
+
     from .chunks import ChunkList
 
 LOOKUP = "lookup.sqlite"
+#: the BLAKE3 key-derivation context of pack ids (see the module's docstring); never change it
+PACK_ID_CONTEXT = "limnos 2026-11 pack id from its index v1"
+#: a writer gathers small objects into one write of up to this many bytes (one syscall, not one per object)
+WRITE_BUFFER = 1 << 20
+#: the most one ``write`` call takes (see chunks.IO_SIZE)
+IO_SIZE = 256 << 10
 #: objects up to this size go into packs when a lake's own store takes them (``pack_threshold`` in the settings)
 PACK_THRESHOLD = 1 << 20
 #: A write with fewer new small objects than this keeps them loose. A pack costs two files (pack and
@@ -210,6 +229,25 @@ class PackShelf:
                                        (bytes.fromhex(hashing.check_hash(digest)),)).fetchone()
         return PackedObject(row[0], row[1], row[2]) if row else None
 
+    def known(self, digests: Iterable[str]) -> set[str]:
+        """Those of ``digests`` some pack here holds: one query per 500, after one sync (not one lookup each).
+
+        The digests must be valid hashes (they come from this process's own hashing).
+        """
+        wanted = [bytes.fromhex(d) for d in digests]
+        if not wanted or not os.path.isdir(self.folder):
+            return set()
+        self.sync()
+        found: set[str] = set()
+        with self._lock:
+            db = self._conn()
+            for at in range(0, len(wanted), 500):
+                part = wanted[at:at + 500]
+                marks = ",".join("?" * len(part))
+                found.update(bytes(row[0]).hex() for row in
+                             db.execute(f"SELECT DISTINCT hash FROM entries WHERE hash IN ({marks})", part))
+        return found
+
     def entries(self) -> Iterator[tuple[str, PackedObject]]:
         """Every (hash, place) in the lookup table after a sync; an object in two packs appears twice."""
         self.sync(force=True)
@@ -293,6 +331,19 @@ class PackShelf:
         return PackWriter(self, durable, pack_max, min_objects, place_loose)
 
 
+def _fsync_and_close(fd: int) -> None:
+    """fsync a sealed pack file and close it (on the writer's fsync thread)."""
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def pack_id_of_index(index_bytes: bytes) -> str:
+    """The id of a pack with this index: BLAKE3 in key-derivation mode (see the module's docstring)."""
+    return blake3.blake3(index_bytes, derive_key_context=PACK_ID_CONTEXT).hexdigest()
+
+
 class PackWriter:
     """Writes objects into new packs in ``tmp/``, and publishes them with :meth:`finish`.
 
@@ -316,7 +367,7 @@ class PackWriter:
         self._lock = threading.Lock()
         self._fd: int | None = None
         self._tmp = ""
-        self._hasher = blake3.blake3()
+        self._buffer = bytearray()  # small objects not yet written to the current pack file
         self._entries: list[list[object]] = []
         self._offset = 0
         self._members: set[str] = set()
@@ -325,6 +376,8 @@ class PackWriter:
         self.published: list[str] = []
         #: chunk lists of files chunked into this writer, written once its packs are published
         self.chunklists: dict[str, ChunkList] = {}
+        self._sync_pool: ThreadPoolExecutor | None = None
+        self._syncs: list[Future[None]] = []
 
     def __contains__(self, digest: str) -> bool:
         return digest in self._members
@@ -334,36 +387,107 @@ class PackWriter:
         with self._lock:
             if digest in self._members:
                 return False
-            if self._fd is not None and self._offset + len(data) > self.pack_max:
-                self._seal()
-            if self._fd is None:
-                os.makedirs(self.shelf.staging, exist_ok=True)
-                self._tmp = os.path.join(self.shelf.staging,
-                                         f"pack-{os.getpid()}-{threading.get_ident()}-{time.time_ns()}")
-                self._fd = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(self._fd, view):]
-            self._hasher.update(data)
-            self._entries.append([digest, self._offset, len(data)])
-            self._offset += len(data)
-            self._members.add(digest)
+            self._append(memoryview(data), [(digest, 0, len(data))])
             return True
 
-    def _seal(self) -> None:
-        """Close the current pack file (fsynced when durable) and remember it for :meth:`finish`."""
+    def add_many(self, block: memoryview, members: Iterable[tuple[str, int, int]]) -> int:
+        """Append objects that are slices of ``block``: ``(hash, offset in block, size)`` each, already hashed.
+
+        Members this writer holds already are skipped; runs of members that lie
+        back to back in ``block`` (the chunks of a file) go out in one write.
+        Returns how many were appended.
+        """
+        with self._lock:
+            run: list[tuple[str, int, int]] = []
+            added = 0
+            for digest, offset, size in members:
+                if digest in self._members:
+                    continue
+                self._members.add(digest)  # a chunk twice in one block is stored once
+                if run and (run[-1][1] + run[-1][2] != offset
+                            or self._offset + (offset + size - run[0][1]) > self.pack_max):
+                    self._append(block, run)
+                    run = []
+                run.append((digest, offset, size))
+                added += 1
+            if run:
+                self._append(block, run)
+            return added
+
+    def _append(self, block: memoryview, run: list[tuple[str, int, int]]) -> None:
+        """Write a run of members lying back to back in ``block`` to the current pack (a new one when it is full)."""
+        start, end = run[0][1], run[-1][1] + run[-1][2]
+        if self._fd is not None and self._offset + (end - start) > self.pack_max:
+            self._seal()
+        if self._fd is None:
+            os.makedirs(self.shelf.staging, exist_ok=True)
+            self._tmp = os.path.join(self.shelf.staging,
+                                     f"pack-{os.getpid()}-{threading.get_ident()}-{time.time_ns()}")
+            self._fd = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
+        data = block[start:end]
+        if len(data) >= WRITE_BUFFER // 4:  # a run of chunks: no copy into the buffer
+            self._flush()
+            self._write(data)
+        else:
+            self._buffer += data
+            if len(self._buffer) >= WRITE_BUFFER:
+                self._flush()
+        for digest, offset, size in run:
+            self._entries.append([digest, self._offset + offset - start, size])
+            self._members.add(digest)
+        self._offset += end - start
+
+    def _flush(self) -> None:
+        """Write the gathered small objects to the current pack file."""
+        if self._buffer:
+            self._write(memoryview(self._buffer))
+            self._buffer = bytearray()
+
+    def _write(self, view: memoryview) -> None:
         assert self._fd is not None
+        while view:  # in pieces of IO_SIZE: bigger writes cost more system time (see chunks.IO_SIZE)
+            view = view[os.write(self._fd, view[:IO_SIZE]):]
+
+    def _seal(self) -> None:
+        """Close the current pack file and remember it for :meth:`finish`.
+
+        When durable, the pack is fsynced on a background thread while the
+        next one is written (the disk works while the CPU cuts and hashes);
+        :meth:`finish` waits for every fsync before anything names the pack.
+        """
+        assert self._fd is not None
+        fd = self._fd
         try:
-            if self.durable:
-                os.fsync(self._fd)
+            self._flush()
+        except BaseException:
+            os.close(fd)
+            raise
         finally:
-            os.close(self._fd)
             self._fd = None
-        pack_id = self._hasher.hexdigest()
+            self._buffer = bytearray()
+        if not self.durable:
+            os.close(fd)
+        else:
+            if self._sync_pool is None:
+                from concurrent.futures import ThreadPoolExecutor
+
+                self._sync_pool = ThreadPoolExecutor(1, thread_name_prefix="limnos-fsync")
+            self._syncs.append(self._sync_pool.submit(_fsync_and_close, fd))
         index_bytes = json.dumps({"format": FORMAT, "objects": self._entries}, separators=(",", ":")).encode()
+        pack_id = pack_id_of_index(index_bytes)
         index = {str(h): PackedObject(pack_id, int(o), int(s)) for h, o, s in self._entries}  # type: ignore[call-overload]
         self._done.append((pack_id, self._tmp, index_bytes, index))
-        self._hasher, self._entries, self._offset = blake3.blake3(), [], 0
+        self._entries, self._offset = [], 0
+
+    def _wait_for_fsyncs(self) -> None:
+        """Wait for the background fsync of every sealed pack; raise the first error (after all have ended)."""
+        syncs, self._syncs = self._syncs, []
+        errors = [exc for exc in (f.exception() for f in syncs) if exc is not None]
+        if self._sync_pool is not None:
+            self._sync_pool.shutdown(wait=True)
+            self._sync_pool = None
+        if errors:
+            raise errors[0]
 
     def finish(self) -> list[str]:
         """Publish every pack written: pack, then index, then the folder, each fsynced when durable.
@@ -376,20 +500,26 @@ class PackWriter:
                 return list(self.published)
             if self._fd is not None:
                 self._seal()
+            self._wait_for_fsyncs()  # every pack on disk before its index is written or renamed
             folder = self.shelf.folder
             os.makedirs(folder, exist_ok=True)
-            for pack_id, tmp, index_bytes, _index in self._done:
-                idx_tmp = f"{tmp}.idx"
-                fd = os.open(idx_tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
+            for _pack_id, tmp, index_bytes, _index in self._done:
+                fd = os.open(f"{tmp}.idx", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
                 try:
                     os.write(fd, index_bytes)
-                    if self.durable:
-                        os.fsync(fd)
                 finally:
                     os.close(fd)
+            if self.durable:  # all written first: the first fsync commits the journal for the others too
+                for _pack_id, tmp, _bytes, _index in self._done:
+                    fd = os.open(f"{tmp}.idx", os.O_RDONLY)
+                    try:
+                        os.fsync(fd)
+                    finally:
+                        os.close(fd)
+            for pack_id, tmp, _bytes, _index in self._done:
                 # The pack first, its index last: an index only ever names a complete pack.
                 os.replace(tmp, self.shelf.pack_path(pack_id))
-                os.replace(idx_tmp, self.shelf.pack_path(pack_id, "idx"))
+                os.replace(f"{tmp}.idx", self.shelf.pack_path(pack_id, "idx"))
                 self.published.append(pack_id)
             if self._done and self.durable:
                 fd = os.open(folder, os.O_RDONLY)
@@ -405,6 +535,10 @@ class PackWriter:
     def _publish_loose(self) -> None:
         """Write the few objects of the one unsealed pack as loose objects, and drop that pack."""
         assert self._fd is not None and self.place_loose is not None
+        try:
+            self._flush()
+        finally:
+            self._buffer = bytearray()
         os.close(self._fd)
         self._fd = None
         folders = set()
@@ -433,12 +567,15 @@ class PackWriter:
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self._tmp)
-            self._entries, self._offset, self._hasher = [], 0, blake3.blake3()
+            self._entries, self._offset = [], 0
 
     def abort(self) -> int:
         """Drop every pack not yet published (a failed add): only staging files existed. Returns the objects dropped."""
         with self._lock:
             dropped = sum(len(index) for _id, _tmp, _bytes, index in self._done) + len(self._entries)
+            self._buffer = bytearray()
+            with contextlib.suppress(OSError):
+                self._wait_for_fsyncs()  # their files are deleted next: an fsync error no longer matters
             if self._fd is not None:
                 os.close(self._fd)
                 self._fd = None
