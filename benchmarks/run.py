@@ -558,6 +558,45 @@ def status_10k(ctx: Ctx) -> dict[str, list[float]]:
     return out
 
 
+LS_COUNT = int(os.environ.get("LIMNOS_BENCH_LS_COUNT", "100000"))
+
+
+def _ls_once(lake: Path, run: Path) -> tuple[float, float, int]:
+    """``limnos ls`` of the whole lake as a fresh process, piped: (seconds to the first line, to the end, lines)."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "limnos", "--lake", str(lake), "ls"], cwd=run, env=limnos_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    assert proc.stdout is not None
+    first = proc.stdout.readline()
+    t_first = time.perf_counter() - t0
+    lines = (1 if first else 0) + sum(1 for _ in proc.stdout)
+    if proc.wait() != 0:
+        raise ToolError(f"limnos ls exited {proc.returncode}")
+    return t_first, time.perf_counter() - t0, lines
+
+
+@workload("ls_100k", [Target("seconds", 3.0, "< 3 s")], ())
+def ls_100k(ctx: Ctx) -> dict[str, list[float]]:
+    """``limnos ls`` of a lake of ``$LIMNOS_BENCH_LS_COUNT`` files (100k), piped: the first line and the whole."""
+    src = make_small(LS_COUNT)
+    run = ctx.run_dir()
+    out: dict[str, list[float]] = {}
+    try:
+        lake = limnos_lake(run)
+        limnos_py(LIMNOS_ADD, lake, src, run)  # untimed
+        flush()
+        for _ in range(ctx.args.repeat):
+            first, total, lines = _ls_once(lake, run)
+            if lines != LS_COUNT:
+                raise ToolError(f"limnos ls printed {lines} lines for {LS_COUNT} files")
+            out.setdefault("limnos", []).append(total)
+            out.setdefault("limnos_first_line", []).append(first)
+            print(f"  [ls_100k] first line {first:.2f} s, all {lines} lines {total:.2f} s", flush=True)
+    finally:
+        rmtree(run)
+    return out
+
+
 @workload("add_1g", [Target("cp_sync", 1.3, "<=1.3x cp&&sync")], ("big",))
 def add_1g(ctx: Ctx) -> dict[str, list[float]]:
     return _add(ctx, big_file(ctx.args.big_size_mb), ["cp"], durable_floor=True)
