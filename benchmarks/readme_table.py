@@ -40,6 +40,9 @@ LABELS = {
     "step_hit": "step cache hit, 10 inputs",
     "step_hit_data": "step cache hit returning data",
     "query_1m": "equality filter, {query_count} datapoints",
+    "ls_100k": "`limnos ls` of a 100k-file lake, piped, to the end",
+    "ls_100k_first_line": "`limnos ls` of a 100k-file lake, the first line",
+    "ui_pages": "`limnos ui`, the slowest page (100k files, 100k datapoints)",
 }
 FLOOR_NAMES = {"cp": "cp", "cp_sync": "cp && sync", "rclone": "rclone"}
 #: The floor a row is compared with, when it has several (a durable add: cp && sync of that file).
