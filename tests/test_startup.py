@@ -148,3 +148,30 @@ def test_piped_ls_prints_one_tab_separated_line_per_file(lake: limnos.Lake) -> N
     assert [c[0] for c in cells[:5]] == ["a/1.txt", "a/2.txt", "b/1.txt", "b/2.txt", "c.txt"]
     assert cells[5][0] == "with space.txt"
     assert [(c[1], c[5], c[6]) for c in cells] == [(str(f.version), f.hash[:12], "✓") for f in files]
+
+
+def test_the_local_column_is_looked_up_a_page_at_a_time_and_says_what_is_local_says(tmp_path: Path) -> None:
+    """``limnos ls`` asks for a page's locality at once (packs in one query, a stat for the rest); each flag
+    is what ``File.is_local`` says alone: packed, loose, chunked, and an object that is gone."""
+    import os
+
+    from limnos.core.files import local_flags
+
+    lake = limnos.init(str(tmp_path / "lake"))
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(6):  # enough small files for one pack
+        (src / f"p{i}.txt").write_text(f"packed {i}")
+    lake.add(str(src), name="packed")
+    with lake.create("loose.txt") as w:  # one small object alone stays loose
+        w.write_text("loose")
+    with lake.create("gone.txt") as w:
+        w.write_text("about to lose its object")
+    os.chmod(os.path.dirname(lake.cache.path(w.file.hash)), 0o755)
+    os.unlink(lake.cache.path(w.file.hash))
+    files = lake.ls()
+    flags = local_flags(files)
+    assert flags == [f.is_local for f in files]
+    assert dict(zip([f.name for f in files], flags, strict=True)) == {
+        **{f"packed/p{i}.txt": True for i in range(6)}, "loose.txt": True, "gone.txt": False}
+    lake.close()

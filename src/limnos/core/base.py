@@ -19,7 +19,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from typing import IO, TYPE_CHECKING, Any
 
 from ..catalog import Catalog, Commit, FileRow
@@ -338,6 +338,10 @@ class LakeBase:
     def is_local(self, file: File) -> bool:
         """True when the file's object is on this machine."""
         return self.cache.has(file.hash) if file.hash else False
+
+    def local_hashes(self, hashes: Collection[str]) -> set[str]:
+        """Those of ``hashes`` whose objects are on this machine, looked up together (a listing's page at once)."""
+        return self.cache.here(hashes)
 
     def sources(self) -> list[ObjectStore]:
         """Where a missing object can come from: the lake's own store, else its remotes."""

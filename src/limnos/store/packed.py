@@ -93,6 +93,16 @@ class PackedObjects:
             return None
         return parse_chunklist(digest, data, self.chunklist_path(digest))
 
+    def here(self, digests: Collection[str]) -> set[str]:
+        """Those of ``digests`` this folder holds, loose, packed or chunked: one pack query per 500, then a
+        stat only for the rest (``has`` for each would stat every one and query the packs one by one)."""
+        wanted = {hashing.check_hash(d) for d in digests}
+        found = self.packs.known(wanted) if os.path.isdir(self.packs.folder) else set()
+        for d in wanted - found:
+            if os.path.exists(os.path.join(self.root, OBJECTS, d[:2], d[2:])) or os.path.exists(self.chunklist_path(d)):
+                found.add(d)
+        return found
+
     def has_packed(self, digest: str) -> bool:
         """True when the object is here in a pack or as a chunked file (not as a loose file)."""
         return self.locate(digest) is not None or os.path.exists(self.chunklist_path(digest))

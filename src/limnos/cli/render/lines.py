@@ -35,12 +35,15 @@ BATCH = 1000
 TABLE_MAX = 1000
 
 
-def file_cells(f: File, *, local: bool = False) -> list[str]:
-    """A file's cells, as :func:`~.tables.files_table` shows them: name, version, size, created, user, hash (, local)."""
+def file_cells(f: File, *, local: bool = False, is_local: bool | None = None) -> list[str]:
+    """A file's cells, as :func:`~.tables.files_table` shows them: name, version, size, created, user, hash (, local).
+
+    ``is_local``: whether the file is on this machine, when the caller looked it up for many files at once.
+    """
     cells = [printable(f.name), str(f.version), size(f.size), when(f.created_at), printable(f.user or "-"),
              printable(short_hash(f.hash))]
     if local:
-        cells.append("✓" if f.is_local else "-")
+        cells.append("✓" if (f.is_local if is_local is None else is_local) else "-")
     return cells
 
 
@@ -92,9 +95,13 @@ def stream_files(files: Iterable[File], table: Callable[[list[File]], None], *, 
     if fmt == "table" or (fmt is None and sys.stdout.isatty() and len(first) <= TABLE_MAX):
         table(first)
         return
+    from ...core.files import local_flags  # here: a listing has opened a lake by now, so this costs nothing
+
     out = sys.stdout
     for batch in _batches(itertools.chain(first, it), BATCH):
-        out.write("".join("\t".join(file_cells(f, local=local)) + "\n" for f in batch))
+        flags = local_flags(batch) if local else [None] * len(batch)
+        out.write("".join("\t".join(file_cells(f, local=local, is_local=flag)) + "\n" for f, flag in zip(batch, flags,
+                                                                                                         strict=True)))
         out.flush()
 
 
