@@ -24,7 +24,7 @@ import fsspec
 from ..errors import IntegrityError, ObjectNotAvailable, StoreError
 from . import hashing, links
 from .objects import OBJECTS, QUARANTINE, RECORDS, SMALL_FILE, TMP, VOID, ObjectInfo, ObjectStore
-from .packed import PackedObjects
+from .packed import PackedObjects, walk_fanout
 from .transfer import BLOCKING, ON_LOOP, IOMode, run_blocking
 
 
@@ -420,17 +420,8 @@ class LocalObjectStore(PackedObjects, ObjectStore):
 
     def iter_objects(self) -> Iterator[ObjectInfo]:
         """Every object in this folder."""
-        base = os.path.join(self.root, OBJECTS)
-        if not os.path.isdir(base):
-            return
-        for prefix in os.scandir(base):
-            if not prefix.is_dir() or len(prefix.name) != 2:
-                continue
-            for entry in os.scandir(prefix.path):
-                digest = prefix.name + entry.name
-                if hashing.is_hash(digest):
-                    st = entry.stat()
-                    yield ObjectInfo(digest, st.st_size, st.st_mtime)
+        for digest, st in walk_fanout(os.path.join(self.root, OBJECTS)):
+            yield ObjectInfo(digest, st.st_size, st.st_mtime)
 
     def write_record(self, commit_id: str, data: bytes) -> None:
         """Write a commit's records file whole and fsync it: it is the write-ahead log."""

@@ -39,6 +39,19 @@ if TYPE_CHECKING:
     from .objects import ObjectStore
 
 
+def walk_fanout(base: str) -> Iterator[tuple[str, os.stat_result]]:
+    """(hash, stat) of every file in a ``<h[:2]>/<h[2:]>`` folder tree (objects, chunk lists); other names skipped."""
+    if not os.path.isdir(base):
+        return
+    for prefix in os.scandir(base):
+        if not prefix.is_dir() or len(prefix.name) != 2:
+            continue
+        for entry in os.scandir(prefix.path):
+            digest = prefix.name + entry.name
+            if hashing.is_hash(digest):
+                yield digest, entry.stat()
+
+
 class PackedObjects:
     """Packed objects and chunked files of a local store (a mixin: the store provides root, path and staging)."""
 
@@ -427,17 +440,8 @@ class PackedObjects:
 
     def iter_chunklists(self) -> Iterator[tuple[str, int, float]]:
         """(hash, chunk list size, mtime) of every chunked file here."""
-        base = os.path.join(self.root, CHUNKLISTS)
-        if not os.path.isdir(base):
-            return
-        for prefix in os.scandir(base):
-            if not prefix.is_dir() or len(prefix.name) != 2:
-                continue
-            for entry in os.scandir(prefix.path):
-                digest = prefix.name + entry.name
-                if hashing.is_hash(digest):
-                    st = entry.stat()
-                    yield digest, st.st_size, st.st_mtime
+        for digest, st in walk_fanout(os.path.join(self.root, CHUNKLISTS)):
+            yield digest, st.st_size, st.st_mtime
 
     def delete_chunklist(self, digest: str) -> None:
         """Remove a chunk list (gc only); its chunks become unreferenced."""
