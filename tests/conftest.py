@@ -60,6 +60,33 @@ def marks_for(item: pytest.Item) -> set[str]:
     return marks
 
 
+#: CI (``.ci/run``) sets this: a skipped test or module there is a failure, whatever skipped it
+#: (a missing dev package, a server, a browser). The per-component LIMNOS_REQUIRE_* switches catch
+#: their own cases with a better message; this catches every other skip, so CI never hides one.
+NO_SKIPS = os.environ.get("LIMNOS_NO_SKIPS") == "1"
+
+
+def _no_skip(report: pytest.TestReport | pytest.CollectReport) -> None:
+    if NO_SKIPS and report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"skipped, and LIMNOS_NO_SKIPS=1 makes a skip a failure: {reason}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A skipped test fails when LIMNOS_NO_SKIPS=1 (CI)."""
+    outcome = yield
+    _no_skip(outcome.get_result())  # type: ignore[attr-defined]
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> Iterator[None]:
+    """A module skipped at import (``pytest.importorskip``) fails when LIMNOS_NO_SKIPS=1 (CI)."""
+    outcome = yield
+    _no_skip(outcome.get_result())  # type: ignore[attr-defined]
+
+
 @pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects, so it sees these markers
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark each test ``postgres`` and/or ``s3`` by the servers it needs."""
